@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/switchboard-oss/switchboard/connectors/chat"
+	"github.com/switchboard-oss/switchboard/pkg/config"
+	"github.com/switchboard-oss/switchboard/pkg/pg"
+	"github.com/switchboard-oss/switchboard/services/inbox"
+)
+
+const adminUsage = `Usage: switchboard admin <command> [flags]
+
+Bootstrap commands; they talk to PostgreSQL directly (DATABASE_URL) and print
+JSON. Secrets are shown once: store them where they are needed.
+
+Commands:
+  create-tenant        -name NAME            a tenant, its first API token and chat channel
+  create-token         -tenant ID -name NAME another API token for a tenant
+  create-chat-channel  -tenant ID -name NAME another chat channel for a tenant
+`
+
+func runAdmin(ctx context.Context, args []string, env func(string) (string, bool), stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, adminUsage)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	cmd, rest := args[0], args[1:]
+	f := flag.NewFlagSet("switchboard admin "+cmd, flag.ContinueOnError)
+	f.SetOutput(stderr)
+	var db pg.Config
+	db.RegisterFlags("", f)
+	name := f.String("name", "", "Name of what is created.")
+	var tenantID *string
+	switch cmd {
+	case "create-tenant":
+	case "create-token", "create-chat-channel":
+		tenantID = f.String("tenant", "", "Id of the tenant, as printed by create-tenant.")
+	default:
+		fmt.Fprintf(stderr, "switchboard admin: unknown command %q\n\n%s", cmd, adminUsage)
+		return exitUsage
+	}
+	if err := config.Load(f, rest, env, envAliases()); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return usageError(stderr, err)
+	}
+	if err := db.Validate(""); err != nil {
+		return usageError(stderr, err)
+	}
+	if strings.TrimSpace(*name) == "" {
+		return usageError(stderr, config.Invalid("name", "is required", "pass -name"))
+	}
+	var tenant uuid.UUID
+	if tenantID != nil {
+		var err error
+		if tenant, err = uuid.Parse(*tenantID); err != nil {
+			return usageError(stderr, config.Invalid("tenant", fmt.Sprintf("%q is not a tenant id", *tenantID), "pass the id printed by create-tenant"))
+		}
+	}
+
+	pool, err := pg.Connect(ctx, db)
+	if err != nil {
+		fmt.Fprintf(stderr, "switchboard admin: %v\n", err)
+		return exitFailed
+	}
+	defer pool.Close()
+	adm, err := inbox.NewAdmin(ctx, pool, time.Now)
+	if err != nil {
+		fmt.Fprintf(stderr, "switchboard admin: %v\n", err)
+		return exitFailed
+	}
+
+	var out any
+	switch cmd {
+	case "create-tenant":
+		b, err := adm.CreateTenant(ctx, *name)
+		if err != nil {
+			return adminFailed(stderr, err)
+		}
+		out = struct {
+			inbox.Bootstrap
+			WebhookPath string `json:"chat_webhook_path"`
+		}{b, webhookPath(b.ChatChannel.ID)}
+	case "create-token":
+		t, err := adm.CreateAPIToken(ctx, tenant, *name)
+		if err != nil {
+			return adminFailed(stderr, err)
+		}
+		out = t
+	case "create-chat-channel":
+		c, err := adm.CreateChatChannel(ctx, tenant, *name)
+		if err != nil {
+			return adminFailed(stderr, err)
+		}
+		out = struct {
+			inbox.ChatChannel
+			WebhookPath string `json:"webhook_path"`
+		}{c, webhookPath(c.ID)}
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		fmt.Fprintf(stderr, "switchboard admin: %v\n", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+func adminFailed(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "switchboard admin: %v\n", err)
+	if errors.Is(err, inbox.ErrTenantNotFound) {
+		return exitUsage
+	}
+	return exitFailed
+}
+
+// webhookPath is the path chat platforms post to for a channel.
+func webhookPath(channel uuid.UUID) string {
+	_, path, _ := strings.Cut(chat.WebhookPath, " ")
+	return strings.Replace(path, "{channel}", channel.String(), 1)
+}

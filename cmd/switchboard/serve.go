@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchboard-oss/switchboard/connectors/chat"
+	"github.com/switchboard-oss/switchboard/pkg/bus"
+	"github.com/switchboard-oss/switchboard/pkg/config"
+	"github.com/switchboard-oss/switchboard/pkg/embedded"
+	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/httpx"
+	"github.com/switchboard-oss/switchboard/pkg/lifecycle"
+	"github.com/switchboard-oss/switchboard/pkg/pg"
+	"github.com/switchboard-oss/switchboard/pkg/redis"
+	"github.com/switchboard-oss/switchboard/pkg/telemetry"
+	"github.com/switchboard-oss/switchboard/services/inbox"
+)
+
+// envAliases are the conventional variables read besides the SB_ ones.
+func envAliases() config.Aliases {
+	return config.Aliases{
+		"database.url":  "DATABASE_URL",
+		"redis.url":     "REDIS_URL",
+		"kafka.brokers": "KAFKA_BROKERS",
+		"otel.endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
+	}
+}
+
+// Config is every setting of a serving process.
+type Config struct {
+	Targets      config.StringList
+	DataDir      string
+	EmbeddedPort int
+	StopTimeout  time.Duration
+
+	Telemetry telemetry.Config
+	HTTP      httpx.Config
+	Database  pg.Config
+	Bus       bus.Config
+	Redis     redis.Config
+	Inbox     inbox.Config
+	Chat      chat.Config
+}
+
+// RegisterFlags declares every flag.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	c.Targets = config.StringList{lifecycle.TargetAll}
+	f.Var(&c.Targets, "target", "Components to run, comma-separated: all (everything in one process), or any of inbox, chat. Each target is also a Deployment of its own in the Helm chart.")
+	f.StringVar(&c.DataDir, "data-dir", "switchboard-data", "Directory of the embedded stand-ins' data (the embedded Kafka's log and offsets). Used only with -target=all and no -kafka.brokers.")
+	f.IntVar(&c.EmbeddedPort, "kafka.embedded-port", 0, "Loopback port of the embedded Kafka broker, 0 for any free port; set one to inspect the topics with Kafka tools.")
+	f.DurationVar(&c.StopTimeout, "shutdown.component-timeout", 30*time.Second, "At shutdown, longest wait for each component to drain and stop before moving on.")
+	c.Telemetry.RegisterFlags("", f)
+	c.HTTP.RegisterFlags("", f)
+	c.Database.RegisterFlags("", f)
+	c.Bus.RegisterFlags("", f)
+	c.Redis.RegisterFlags("", f)
+	c.Inbox.RegisterFlags("", f)
+	c.Chat.RegisterFlags("", f)
+}
+
+// embedded reports whether the embedded Kafka and Redis may stand in.
+func (c *Config) allInOne() bool { return slices.Contains(c.Targets, lifecycle.TargetAll) }
+
+// Validate checks every setting.
+func (c *Config) Validate() error {
+	errs := []error{
+		c.Telemetry.Validate(""),
+		c.HTTP.Validate(""),
+		c.Database.Validate(""),
+		c.Bus.Validate(""),
+		c.Redis.Validate(""),
+		c.Inbox.Validate(""),
+		c.Chat.Validate(""),
+	}
+	if !c.allInOne() && len(c.Bus.Brokers) == 0 {
+		errs = append(errs, config.Invalid("kafka.brokers", "is empty, and the embedded broker only runs with -target=all", "set KAFKA_BROKERS to your Kafka cluster, such as kafka-0:9092,kafka-1:9092"))
+	}
+	if !c.allInOne() && c.Redis.URL == "" {
+		errs = append(errs, config.Invalid("redis.url", "is empty, and the embedded Redis only runs with -target=all", "set REDIS_URL, such as redis://redis:6379/0"))
+	}
+	if c.allInOne() && len(c.Targets) > 1 {
+		errs = append(errs, config.Invalid("target", "all cannot be combined with other targets", "set -target=all, or list the targets you want"))
+	}
+	return errors.Join(errs...)
+}
+
+func serve(ctx context.Context, args []string, env func(string) (string, bool), stderr io.Writer) int {
+	f := flag.NewFlagSet("switchboard", flag.ContinueOnError)
+	f.SetOutput(stderr)
+	var cfg Config
+	cfg.RegisterFlags(f)
+	f.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: switchboard [flags]\n       switchboard admin <command> [flags]\n\nEvery flag can also be set with the SB_ environment variable named after it\n(-kafka.brokers: SB_KAFKA_BROKERS).\n\nFlags:\n")
+		f.PrintDefaults()
+	}
+	if err := config.Load(f, args, env, envAliases()); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return usageError(stderr, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError(stderr, err)
+	}
+
+	tel, err := telemetry.New(ctx, cfg.Telemetry, "switchboard", version(), stderr)
+	if err != nil {
+		return usageError(stderr, err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx)
+	}()
+	log := tel.Component("main")
+
+	m := lifecycle.New(tel.Component("lifecycle"), cfg.StopTimeout)
+	srv := httpx.NewServer(cfg.HTTP, tel, m.Ready)
+	a := &app{cfg: cfg, tel: tel, server: srv}
+	if err := a.register(m); err != nil {
+		log.Error("cannot assemble the components", "error", err)
+		return exitFailed
+	}
+	if _, err := m.Resolve(cfg.Targets); err != nil {
+		return usageError(stderr, err)
+	}
+	if err := m.Run(ctx, cfg.Targets); err != nil {
+		log.Error("switchboard stopped with an error", "error", err)
+		return exitFailed
+	}
+	log.Info("switchboard stopped")
+	return exitOK
+}
+
+// app holds what the modules build, for the modules that need it. Only
+// this package imports every service and connector.
+type app struct {
+	cfg    Config
+	tel    *telemetry.Telemetry
+	server *httpx.Server
+
+	pool     *pgxpool.Pool
+	brokers  []string
+	producer *bus.Producer
+	redis    *goredis.Client
+}
+
+// Module names.
+const (
+	modServer   = "server"
+	modDatabase = "database"
+	modKafka    = "kafka"
+	modProducer = "producer"
+	modRedis    = "redis"
+	modInbox    = "inbox"
+	modChat     = "chat"
+)
+
+func (a *app) register(m *lifecycle.Manager) error {
+	mods := []lifecycle.Module{
+		{Name: modServer, Ingress: true, Init: a.initServer},
+		{Name: modDatabase, Init: a.initDatabase},
+		{Name: modKafka, Init: a.initKafka},
+		{Name: modProducer, Deps: []string{modKafka}, Init: a.initProducer},
+		{Name: modRedis, Init: a.initRedis},
+		{Name: modInbox, Target: true, Deps: []string{modServer, modDatabase, modProducer, modRedis}, Init: a.initInbox},
+		{Name: modChat, Target: true, Deps: []string{modServer, modProducer}, Init: a.initChat},
+	}
+	for _, mod := range mods {
+		if err := m.Register(mod); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *app) initServer(context.Context) (lifecycle.Service, error) {
+	if err := a.server.Listen(); err != nil {
+		return nil, err
+	}
+	return a.server, nil
+}
+
+func (a *app) initDatabase(ctx context.Context) (lifecycle.Service, error) {
+	pool, err := pg.Connect(ctx, a.cfg.Database)
+	if err != nil {
+		return nil, err
+	}
+	a.pool = pool
+	return lifecycle.Idle(func() error { pool.Close(); return nil }), nil
+}
+
+func (a *app) initKafka(ctx context.Context) (lifecycle.Service, error) {
+	if len(a.cfg.Bus.Brokers) > 0 {
+		a.brokers = a.cfg.Bus.Brokers
+		return nil, nil
+	}
+	dir := filepath.Join(a.cfg.DataDir, "kafka")
+	k, err := embedded.StartKafka(dir, a.cfg.EmbeddedPort, events.Topics(), a.tel.Component("kafka"))
+	if err != nil {
+		return nil, err
+	}
+	a.brokers = k.Brokers()
+	a.tel.Component("kafka").Info("embedded Kafka started; for production set KAFKA_BROKERS", "addr", strings.Join(a.brokers, ","), "data_dir", dir)
+	return lifecycle.Idle(func() error { k.Close(); return nil }), nil
+}
+
+func (a *app) initProducer(context.Context) (lifecycle.Service, error) {
+	cfg := a.cfg.Bus
+	cfg.Brokers = a.brokers
+	a.cfg.Bus = cfg
+	p, err := bus.NewProducer(cfg, a.tel)
+	if err != nil {
+		return nil, err
+	}
+	a.producer = p
+	return lifecycle.Idle(p.Close), nil
+}
+
+func (a *app) initRedis(ctx context.Context) (lifecycle.Service, error) {
+	url := a.cfg.Redis.URL
+	var closeEmbedded func()
+	if url == "" {
+		r, err := embedded.StartRedis()
+		if err != nil {
+			return nil, err
+		}
+		url, closeEmbedded = r.URL(), r.Close
+		a.tel.Component("redis").Info("embedded Redis started; for production set REDIS_URL", "url", url)
+	}
+	rdb, err := redis.Connect(ctx, url)
+	if err != nil {
+		if closeEmbedded != nil {
+			closeEmbedded()
+		}
+		return nil, err
+	}
+	a.redis = rdb
+	return lifecycle.Idle(func() error {
+		err := rdb.Close()
+		if closeEmbedded != nil {
+			closeEmbedded()
+		}
+		return err
+	}), nil
+}
+
+func (a *app) initInbox(ctx context.Context) (lifecycle.Service, error) {
+	return inbox.New(ctx, a.cfg.Inbox, inbox.Deps{
+		Pool:      a.pool,
+		Bus:       a.cfg.Bus,
+		Producer:  a.producer,
+		Redis:     a.redis,
+		Router:    a.server,
+		Telemetry: a.tel,
+	})
+}
+
+func (a *app) initChat(context.Context) (lifecycle.Service, error) {
+	return chat.New(a.cfg.Chat, chat.Deps{
+		Brokers:   a.brokers,
+		Producer:  a.producer,
+		Router:    a.server,
+		Telemetry: a.tel,
+	})
+}

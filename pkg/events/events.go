@@ -1,0 +1,213 @@
+// Package events defines the envelope of every event Switchboard puts on
+// Kafka: a CloudEvents 1.0 event in binary content mode (the CloudEvents
+// Kafka protocol binding), with attributes in ce_* headers, the JSON data in
+// the record value and the W3C trace context in the traceparent header.
+//
+// Event types are versioned (sb.message.received.v1): a change that breaks
+// readers gets a new type, and both are published while readers move over.
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/propagation"
+)
+
+// SpecVersion is the CloudEvents specification version of every event.
+const SpecVersion = "1.0"
+
+// ContentTypeJSON is the content type of every event's data.
+const ContentTypeJSON = "application/json"
+
+// Header names of the CloudEvents Kafka binding, plus ce_tenant, a CloudEvents
+// extension attribute carrying the tenant the event belongs to.
+const (
+	HeaderID          = "ce_id"
+	HeaderType        = "ce_type"
+	HeaderSource      = "ce_source"
+	HeaderTime        = "ce_time"
+	HeaderSpecVersion = "ce_specversion"
+	HeaderSubject     = "ce_subject"
+	HeaderTenant      = "ce_tenant"
+	HeaderContentType = "content-type"
+)
+
+// ErrInvalid is wrapped by every error about a malformed event.
+var ErrInvalid = errors.New("invalid event")
+
+// typePattern is the shape of a Switchboard event type: sb.<noun>.<verb>.v<N>.
+var typePattern = regexp.MustCompile(`^sb\.[a-z0-9_]+(\.[a-z0-9_]+)*\.v[1-9][0-9]*$`)
+
+// Event is one CloudEvent. Data holds the JSON payload.
+type Event struct {
+	// ID is unique per event; consumers dedupe on it.
+	ID string
+	// Type is the versioned event type, such as sb.message.received.v1.
+	Type string
+	// Source names the producer, such as switchboard/chat.
+	Source string
+	// Time is when the occurrence happened.
+	Time time.Time
+	// Tenant is the tenant the event belongs to; empty for system events.
+	Tenant string
+	// Subject optionally names the entity the event is about.
+	Subject string
+	// Data is the JSON payload.
+	Data json.RawMessage
+}
+
+// New builds an event with a fresh time-ordered id, marshalling data to JSON.
+func New(typ, source, tenant string, at time.Time, data any) (Event, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Event{}, fmt.Errorf("new event id: %w", err)
+	}
+	return NewWithID(id.String(), typ, source, tenant, at, data)
+}
+
+// NewWithID builds an event with a caller-chosen id. Producers use it for
+// idempotence: the same occurrence published twice carries the same id, so
+// consumers store it once.
+func NewWithID(id, typ, source, tenant string, at time.Time, data any) (Event, error) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return Event{}, fmt.Errorf("marshal %s data: %w", typ, err)
+	}
+	ev := Event{ID: id, Type: typ, Source: source, Time: at.UTC(), Tenant: tenant, Data: raw}
+	if err := ev.Validate(); err != nil {
+		return Event{}, err
+	}
+	return ev, nil
+}
+
+// Validate checks the required attributes.
+func (e Event) Validate() error {
+	switch {
+	case e.ID == "":
+		return fmt.Errorf("%w: %s is empty", ErrInvalid, HeaderID)
+	case !typePattern.MatchString(e.Type):
+		return fmt.Errorf("%w: %s %q is not a versioned Switchboard type (sb.<name>.v<N>)", ErrInvalid, HeaderType, e.Type)
+	case e.Source == "":
+		return fmt.Errorf("%w: %s is empty", ErrInvalid, HeaderSource)
+	case e.Time.IsZero():
+		return fmt.Errorf("%w: %s is empty", ErrInvalid, HeaderTime)
+	case len(e.Data) > 0 && !json.Valid(e.Data):
+		return fmt.Errorf("%w: data is not valid JSON", ErrInvalid)
+	}
+	return nil
+}
+
+// Decode unmarshals the event's data into v.
+func (e Event) Decode(v any) error {
+	if err := json.Unmarshal(e.Data, v); err != nil {
+		return fmt.Errorf("%w: decode %s data: %v", ErrInvalid, e.Type, err)
+	}
+	return nil
+}
+
+// traceContext is the W3C Trace Context propagator; a value, not a global.
+var traceContext = propagation.TraceContext{}
+
+// Message encodes the event as a Kafka record for topic with key, injecting
+// the trace context of ctx.
+func (e Event) Message(ctx context.Context, topic string, key []byte) kafka.Message {
+	headers := []kafka.Header{
+		{Key: HeaderSpecVersion, Value: []byte(SpecVersion)},
+		{Key: HeaderID, Value: []byte(e.ID)},
+		{Key: HeaderType, Value: []byte(e.Type)},
+		{Key: HeaderSource, Value: []byte(e.Source)},
+		{Key: HeaderTime, Value: []byte(e.Time.UTC().Format(time.RFC3339Nano))},
+		{Key: HeaderContentType, Value: []byte(ContentTypeJSON)},
+	}
+	if e.Tenant != "" {
+		headers = append(headers, kafka.Header{Key: HeaderTenant, Value: []byte(e.Tenant)})
+	}
+	if e.Subject != "" {
+		headers = append(headers, kafka.Header{Key: HeaderSubject, Value: []byte(e.Subject)})
+	}
+	carrier := headerCarrier{headers: &headers}
+	traceContext.Inject(ctx, carrier)
+	return kafka.Message{Topic: topic, Key: key, Value: e.Data, Headers: headers}
+}
+
+// FromMessage decodes a Kafka record into an event and returns ctx carrying
+// the remote span context found in its headers.
+func FromMessage(ctx context.Context, m kafka.Message) (Event, context.Context, error) {
+	var e Event
+	var specVersion, contentType string
+	for _, h := range m.Headers {
+		v := string(h.Value)
+		switch h.Key {
+		case HeaderSpecVersion:
+			specVersion = v
+		case HeaderID:
+			e.ID = v
+		case HeaderType:
+			e.Type = v
+		case HeaderSource:
+			e.Source = v
+		case HeaderTime:
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return Event{}, ctx, fmt.Errorf("%w: %s %q: %v", ErrInvalid, HeaderTime, v, err)
+			}
+			e.Time = t
+		case HeaderTenant:
+			e.Tenant = v
+		case HeaderSubject:
+			e.Subject = v
+		case HeaderContentType:
+			contentType = v
+		}
+	}
+	if specVersion != SpecVersion {
+		return Event{}, ctx, fmt.Errorf("%w: %s %q, want %q", ErrInvalid, HeaderSpecVersion, specVersion, SpecVersion)
+	}
+	if contentType != "" && contentType != ContentTypeJSON {
+		return Event{}, ctx, fmt.Errorf("%w: content type %q, want %q", ErrInvalid, contentType, ContentTypeJSON)
+	}
+	e.Data = m.Value
+	if err := e.Validate(); err != nil {
+		return Event{}, ctx, err
+	}
+	headers := m.Headers
+	ctx = traceContext.Extract(ctx, headerCarrier{headers: &headers})
+	return e, ctx, nil
+}
+
+// headerCarrier adapts Kafka headers to the OpenTelemetry TextMapCarrier.
+type headerCarrier struct{ headers *[]kafka.Header }
+
+func (c headerCarrier) Get(key string) string {
+	for _, h := range *c.headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func (c headerCarrier) Set(key, value string) {
+	for i, h := range *c.headers {
+		if h.Key == key {
+			(*c.headers)[i].Value = []byte(value)
+			return
+		}
+	}
+	*c.headers = append(*c.headers, kafka.Header{Key: key, Value: []byte(value)})
+}
+
+func (c headerCarrier) Keys() []string {
+	keys := make([]string, 0, len(*c.headers))
+	for _, h := range *c.headers {
+		keys = append(keys, h.Key)
+	}
+	return keys
+}

@@ -1,0 +1,176 @@
+package events
+
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Event types. The payload struct of each is below.
+const (
+	// TypeMessageReceived: a customer message arrived on a channel.
+	TypeMessageReceived = "sb.message.received.v1"
+	// TypeConversationCreated: the inbox opened a conversation.
+	TypeConversationCreated = "sb.conversation.created.v1"
+	// TypeChatChannel: a chat channel was created, changed or deleted.
+	TypeChatChannel = "sb.config.chat_channel.v1"
+)
+
+// Channels.
+const (
+	ChannelChat  = "chat"
+	ChannelEmail = "email"
+	ChannelSMS   = "sms"
+)
+
+// Limits shared by the connectors that produce and the inbox that consumes.
+const (
+	// MaxTextBytes bounds the text of one message.
+	MaxTextBytes = 64 << 10
+	// MaxIDBytes bounds identifiers that come from outside (message ids,
+	// thread keys, identities).
+	MaxIDBytes = 256
+	// MaxNameBytes bounds display names.
+	MaxNameBytes = 256
+)
+
+// Party is a customer as a channel identifies them.
+type Party struct {
+	// Identity is the channel's address of the customer: a chat user id, an
+	// email address, an E.164 phone number.
+	Identity string `json:"identity"`
+	// Name is the display name, when the channel gives one.
+	Name string `json:"name,omitempty"`
+	// AvatarURL is the customer's picture, when the channel gives one.
+	AvatarURL string `json:"avatar_url,omitempty"`
+}
+
+// MessageReceived is the data of TypeMessageReceived. The key of its record
+// is ConversationKey(TenantID, Channel, ChannelAccountID, ThreadKey).
+type MessageReceived struct {
+	// TenantID owns the channel account.
+	TenantID string `json:"tenant_id"`
+	// Channel is chat, email or sms.
+	Channel string `json:"channel"`
+	// ChannelAccountID is the chat channel, mailbox or number it arrived on.
+	ChannelAccountID string `json:"channel_account_id"`
+	// ExternalID is the channel's own id of the message; the inbox stores a
+	// message once per (channel account, external id).
+	ExternalID string `json:"external_id"`
+	// ThreadKey names the customer thread inside the channel account: a
+	// chat session, a phone number pair, an email thread root.
+	ThreadKey string `json:"thread_key"`
+	// From is the customer.
+	From Party `json:"from"`
+	// Text is the plain-text body.
+	Text string `json:"text"`
+	// SentAt is when the customer sent it, as the channel reports it.
+	SentAt time.Time `json:"sent_at,omitzero"`
+	// ReceivedAt is when Switchboard accepted it from the channel.
+	ReceivedAt time.Time `json:"received_at"`
+	// Metadata carries channel-specific fields, shown to agents as is.
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// FieldError names a field of a payload and what is wrong with it.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+// Validate checks the payload; the error is a *FieldError.
+func (m *MessageReceived) Validate() error {
+	checks := []struct {
+		ok            bool
+		field, reason string
+	}{
+		{m.TenantID != "", "tenant_id", "is required"},
+		{m.Channel == ChannelChat || m.Channel == ChannelEmail || m.Channel == ChannelSMS, "channel", fmt.Sprintf("must be chat, email or sms, got %q", m.Channel)},
+		{m.ChannelAccountID != "", "channel_account_id", "is required"},
+		{idOK(m.ExternalID), "external_id", "is required, at most 256 bytes of valid UTF-8"},
+		{idOK(m.ThreadKey), "thread_key", "is required, at most 256 bytes of valid UTF-8"},
+		{idOK(m.From.Identity), "from.identity", "is required, at most 256 bytes of valid UTF-8"},
+		{len(m.From.Name) <= MaxNameBytes && textOK(m.From.Name), "from.name", "must be at most 256 bytes of valid UTF-8"},
+		{len(m.From.AvatarURL) <= 2048 && textOK(m.From.AvatarURL), "from.avatar_url", "must be at most 2048 bytes of valid UTF-8"},
+		{strings.TrimSpace(m.Text) != "", "text", "is required"},
+		{len(m.Text) <= MaxTextBytes && textOK(m.Text), "text", "must be at most 65536 bytes of valid UTF-8 without NUL"},
+		{!m.ReceivedAt.IsZero(), "received_at", "is required"},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			return &FieldError{Field: c.field, Reason: c.reason}
+		}
+	}
+	return ValidateMetadata(m.Metadata)
+}
+
+// Metadata limits.
+const (
+	MaxMetadataEntries    = 32
+	MaxMetadataKeyBytes   = 64
+	MaxMetadataValueBytes = 1024
+)
+
+// ValidateMetadata checks channel metadata: at most 32 entries, keys of at
+// most 64 bytes and values of at most 1024, valid UTF-8 without NUL.
+func ValidateMetadata(md map[string]string) error {
+	if len(md) > MaxMetadataEntries {
+		return &FieldError{Field: "metadata", Reason: fmt.Sprintf("has %d entries, at most %d are allowed", len(md), MaxMetadataEntries)}
+	}
+	for k, v := range md {
+		if k == "" || len(k) > MaxMetadataKeyBytes || !textOK(k) {
+			return &FieldError{Field: "metadata", Reason: fmt.Sprintf("key %q must be 1 to 64 bytes of valid UTF-8", k)}
+		}
+		if len(v) > MaxMetadataValueBytes || !textOK(v) {
+			return &FieldError{Field: "metadata." + k, Reason: "must be at most 1024 bytes of valid UTF-8"}
+		}
+	}
+	return nil
+}
+
+func idOK(s string) bool {
+	return s != "" && len(s) <= MaxIDBytes && textOK(s)
+}
+
+// textOK accepts valid UTF-8 without NUL, which PostgreSQL text refuses.
+func textOK(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+// ConversationKey is the Kafka key of every record about one customer
+// thread, so that all of them land on one partition, in order.
+func ConversationKey(tenantID, channel, channelAccountID, threadKey string) []byte {
+	return []byte(tenantID + "/" + channel + "/" + channelAccountID + "/" + threadKey)
+}
+
+// ConversationCreated is the data of TypeConversationCreated.
+type ConversationCreated struct {
+	ConversationID   string    `json:"conversation_id"`
+	TenantID         string    `json:"tenant_id"`
+	ContactID        string    `json:"contact_id"`
+	Channel          string    `json:"channel"`
+	ChannelAccountID string    `json:"channel_account_id"`
+	State            string    `json:"state"`
+	StartedAt        time.Time `json:"started_at"`
+}
+
+// ChatChannel is the data of TypeChatChannel, published on TopicConfig with
+// key ConfigKey("chat_channel", ID).
+type ChatChannel struct {
+	// ID identifies the channel in its webhook URL.
+	ID string `json:"id"`
+	// TenantID owns the channel.
+	TenantID string `json:"tenant_id"`
+	// Name is what agents see.
+	Name string `json:"name"`
+	// Secrets sign webhooks; more than one during a rotation.
+	Secrets []string `json:"secrets"`
+	// Deleted channels refuse every webhook.
+	Deleted bool `json:"deleted,omitempty"`
+}
+
+// ConfigKey is the key of a configuration entity on TopicConfig.
+func ConfigKey(kind, id string) []byte { return []byte(kind + "/" + id) }

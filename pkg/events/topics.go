@@ -1,0 +1,39 @@
+package events
+
+// Topic names. The key of every record is the conversation key (see
+// ConversationKey) or, on the config topic, the entity key, so that
+// everything about one conversation or one entity stays in order.
+const (
+	// TopicInbound carries customer messages from the connectors to the inbox.
+	TopicInbound = "sb.inbound.v1"
+	// TopicConversations carries the inbox's conversation events.
+	TopicConversations = "sb.conversations.v1"
+	// TopicConfig is the compacted topic of configuration entities entered
+	// through the inbox API, from which connectors and services build their
+	// view.
+	TopicConfig = "sb.config.v1"
+	// TopicDLQ receives messages a consumer could not process, with headers
+	// saying why (see the bus package).
+	TopicDLQ = "sb.dlq.v1"
+)
+
+// TopicSpec describes a topic for creation: in the embedded broker at start,
+// and in deploy/topics for a real cluster.
+type TopicSpec struct {
+	// Name is the topic name.
+	Name string
+	// Partitions bounds the parallelism of its consumers.
+	Partitions int
+	// Compacted topics keep the latest record per key forever.
+	Compacted bool
+}
+
+// Topics lists every topic Switchboard uses.
+func Topics() []TopicSpec {
+	return []TopicSpec{
+		{Name: TopicInbound, Partitions: 8},
+		{Name: TopicConversations, Partitions: 8},
+		{Name: TopicConfig, Partitions: 1, Compacted: true},
+		{Name: TopicDLQ, Partitions: 1},
+	}
+}

@@ -1,0 +1,160 @@
+package httpx
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// ContentTypeProblem is the media type of RFC 9457 problem details.
+const ContentTypeProblem = "application/problem+json"
+
+// Problem is an RFC 9457 problem details object. Errors lists the fields of
+// the request that were wrong, so that a client can point at them.
+type Problem struct {
+	// Type is a URI naming the kind of problem; about:blank when the status
+	// says it all.
+	Type string `json:"type"`
+	// Title is a short, stable summary of the kind of problem.
+	Title string `json:"title"`
+	// Status is the HTTP status code.
+	Status int `json:"status"`
+	// Detail explains this occurrence.
+	Detail string `json:"detail,omitempty"`
+	// Errors names each invalid field and why.
+	Errors []FieldError `json:"errors,omitempty"`
+}
+
+// FieldError is one invalid field of a request.
+type FieldError struct {
+	// Field is the JSON path of the field, such as user.id, or a header or
+	// parameter name.
+	Field string `json:"field"`
+	// Reason says what is wrong and what is expected.
+	Reason string `json:"reason"`
+}
+
+// Error lets a Problem travel as an error from a decoder or validator to the
+// handler that writes it.
+func (p *Problem) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d %s", p.Status, p.Title)
+	if p.Detail != "" {
+		b.WriteString(": " + p.Detail)
+	}
+	for _, e := range p.Errors {
+		fmt.Fprintf(&b, "; %s: %s", e.Field, e.Reason)
+	}
+	return b.String()
+}
+
+// NewProblem builds a problem for status with the standard title.
+func NewProblem(status int, detail string) *Problem {
+	return &Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail}
+}
+
+// Invalid is a 400 problem naming one field.
+func Invalid(field, reason string) *Problem {
+	p := NewProblem(http.StatusBadRequest, "the request is invalid: "+field+" "+reason)
+	p.Errors = []FieldError{{Field: field, Reason: reason}}
+	return p
+}
+
+// WriteProblem writes p as application/problem+json.
+func WriteProblem(w http.ResponseWriter, p *Problem) {
+	w.Header().Set("Content-Type", ContentTypeProblem)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// WriteError writes err: as itself when it is a *Problem, else as a 500 that
+// reveals nothing of the cause (the caller logs it).
+func WriteError(w http.ResponseWriter, err error) {
+	var p *Problem
+	if errors.As(err, &p) {
+		WriteProblem(w, p)
+		return
+	}
+	WriteProblem(w, NewProblem(http.StatusInternalServerError, "the server could not handle the request; it has been logged"))
+}
+
+// WriteJSON writes v as JSON with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// DecodeJSON decodes the request body into v strictly: one JSON object, no
+// unknown fields, no trailing data, within the body limit of the server.
+// Every failure is a *Problem naming the field when there is one.
+func DecodeJSON(r *http.Request, v any) error {
+	return DecodeJSONBytes(r.Body, v)
+}
+
+// DecodeJSONBytes is DecodeJSON over any reader, for handlers that read the
+// raw body first (to verify a signature over it).
+func DecodeJSONBytes(body io.Reader, v any) error {
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeProblem(err)
+	}
+	if dec.More() {
+		return Invalid("body", "must hold exactly one JSON object")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Invalid("body", "must hold exactly one JSON object")
+	}
+	return nil
+}
+
+func decodeProblem(err error) error {
+	var (
+		syntax    *json.SyntaxError
+		typeErr   *json.UnmarshalTypeError
+		maxErr    *http.MaxBytesError
+		fieldName string
+	)
+	switch {
+	case errors.As(err, &maxErr):
+		return NewProblem(http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", maxErr.Limit))
+	case errors.As(err, &syntax):
+		return Invalid("body", fmt.Sprintf("is not valid JSON at byte %d: %v", syntax.Offset, syntax))
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			field = "body"
+		}
+		return Invalid(field, fmt.Sprintf("must be a JSON %s, got %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value))
+	case errors.Is(err, io.EOF):
+		return Invalid("body", "is empty; a JSON object is required")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return Invalid("body", "is truncated JSON")
+	}
+	// encoding/json reports unknown fields only as text.
+	if _, after, ok := strings.Cut(err.Error(), "json: unknown field "); ok {
+		fieldName = strings.Trim(after, `"`)
+		return Invalid(fieldName, "is not a known field")
+	}
+	return Invalid("body", err.Error())
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "slice", "array":
+		return "array"
+	case "map", "struct":
+		return "object"
+	default:
+		return "number"
+	}
+}

@@ -1,0 +1,232 @@
+// Package httpx is the one HTTP server helper of Switchboard. Every target
+// serves its API and webhooks through it, next to /healthz (the process is
+// alive), /readyz (it can take traffic; 503 while starting and draining) and
+// /metrics (Prometheus). Every route gets a span and request metrics, panic
+// recovery, a body-size limit and a request timeout; errors are RFC 9457
+// problem details.
+package httpx
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
+	"github.com/switchboard-oss/switchboard/pkg/config"
+	"github.com/switchboard-oss/switchboard/pkg/telemetry"
+)
+
+// Config holds the server settings.
+type Config struct {
+	// Addr is the listen address.
+	Addr string
+	// ReadHeaderTimeout bounds reading request headers (slowloris).
+	ReadHeaderTimeout time.Duration
+	// RequestTimeout bounds each request's handling; the handler's context
+	// is cancelled when it passes.
+	RequestTimeout time.Duration
+	// MaxBodyBytes bounds request bodies unless a route sets its own.
+	MaxBodyBytes int64
+	// ShutdownTimeout bounds the wait for in-flight requests at shutdown.
+	ShutdownTimeout time.Duration
+}
+
+// RegisterFlags declares the flags under prefix.
+func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
+	f.StringVar(&c.Addr, prefix+"http.addr", ":8080", "Address the HTTP server listens on: the API, the webhooks, /healthz, /readyz and /metrics.")
+	f.DurationVar(&c.ReadHeaderTimeout, prefix+"http.read-header-timeout", 5*time.Second, "Longest time a client may take to send request headers.")
+	f.DurationVar(&c.RequestTimeout, prefix+"http.request-timeout", 30*time.Second, "Longest time one request may be handled; its context is cancelled after it.")
+	f.Int64Var(&c.MaxBodyBytes, prefix+"http.max-body-bytes", 1<<20, "Largest request body accepted, in bytes; larger bodies get 413.")
+	f.DurationVar(&c.ShutdownTimeout, prefix+"http.shutdown-timeout", 20*time.Second, "Longest wait for in-flight requests to finish at shutdown.")
+}
+
+// Validate checks the settings.
+func (c *Config) Validate(prefix string) error {
+	ck := config.NewChecker(prefix)
+	_, _, err := net.SplitHostPort(c.Addr)
+	ck.Check(err == nil, "http.addr", fmt.Sprintf("%q is not host:port", c.Addr), "set an address such as :8080 or 127.0.0.1:8080")
+	ck.Positive("http.read-header-timeout", c.ReadHeaderTimeout)
+	ck.Positive("http.request-timeout", c.RequestTimeout)
+	ck.Positive("http.shutdown-timeout", c.ShutdownTimeout)
+	ck.Check(c.MaxBodyBytes > 0, "http.max-body-bytes", fmt.Sprintf("must be greater than zero, got %d", c.MaxBodyBytes), "set a size in bytes such as 1048576")
+	return ck.Err()
+}
+
+// ReadyFunc reports whether the process can take traffic; the error says
+// what is not ready.
+type ReadyFunc func(ctx context.Context) error
+
+// Server serves the routes of every component of a process.
+type Server struct {
+	cfg   Config
+	tel   *telemetry.Telemetry
+	log   *slog.Logger
+	mux   *http.ServeMux
+	ready ReadyFunc
+
+	mu       sync.Mutex
+	listener net.Listener
+	draining bool
+}
+
+// NewServer builds a server; ready is consulted by /readyz.
+func NewServer(cfg Config, tel *telemetry.Telemetry, ready ReadyFunc) *Server {
+	s := &Server{cfg: cfg, tel: tel, log: tel.Component("http"), mux: http.NewServeMux(), ready: ready}
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", tel.MetricsHandler())
+	return s
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	draining := s.draining
+	s.mu.Unlock()
+	if draining {
+		WriteProblem(w, NewProblem(http.StatusServiceUnavailable, "shutting down"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.ready(ctx); err != nil {
+		WriteProblem(w, NewProblem(http.StatusServiceUnavailable, err.Error()))
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// Drain makes /readyz answer 503 so that load balancers stop sending
+// traffic; requests keep being served until Run returns.
+func (s *Server) Drain() {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+}
+
+// RouteOption changes the defaults for one route.
+type RouteOption func(*route)
+
+type route struct {
+	maxBody   int64
+	noTimeout bool
+}
+
+// WithBodyLimit sets the largest body of the route.
+func WithBodyLimit(n int64) RouteOption { return func(r *route) { r.maxBody = n } }
+
+// WithoutTimeout lets the route run as long as the client stays (streams).
+func WithoutTimeout() RouteOption { return func(r *route) { r.noTimeout = true } }
+
+// Handle registers h for pattern (a net/http ServeMux pattern such as
+// "POST /v1/things/{id}"), wrapped in the standard middleware.
+func (s *Server) Handle(pattern string, h http.Handler, opts ...RouteOption) {
+	rt := route{maxBody: s.cfg.MaxBodyBytes}
+	for _, o := range opts {
+		o(&rt)
+	}
+	inner := h
+	h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer s.recoverPanic(w, r)
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
+		}
+		if !rt.noTimeout {
+			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
+		inner.ServeHTTP(w, r)
+	})
+	s.mux.Handle(pattern, otelhttp.NewHandler(h, pattern,
+		otelhttp.WithTracerProvider(s.tel.Tracer),
+		otelhttp.WithMeterProvider(s.tel.Meter),
+		otelhttp.WithPropagators(s.tel.Propagator),
+	))
+}
+
+// HandleFunc is Handle for a function.
+func (s *Server) HandleFunc(pattern string, h http.HandlerFunc, opts ...RouteOption) {
+	s.Handle(pattern, h, opts...)
+}
+
+func (s *Server) recoverPanic(w http.ResponseWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	s.log.ErrorContext(r.Context(), "handler panicked", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	WriteProblem(w, NewProblem(http.StatusInternalServerError, "the server could not handle the request; it has been logged"))
+}
+
+// Listen binds the address; Run serves on it. Splitting them lets a caller
+// learn the bound address (Addr) before serving, which tests use with :0.
+func (s *Server) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listener != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (set -http.addr or SB_HTTP_ADDR to a free address): %w", s.cfg.Addr, err)
+	}
+	s.listener = ln
+	return nil
+}
+
+// Addr is the bound address, after Listen.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listener == nil {
+		return ""
+	}
+	return s.listener.Addr().String()
+}
+
+// Run serves until ctx is done, then stops accepting connections and waits
+// up to the shutdown timeout for in-flight requests.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(s.listener) }()
+	s.log.Info("serving HTTP", "addr", s.listener.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve HTTP on %s: %w", s.cfg.Addr, err)
+	case <-ctx.Done():
+	}
+	s.Drain()
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("drain HTTP requests: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve HTTP: %w", err)
+	}
+	s.log.Info("HTTP server stopped")
+	return nil
+}

@@ -1,0 +1,225 @@
+// Package telemetry sets up the three signals of every Switchboard process:
+// JSON logs through log/slog carrying the trace and span ids of the context,
+// OpenTelemetry traces exported over OTLP/HTTP when an endpoint is configured,
+// and OpenTelemetry metrics exposed in the Prometheus text format.
+//
+// Nothing here is global: New returns the providers, and every component
+// receives them. The W3C trace context travels in HTTP and Kafka headers
+// (see the events package), so one trace runs from a webhook to the inbox.
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchboard-oss/switchboard/pkg/config"
+)
+
+// Config holds the logging and tracing settings.
+type Config struct {
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	// LogFormat is json or text.
+	LogFormat string
+	// OTLPEndpoint is the OTLP/HTTP collector traces go to; empty keeps
+	// traces in the process (their ids still reach the logs).
+	OTLPEndpoint string
+	// SampleRatio is the fraction of new traces recorded, 0 to 1.
+	SampleRatio float64
+}
+
+// RegisterFlags declares the flags under prefix.
+func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
+	f.StringVar(&c.LogLevel, prefix+"log.level", "info", "Log level: debug, info, warn or error.")
+	f.StringVar(&c.LogFormat, prefix+"log.format", "json", "Log format: json (one object per line, for collectors) or text (for people).")
+	f.StringVar(&c.OTLPEndpoint, prefix+"otel.endpoint", "", "OTLP/HTTP endpoint traces are exported to, such as http://otel-collector:4318. Empty: traces are not exported, but trace ids still appear in logs and travel with messages. Also read from OTEL_EXPORTER_OTLP_ENDPOINT.")
+	f.Float64Var(&c.SampleRatio, prefix+"otel.sample-ratio", 1, "Fraction of new traces that are recorded, from 0 to 1; traces started upstream follow the upstream decision.")
+}
+
+// Validate checks the settings.
+func (c *Config) Validate(prefix string) error {
+	ck := config.NewChecker(prefix)
+	_, err := parseLevel(c.LogLevel)
+	ck.Check(err == nil, "log.level", fmt.Sprintf("unknown level %q", c.LogLevel), "set debug, info, warn or error")
+	ck.Check(c.LogFormat == "json" || c.LogFormat == "text", "log.format", fmt.Sprintf("unknown format %q", c.LogFormat), "set json or text")
+	ck.Check(c.SampleRatio >= 0 && c.SampleRatio <= 1, "otel.sample-ratio", fmt.Sprintf("%v is outside 0..1", c.SampleRatio), "set a value between 0 and 1")
+	return ck.Err()
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}
+
+// Telemetry holds the providers of one process.
+type Telemetry struct {
+	// Logger writes structured logs with trace ids.
+	Logger *slog.Logger
+	// Tracer is the trace provider.
+	Tracer trace.TracerProvider
+	// Meter is the metric provider, exported through MetricsHandler.
+	Meter metric.MeterProvider
+	// Propagator carries trace context over HTTP headers.
+	Propagator propagation.TextMapPropagator
+
+	registry *prometheus.Registry
+	shutdown []func(context.Context) error
+}
+
+// New builds the providers. service names the process in traces, such as
+// switchboard; out receives the logs.
+func New(ctx context.Context, cfg Config, service, version string, out io.Writer) (*Telemetry, error) {
+	level, err := parseLevel(cfg.LogLevel)
+	if err != nil {
+		return nil, fmt.Errorf("log level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	if cfg.LogFormat == "text" {
+		h = slog.NewTextHandler(out, opts)
+	} else {
+		h = slog.NewJSONHandler(out, opts)
+	}
+	t := &Telemetry{
+		Logger:     slog.New(traceHandler{h}),
+		Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		registry:   prometheus.NewRegistry(),
+	}
+
+	// Schemaless: the SDK's default resource carries its own schema URL,
+	// and two different ones cannot merge.
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
+		semconv.ServiceName(service), semconv.ServiceVersion(version)))
+	if err != nil {
+		return nil, fmt.Errorf("telemetry resource: %w", err)
+	}
+
+	tpOpts := []sdktrace.TracerProviderOption{
+		sdktrace.WithResource(res),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.SampleRatio))),
+	}
+	if cfg.OTLPEndpoint != "" {
+		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(cfg.OTLPEndpoint))
+		if err != nil {
+			return nil, fmt.Errorf("OTLP trace exporter for %s: %w", cfg.OTLPEndpoint, err)
+		}
+		tpOpts = append(tpOpts, sdktrace.WithBatcher(exp))
+	}
+	tp := sdktrace.NewTracerProvider(tpOpts...)
+	t.Tracer = tp
+	t.shutdown = append(t.shutdown, tp.Shutdown)
+
+	t.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	exporter, err := otelprom.New(otelprom.WithRegisterer(t.registry), otelprom.WithoutScopeInfo())
+	if err != nil {
+		return nil, fmt.Errorf("prometheus exporter: %w", err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(exporter))
+	t.Meter = mp
+	t.shutdown = append(t.shutdown, mp.Shutdown)
+	return t, nil
+}
+
+// Discard returns telemetry that logs nowhere and exports nothing, for tests
+// that do not look at it.
+func Discard() *Telemetry {
+	t, err := New(context.Background(), Config{LogLevel: "error", LogFormat: "json", SampleRatio: 1}, "test", "test", io.Discard)
+	if err != nil {
+		// New only fails on invalid config or exporter set-up, neither of
+		// which happens with these constant settings.
+		panic(err)
+	}
+	return t
+}
+
+// MetricsHandler serves the metrics in the Prometheus text format.
+func (t *Telemetry) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(t.registry, promhttp.HandlerOpts{})
+}
+
+// Gather returns the current metrics, for tests.
+func (t *Telemetry) Gather() (map[string]float64, error) {
+	families, err := t.registry.Gather()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			key := f.GetName()
+			if len(labels) > 0 {
+				key += "{" + strings.Join(labels, ",") + "}"
+			}
+			switch {
+			case m.GetCounter() != nil:
+				out[key] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				out[key] = m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				out[key] = float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return out, nil
+}
+
+// Shutdown flushes and stops the providers.
+func (t *Telemetry) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, f := range t.shutdown {
+		errs = append(errs, f(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// Component returns the logger of a component: every line carries its name.
+func (t *Telemetry) Component(name string) *slog.Logger {
+	return t.Logger.With("component", name)
+}
+
+// traceHandler adds trace_id and span_id to every record logged with a
+// context that carries a span.
+type traceHandler struct{ slog.Handler }
+
+func (h traceHandler) Handle(ctx context.Context, r slog.Record) error {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h traceHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return traceHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h traceHandler) WithGroup(name string) slog.Handler {
+	return traceHandler{h.Handler.WithGroup(name)}
+}
+
+// Attr is a shorthand for metric attributes.
+func Attr(k, v string) attribute.KeyValue { return attribute.String(k, v) }

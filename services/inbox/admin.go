@@ -1,0 +1,119 @@
+package inbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/store"
+)
+
+// Tenant, APIToken and ChatChannel are what the admin commands create.
+type (
+	Tenant      = store.Tenant
+	APIToken    = store.APIToken
+	ChatChannel = store.ChatChannel
+)
+
+// ErrTenantNotFound: the tenant named does not exist.
+var ErrTenantNotFound = errors.New("tenant not found")
+
+// Admin performs the bootstrap operations behind `switchboard admin`: they
+// run before any user or token exists, straight against the database.
+type Admin struct {
+	store *store.Store
+	now   func() time.Time
+}
+
+// NewAdmin migrates the inbox schema (the admin may run before the service
+// ever started) and returns the admin operations.
+func NewAdmin(ctx context.Context, pool *pgxpool.Pool, now func() time.Time) (*Admin, error) {
+	s := store.New(pool)
+	if err := s.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	return &Admin{store: s, now: now}, nil
+}
+
+// Bootstrap is a new tenant with its first API token and chat channel.
+type Bootstrap struct {
+	Tenant      Tenant      `json:"tenant"`
+	APIToken    APIToken    `json:"api_token"`
+	ChatChannel ChatChannel `json:"chat_channel"`
+}
+
+func checkName(what, name string) error {
+	if n := len(strings.TrimSpace(name)); n == 0 || len(name) > 200 {
+		return fmt.Errorf("%s name must be 1 to 200 characters, got %q", what, name)
+	}
+	return nil
+}
+
+// CreateTenant creates a tenant, an API token and a chat channel in one
+// transaction.
+func (a *Admin) CreateTenant(ctx context.Context, name string) (Bootstrap, error) {
+	if err := checkName("tenant", name); err != nil {
+		return Bootstrap{}, err
+	}
+	var b Bootstrap
+	err := a.store.InTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if b.Tenant, err = a.store.CreateTenant(ctx, tx, name); err != nil {
+			return err
+		}
+		if b.APIToken, err = a.store.CreateAPIToken(ctx, tx, b.Tenant.ID, "bootstrap"); err != nil {
+			return err
+		}
+		b.ChatChannel, err = a.store.CreateChatChannel(ctx, tx, b.Tenant.ID, "chat", a.now())
+		return err
+	})
+	return b, err
+}
+
+// CreateAPIToken creates another API token for a tenant.
+func (a *Admin) CreateAPIToken(ctx context.Context, tenant uuid.UUID, name string) (APIToken, error) {
+	if err := checkName("token", name); err != nil {
+		return APIToken{}, err
+	}
+	var t APIToken
+	err := a.store.InTx(ctx, func(tx pgx.Tx) error {
+		if err := a.tenantExists(ctx, tx, tenant); err != nil {
+			return err
+		}
+		var err error
+		t, err = a.store.CreateAPIToken(ctx, tx, tenant, name)
+		return err
+	})
+	return t, err
+}
+
+// CreateChatChannel creates another chat channel for a tenant.
+func (a *Admin) CreateChatChannel(ctx context.Context, tenant uuid.UUID, name string) (ChatChannel, error) {
+	if err := checkName("chat channel", name); err != nil {
+		return ChatChannel{}, err
+	}
+	var c ChatChannel
+	err := a.store.InTx(ctx, func(tx pgx.Tx) error {
+		if err := a.tenantExists(ctx, tx, tenant); err != nil {
+			return err
+		}
+		var err error
+		c, err = a.store.CreateChatChannel(ctx, tx, tenant, name, a.now())
+		return err
+	})
+	return c, err
+}
+
+func (a *Admin) tenantExists(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
+	err := a.store.TenantExists(ctx, tx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: %s", ErrTenantNotFound, id)
+	}
+	return err
+}

@@ -1,0 +1,135 @@
+// Package inbox is the service that owns conversations: it stores what
+// customers send (consumed from sb.inbound.v1), serves the agents' and
+// admins' HTTP API, and publishes what changes through its transactional
+// outbox. Nobody else writes its state.
+package inbox
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/switchboard-oss/switchboard/pkg/bus"
+	"github.com/switchboard-oss/switchboard/pkg/config"
+	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/lifecycle"
+	"github.com/switchboard-oss/switchboard/pkg/outbox"
+	"github.com/switchboard-oss/switchboard/pkg/retry"
+	"github.com/switchboard-oss/switchboard/pkg/telemetry"
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/api"
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/ingest"
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/store"
+)
+
+// ConsumerGroup is the inbox's Kafka consumer group.
+const ConsumerGroup = "switchboard-inbox"
+
+// Config holds the inbox settings.
+type Config struct {
+	// OutboxBatch is the most events the relay publishes at once.
+	OutboxBatch int
+	// OutboxPoll is the longest the relay waits between looks at the outbox.
+	OutboxPoll time.Duration
+}
+
+// RegisterFlags declares the flags under prefix.
+func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
+	f.IntVar(&c.OutboxBatch, prefix+"inbox.outbox.batch-size", 500, "Most outbox events the relay publishes to Kafka in one go.")
+	f.DurationVar(&c.OutboxPoll, prefix+"inbox.outbox.poll-interval", time.Second, "Longest wait between two looks at the outbox; commits wake the relay at once through LISTEN/NOTIFY, this only bounds the delay when a notification is lost.")
+}
+
+// Validate checks the settings.
+func (c *Config) Validate(prefix string) error {
+	ck := config.NewChecker(prefix)
+	ck.AtLeast("inbox.outbox.batch-size", c.OutboxBatch, 1)
+	ck.Positive("inbox.outbox.poll-interval", c.OutboxPoll)
+	return ck.Err()
+}
+
+// Deps are what the inbox runs on.
+type Deps struct {
+	// Pool is the PostgreSQL pool; the inbox uses the inbox schema.
+	Pool *pgxpool.Pool
+	// Bus configures the consumer.
+	Bus bus.Config
+	// Producer publishes outbox events and dead letters.
+	Producer *bus.Producer
+	// Redis holds assignment locks and presence.
+	Redis *goredis.Client
+	// Router receives the API routes.
+	Router api.Router
+	// Telemetry gives logs, traces and metrics.
+	Telemetry *telemetry.Telemetry
+	// Clock is the time source; nil means the system clock.
+	Clock retry.Clock
+}
+
+// Service is the running inbox.
+type Service struct {
+	store    *store.Store
+	consumer *bus.Consumer
+	relay    *outbox.Relay
+	redis    *goredis.Client
+	log      *slog.Logger
+}
+
+// New migrates the schema, announces the configuration to the connectors
+// and registers the API. Run starts consuming.
+func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
+	if d.Clock == nil {
+		d.Clock = retry.SystemClock{}
+	}
+	log := d.Telemetry.Component("inbox")
+	s := store.New(d.Pool)
+	if err := s.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	n, err := s.AnnounceConfig(ctx, d.Clock.Now())
+	if err != nil {
+		return nil, fmt.Errorf("announce configuration: %w", err)
+	}
+	log.Info("configuration announced", "chat_channels", n)
+
+	h, err := ingest.New(s, log, d.Telemetry.Meter.Meter("switchboard/inbox"))
+	if err != nil {
+		return nil, err
+	}
+	consumer, err := bus.NewConsumer(d.Bus, bus.ConsumerOptions{Group: ConsumerGroup, Topics: []string{events.TopicInbound}, Clock: d.Clock}, h.Handle, d.Producer, d.Telemetry)
+	if err != nil {
+		return nil, err
+	}
+	relay, err := s.Outbox().Relay(d.Pool, d.Producer, d.Telemetry, outbox.RelayOptions{BatchSize: cfg.OutboxBatch, PollInterval: cfg.OutboxPoll, Clock: d.Clock})
+	if err != nil {
+		return nil, err
+	}
+	api.New(s, log).Register(d.Router)
+	return &Service{store: s, consumer: consumer, relay: relay, redis: d.Redis, log: log}, nil
+}
+
+// Run consumes inbound messages and relays the outbox until ctx is
+// cancelled.
+func (s *Service) Run(ctx context.Context) error {
+	return lifecycle.RunAll(ctx, s.consumer, s.relay)
+}
+
+// Ready reports whether the inbox consumes and reaches its database and
+// Redis.
+func (s *Service) Ready(ctx context.Context) error {
+	if err := s.consumer.Ready(ctx); err != nil {
+		return err
+	}
+	if err := s.store.Ping(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if s.redis != nil {
+		if err := s.redis.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+	}
+	return nil
+}
