@@ -81,11 +81,19 @@ type Manager struct {
 	modules     map[string]Module
 	stopTimeout time.Duration
 
-	mu       sync.Mutex
-	started  []started
-	starting bool
-	stopping bool
+	mu      sync.Mutex
+	started []started
+	state   state
 }
+
+type state int
+
+const (
+	stateNew state = iota
+	stateStarting
+	stateRunning
+	stateStopping
+)
 
 type started struct {
 	name string
@@ -192,14 +200,14 @@ func (m *Manager) Resolve(targets []string) ([]string, error) {
 // neither starting nor stopping.
 func (m *Manager) Ready(ctx context.Context) error {
 	m.mu.Lock()
-	starting, stopping := m.starting, m.stopping
+	st := m.state
 	svcs := slices.Clone(m.started)
 	m.mu.Unlock()
-	switch {
-	case stopping:
-		return errors.New("shutting down")
-	case starting:
+	switch st {
+	case stateNew, stateStarting:
 		return errors.New("starting")
+	case stateStopping:
+		return errors.New("shutting down")
 	}
 	for _, s := range svcs {
 		if r, ok := s.svc.(Readier); ok {
@@ -224,7 +232,7 @@ func (m *Manager) Run(ctx context.Context, targets []string) error {
 		return err
 	}
 	m.mu.Lock()
-	m.starting = true
+	m.state = stateStarting
 	m.mu.Unlock()
 	m.log.Info("starting", "targets", strings.Join(targets, ","), "modules", strings.Join(order, ","))
 
@@ -261,7 +269,7 @@ func (m *Manager) Run(ctx context.Context, targets []string) error {
 		}()
 	}
 	m.mu.Lock()
-	m.starting = false
+	m.state = stateRunning
 	m.mu.Unlock()
 
 	if runErr == nil {
@@ -283,7 +291,7 @@ func (m *Manager) Run(ctx context.Context, targets []string) error {
 	}
 
 	m.mu.Lock()
-	m.stopping = true
+	m.state = stateStopping
 	startedNow := slices.Clone(m.started)
 	m.mu.Unlock()
 

@@ -193,13 +193,14 @@ func (r *Relay) Run(ctx context.Context) error {
 // session holds one connection: it waits to become the active relay, then
 // listens and publishes until an error or ctx.
 func (r *Relay) session(ctx context.Context) error {
-	conn, err := r.pool.Acquire(ctx)
+	pooled, err := r.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("acquire connection: %w", err)
 	}
 	// The connection holds a session lock and a LISTEN: it must not return
-	// to the pool, whatever happens.
-	defer conn.Hijack().Close(context.WithoutCancel(ctx))
+	// to the pool, whatever happens; closing it releases both.
+	conn := pooled.Hijack()
+	defer conn.Close(context.WithoutCancel(ctx))
 	for {
 		var got bool
 		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, r.lockID()).Scan(&got); err != nil {
@@ -219,7 +220,7 @@ func (r *Relay) session(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	for {
-		n, err := r.publishBatch(ctx, conn.Conn())
+		n, err := r.publishBatch(ctx, conn)
 		if err != nil {
 			return err
 		}
@@ -227,7 +228,7 @@ func (r *Relay) session(ctx context.Context) error {
 			continue // more waiting
 		}
 		wctx, cancel := context.WithTimeout(ctx, r.opts.PollInterval)
-		_, err = conn.Conn().WaitForNotification(wctx)
+		_, err = conn.WaitForNotification(wctx)
 		cancel()
 		if ctx.Err() != nil {
 			return nil

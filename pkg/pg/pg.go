@@ -146,8 +146,8 @@ var schemaName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 // Migrate creates schema when missing and applies the migrations in fsys
 // (files named 001_what.sql, 002_...) that are not applied yet, each in its
 // own transaction, under an advisory lock so that replicas starting together
-// migrate once. The migrations run with search_path set to schema, so they
-// name their tables without it. versionTable tells apart independent sets of
+// migrate once. Each migration runs with search_path set to schema, so it
+// names its tables without it. versionTable tells apart independent sets of
 // migrations in one schema (the service's own, the outbox's).
 func Migrate(ctx context.Context, pool *pgxpool.Pool, schema, versionTable string, fsys fs.FS) error {
 	if !schemaName.MatchString(schema) || !schemaName.MatchString(versionTable) {
@@ -158,11 +158,6 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema, versionTable strin
 		return fmt.Errorf("migrate %s: acquire connection: %w", schema, err)
 	}
 	defer conn.Release()
-	// The search path is set on a pooled connection: reset it before the
-	// connection goes back.
-	defer func() {
-		_, _ = conn.Exec(context.WithoutCancel(ctx), "RESET search_path")
-	}()
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+schema); err != nil {
 		var pgErr *pgconn.PgError
 		// Two processes creating the schema at once: one loses the race on
@@ -171,15 +166,22 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema, versionTable strin
 			return fmt.Errorf("create schema %s: %w", schema, err)
 		}
 	}
-	if _, err := conn.Exec(ctx, "SET search_path TO "+schema); err != nil {
-		return fmt.Errorf("set search_path to %s: %w", schema, err)
-	}
 	m, err := migrate.NewMigrator(ctx, conn.Conn(), schema+"."+versionTable)
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", schema, err)
 	}
-	if err := m.LoadMigrations(fsys); err != nil {
-		return fmt.Errorf("load %s migrations: %w", schema, err)
+	names, err := migrate.FindMigrations(fsys)
+	if err != nil {
+		return fmt.Errorf("find %s migrations: %w", schema, err)
+	}
+	for _, name := range names {
+		sql, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return fmt.Errorf("read migration %s: %w", name, err)
+		}
+		// The migrator resets every setting after each migration: each one
+		// sets the search path again, for its own transaction only.
+		m.AppendMigration(name, "SET LOCAL search_path TO "+schema+";\n"+string(sql), "")
 	}
 	if err := m.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate %s: %w", schema, err)

@@ -101,7 +101,9 @@ CREATE FUNCTION ingest_inbound(
     p_metadata jsonb, p_sent_at timestamptz, p_received_at timestamptz,
     OUT message_id uuid, OUT conversation_id uuid, OUT contact_id uuid,
     OUT conversation_created boolean, OUT duplicate boolean)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
 DECLARE
     v_claimed uuid;
 BEGIN
