@@ -1,0 +1,284 @@
+package inbox_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchboard-oss/switchboard/pkg/bus"
+	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/httpx"
+	"github.com/switchboard-oss/switchboard/pkg/telemetry"
+	"github.com/switchboard-oss/switchboard/pkg/testkit"
+	"github.com/switchboard-oss/switchboard/services/inbox"
+)
+
+type env struct {
+	base     string
+	brokers  []string
+	producer *bus.Producer
+	admin    *inbox.Admin
+	tel      *telemetry.Telemetry
+}
+
+func start(t *testing.T) env {
+	t.Helper()
+	ctx := testkit.Context(t)
+	pool := testkit.Postgres(t)
+	brokers := testkit.Kafka(t)
+	tel := telemetry.Discard()
+	cfg := testkit.BusConfig(brokers)
+	producer, err := bus.NewProducer(cfg, tel)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = producer.Close() })
+	admin, err := inbox.NewAdmin(ctx, pool, time.Now)
+	require.NoError(t, err)
+
+	srv := httpx.NewServer(httpx.Config{Addr: "127.0.0.1:0", ReadHeaderTimeout: time.Second, RequestTimeout: 5 * time.Second, MaxBodyBytes: 1 << 20, ShutdownTimeout: time.Second},
+		tel, func(context.Context) error { return nil })
+	svc, err := inbox.New(ctx, inbox.Config{OutboxBatch: 100, OutboxPoll: 100 * time.Millisecond}, inbox.Deps{
+		Pool: pool, Bus: cfg, Producer: producer, Router: srv, Telemetry: tel,
+	})
+	require.NoError(t, err)
+	require.NoError(t, srv.Listen())
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 2)
+	go func() { done <- svc.Run(runCtx) }()
+	go func() { done <- srv.Run(runCtx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+		require.NoError(t, <-done)
+	})
+	return env{base: "http://" + srv.Addr(), brokers: brokers, producer: producer, admin: admin, tel: tel}
+}
+
+func (e env) tenant(t *testing.T, name string) inbox.Bootstrap {
+	t.Helper()
+	b, err := e.admin.CreateTenant(context.Background(), name)
+	require.NoError(t, err)
+	return b
+}
+
+// send publishes a chat message event the way the chat connector does.
+func (e env) send(t *testing.T, b inbox.Bootstrap, eventID, externalID, session, user, text string) {
+	t.Helper()
+	m := events.MessageReceived{
+		TenantID: b.Tenant.ID.String(), Channel: events.ChannelChat, ChannelAccountID: b.ChatChannel.ID.String(),
+		ExternalID: externalID, ThreadKey: session, From: events.Party{Identity: user, Name: "Ada"},
+		Text: text, ReceivedAt: time.Now().UTC(),
+	}
+	ev, err := events.NewWithID(eventID, events.TypeMessageReceived, "test", m.TenantID, time.Now(), m)
+	require.NoError(t, err)
+	require.NoError(t, e.producer.Publish(context.Background(), events.TopicInbound, events.ConversationKey(m.TenantID, m.Channel, m.ChannelAccountID, m.ThreadKey), ev))
+}
+
+func (e env) get(t *testing.T, token, path string, out any) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, e.base+path, nil)
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	if out != nil {
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(out))
+	}
+	return resp.StatusCode
+}
+
+type conversation struct {
+	ID        string `json:"id"`
+	ContactID string `json:"contact_id"`
+	State     string `json:"state"`
+	Channel   string `json:"channel"`
+}
+
+type message struct {
+	ID         string `json:"id"`
+	Body       string `json:"body"`
+	ExternalID string `json:"external_id"`
+	Direction  string `json:"direction"`
+}
+
+type list[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor"`
+}
+
+func (e env) conversations(t *testing.T, token string) []conversation {
+	var l list[conversation]
+	require.Equal(t, http.StatusOK, e.get(t, token, "/v1/conversations", &l))
+	return l.Items
+}
+
+func (e env) messages(t *testing.T, token, conv string) []message {
+	var l list[message]
+	require.Equal(t, http.StatusOK, e.get(t, token, "/v1/conversations/"+conv+"/messages?limit=200", &l))
+	return l.Items
+}
+
+func TestMessagesAreStoredOnceAndServed(t *testing.T) {
+	e := start(t)
+	b := e.tenant(t, "Acme")
+	tok := b.APIToken.Token
+
+	e.send(t, b, "ev-1", "m-1", "session-1", "user-1", "Bonjour")
+	e.send(t, b, "ev-1", "m-1", "session-1", "user-1", "Bonjour")    // the same event again
+	e.send(t, b, "ev-1b", "m-1", "session-1", "user-1", "Bonjour")   // the channel sent it twice
+	e.send(t, b, "ev-2", "m-2", "session-1", "user-1", "Vous êtes là ?")
+	e.send(t, b, "ev-3", "m-3", "session-2", "user-1", "Autre sujet") // same customer, new conversation
+
+	testkit.Eventually(t, 20*time.Second, func() bool { return len(e.conversations(t, tok)) == 2 }, "conversations not stored")
+	convs := e.conversations(t, tok)
+	require.Equal(t, convs[0].ContactID, convs[1].ContactID, "one customer, one contact")
+	for _, c := range convs {
+		require.Equal(t, "new", c.State)
+		require.Equal(t, "chat", c.Channel)
+	}
+	var first []message
+	testkit.Eventually(t, 20*time.Second, func() bool { first = e.messages(t, tok, convs[0].ID); return len(first) >= 2 }, "messages not stored")
+	require.Len(t, first, 2, "a message was stored twice")
+	require.Equal(t, "Bonjour", first[0].Body)
+	require.Equal(t, "Vous êtes là ?", first[1].Body)
+	require.Equal(t, "inbound", first[0].Direction)
+	second := e.messages(t, tok, convs[1].ID)
+	require.Len(t, second, 1)
+
+	// Redelivering all of it changes nothing.
+	e.send(t, b, "ev-2", "m-2", "session-1", "user-1", "Vous êtes là ?")
+	e.send(t, b, "ev-4", "m-4", "session-1", "user-1", "Fin")
+	testkit.Eventually(t, 20*time.Second, func() bool { return len(e.messages(t, tok, convs[0].ID)) == 3 }, "the next message after a duplicate was not stored")
+}
+
+func TestConversationCreatedIsPublished(t *testing.T) {
+	e := start(t)
+	b := e.tenant(t, "Acme")
+	e.send(t, b, "ev-1", "m-1", "s-1", "u-1", "hello")
+	e.send(t, b, "ev-2", "m-2", "s-1", "u-1", "again")
+
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, GroupID: "t", GroupTopics: []string{events.TopicConversations}, MaxWait: 50 * time.Millisecond})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	m, err := r.FetchMessage(ctx)
+	require.NoError(t, err)
+	ev, _, err := events.FromMessage(ctx, m)
+	require.NoError(t, err)
+	require.Equal(t, events.TypeConversationCreated, ev.Type)
+	require.Equal(t, b.Tenant.ID.String(), ev.Tenant)
+	var cc events.ConversationCreated
+	require.NoError(t, ev.Decode(&cc))
+	require.Equal(t, "new", cc.State)
+
+	short, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel2()
+	_, err = r.FetchMessage(short)
+	require.Error(t, err, "a second message in the conversation must not create it again")
+}
+
+func TestInvalidEventsAreDeadLetteredAndTheNextIsStored(t *testing.T) {
+	e := start(t)
+	b := e.tenant(t, "Acme")
+	other := e.tenant(t, "Other")
+
+	// A channel account of another tenant.
+	bad := b
+	bad.ChatChannel = other.ChatChannel
+	e.send(t, bad, "ev-bad", "m-bad", "s-1", "u-1", "misrouted")
+	// Data the schema refuses.
+	m := map[string]any{"tenant_id": b.Tenant.ID.String(), "channel": "chat"}
+	ev, err := events.New(events.TypeMessageReceived, "test", b.Tenant.ID.String(), time.Now(), m)
+	require.NoError(t, err)
+	require.NoError(t, e.producer.Publish(context.Background(), events.TopicInbound, []byte("k"), ev))
+	e.send(t, b, "ev-ok", "m-ok", "s-1", "u-1", "fine")
+
+	testkit.Eventually(t, 20*time.Second, func() bool { return len(e.conversations(t, b.APIToken.Token)) == 1 }, "the good message was not stored")
+	require.Empty(t, e.conversations(t, other.APIToken.Token))
+
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, Topic: events.TopicDLQ, MaxWait: 50 * time.Millisecond})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := 0; i < 2; i++ {
+		dead, err := r.ReadMessage(ctx)
+		require.NoError(t, err)
+		h := map[string]string{}
+		for _, x := range dead.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		require.Equal(t, inbox.ConsumerGroup, h[bus.HeaderDLQHandler])
+		require.Contains(t, h[bus.HeaderDLQReason], "permanent")
+	}
+}
+
+func TestAPIRefusesWhatTheCallerMayNotSee(t *testing.T) {
+	e := start(t)
+	a := e.tenant(t, "Acme")
+	b := e.tenant(t, "Bravo")
+	e.send(t, a, "ev-1", "m-1", "s-1", "u-1", "secret of Acme")
+	testkit.Eventually(t, 20*time.Second, func() bool { return len(e.conversations(t, a.APIToken.Token)) == 1 }, "not stored")
+	conv := e.conversations(t, a.APIToken.Token)[0].ID
+
+	paths := []string{"/v1/conversations", "/v1/conversations/" + conv, "/v1/conversations/" + conv + "/messages"}
+	for _, p := range paths {
+		var prob httpx.Problem
+		require.Equal(t, http.StatusUnauthorized, e.get(t, "", p, &prob), p)
+		require.Equal(t, http.StatusUnauthorized, e.get(t, "sbt_not-a-token", p, &prob), p)
+	}
+	// Another tenant's conversation looks exactly like a missing one.
+	var missing, foreign httpx.Problem
+	require.Equal(t, http.StatusNotFound, e.get(t, b.APIToken.Token, "/v1/conversations/"+uuid.NewString(), &missing))
+	require.Equal(t, http.StatusNotFound, e.get(t, b.APIToken.Token, "/v1/conversations/"+conv, &foreign))
+	require.Equal(t, missing, foreign)
+	require.Equal(t, http.StatusNotFound, e.get(t, b.APIToken.Token, "/v1/conversations/"+conv+"/messages", nil))
+	require.Equal(t, http.StatusNotFound, e.get(t, b.APIToken.Token, "/v1/conversations/not-a-uuid/messages", nil))
+	require.Empty(t, e.conversations(t, b.APIToken.Token))
+
+	var prob httpx.Problem
+	require.Equal(t, http.StatusBadRequest, e.get(t, a.APIToken.Token, "/v1/conversations?limit=0", &prob))
+	require.Equal(t, "limit", prob.Errors[0].Field)
+	require.Equal(t, http.StatusBadRequest, e.get(t, a.APIToken.Token, "/v1/conversations?cursor=garbage", &prob))
+	require.Equal(t, "cursor", prob.Errors[0].Field)
+}
+
+func TestPagination(t *testing.T) {
+	e := start(t)
+	a := e.tenant(t, "Acme")
+	for i := 0; i < 7; i++ {
+		e.send(t, a, fmt.Sprintf("ev-%d", i), fmt.Sprintf("m-%d", i), fmt.Sprintf("s-%d", i), "u", "hi")
+	}
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		var l list[conversation]
+		e.get(t, a.APIToken.Token, "/v1/conversations?limit=200", &l)
+		return len(l.Items) == 7
+	}, "not stored")
+	seen := map[string]bool{}
+	cursor := ""
+	pages := 0
+	for {
+		var l list[conversation]
+		require.Equal(t, http.StatusOK, e.get(t, a.APIToken.Token, "/v1/conversations?limit=3&cursor="+url.QueryEscape(cursor), &l))
+		pages++
+		for _, c := range l.Items {
+			require.False(t, seen[c.ID], "conversation %s on two pages", c.ID)
+			seen[c.ID] = true
+		}
+		if l.NextCursor == "" {
+			break
+		}
+		cursor = l.NextCursor
+	}
+	require.Len(t, seen, 7)
+	require.Equal(t, 3, pages)
+}
