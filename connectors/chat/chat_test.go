@@ -1,0 +1,198 @@
+package chat_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchboard-oss/switchboard/connectors/chat"
+	"github.com/switchboard-oss/switchboard/pkg/bus"
+	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/httpx"
+	"github.com/switchboard-oss/switchboard/pkg/telemetry"
+	"github.com/switchboard-oss/switchboard/pkg/testkit"
+	"github.com/switchboard-oss/switchboard/pkg/webhook"
+)
+
+const (
+	channelID = "5b7f2c1e-8d4a-4a8e-9a61-0b6c2f4d9e10"
+	tenantID  = "0c2f1d7e-3b5a-4c8d-8e9f-1a2b3c4d5e6f"
+	secret    = "sbwh_test-secret"
+)
+
+// fixedClock is a clock the test sets.
+type fixedClock struct{ now time.Time }
+
+func (c *fixedClock) Now() time.Time                         { return c.now }
+func (c *fixedClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+type env struct {
+	url     string
+	brokers []string
+	clock   *fixedClock
+	tel     *telemetry.Telemetry
+}
+
+func start(t *testing.T) env {
+	t.Helper()
+	brokers := testkit.Kafka(t)
+	tel := telemetry.Discard()
+	cfg := testkit.BusConfig(brokers)
+	p, err := bus.NewProducer(cfg, tel)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+
+	// The channel, as the inbox announces it.
+	ev, err := events.New(events.TypeChatChannel, "switchboard/inbox", tenantID, time.Now(),
+		events.ChatChannel{ID: channelID, TenantID: tenantID, Name: "web", Secrets: []string{"sbwh_old", secret}})
+	require.NoError(t, err)
+	require.NoError(t, p.Publish(context.Background(), events.TopicConfig, events.ConfigKey("chat_channel", channelID), ev))
+
+	clock := &fixedClock{now: time.Now()}
+	srv := httpx.NewServer(httpx.Config{Addr: "127.0.0.1:0", ReadHeaderTimeout: time.Second, RequestTimeout: 5 * time.Second, MaxBodyBytes: 1 << 20, ShutdownTimeout: time.Second},
+		tel, func(context.Context) error { return nil })
+	c, err := chat.New(chat.Config{Tolerance: 5 * time.Minute, MaxBodyBytes: 4096}, chat.Deps{Brokers: brokers, Producer: p, Router: srv, Telemetry: tel, Clock: clock})
+	require.NoError(t, err)
+	require.NoError(t, srv.Listen())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 2)
+	go func() { done <- c.Run(ctx) }()
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; <-done })
+	testkit.Eventually(t, 10*time.Second, func() bool { return c.Ready(ctx) == nil }, "the connector never caught up with the config topic")
+	return env{url: "http://" + srv.Addr() + "/v1/webhooks/chat/" + channelID + "/messages", brokers: brokers, clock: clock, tel: tel}
+}
+
+func (e env) post(t *testing.T, url string, body []byte, sign func(h http.Header)) (*http.Response, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	if sign != nil {
+		sign(req.Header)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp, out
+}
+
+func signed(key string, at time.Time, body []byte) func(h http.Header) {
+	return func(h http.Header) {
+		h.Set(webhook.HeaderTimestamp, webhook.Timestamp(at))
+		h.Set(webhook.HeaderSignature, webhook.Sign([]byte(key), at, body))
+	}
+}
+
+func (e env) inbound(t *testing.T, want int) []kafka.Message {
+	t.Helper()
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, GroupID: testkit.RandomName("t"), GroupTopics: []string{events.TopicInbound}, MaxWait: 50 * time.Millisecond})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out []kafka.Message
+	for len(out) < want {
+		m, err := r.FetchMessage(ctx)
+		require.NoError(t, err)
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestAcceptedMessageIsOnKafkaBeforeTheAnswer(t *testing.T) {
+	e := start(t)
+	body := []byte(`{"message_id":"m-1","session_id":"s-1","user":{"id":"u-1","name":"Ada"},"text":"Bonjour","sent_at":"2026-11-21T09:59:58Z","metadata":{"page":"/pricing"}}`)
+	resp, out := e.post(t, e.url, body, signed(secret, e.clock.now, body))
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, out)
+	require.Equal(t, "accepted", out["status"])
+
+	msgs := e.inbound(t, 1)
+	ev, _, err := events.FromMessage(context.Background(), msgs[0])
+	require.NoError(t, err)
+	require.Equal(t, out["event_id"], ev.ID)
+	require.Equal(t, events.TypeMessageReceived, ev.Type)
+	require.Equal(t, tenantID, ev.Tenant)
+	require.Equal(t, string(events.ConversationKey(tenantID, "chat", channelID, "s-1")), string(msgs[0].Key))
+	var p events.MessageReceived
+	require.NoError(t, ev.Decode(&p))
+	require.Equal(t, "m-1", p.ExternalID)
+	require.Equal(t, "s-1", p.ThreadKey)
+	require.Equal(t, "u-1", p.From.Identity)
+	require.Equal(t, "Ada", p.From.Name)
+	require.Equal(t, "Bonjour", p.Text)
+	require.Equal(t, "/pricing", p.Metadata["page"])
+	require.NoError(t, p.Validate())
+
+	// The same message again is the same event.
+	resp, again := e.post(t, e.url, body, signed(secret, e.clock.now, body))
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.Equal(t, out["event_id"], again["event_id"])
+
+	// A rotated-out secret still in the list verifies too.
+	body2 := []byte(`{"message_id":"m-2","user":{"id":"u-2"},"text":"Hi"}`)
+	resp, _ = e.post(t, e.url, body2, signed("sbwh_old", e.clock.now, body2))
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+}
+
+func TestRefusedWebhooks(t *testing.T) {
+	e := start(t)
+	body := []byte(`{"message_id":"m-1","user":{"id":"u-1"},"text":"Bonjour"}`)
+	now := e.clock.now
+	unknown := strings.Replace(e.url, channelID, "00000000-0000-0000-0000-000000000000", 1)
+	cases := []struct {
+		name   string
+		url    string
+		body   []byte
+		sign   func(h http.Header)
+		status int
+		field  string
+	}{
+		{"no signature", e.url, body, nil, 401, ""},
+		{"wrong secret", e.url, body, signed("sbwh_guess", now, body), 401, ""},
+		{"signature of another body", e.url, body, signed(secret, now, []byte(`{}`)), 401, ""},
+		{"stale timestamp", e.url, body, signed(secret, now.Add(-10*time.Minute), body), 401, ""},
+		{"unknown channel", unknown, body, signed(secret, now, body), 401, ""},
+		{"not JSON", e.url, []byte(`hello`), signed(secret, now, []byte(`hello`)), 400, "body"},
+		{"unknown field", e.url, []byte(`{"message_id":"m","user":{"id":"u"},"text":"t","colour":1}`), signed(secret, now, []byte(`{"message_id":"m","user":{"id":"u"},"text":"t","colour":1}`)), 400, "colour"},
+		{"wrong type", e.url, []byte(`{"message_id":7,"user":{"id":"u"},"text":"t"}`), signed(secret, now, []byte(`{"message_id":7,"user":{"id":"u"},"text":"t"}`)), 400, "message_id"},
+		{"no user", e.url, []byte(`{"message_id":"m","text":"t"}`), signed(secret, now, []byte(`{"message_id":"m","text":"t"}`)), 400, "user.id"},
+		{"no message id", e.url, []byte(`{"user":{"id":"u"},"text":"t"}`), signed(secret, now, []byte(`{"user":{"id":"u"},"text":"t"}`)), 400, "message_id"},
+		{"empty text", e.url, []byte(`{"message_id":"m","user":{"id":"u"},"text":" "}`), signed(secret, now, []byte(`{"message_id":"m","user":{"id":"u"},"text":" "}`)), 400, "text"},
+		{"bad sent_at", e.url, []byte(`{"message_id":"m","user":{"id":"u"},"text":"t","sent_at":"yesterday"}`), signed(secret, now, []byte(`{"message_id":"m","user":{"id":"u"},"text":"t","sent_at":"yesterday"}`)), 400, "body"},
+		{"too large", e.url, bytes.Repeat([]byte("x"), 5000), nil, 413, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, out := e.post(t, c.url, c.body, c.sign)
+			require.Equal(t, c.status, resp.StatusCode, out)
+			require.Equal(t, httpx.ContentTypeProblem, resp.Header.Get("Content-Type"))
+			if c.field != "" {
+				errs, _ := out["errors"].([]any)
+				require.NotEmpty(t, errs, out)
+				require.Equal(t, c.field, errs[0].(map[string]any)["field"], out)
+			}
+		})
+	}
+	metrics, err := e.tel.Gather()
+	require.NoError(t, err)
+	require.Equal(t, 1.0, metrics["switchboard_chat_webhooks_rejected_total{reason=stale}"], metrics)
+	require.Equal(t, 2.0, metrics["switchboard_chat_webhooks_rejected_total{reason=bad_signature}"])
+
+	// None of them reached Kafka: the next accepted message is the first.
+	resp, _ := e.post(t, e.url, body, signed(secret, now, body))
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	ev, _, err := events.FromMessage(context.Background(), e.inbound(t, 1)[0])
+	require.NoError(t, err)
+	var p events.MessageReceived
+	require.NoError(t, ev.Decode(&p))
+	require.Equal(t, "m-1", p.ExternalID)
+}
