@@ -172,7 +172,7 @@ func NewConsumer(cfg Config, opts ConsumerOptions, handler Handler, dlq *Produce
 	if c.commitErrs, err = m.Int64Counter("switchboard.bus.commit.errors", metric.WithDescription("Offset commits that failed (the messages will be handled again).")); err != nil {
 		return nil, err
 	}
-	if c.duration, err = m.Float64Histogram("messaging.process.duration", metric.WithUnit("s"), metric.WithDescription("Time to handle one batch.")); err != nil {
+	if c.duration, err = m.Float64Histogram("messaging.process.duration", metric.WithUnit("s"), metric.WithDescription("Time to handle one batch."), metric.WithExplicitBucketBoundaries(telemetry.LatencyBuckets()...)); err != nil {
 		return nil, err
 	}
 	if _, err = m.Int64ObservableGauge("switchboard.bus.lag", metric.WithDescription("Messages in the partition after the last one handled."),

@@ -35,6 +35,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// MaxBodyBytes bounds request bodies unless a route sets its own.
 	MaxBodyBytes int64
+	// ShutdownDelay is how long /readyz answers 503 while requests are
+	// still served, before the server stops accepting them.
+	ShutdownDelay time.Duration
 	// ShutdownTimeout bounds the wait for in-flight requests at shutdown.
 	ShutdownTimeout time.Duration
 }
@@ -45,6 +48,7 @@ func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	f.DurationVar(&c.ReadHeaderTimeout, prefix+"http.read-header-timeout", 5*time.Second, "Longest time a client may take to send request headers.")
 	f.DurationVar(&c.RequestTimeout, prefix+"http.request-timeout", 30*time.Second, "Longest time one request may be handled; its context is cancelled after it.")
 	f.Int64Var(&c.MaxBodyBytes, prefix+"http.max-body-bytes", 1<<20, "Largest request body accepted, in bytes; larger bodies get 413.")
+	f.DurationVar(&c.ShutdownDelay, prefix+"http.shutdown-delay", 0, "At shutdown, how long /readyz answers 503 while requests are still served, so that load balancers stop routing here first. Set it a little above the readiness probe period under Kubernetes (the Helm chart sets 5s).")
 	f.DurationVar(&c.ShutdownTimeout, prefix+"http.shutdown-timeout", 20*time.Second, "Longest wait for in-flight requests to finish at shutdown.")
 }
 
@@ -56,6 +60,7 @@ func (c *Config) Validate(prefix string) error {
 	ck.Positive("http.read-header-timeout", c.ReadHeaderTimeout)
 	ck.Positive("http.request-timeout", c.RequestTimeout)
 	ck.Positive("http.shutdown-timeout", c.ShutdownTimeout)
+	ck.Check(c.ShutdownDelay >= 0, "http.shutdown-delay", "must not be negative", "set 0 or a duration such as 5s")
 	ck.Check(c.MaxBodyBytes > 0, "http.max-body-bytes", fmt.Sprintf("must be greater than zero, got %d", c.MaxBodyBytes), "set a size in bytes such as 1048576")
 	return ck.Err()
 }
@@ -219,6 +224,10 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	s.Drain()
+	if s.cfg.ShutdownDelay > 0 {
+		s.log.Info("not ready; serving until the delay passes", "delay", s.cfg.ShutdownDelay)
+		time.Sleep(s.cfg.ShutdownDelay)
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {

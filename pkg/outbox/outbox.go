@@ -161,7 +161,7 @@ func (o *Outbox) Relay(pool *pgxpool.Pool, producer *bus.Producer, tel *telemetr
 	if r.failures, err = m.Int64Counter("switchboard.outbox.failures", metric.WithDescription("Relay rounds that failed and were retried.")); err != nil {
 		return nil, err
 	}
-	if r.delay, err = m.Float64Histogram("switchboard.outbox.delay", metric.WithUnit("s"), metric.WithDescription("Time from an event's commit to its publication.")); err != nil {
+	if r.delay, err = m.Float64Histogram("switchboard.outbox.delay", metric.WithUnit("s"), metric.WithDescription("Time from an event's commit to its publication."), metric.WithExplicitBucketBoundaries(telemetry.LatencyBuckets()...)); err != nil {
 		return nil, err
 	}
 	return r, nil
