@@ -1,11 +1,9 @@
 package main_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,7 +18,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-oss/switchboard/pkg/testkit"
-	"github.com/switchboard-oss/switchboard/pkg/webhook"
 )
 
 // binary is the switchboard binary built once for these tests.
@@ -45,104 +41,28 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-type bootstrap struct {
-	Tenant struct {
-		ID string `json:"id"`
-	} `json:"tenant"`
-	APIToken struct {
-		Token string `json:"token"`
-	} `json:"api_token"`
-	ChatChannel struct {
-		ID     string `json:"id"`
-		Secret string `json:"secret"`
-	} `json:"chat_channel"`
-	WebhookPath string `json:"chat_webhook_path"`
-}
-
-func freeAddr(t *testing.T) string {
+func startNode(t *testing.T, dbURL, dataDir, addr string) *testkit.Node {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	n, err := testkit.StartNode(ctx, testkit.NodeOptions{Binary: binary, DatabaseURL: dbURL, DataDir: dataDir, Addr: addr})
 	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// node is one run of the binary.
-type node struct {
-	cmd  *exec.Cmd
-	logs *syncBuffer
-	// exited is closed once the process has exited.
-	exited chan struct{}
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writes and the
-// test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func startNode(t *testing.T, dbURL, dataDir, addr string) *node {
-	t.Helper()
-	cmd := exec.Command(binary, "-target=all", "-data-dir", dataDir, "-http.addr", addr, "-log.level", "warn")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "SB_KAFKA_BROKERS=", "REDIS_URL=")
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	require.NoError(t, cmd.Start())
-	n := &node{cmd: cmd, logs: logs, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(n.exited) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-n.exited
+		n.Kill()
 		if t.Failed() {
-			t.Logf("switchboard output:\n%s", logs.String())
+			t.Logf("switchboard output:\n%s", n.Logs())
 		}
 	})
-	testkit.Eventually(t, 60*time.Second, func() bool {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, "switchboard never became ready:\n%s", logs)
 	return n
 }
 
-func createTenant(t *testing.T, dbURL string) bootstrap {
-	t.Helper()
-	cmd := exec.Command(binary, "admin", "create-tenant", "-name", "Acme")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL)
-	out, err := cmd.Output()
-	require.NoError(t, err)
-	var b bootstrap
-	require.NoError(t, json.Unmarshal(out, &b))
-	require.NotEmpty(t, b.ChatChannel.Secret)
-	return b
-}
-
 // post sends chat message i and reports whether it was acknowledged.
-func post(client *http.Client, base string, b bootstrap, i int) bool {
+func post(client *http.Client, base string, b testkit.Bootstrap, i int) bool {
 	body := []byte(fmt.Sprintf(`{"message_id":"msg-%04d","session_id":"session-%02d","user":{"id":"user-%02d"},"text":"message %d"}`, i, i%40, i%40, i))
-	req, err := http.NewRequest(http.MethodPost, base+b.WebhookPath, bytes.NewReader(body))
+	req, err := testkit.ChatRequest(base, b, body, time.Now())
 	if err != nil {
 		return false
 	}
-	now := time.Now()
-	req.Header.Set(webhook.HeaderTimestamp, webhook.Timestamp(now))
-	req.Header.Set(webhook.HeaderSignature, webhook.Sign([]byte(b.ChatChannel.Secret), now, body))
 	resp, err := client.Do(req)
 	if err != nil {
 		return false
@@ -160,9 +80,11 @@ func TestKillAndRestartLosesAndDoublesNothing(t *testing.T) {
 	const total = 1000
 	dbURL := testkit.DatabaseURL(t)
 	dataDir := t.TempDir()
-	addr := freeAddr(t)
+	addr, err := testkit.FreeAddr()
+	require.NoError(t, err)
 	base := "http://" + addr
-	b := createTenant(t, dbURL)
+	b, err := testkit.CreateTenant(binary, dbURL, "Acme")
+	require.NoError(t, err)
 	first := startNode(t, dbURL, dataDir, addr)
 
 	var (
@@ -187,7 +109,7 @@ func TestKillAndRestartLosesAndDoublesNothing(t *testing.T) {
 				if post(client, base, b, i) {
 					acked[i].Store(true)
 					if ackN.Add(1) == total*2/5 && killed.CompareAndSwap(false, true) {
-						require.NoError(t, first.cmd.Process.Signal(syscall.SIGKILL))
+						first.Kill()
 					}
 				} else {
 					nackedM.Lock()
@@ -199,7 +121,6 @@ func TestKillAndRestartLosesAndDoublesNothing(t *testing.T) {
 	}
 	wg.Wait()
 	require.True(t, killed.Load(), "the process was never killed")
-	<-first.exited
 	ackedBefore := int(ackN.Load())
 	t.Logf("before SIGKILL: %d acknowledged, %d failed", ackedBefore, nacked)
 
@@ -259,7 +180,7 @@ func TestKillAndRestartLosesAndDoublesNothing(t *testing.T) {
 // TestUnreachableDatabaseExitsWithAClearMessage: no PostgreSQL, one message
 // that says what to set, and a non-zero exit.
 func TestUnreachableDatabaseExitsWithAClearMessage(t *testing.T) {
-	cmd := exec.Command(binary, "-target=all", "-data-dir", t.TempDir(), "-http.addr", freeAddr(t), "-database.connect-timeout", "2s")
+	cmd := exec.Command(binary, "-target=all", "-data-dir", t.TempDir(), "-http.addr", "127.0.0.1:0", "-database.connect-timeout", "2s")
 	cmd.Env = append(os.Environ(), "DATABASE_URL=postgres://127.0.0.1:1/switchboard?sslmode=disable")
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError

@@ -137,6 +137,8 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 	}
 	if err := m.Run(ctx, cfg.Targets); err != nil {
 		log.Error("switchboard stopped with an error", "error", err)
+		// Also as plain text, last, for the person at the terminal.
+		fmt.Fprintf(stderr, "switchboard: %v\n", err)
 		return exitFailed
 	}
 	log.Info("switchboard stopped")
@@ -174,7 +176,8 @@ func (a *app) register(m *lifecycle.Manager) error {
 		{Name: modKafka, Init: a.initKafka},
 		{Name: modProducer, Deps: []string{modKafka}, Init: a.initProducer},
 		{Name: modRedis, Init: a.initRedis},
-		{Name: modInbox, Target: true, Deps: []string{modServer, modDatabase, modProducer, modRedis}, Init: a.initInbox},
+		// The database first: when it is unreachable, nothing else starts.
+		{Name: modInbox, Target: true, Deps: []string{modDatabase, modRedis, modProducer, modServer}, Init: a.initInbox},
 		{Name: modChat, Target: true, Deps: []string{modServer, modProducer}, Init: a.initChat},
 	}
 	for _, mod := range mods {

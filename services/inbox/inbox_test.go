@@ -134,8 +134,8 @@ func TestMessagesAreStoredOnceAndServed(t *testing.T) {
 	tok := b.APIToken.Token
 
 	e.send(t, b, "ev-1", "m-1", "session-1", "user-1", "Bonjour")
-	e.send(t, b, "ev-1", "m-1", "session-1", "user-1", "Bonjour")    // the same event again
-	e.send(t, b, "ev-1b", "m-1", "session-1", "user-1", "Bonjour")   // the channel sent it twice
+	e.send(t, b, "ev-1", "m-1", "session-1", "user-1", "Bonjour")  // the same event again
+	e.send(t, b, "ev-1b", "m-1", "session-1", "user-1", "Bonjour") // the channel sent it twice
 	e.send(t, b, "ev-2", "m-2", "session-1", "user-1", "Vous êtes là ?")
 	e.send(t, b, "ev-3", "m-3", "session-2", "user-1", "Autre sujet") // same customer, new conversation
 

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchboard-oss/switchboard/pkg/testkit"
+)
+
+// chatRun runs the chat scenario once on a fresh database and data
+// directory.
+func chatRun(ctx context.Context, o options, res *Result) error {
+	url, drop, err := freshDatabase(ctx, o.adminURL, "sbbench_")
+	if err != nil {
+		return err
+	}
+	defer drop()
+	dataDir, err := os.MkdirTemp("", "sbbench-data-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dataDir)
+
+	b, err := testkit.CreateTenant(o.binary, url, "Bench")
+	if err != nil {
+		return err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	node, err := testkit.StartNode(startCtx, testkit.NodeOptions{Binary: o.binary, DatabaseURL: url, DataDir: dataDir})
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer node.Stop()
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency}, Timeout: 30 * time.Second}
+	// The channel goes live once the connector has read its announcement.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if status, err := send(client, node.Base(), b, "warmup", "warmup"); err == nil && status == http.StatusAccepted {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the chat channel never went live:\n%s", node.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	var (
+		next    atomic.Int64
+		refused atomic.Int64
+		mu      sync.Mutex
+		lat     = make([]time.Duration, 0, o.n)
+		wg      sync.WaitGroup
+	)
+	for w := 0; w < o.concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, o.n/o.concurrency+1)
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= o.n {
+					break
+				}
+				id := fmt.Sprintf("bench-%07d", i)
+				session := fmt.Sprintf("session-%07d", i/o.perConv)
+				for {
+					start := time.Now()
+					status, err := send(client, node.Base(), b, id, session)
+					if err == nil && status == http.StatusAccepted {
+						local = append(local, time.Since(start))
+						break
+					}
+					// Not acknowledged: a chat platform sends it again.
+					refused.Add(1)
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	slices.Sort(lat)
+	res.WebhookP50, res.WebhookP99 = percentile(lat, 0.50), percentile(lat, 0.99)
+	res.Refused = int(refused.Load())
+
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	deadline = time.Now().Add(5 * time.Minute)
+	for {
+		var stored int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM inbox.messages WHERE external_id LIKE 'bench-%'`).Scan(&stored); err != nil {
+			return err
+		}
+		if stored == o.n {
+			break
+		}
+		if stored > o.n {
+			return fmt.Errorf("%d messages stored for %d sent", stored, o.n)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d messages stored after 5 minutes", stored, o.n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var span, p50, p99 float64
+	err = conn.QueryRow(ctx, `SELECT
+			extract(epoch FROM max(stored_at) - min(received_at)),
+			1000 * extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY stored_at - received_at)),
+			1000 * extract(epoch FROM percentile_cont(0.99) WITHIN GROUP (ORDER BY stored_at - received_at))
+		FROM inbox.messages WHERE external_id LIKE 'bench-%'`).Scan(&span, &p50, &p99)
+	if err != nil {
+		return fmt.Errorf("read latencies: %w", err)
+	}
+	res.StoredPerSecond = float64(o.n) / span
+	res.AcceptToStoredP50, res.AcceptToStoredP99 = p50, p99
+	return nil
+}
+
+func send(client *http.Client, base string, b testkit.Bootstrap, id, session string) (int, error) {
+	body := fmt.Appendf(nil, `{"message_id":%q,"session_id":%q,"user":{"id":%q,"name":"Bench Customer"},"text":"Bonjour, je n'ai pas reçu ma commande %s, pouvez-vous vérifier ?"}`, id, session, session, id)
+	req, err := testkit.ChatRequest(base, b, body, time.Now())
+	if err != nil {
+		return 0, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}

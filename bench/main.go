@@ -1,0 +1,188 @@
+// Command bench measures Switchboard on this machine, beside the machine's
+// raw ceilings measured in the same run, and prints medians over several
+// runs: absolute figures differ from machine to machine, ratios hold.
+//
+// Scenario "chat": N signed chat webhooks at concurrency C into the
+// all-in-one binary (embedded Kafka and Redis, the local PostgreSQL), then
+// throughput in messages stored per second and the latency from webhook
+// accept to stored row, read from the stored rows themselves
+// (messages.received_at and stored_at). Ceiling: pgbench's single-row
+// INSERT rate at the same concurrency, and redis-benchmark's SET rate.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchboard-oss/switchboard/pkg/testkit"
+)
+
+type options struct {
+	binary      string
+	adminURL    string
+	n           int
+	concurrency int
+	perConv     int
+	runs        int
+	pgbenchTime time.Duration
+	out         string
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.binary, "binary", "bin/switchboard", "The switchboard binary to measure.")
+	flag.StringVar(&o.adminURL, "database-url", testkit.DefaultDatabaseURL, "A PostgreSQL URL with the right to create databases; each run gets a fresh one.")
+	flag.IntVar(&o.n, "n", 20000, "Chat webhooks per run.")
+	flag.IntVar(&o.concurrency, "c", 64, "Concurrent webhook senders (and pgbench clients).")
+	flag.IntVar(&o.perConv, "per-conversation", 4, "Messages per conversation.")
+	flag.IntVar(&o.runs, "runs", 3, "Runs of each measurement; the medians are reported.")
+	flag.DurationVar(&o.pgbenchTime, "pgbench-time", 10*time.Second, "Duration of each pgbench run.")
+	flag.StringVar(&o.out, "out", "", "Also write the results as JSON to this file.")
+	flag.Parse()
+	if err := run(context.Background(), o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// Result is one run's figures.
+type Result struct {
+	PgbenchInsertTPS  float64 `json:"pgbench_insert_tps"`
+	RedisSetOPS       float64 `json:"redis_set_ops"`
+	StoredPerSecond   float64 `json:"stored_per_second"`
+	AcceptToStoredP50 float64 `json:"accept_to_stored_p50_ms"`
+	AcceptToStoredP99 float64 `json:"accept_to_stored_p99_ms"`
+	WebhookP50        float64 `json:"webhook_p50_ms"`
+	WebhookP99        float64 `json:"webhook_p99_ms"`
+	Refused           int     `json:"refused"`
+}
+
+func run(ctx context.Context, o options, w io.Writer) error {
+	bin, err := filepath.Abs(o.binary)
+	if err != nil {
+		return err
+	}
+	o.binary = bin
+	fmt.Fprintf(w, "Switchboard benchmark: %s, %d CPUs, %s\n", runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), runtime.Version())
+	fmt.Fprintf(w, "chat scenario: %d signed webhooks per run, concurrency %d, %d messages per conversation, %d runs\n\n", o.n, o.concurrency, o.perConv, o.runs)
+
+	var results []Result
+	for r := 1; r <= o.runs; r++ {
+		var res Result
+		if res.PgbenchInsertTPS, err = pgbenchInsert(ctx, o); err != nil {
+			return err
+		}
+		if res.RedisSetOPS, err = redisSet(ctx, o.concurrency); err != nil {
+			return err
+		}
+		if err := chatRun(ctx, o, &res); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "run %d: pgbench %.0f inserts/s, redis %.0f SET/s | stored %.0f msg/s, accept->stored p50 %.1f ms p99 %.1f ms, webhook p50 %.1f ms p99 %.1f ms, refused %d\n",
+			r, res.PgbenchInsertTPS, res.RedisSetOPS, res.StoredPerSecond, res.AcceptToStoredP50, res.AcceptToStoredP99, res.WebhookP50, res.WebhookP99, res.Refused)
+		results = append(results, res)
+	}
+
+	med := func(f func(Result) float64) float64 {
+		vs := make([]float64, len(results))
+		for i, r := range results {
+			vs[i] = f(r)
+		}
+		return median(vs)
+	}
+	m := Result{
+		PgbenchInsertTPS:  med(func(r Result) float64 { return r.PgbenchInsertTPS }),
+		RedisSetOPS:       med(func(r Result) float64 { return r.RedisSetOPS }),
+		StoredPerSecond:   med(func(r Result) float64 { return r.StoredPerSecond }),
+		AcceptToStoredP50: med(func(r Result) float64 { return r.AcceptToStoredP50 }),
+		AcceptToStoredP99: med(func(r Result) float64 { return r.AcceptToStoredP99 }),
+		WebhookP50:        med(func(r Result) float64 { return r.WebhookP50 }),
+		WebhookP99:        med(func(r Result) float64 { return r.WebhookP99 }),
+	}
+	ratio := m.StoredPerSecond / m.PgbenchInsertTPS
+	fmt.Fprintf(w, "\nmedians over %d runs\n", len(results))
+	fmt.Fprintf(w, "  ceiling  pgbench single-row INSERT, %d clients   %10.0f rows/s\n", o.concurrency, m.PgbenchInsertTPS)
+	fmt.Fprintf(w, "  ceiling  redis-benchmark SET, %d clients          %10.0f ops/s\n", o.concurrency, m.RedisSetOPS)
+	fmt.Fprintf(w, "  chat     messages stored per second             %10.0f msg/s   target >= 5000: %s\n", m.StoredPerSecond, verdict(m.StoredPerSecond >= 5000))
+	fmt.Fprintf(w, "  chat     stored / pgbench inserts               %10.2f         target >= 0.50: %s\n", ratio, verdict(ratio >= 0.5))
+	fmt.Fprintf(w, "  chat     webhook accept -> stored row   p50     %10.1f ms\n", m.AcceptToStoredP50)
+	fmt.Fprintf(w, "  chat     webhook accept -> stored row   p99     %10.1f ms\n", m.AcceptToStoredP99)
+	fmt.Fprintf(w, "  chat     webhook answer (202)           p50     %10.1f ms\n", m.WebhookP50)
+	fmt.Fprintf(w, "  chat     webhook answer (202)           p99     %10.1f ms\n", m.WebhookP99)
+
+	if o.out != "" {
+		raw, err := json.MarshalIndent(map[string]any{"runs": results, "median": m, "stored_over_pgbench": ratio}, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.out, raw, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	s := slices.Clone(vs)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// percentile of sorted durations, in milliseconds.
+func percentile(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p * float64(len(sorted)-1))
+	return float64(sorted[i]) / float64(time.Millisecond)
+}
+
+// freshDatabase creates an empty database and returns its URL and a drop
+// function.
+func freshDatabase(ctx context.Context, adminURL, prefix string) (string, func(), error) {
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return "", nil, fmt.Errorf("connect to %s: %w", adminURL, err)
+	}
+	defer conn.Close(ctx)
+	name := testkit.RandomName(prefix)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", nil, fmt.Errorf("create database %s: %w", name, err)
+	}
+	cfg := conn.Config()
+	url := fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
+	drop := func() {
+		c, err := pgx.Connect(context.Background(), adminURL)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	}
+	return url, drop, nil
+}
+

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Makes sure the PostgreSQL and Redis that `make test`, `make run` and
+# `make bench` use are up on 127.0.0.1: starts them when they are installed
+# and stopped, and says what is missing otherwise.
+#
+# Usage: scripts/services.sh [postgres] [redis]   (default: both)
+set -euo pipefail
+
+wants=("$@")
+[ ${#wants[@]} -eq 0 ] && wants=(postgres redis)
+
+wait_for() { # what, check command...
+  local what=$1; shift
+  for _ in $(seq 1 60); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.5
+  done
+  echo "services: $what did not come up within 30 s" >&2
+  return 1
+}
+
+postgres() {
+  if [ -n "${SB_TEST_DATABASE_URL:-}" ]; then return 0; fi # tests use another server
+  if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then return 0; fi
+  if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+    local version
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    echo "services: starting PostgreSQL $version"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start
+  elif command -v pg_ctl >/dev/null 2>&1 && [ -n "${PGDATA:-}" ]; then
+    echo "services: starting PostgreSQL in $PGDATA"
+    pg_ctl -D "$PGDATA" -l "$PGDATA/server.log" start
+  else
+    echo "services: PostgreSQL is not running on 127.0.0.1:5432 and no local server is installed." >&2
+    echo "  Install it (Debian: apt-get install postgresql), start yours, or point the tests at one" >&2
+    echo "  with SB_TEST_DATABASE_URL=postgres://user:password@host:5432/postgres" >&2
+    return 1
+  fi
+  wait_for PostgreSQL pg_isready -h 127.0.0.1 -p 5432 -q
+}
+
+redis() {
+  if [ -n "${SB_TEST_REDIS_URL:-}" ]; then return 0; fi # tests use another server
+  if redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then return 0; fi
+  if command -v redis-server >/dev/null 2>&1; then
+    echo "services: starting Redis"
+    local dir=/var/lib/redis log=/var/log/redis/ci.log
+    [ -w "$dir" ] || dir=$(mktemp -d)
+    [ -w "$(dirname "$log")" ] || log="$dir/redis.log"
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir "$dir" --logfile "$log"
+  else
+    echo "services: Redis is not running on 127.0.0.1:6379 and redis-server is not installed." >&2
+    echo "  Install it (Debian: apt-get install redis-server), start yours, or point the tests at one" >&2
+    echo "  with SB_TEST_REDIS_URL=redis://host:6379/0" >&2
+    return 1
+  fi
+  wait_for Redis sh -c 'redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG'
+}
+
+for w in "${wants[@]}"; do "$w"; done
