@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,7 +36,7 @@ func chatRun(ctx context.Context, o options, res *Result) error {
 		return err
 	}
 	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	node, err := testkit.StartNode(startCtx, testkit.NodeOptions{Binary: o.binary, DatabaseURL: url, DataDir: dataDir})
+	node, err := testkit.StartNode(startCtx, testkit.NodeOptions{Binary: o.binary, DatabaseURL: url, DataDir: dataDir, Addr: o.addr, Args: strings.Fields(o.extraArgs)})
 	cancel()
 	if err != nil {
 		return err
@@ -141,6 +143,8 @@ func send(client *http.Client, base string, b testkit.Bootstrap, id, session str
 	if err != nil {
 		return 0, err
 	}
+	// Read to the end, or the connection is not reused.
+	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode, nil
 }

@@ -37,6 +37,8 @@ type options struct {
 	runs        int
 	pgbenchTime time.Duration
 	out         string
+	addr        string
+	extraArgs   string
 }
 
 func main() {
@@ -49,6 +51,8 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 3, "Runs of each measurement; the medians are reported.")
 	flag.DurationVar(&o.pgbenchTime, "pgbench-time", 10*time.Second, "Duration of each pgbench run.")
 	flag.StringVar(&o.out, "out", "", "Also write the results as JSON to this file.")
+	flag.StringVar(&o.addr, "addr", "", "HTTP address of the measured binary; empty picks a free port.")
+	flag.StringVar(&o.extraArgs, "args", "", "Extra flags for the measured binary, space-separated (for tuning: -kafka.consumer.max-batch=512 -http.pprof).")
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -15,6 +15,12 @@ import (
 )
 
 func main() {
+	// Switchboard allocates a little per message and keeps little live
+	// memory: collecting half as often trades a few MiB for CPU. GOGC set in
+	// the environment wins.
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(200)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
 	stop()

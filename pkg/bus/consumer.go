@@ -128,6 +128,7 @@ type Consumer struct {
 	deadLettered metric.Int64Counter
 	commitErrs   metric.Int64Counter
 	duration     metric.Float64Histogram
+	batchSize    metric.Int64Histogram
 	lagMu        sync.Mutex
 	lag          map[partitionKey]int64
 	attrs        metric.MeasurementOption
@@ -173,6 +174,10 @@ func NewConsumer(cfg Config, opts ConsumerOptions, handler Handler, dlq *Produce
 		return nil, err
 	}
 	if c.duration, err = m.Float64Histogram("messaging.process.duration", metric.WithUnit("s"), metric.WithDescription("Time to handle one batch."), metric.WithExplicitBucketBoundaries(telemetry.LatencyBuckets()...)); err != nil {
+		return nil, err
+	}
+	if c.batchSize, err = m.Int64Histogram("messaging.batch.message_count", metric.WithDescription("Messages per handled batch."),
+		metric.WithExplicitBucketBoundaries(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)); err != nil {
 		return nil, err
 	}
 	if _, err = m.Int64ObservableGauge("switchboard.bus.lag", metric.WithDescription("Messages in the partition after the last one handled."),
@@ -323,6 +328,7 @@ func (c *Consumer) work(ctx, hctx context.Context, r *kafka.Reader, k partitionK
 			c.log.Warn("commit failed", "topic", k.topic, "partition", k.partition, "offset", last.Offset, "error", err)
 		}
 		c.consumed.Add(hctx, int64(len(batch)), c.attrs, metric.WithAttributes(attribute.String("messaging.destination.name", k.topic)))
+		c.batchSize.Record(hctx, int64(len(batch)), c.attrs)
 		c.lagMu.Lock()
 		c.lag[k] = max(0, last.HighWaterMark-last.Offset-1)
 		c.lagMu.Unlock()

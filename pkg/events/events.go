@@ -81,14 +81,25 @@ func NewWithID(id, typ, source, tenant string, at time.Time, data any) (Event, e
 		return Event{}, fmt.Errorf("marshal %s data: %w", typ, err)
 	}
 	ev := Event{ID: id, Type: typ, Source: source, Time: at.UTC(), Tenant: tenant, Data: raw}
-	if err := ev.Validate(); err != nil {
+	// The data was just marshalled: only the attributes need checking.
+	if err := ev.validateAttributes(); err != nil {
 		return Event{}, err
 	}
 	return ev, nil
 }
 
-// Validate checks the required attributes.
+// Validate checks the required attributes and that the data is JSON.
 func (e Event) Validate() error {
+	if err := e.validateAttributes(); err != nil {
+		return err
+	}
+	if len(e.Data) > 0 && !json.Valid(e.Data) {
+		return fmt.Errorf("%w: data is not valid JSON", ErrInvalid)
+	}
+	return nil
+}
+
+func (e Event) validateAttributes() error {
 	switch {
 	case e.ID == "":
 		return fmt.Errorf("%w: %s is empty", ErrInvalid, HeaderID)
@@ -98,8 +109,6 @@ func (e Event) Validate() error {
 		return fmt.Errorf("%w: %s is empty", ErrInvalid, HeaderSource)
 	case e.Time.IsZero():
 		return fmt.Errorf("%w: %s is empty", ErrInvalid, HeaderTime)
-	case len(e.Data) > 0 && !json.Valid(e.Data):
-		return fmt.Errorf("%w: data is not valid JSON", ErrInvalid)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/metric"
 
@@ -61,10 +62,14 @@ func (h *Handler) Handle(ctx context.Context, msgs []bus.Message) error {
 	}
 	res, err := h.store.Ingest(ctx, in, func(ctx context.Context, tx pgx.Tx, res []store.Ingested) error {
 		var recs []outbox.Record
+		announced := map[uuid.UUID]bool{}
 		for i, r := range res {
-			if !r.ConversationCreated {
+			// Every message of a conversation opened by this batch says so;
+			// it is announced once.
+			if !r.ConversationCreated || announced[r.ConversationID] {
 				continue
 			}
+			announced[r.ConversationID] = true
 			p := in[i].Msg
 			ev, err := events.New(events.TypeConversationCreated, store.EventSource, p.TenantID, p.ReceivedAt, events.ConversationCreated{
 				ConversationID: r.ConversationID.String(), TenantID: p.TenantID, ContactID: r.ContactID.String(),

@@ -14,7 +14,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchboard-oss/switchboard/pkg/events"
@@ -80,56 +79,141 @@ type Inbound struct {
 
 // Ingested is what ingesting one message did.
 type Ingested struct {
-	MessageID           uuid.UUID
 	ConversationID      uuid.UUID
 	ContactID           uuid.UUID
 	ConversationCreated bool
 	Duplicate           bool
 }
 
-// Ingest stores messages in one transaction, in order, each once. after runs
-// inside the transaction with what was stored, to add outbox events.
+// The input of a batch, as parallel arrays that unnest into rows; every
+// statement of Ingest starts from it. Set-based statements cost far less
+// per message than one statement per message.
+//
+// Lookups into the big tables are written as correlated scalar subqueries,
+// not joins: the statements are prepared once, while the tables are still
+// empty, and a join planned then (a sequential scan feeding a hash) would
+// cost more with every row stored. A scalar subquery is always an index
+// probe per input row.
+const ingestInput = `input AS (
+	SELECT * FROM unnest($1::int[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::uuid[], $7::text[],
+	                     $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::timestamptz[], $13::timestamptz[])
+	    AS i(ord, msg_id, event_id, tenant_id, channel, account_id, external_id,
+	         thread_key, identity, body, metadata, sent_at, received_at))`
+
+// ingestCheck lists the messages whose channel account does not exist for
+// their tenant and channel.
+const ingestCheck = `SELECT coalesce(array_agg(i.ord), '{}')
+FROM unnest($1::int[], $2::uuid[], $3::text[], $4::uuid[]) AS i(ord, tenant_id, channel, account_id)
+WHERE (SELECT 1 FROM inbox.channel_accounts a
+       WHERE a.id = i.account_id AND a.tenant_id = i.tenant_id AND a.channel = i.channel) IS NULL`
+
+// ingestContacts gives every new channel identity a contact, named after
+// the first message that brought it. Known identities are filtered out
+// first (an index probe is cheaper than a conflicting insert); identities
+// are claimed in key order so that concurrent batches wait for each other
+// instead of deadlocking.
+const ingestContacts = `WITH input AS (
+	SELECT * FROM unnest($1::int[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[])
+	    AS i(ord, tenant_id, channel, identity, name, avatar)),
+claimed AS (
+	INSERT INTO inbox.contact_identities AS ci (tenant_id, channel, identity, contact_id)
+	SELECT DISTINCT ON (tenant_id, channel, identity) tenant_id, channel, identity, gen_random_uuid()
+	FROM input i
+	WHERE (SELECT 1 FROM inbox.contact_identities k
+	       WHERE k.tenant_id = i.tenant_id AND k.channel = i.channel AND k.identity = i.identity) IS NULL
+	ORDER BY tenant_id, channel, identity, ord
+	ON CONFLICT DO NOTHING
+	RETURNING ci.tenant_id, ci.channel, ci.identity, ci.contact_id)
+INSERT INTO inbox.contacts (id, tenant_id, name, avatar_url, source)
+SELECT c.contact_id, c.tenant_id, f.name, f.avatar, c.channel
+FROM claimed c CROSS JOIN LATERAL (
+	SELECT i.name, i.avatar FROM input i
+	WHERE i.tenant_id = c.tenant_id AND i.channel = c.channel AND i.identity = c.identity
+	ORDER BY i.ord LIMIT 1) f`
+
+// ingestMessages finds or opens the conversation of every thread, then
+// stores the messages not stored yet, and says for each message what
+// happened. The conversation upsert locks its row, so that batches touching
+// one thread are stored one after the other.
+const ingestMessages = `WITH ` + ingestInput + `,
+threads AS (
+	SELECT DISTINCT ON (i.account_id, i.thread_key) i.tenant_id, i.channel, i.account_id, i.thread_key,
+	       (SELECT ci.contact_id FROM inbox.contact_identities ci
+	         WHERE ci.tenant_id = i.tenant_id AND ci.channel = i.channel AND ci.identity = i.identity) AS contact_id,
+	       min(i.received_at) OVER w AS first_at, max(i.received_at) OVER w AS last_at
+	FROM input i
+	WINDOW w AS (PARTITION BY i.account_id, i.thread_key)
+	ORDER BY i.account_id, i.thread_key, i.ord),
+conv AS (
+	INSERT INTO inbox.conversations AS c (id, tenant_id, contact_id, channel, channel_account_id, thread_key, started_at, last_message_at)
+	SELECT gen_random_uuid(), tenant_id, contact_id, channel, account_id, thread_key, first_at, last_at FROM threads
+	ORDER BY account_id, thread_key
+	ON CONFLICT (channel_account_id, thread_key)
+	    DO UPDATE SET last_message_at = greatest(c.last_message_at, excluded.last_message_at)
+	RETURNING c.id, c.contact_id, c.channel_account_id, c.thread_key, (c.xmax = 0) AS created),
+stored AS (
+	INSERT INTO inbox.messages (id, tenant_id, conversation_id, event_id, channel_account_id, external_id, direction,
+	                            sender, body, metadata, sent_at, received_at)
+	SELECT i.msg_id, i.tenant_id, conv.id, i.event_id, i.account_id, i.external_id, 'inbound',
+	       i.identity, i.body, i.metadata, i.sent_at, i.received_at
+	FROM input i JOIN conv ON conv.channel_account_id = i.account_id AND conv.thread_key = i.thread_key
+	ORDER BY i.ord
+	ON CONFLICT (channel_account_id, external_id) DO NOTHING
+	RETURNING id)
+SELECT i.ord, conv.id, conv.contact_id, conv.created, stored.id IS NULL
+FROM input i
+JOIN conv ON conv.channel_account_id = i.account_id AND conv.thread_key = i.thread_key
+LEFT JOIN stored ON stored.id = i.msg_id`
+
+// Ingest stores messages in one transaction, each once, and returns what
+// happened to each, in order. after runs inside the transaction with the
+// results, to add outbox events.
 func (s *Store) Ingest(ctx context.Context, msgs []Inbound, after func(ctx context.Context, tx pgx.Tx, res []Ingested) error) ([]Ingested, error) {
-	var res []Ingested
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	n := len(msgs)
+	a, err := newIngestArrays(msgs)
+	if err != nil {
+		return nil, err
+	}
+	res := make([]Ingested, n)
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
-		for _, in := range msgs {
-			m := in.Msg
-			tenant, err := uuid.Parse(m.TenantID)
-			if err != nil {
-				return fmt.Errorf("%w: tenant_id %q is not a UUID", ErrUnknownAccount, m.TenantID)
-			}
-			account, err := uuid.Parse(m.ChannelAccountID)
-			if err != nil {
-				return fmt.Errorf("%w: channel_account_id %q is not a UUID", ErrUnknownAccount, m.ChannelAccountID)
-			}
-			var meta []byte
-			if len(m.Metadata) > 0 {
-				if meta, err = json.Marshal(m.Metadata); err != nil {
-					return fmt.Errorf("encode metadata: %w", err)
-				}
-			}
-			var sentAt *time.Time
-			if !m.SentAt.IsZero() {
-				sentAt = &m.SentAt
-			}
-			b.Queue(`SELECT message_id, conversation_id, contact_id, conversation_created, duplicate
-				FROM inbox.ingest_inbound($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-				in.EventID, tenant, m.Channel, account, m.ExternalID, m.ThreadKey, m.From.Identity, m.From.Name,
-				m.From.AvatarURL, m.Text, meta, sentAt, m.ReceivedAt)
-		}
+		b.Queue(ingestCheck, a.ords, a.tenants, a.channels, a.accounts)
+		b.Queue(ingestContacts, a.ords, a.tenants, a.channels, a.idents, a.names, a.avatars)
+		b.Queue(ingestMessages, a.ords, a.ids, a.eventIDs, a.tenants, a.channels, a.accounts, a.externals,
+			a.threads, a.idents, a.bodies, a.metadata, a.sentAt, a.received)
 		br := tx.SendBatch(ctx, b)
-		res = make([]Ingested, len(msgs))
-		for i := range msgs {
-			r := &res[i]
-			if err := br.QueryRow().Scan(&r.MessageID, &r.ConversationID, &r.ContactID, &r.ConversationCreated, &r.Duplicate); err != nil {
-				_ = br.Close()
-				var pgErr *pgconn.PgError
-				if errors.As(err, &pgErr) && pgErr.Code == "SB001" {
-					return fmt.Errorf("%w: %s", ErrUnknownAccount, pgErr.Message)
-				}
-				return fmt.Errorf("ingest message %s: %w", msgs[i].EventID, err)
+		defer br.Close()
+		var unknown []int32
+		if err := br.QueryRow().Scan(&unknown); err != nil {
+			return fmt.Errorf("check channel accounts: %w", err)
+		}
+		if len(unknown) > 0 {
+			m := msgs[unknown[0]].Msg
+			return fmt.Errorf("%w: %s of tenant %s on channel %s", ErrUnknownAccount, m.ChannelAccountID, m.TenantID, m.Channel)
+		}
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("store contacts: %w", err)
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return fmt.Errorf("store messages: %w", err)
+		}
+		seen := 0
+		for rows.Next() {
+			var ord int32
+			var r Ingested
+			if err := rows.Scan(&ord, &r.ConversationID, &r.ContactID, &r.ConversationCreated, &r.Duplicate); err != nil {
+				rows.Close()
+				return fmt.Errorf("store messages: %w", err)
 			}
+			res[ord] = r
+			seen++
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("store messages: %w", err)
+		}
+		if seen != n {
+			return fmt.Errorf("store messages: %d results for %d messages", seen, n)
 		}
 		if err := br.Close(); err != nil {
 			return fmt.Errorf("ingest batch: %w", err)
@@ -143,6 +227,65 @@ func (s *Store) Ingest(ctx context.Context, msgs []Inbound, after func(ctx conte
 		return nil, err
 	}
 	return res, nil
+}
+
+// ingestArrays are the columns of a batch.
+type ingestArrays struct {
+	ords      []int32
+	ids       []string
+	eventIDs  []string
+	tenants   []string
+	channels  []string
+	accounts  []string
+	externals []string
+	threads   []string
+	idents    []string
+	names     []string
+	avatars   []string
+	bodies    []string
+	metadata  []*string
+	sentAt    []*time.Time
+	received  []time.Time
+}
+
+// newIngestArrays turns messages into the columns of a batch.
+func newIngestArrays(msgs []Inbound) (*ingestArrays, error) {
+	n := len(msgs)
+	a := &ingestArrays{
+		ords: make([]int32, n), ids: make([]string, n), eventIDs: make([]string, n), tenants: make([]string, n),
+		channels: make([]string, n), accounts: make([]string, n), externals: make([]string, n), threads: make([]string, n),
+		idents: make([]string, n), names: make([]string, n), avatars: make([]string, n), bodies: make([]string, n),
+		metadata: make([]*string, n), sentAt: make([]*time.Time, n), received: make([]time.Time, n),
+	}
+	for i, in := range msgs {
+		m := in.Msg
+		if _, err := uuid.Parse(m.TenantID); err != nil {
+			return nil, fmt.Errorf("%w: tenant_id %q is not a UUID", ErrUnknownAccount, m.TenantID)
+		}
+		if _, err := uuid.Parse(m.ChannelAccountID); err != nil {
+			return nil, fmt.Errorf("%w: channel_account_id %q is not a UUID", ErrUnknownAccount, m.ChannelAccountID)
+		}
+		// Time-ordered ids keep the primary key index append-only.
+		id, err := uuid.NewV7()
+		if err != nil {
+			return nil, fmt.Errorf("message id: %w", err)
+		}
+		if len(m.Metadata) > 0 {
+			raw, err := json.Marshal(m.Metadata)
+			if err != nil {
+				return nil, fmt.Errorf("encode metadata: %w", err)
+			}
+			s := string(raw)
+			a.metadata[i] = &s
+		}
+		if !m.SentAt.IsZero() {
+			t := m.SentAt
+			a.sentAt[i] = &t
+		}
+		a.ords[i], a.ids[i], a.eventIDs[i], a.tenants[i], a.channels[i], a.accounts[i] = int32(i), id.String(), in.EventID, m.TenantID, m.Channel, m.ChannelAccountID
+		a.externals[i], a.threads[i], a.idents[i], a.names[i], a.avatars[i], a.bodies[i], a.received[i] = m.ExternalID, m.ThreadKey, m.From.Identity, m.From.Name, m.From.AvatarURL, m.Text, m.ReceivedAt
+	}
+	return a, nil
 }
 
 // Tenant is a tenant.

@@ -43,7 +43,7 @@ CREATE TABLE contacts (
 CREATE INDEX contacts_tenant ON contacts (tenant_id, created_at);
 
 -- How channels know a contact. The foreign key is checked at commit so
--- that ingest_inbound can claim the identity before creating the contact.
+-- that ingestion can claim the identity before creating the contact.
 CREATE TABLE contact_identities (
     tenant_id  uuid NOT NULL,
     channel    text NOT NULL,
@@ -72,11 +72,16 @@ CREATE INDEX conversations_tenant_started ON conversations (tenant_id, started_a
 CREATE TABLE messages (
     id                 uuid PRIMARY KEY,
     tenant_id          uuid        NOT NULL,
-    conversation_id    uuid        NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
-    -- The event that brought it: a redelivered event is stored once.
-    event_id           text        NOT NULL UNIQUE,
+    -- No foreign key: ingestion takes the id from the conversation it just
+    -- upserted, and a per-row referential check would cost a fifth of the
+    -- insert. Deleting a conversation deletes its messages explicitly.
+    conversation_id    uuid        NOT NULL,
+    -- The event that brought it, for tracing.
+    event_id           text        NOT NULL,
     channel_account_id uuid        NOT NULL,
-    -- The channel's own id: a message the channel sent twice is stored once.
+    -- The channel's own id: a message stored once per channel account and
+    -- external id, however often its event is delivered or the channel
+    -- sends it.
     external_id        text        NOT NULL,
     direction          text        NOT NULL CHECK (direction IN ('inbound', 'outbound')),
     sender             text        NOT NULL,
@@ -89,66 +94,3 @@ CREATE TABLE messages (
     UNIQUE (channel_account_id, external_id)
 );
 CREATE INDEX messages_conversation ON messages (conversation_id, received_at, id);
-
--- ingest_inbound stores one inbound message: it finds or creates the
--- contact by channel identity and the conversation by thread, then stores
--- the message unless it is already there. It runs server-side so that a
--- batch of messages costs one round trip. It raises SQLSTATE SB001 when the
--- channel account is unknown or belongs to another tenant or channel.
-CREATE FUNCTION ingest_inbound(
-    p_event_id text, p_tenant uuid, p_channel text, p_account uuid, p_external_id text,
-    p_thread_key text, p_identity text, p_name text, p_avatar text, p_body text,
-    p_metadata jsonb, p_sent_at timestamptz, p_received_at timestamptz,
-    OUT message_id uuid, OUT conversation_id uuid, OUT contact_id uuid,
-    OUT conversation_created boolean, OUT duplicate boolean)
-LANGUAGE plpgsql
-SET search_path FROM CURRENT
-AS $$
-DECLARE
-    v_claimed uuid;
-BEGIN
-    PERFORM 1 FROM channel_accounts a
-     WHERE a.id = p_account AND a.tenant_id = p_tenant AND a.channel = p_channel;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'channel account % of tenant % on channel % does not exist', p_account, p_tenant, p_channel
-            USING ERRCODE = 'SB001';
-    END IF;
-
-    -- Contact: claim the identity for a new contact; if someone holds it, use theirs.
-    contact_id := gen_random_uuid();
-    INSERT INTO contact_identities AS ci (tenant_id, channel, identity, contact_id)
-    VALUES (p_tenant, p_channel, p_identity, contact_id)
-    ON CONFLICT DO NOTHING
-    RETURNING ci.contact_id INTO v_claimed;
-    IF v_claimed IS NULL THEN
-        SELECT ci.contact_id INTO contact_id FROM contact_identities ci
-         WHERE ci.tenant_id = p_tenant AND ci.channel = p_channel AND ci.identity = p_identity;
-    ELSE
-        INSERT INTO contacts (id, tenant_id, name, avatar_url, source)
-        VALUES (contact_id, p_tenant, p_name, p_avatar, p_channel);
-    END IF;
-
-    -- Conversation: the upsert also locks the row, so that messages of one
-    -- thread are stored one after the other even across consumers.
-    INSERT INTO conversations AS c (id, tenant_id, contact_id, channel, channel_account_id, thread_key, started_at, last_message_at)
-    VALUES (gen_random_uuid(), p_tenant, contact_id, p_channel, p_account, p_thread_key, p_received_at, p_received_at)
-    ON CONFLICT (channel_account_id, thread_key)
-        DO UPDATE SET last_message_at = greatest(c.last_message_at, excluded.last_message_at)
-    RETURNING c.id, (c.xmax = 0) INTO conversation_id, conversation_created;
-
-    SELECT m.id INTO message_id FROM messages m
-     WHERE m.event_id = p_event_id OR (m.channel_account_id = p_account AND m.external_id = p_external_id)
-     LIMIT 1;
-    IF FOUND THEN
-        duplicate := true;
-        RETURN;
-    END IF;
-
-    message_id := gen_random_uuid();
-    INSERT INTO messages (id, tenant_id, conversation_id, event_id, channel_account_id, external_id, direction,
-                          sender, body, metadata, sent_at, received_at)
-    VALUES (message_id, p_tenant, conversation_id, p_event_id, p_account, p_external_id, 'inbound',
-            p_identity, p_body, p_metadata, p_sent_at, p_received_at);
-    duplicate := false;
-END;
-$$;
