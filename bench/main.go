@@ -189,4 +189,3 @@ func freshDatabase(ctx context.Context, adminURL, prefix string) (string, func()
 	}
 	return url, drop, nil
 }
-
