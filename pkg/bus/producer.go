@@ -59,8 +59,8 @@ type Config struct {
 // RegisterFlags declares the flags under prefix.
 func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	f.Var(&c.Brokers, prefix+"kafka.brokers", "Comma-separated Kafka bootstrap brokers, host:port. Also read from KAFKA_BROKERS. Empty with -target=all: an embedded broker is started (see -kafka.embedded-dir).")
-	f.DurationVar(&c.BatchTimeout, prefix+"kafka.batch-timeout", 2*time.Millisecond, "Longest a produced message waits for others to share its batch; the acknowledgement waits for it too.")
-	f.IntVar(&c.BatchSize, prefix+"kafka.batch-size", 500, "Most messages in one produced batch per partition.")
+	f.DurationVar(&c.BatchTimeout, prefix+"kafka.batch-timeout", 5*time.Millisecond, "Longest a produced message waits for others to share its batch; the acknowledgement waits for it too.")
+	f.IntVar(&c.BatchSize, prefix+"kafka.batch-size", 100, "Most messages in one produced batch per partition; a full batch goes out without waiting. kafka-go allocates room for this many messages in every batch, so a large value costs memory and CPU when batches are small.")
 	f.DurationVar(&c.WriteTimeout, prefix+"kafka.write-timeout", 10*time.Second, "Longest wait for one produce request to be acknowledged.")
 	f.IntVar(&c.MaxBatch, prefix+"kafka.consumer.max-batch", 256, "Most messages of one partition a consumer handles in one go (one database transaction in the inbox).")
 	f.DurationVar(&c.RetryInitial, prefix+"kafka.consumer.retry-initial", 100*time.Millisecond, "First wait before a failed message is handled again; it doubles on each failure.")

@@ -147,7 +147,9 @@ func (e Event) Message(ctx context.Context, topic string, key []byte) kafka.Mess
 }
 
 // FromMessage decodes a Kafka record into an event and returns ctx carrying
-// the remote span context found in its headers.
+// the remote span context found in its headers. It checks the envelope;
+// the data is checked where it is read, by Decode, so that it is parsed
+// once.
 func FromMessage(ctx context.Context, m kafka.Message) (Event, context.Context, error) {
 	var e Event
 	var specVersion, contentType string
@@ -183,7 +185,7 @@ func FromMessage(ctx context.Context, m kafka.Message) (Event, context.Context, 
 		return Event{}, ctx, fmt.Errorf("%w: content type %q, want %q", ErrInvalid, contentType, ContentTypeJSON)
 	}
 	e.Data = m.Value
-	if err := e.Validate(); err != nil {
+	if err := e.validateAttributes(); err != nil {
 		return Event{}, ctx, err
 	}
 	headers := m.Headers

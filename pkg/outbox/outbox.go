@@ -80,6 +80,35 @@ func (o *Outbox) Add(ctx context.Context, tx pgx.Tx, recs ...Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
+	sql, args, err := o.insert(ctx, recs)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, sql, args...); err != nil {
+		return fmt.Errorf("outbox: insert %d event(s): %w", len(recs), err)
+	}
+	return nil
+}
+
+// Queue adds the insert of the records to a batch that runs inside a
+// transaction, for callers that pipeline their statements. The batch must
+// not be sent outside a transaction.
+func (o *Outbox) Queue(ctx context.Context, b *pgx.Batch, recs ...Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	sql, args, err := o.insert(ctx, recs)
+	if err != nil {
+		return err
+	}
+	b.Queue(sql, args...)
+	return nil
+}
+
+// insert is the statement that writes recs, with the notification that
+// wakes the relay (delivered at commit; several in one transaction fold
+// into one).
+func (o *Outbox) insert(ctx context.Context, recs []Record) (string, []any, error) {
 	ids := make([]string, len(recs))
 	topics := make([]string, len(recs))
 	keys := make([][]byte, len(recs))
@@ -93,24 +122,19 @@ func (o *Outbox) Add(ctx context.Context, tx pgx.Tx, recs ...Record) error {
 		}
 		hj, err := json.Marshal(hs)
 		if err != nil {
-			return fmt.Errorf("outbox: encode headers: %w", err)
+			return "", nil, fmt.Errorf("outbox: encode headers: %w", err)
 		}
 		ids[i], topics[i], keys[i], hdrs[i], values[i] = r.Event.ID, r.Topic, r.Key, string(hj), m.Value
 		if values[i] == nil {
 			values[i] = []byte{}
 		}
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO `+o.schema+`.outbox (event_id, topic, key, headers, value)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::jsonb[], $5::bytea[])`,
-		ids, topics, keys, hdrs, values)
-	if err != nil {
-		return fmt.Errorf("outbox: insert %d event(s): %w", len(recs), err)
-	}
-	// Delivered at commit; several in one transaction fold into one.
-	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, o.channel); err != nil {
-		return fmt.Errorf("outbox: notify: %w", err)
-	}
-	return nil
+	sql := `WITH added AS (
+			INSERT INTO ` + o.schema + `.outbox (event_id, topic, key, headers, value)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::jsonb[], $5::bytea[])
+			RETURNING 1)
+		SELECT pg_notify($6, '') WHERE EXISTS (SELECT 1 FROM added)`
+	return sql, []any{ids, topics, keys, hdrs, values, o.channel}, nil
 }
 
 // RelayOptions tune a relay.
@@ -121,6 +145,10 @@ type RelayOptions struct {
 	// no notification arrives (notifications can be missed across a
 	// reconnection).
 	PollInterval time.Duration
+	// Linger is how long the relay waits after a notification before it
+	// reads, so that the events of several transactions go out together:
+	// fewer round trips for a few milliseconds of delay.
+	Linger time.Duration
 	// Clock drives the waits; nil means the system clock.
 	Clock retry.Clock
 }
@@ -235,6 +263,13 @@ func (r *Relay) session(ctx context.Context) error {
 		}
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("wait for notification: %w", err)
+		}
+		if err == nil && r.opts.Linger > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-r.opts.Clock.After(r.opts.Linger):
+			}
 		}
 	}
 }

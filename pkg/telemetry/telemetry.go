@@ -114,9 +114,16 @@ func New(ctx context.Context, cfg Config, service, version string, out io.Writer
 		return nil, fmt.Errorf("telemetry resource: %w", err)
 	}
 
+	// Without an exporter nothing would read recorded spans: record none,
+	// but still give every request and message a trace id, for the logs and
+	// for the services downstream.
+	sampler := sdktrace.NeverSample()
+	if cfg.OTLPEndpoint != "" {
+		sampler = sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.SampleRatio))
+	}
 	tpOpts := []sdktrace.TracerProviderOption{
 		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.SampleRatio))),
+		sdktrace.WithSampler(sampler),
 	}
 	if cfg.OTLPEndpoint != "" {
 		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(cfg.OTLPEndpoint))

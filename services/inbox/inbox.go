@@ -35,12 +35,15 @@ type Config struct {
 	OutboxBatch int
 	// OutboxPoll is the longest the relay waits between looks at the outbox.
 	OutboxPoll time.Duration
+	// OutboxLinger is how long the relay gathers events before publishing.
+	OutboxLinger time.Duration
 }
 
 // RegisterFlags declares the flags under prefix.
 func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	f.IntVar(&c.OutboxBatch, prefix+"inbox.outbox.batch-size", 500, "Most outbox events the relay publishes to Kafka in one go.")
 	f.DurationVar(&c.OutboxPoll, prefix+"inbox.outbox.poll-interval", time.Second, "Longest wait between two looks at the outbox; commits wake the relay at once through LISTEN/NOTIFY, this only bounds the delay when a notification is lost.")
+	f.DurationVar(&c.OutboxLinger, prefix+"inbox.outbox.linger", 5*time.Millisecond, "How long the relay gathers the events of several commits before publishing them together; 0 publishes each commit's events at once.")
 }
 
 // Validate checks the settings.
@@ -48,6 +51,7 @@ func (c *Config) Validate(prefix string) error {
 	ck := config.NewChecker(prefix)
 	ck.AtLeast("inbox.outbox.batch-size", c.OutboxBatch, 1)
 	ck.Positive("inbox.outbox.poll-interval", c.OutboxPoll)
+	ck.Check(c.OutboxLinger >= 0 && c.OutboxLinger < c.OutboxPoll, "inbox.outbox.linger", fmt.Sprintf("%s must be at least 0 and below -inbox.outbox.poll-interval", c.OutboxLinger), "set a few milliseconds, such as 5ms")
 	return ck.Err()
 }
 
@@ -103,7 +107,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	relay, err := s.Outbox().Relay(d.Pool, d.Producer, d.Telemetry, outbox.RelayOptions{BatchSize: cfg.OutboxBatch, PollInterval: cfg.OutboxPoll, Clock: d.Clock})
+	relay, err := s.Outbox().Relay(d.Pool, d.Producer, d.Telemetry, outbox.RelayOptions{BatchSize: cfg.OutboxBatch, PollInterval: cfg.OutboxPoll, Linger: cfg.OutboxLinger, Clock: d.Clock})
 	if err != nil {
 		return nil, err
 	}

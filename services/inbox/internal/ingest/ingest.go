@@ -8,7 +8,6 @@ import (
 	"log/slog"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/switchboard-oss/switchboard/pkg/bus"
@@ -60,7 +59,7 @@ func (h *Handler) Handle(ctx context.Context, msgs []bus.Message) error {
 		}
 		in = append(in, store.Inbound{EventID: m.Event.ID, Msg: p})
 	}
-	res, err := h.store.Ingest(ctx, in, func(ctx context.Context, tx pgx.Tx, res []store.Ingested) error {
+	res, err := h.store.Ingest(ctx, in, func(res []store.Ingested) ([]outbox.Record, error) {
 		var recs []outbox.Record
 		announced := map[uuid.UUID]bool{}
 		for i, r := range res {
@@ -76,11 +75,11 @@ func (h *Handler) Handle(ctx context.Context, msgs []bus.Message) error {
 				Channel: p.Channel, ChannelAccountID: p.ChannelAccountID, State: "new", StartedAt: p.ReceivedAt,
 			})
 			if err != nil {
-				return err
+				return nil, err
 			}
 			recs = append(recs, outbox.Record{Topic: events.TopicConversations, Key: events.ConversationKey(p.TenantID, p.Channel, p.ChannelAccountID, p.ThreadKey), Event: ev})
 		}
-		return h.store.Outbox().Add(ctx, tx, recs...)
+		return recs, nil
 	})
 	switch {
 	case err == nil:

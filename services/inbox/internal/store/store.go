@@ -166,67 +166,109 @@ JOIN conv ON conv.channel_account_id = i.account_id AND conv.thread_key = i.thre
 LEFT JOIN stored ON stored.id = i.msg_id`
 
 // Ingest stores messages in one transaction, each once, and returns what
-// happened to each, in order. after runs inside the transaction with the
-// results, to add outbox events.
-func (s *Store) Ingest(ctx context.Context, msgs []Inbound, after func(ctx context.Context, tx pgx.Tx, res []Ingested) error) ([]Ingested, error) {
+// happened to each, in order. announce turns the results into events, which
+// commit with the messages through the outbox.
+//
+// The transaction takes two round trips to PostgreSQL, not six: BEGIN and
+// the three statements go in one pipeline, the events and COMMIT in a
+// second.
+func (s *Store) Ingest(ctx context.Context, msgs []Inbound, announce func(res []Ingested) ([]outbox.Record, error)) (res []Ingested, err error) {
 	n := len(msgs)
 	a, err := newIngestArrays(msgs)
 	if err != nil {
 		return nil, err
 	}
-	res := make([]Ingested, n)
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		b.Queue(ingestCheck, a.ords, a.tenants, a.channels, a.accounts)
-		b.Queue(ingestContacts, a.ords, a.tenants, a.channels, a.idents, a.names, a.avatars)
-		b.Queue(ingestMessages, a.ords, a.ids, a.eventIDs, a.tenants, a.channels, a.accounts, a.externals,
-			a.threads, a.idents, a.bodies, a.metadata, a.sentAt, a.received)
-		br := tx.SendBatch(ctx, b)
-		defer br.Close()
-		var unknown []int32
-		if err := br.QueryRow().Scan(&unknown); err != nil {
-			return fmt.Errorf("check channel accounts: %w", err)
-		}
-		if len(unknown) > 0 {
-			m := msgs[unknown[0]].Msg
-			return fmt.Errorf("%w: %s of tenant %s on channel %s", ErrUnknownAccount, m.ChannelAccountID, m.TenantID, m.Channel)
-		}
-		if _, err := br.Exec(); err != nil {
-			return fmt.Errorf("store contacts: %w", err)
-		}
-		rows, err := br.Query()
-		if err != nil {
-			return fmt.Errorf("store messages: %w", err)
-		}
-		seen := 0
-		for rows.Next() {
-			var ord int32
-			var r Ingested
-			if err := rows.Scan(&ord, &r.ConversationID, &r.ContactID, &r.ConversationCreated, &r.Duplicate); err != nil {
-				rows.Close()
-				return fmt.Errorf("store messages: %w", err)
-			}
-			res[ord] = r
-			seen++
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("store messages: %w", err)
-		}
-		if seen != n {
-			return fmt.Errorf("store messages: %d results for %d messages", seen, n)
-		}
-		if err := br.Close(); err != nil {
-			return fmt.Errorf("ingest batch: %w", err)
-		}
-		if after != nil {
-			return after(ctx, tx, res)
-		}
-		return nil
-	})
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
+		return nil, fmt.Errorf("acquire connection: %w", err)
+	}
+	defer conn.Release()
+	committed := false
+	defer func() {
+		if committed {
+			return
+		}
+		// Leave no transaction open on a pooled connection; if even the
+		// rollback fails, close the connection so the pool drops it.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, rerr := conn.Exec(rctx, "ROLLBACK"); rerr != nil {
+			_ = conn.Conn().Close(rctx)
+		}
+	}()
+
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(ingestCheck, a.ords, a.tenants, a.channels, a.accounts)
+	b.Queue(ingestContacts, a.ords, a.tenants, a.channels, a.idents, a.names, a.avatars)
+	b.Queue(ingestMessages, a.ords, a.ids, a.eventIDs, a.tenants, a.channels, a.accounts, a.externals,
+		a.threads, a.idents, a.bodies, a.metadata, a.sentAt, a.received)
+	res = make([]Ingested, n)
+	if err := readIngest(conn.SendBatch(ctx, b), msgs, res); err != nil {
 		return nil, err
 	}
+
+	b = &pgx.Batch{}
+	if announce != nil {
+		recs, err := announce(res)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.outbox.Queue(ctx, b, recs...); err != nil {
+			return nil, err
+		}
+	}
+	b.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("commit ingested messages: %w", err)
+	}
+	committed = true
 	return res, nil
+}
+
+// readIngest reads the results of the first pipeline of Ingest into res.
+func readIngest(br pgx.BatchResults, msgs []Inbound, res []Ingested) (err error) {
+	defer func() {
+		if cerr := br.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("ingest batch: %w", cerr)
+		}
+	}()
+	if _, err := br.Exec(); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	var unknown []int32
+	if err := br.QueryRow().Scan(&unknown); err != nil {
+		return fmt.Errorf("check channel accounts: %w", err)
+	}
+	if len(unknown) > 0 {
+		m := msgs[unknown[0]].Msg
+		return fmt.Errorf("%w: %s of tenant %s on channel %s", ErrUnknownAccount, m.ChannelAccountID, m.TenantID, m.Channel)
+	}
+	if _, err := br.Exec(); err != nil {
+		return fmt.Errorf("store contacts: %w", err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return fmt.Errorf("store messages: %w", err)
+	}
+	defer rows.Close()
+	seen := 0
+	for rows.Next() {
+		var ord int32
+		var r Ingested
+		if err := rows.Scan(&ord, &r.ConversationID, &r.ContactID, &r.ConversationCreated, &r.Duplicate); err != nil {
+			return fmt.Errorf("store messages: %w", err)
+		}
+		res[ord] = r
+		seen++
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("store messages: %w", err)
+	}
+	if seen != len(msgs) {
+		return fmt.Errorf("store messages: %d results for %d messages", seen, len(msgs))
+	}
+	return nil
 }
 
 // ingestArrays are the columns of a batch.
