@@ -70,6 +70,9 @@ type Result struct {
 	WebhookP50        float64 `json:"webhook_p50_ms"`
 	WebhookP99        float64 `json:"webhook_p99_ms"`
 	Refused           int     `json:"refused"`
+	// StoredOverPgbench compares this run's throughput with the pgbench
+	// ceiling measured just before it.
+	StoredOverPgbench float64 `json:"stored_over_pgbench"`
 }
 
 func run(ctx context.Context, o options, w io.Writer) error {
@@ -93,8 +96,9 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		if err := chatRun(ctx, o, &res); err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "run %d: pgbench %.0f inserts/s, redis %.0f SET/s | stored %.0f msg/s, accept->stored p50 %.1f ms p99 %.1f ms, webhook p50 %.1f ms p99 %.1f ms, refused %d\n",
-			r, res.PgbenchInsertTPS, res.RedisSetOPS, res.StoredPerSecond, res.AcceptToStoredP50, res.AcceptToStoredP99, res.WebhookP50, res.WebhookP99, res.Refused)
+		res.StoredOverPgbench = res.StoredPerSecond / res.PgbenchInsertTPS
+		fmt.Fprintf(w, "run %d: pgbench %.0f inserts/s, redis %.0f SET/s | stored %.0f msg/s (%.2f of pgbench), accept->stored p50 %.1f ms p99 %.1f ms, webhook p50 %.1f ms p99 %.1f ms, refused %d\n",
+			r, res.PgbenchInsertTPS, res.RedisSetOPS, res.StoredPerSecond, res.StoredOverPgbench, res.AcceptToStoredP50, res.AcceptToStoredP99, res.WebhookP50, res.WebhookP99, res.Refused)
 		results = append(results, res)
 	}
 
@@ -113,20 +117,23 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		AcceptToStoredP99: med(func(r Result) float64 { return r.AcceptToStoredP99 }),
 		WebhookP50:        med(func(r Result) float64 { return r.WebhookP50 }),
 		WebhookP99:        med(func(r Result) float64 { return r.WebhookP99 }),
+		StoredOverPgbench: med(func(r Result) float64 { return r.StoredOverPgbench }),
 	}
-	ratio := m.StoredPerSecond / m.PgbenchInsertTPS
+	// The ratio is taken run by run (each chat run right after its pgbench
+	// run, on the machine as it is then), then its median.
+	ratio := m.StoredOverPgbench
 	fmt.Fprintf(w, "\nmedians over %d runs\n", len(results))
 	fmt.Fprintf(w, "  ceiling  pgbench single-row INSERT, %d clients   %10.0f rows/s\n", o.concurrency, m.PgbenchInsertTPS)
 	fmt.Fprintf(w, "  ceiling  redis-benchmark SET, %d clients          %10.0f ops/s\n", o.concurrency, m.RedisSetOPS)
 	fmt.Fprintf(w, "  chat     messages stored per second             %10.0f msg/s   target >= 5000: %s\n", m.StoredPerSecond, verdict(m.StoredPerSecond >= 5000))
-	fmt.Fprintf(w, "  chat     stored / pgbench inserts               %10.2f         target >= 0.50: %s\n", ratio, verdict(ratio >= 0.5))
+	fmt.Fprintf(w, "  chat     stored / pgbench inserts, per run      %10.2f         target >= 0.50: %s\n", ratio, verdict(ratio >= 0.5))
 	fmt.Fprintf(w, "  chat     webhook accept -> stored row   p50     %10.1f ms\n", m.AcceptToStoredP50)
 	fmt.Fprintf(w, "  chat     webhook accept -> stored row   p99     %10.1f ms\n", m.AcceptToStoredP99)
 	fmt.Fprintf(w, "  chat     webhook answer (202)           p50     %10.1f ms\n", m.WebhookP50)
 	fmt.Fprintf(w, "  chat     webhook answer (202)           p99     %10.1f ms\n", m.WebhookP99)
 
 	if o.out != "" {
-		raw, err := json.MarshalIndent(map[string]any{"runs": results, "median": m, "stored_over_pgbench": ratio}, "", "  ")
+		raw, err := json.MarshalIndent(map[string]any{"runs": results, "median": m}, "", "  ")
 		if err != nil {
 			return err
 		}

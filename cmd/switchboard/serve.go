@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -39,10 +40,11 @@ func envAliases() config.Aliases {
 
 // Config is every setting of a serving process.
 type Config struct {
-	Targets      config.StringList
-	DataDir      string
-	EmbeddedPort int
-	StopTimeout  time.Duration
+	Targets            config.StringList
+	DataDir            string
+	EmbeddedPort       int
+	EmbeddedPartitions int
+	StopTimeout        time.Duration
 
 	Telemetry telemetry.Config
 	HTTP      httpx.Config
@@ -59,6 +61,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&c.Targets, "target", "Components to run, comma-separated: all (everything in one process), or any of inbox, chat. Each target is also a Deployment of its own in the Helm chart.")
 	f.StringVar(&c.DataDir, "data-dir", "switchboard-data", "Directory of the embedded stand-ins' data (the embedded Kafka's log and offsets). Used only with -target=all and no -kafka.brokers.")
 	f.IntVar(&c.EmbeddedPort, "kafka.embedded-port", 0, "Loopback port of the embedded Kafka broker, 0 for any free port; set one to inspect the topics with Kafka tools.")
+	f.IntVar(&c.EmbeddedPartitions, "kafka.embedded-partitions", 0, "Partitions of each multi-partition topic in the embedded broker, when it creates them; 0 means one per CPU, at least 2. One process has few cores: fewer partitions make bigger batches and fewer database transactions than a cluster's counts would. A real cluster gets the counts of deploy/topics.")
 	f.DurationVar(&c.StopTimeout, "shutdown.component-timeout", 30*time.Second, "At shutdown, longest wait for each component to drain and stop before moving on.")
 	c.Telemetry.RegisterFlags("", f)
 	c.HTTP.RegisterFlags("", f)
@@ -88,6 +91,9 @@ func (c *Config) Validate() error {
 	}
 	if !c.allInOne() && c.Redis.URL == "" {
 		errs = append(errs, config.Invalid("redis.url", "is empty, and the embedded Redis only runs with -target=all", "set REDIS_URL, such as redis://redis:6379/0"))
+	}
+	if c.EmbeddedPartitions < 0 {
+		errs = append(errs, config.Invalid("kafka.embedded-partitions", fmt.Sprintf("must not be negative, got %d", c.EmbeddedPartitions), "set 0 for one per CPU"))
 	}
 	if c.allInOne() && len(c.Targets) > 1 {
 		errs = append(errs, config.Invalid("target", "all cannot be combined with other targets", "set -target=all, or list the targets you want"))
@@ -210,7 +216,17 @@ func (a *app) initKafka(ctx context.Context) (lifecycle.Service, error) {
 		return nil, nil
 	}
 	dir := filepath.Join(a.cfg.DataDir, "kafka")
-	k, err := embedded.StartKafka(dir, a.cfg.EmbeddedPort, events.Topics(), a.tel.Component("kafka"))
+	partitions := a.cfg.EmbeddedPartitions
+	if partitions == 0 {
+		partitions = max(2, runtime.NumCPU())
+	}
+	topics := events.Topics()
+	for i := range topics {
+		if topics[i].Partitions > 1 {
+			topics[i].Partitions = partitions
+		}
+	}
+	k, err := embedded.StartKafka(dir, a.cfg.EmbeddedPort, topics, a.tel.Component("kafka"))
 	if err != nil {
 		return nil, err
 	}

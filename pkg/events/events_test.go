@@ -136,3 +136,27 @@ func TestMessageReceivedValidate(t *testing.T) {
 		require.Equal(t, c.field, fe.Field)
 	}
 }
+
+func TestValidTypes(t *testing.T) {
+	for typ, want := range map[string]bool{
+		"sb.message.received.v1":    true,
+		"sb.config.chat_channel.v2": true,
+		"sb.thing.v10":              true,
+		"sb.x.v1":                   true,
+		"sb.v1":                     false,
+		"sb.thing.v0":               false,
+		"sb.thing.v01":              false,
+		"sb.thing":                  false,
+		"sb..thing.v1":              false,
+		"sb.Thing.v1":               false,
+		"sb.thing.v1x":              false,
+		"com.example.thing.v1":      false,
+		"sb.thing-x.v1":             false,
+		"":                          false,
+	} {
+		ev := events.Event{ID: "1", Type: typ, Source: "s", Time: time.Now()}
+		if got := ev.Validate() == nil; got != want {
+			t.Errorf("Validate() of type %q: valid = %v, want %v", typ, got, want)
+		}
+	}
+}

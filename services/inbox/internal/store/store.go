@@ -274,11 +274,11 @@ func readIngest(br pgx.BatchResults, msgs []Inbound, res []Ingested) (err error)
 // ingestArrays are the columns of a batch.
 type ingestArrays struct {
 	ords      []int32
-	ids       []string
+	ids       [][16]byte
 	eventIDs  []string
-	tenants   []string
+	tenants   [][16]byte
 	channels  []string
-	accounts  []string
+	accounts  [][16]byte
 	externals []string
 	threads   []string
 	idents    []string
@@ -294,17 +294,21 @@ type ingestArrays struct {
 func newIngestArrays(msgs []Inbound) (*ingestArrays, error) {
 	n := len(msgs)
 	a := &ingestArrays{
-		ords: make([]int32, n), ids: make([]string, n), eventIDs: make([]string, n), tenants: make([]string, n),
-		channels: make([]string, n), accounts: make([]string, n), externals: make([]string, n), threads: make([]string, n),
+		ords: make([]int32, n), ids: make([][16]byte, n), eventIDs: make([]string, n), tenants: make([][16]byte, n),
+		channels: make([]string, n), accounts: make([][16]byte, n), externals: make([]string, n), threads: make([]string, n),
 		idents: make([]string, n), names: make([]string, n), avatars: make([]string, n), bodies: make([]string, n),
 		metadata: make([]*string, n), sentAt: make([]*time.Time, n), received: make([]time.Time, n),
 	}
 	for i, in := range msgs {
 		m := in.Msg
-		if _, err := uuid.Parse(m.TenantID); err != nil {
+		// UUIDs go as 16 bytes: pgx has a binary plan for those, not for
+		// strings (it would build an error, then fall back to text).
+		tenant, err := uuid.Parse(m.TenantID)
+		if err != nil {
 			return nil, fmt.Errorf("%w: tenant_id %q is not a UUID", ErrUnknownAccount, m.TenantID)
 		}
-		if _, err := uuid.Parse(m.ChannelAccountID); err != nil {
+		account, err := uuid.Parse(m.ChannelAccountID)
+		if err != nil {
 			return nil, fmt.Errorf("%w: channel_account_id %q is not a UUID", ErrUnknownAccount, m.ChannelAccountID)
 		}
 		// Time-ordered ids keep the primary key index append-only.
@@ -324,7 +328,7 @@ func newIngestArrays(msgs []Inbound) (*ingestArrays, error) {
 			t := m.SentAt
 			a.sentAt[i] = &t
 		}
-		a.ords[i], a.ids[i], a.eventIDs[i], a.tenants[i], a.channels[i], a.accounts[i] = int32(i), id.String(), in.EventID, m.TenantID, m.Channel, m.ChannelAccountID
+		a.ords[i], a.ids[i], a.eventIDs[i], a.tenants[i], a.channels[i], a.accounts[i] = int32(i), id, in.EventID, tenant, m.Channel, account
 		a.externals[i], a.threads[i], a.idents[i], a.names[i], a.avatars[i], a.bodies[i], a.received[i] = m.ExternalID, m.ThreadKey, m.From.Identity, m.From.Name, m.From.AvatarURL, m.Text, m.ReceivedAt
 	}
 	return a, nil
