@@ -8,7 +8,7 @@ MODULES  := $(shell $(GO) list -m -f '{{.Dir}}')
 BIN      := bin/switchboard
 FUZZTIME ?= 10s
 
-.PHONY: all build run test lint fuzz bench services clean
+.PHONY: all build run test lint fuzz bench services docs clean
 
 all: lint test
 
@@ -45,6 +45,10 @@ bench: build
 
 services:
 	scripts/services.sh
+
+## docs: regenerate docs/configuration.md from the flags.
+docs:
+	cd cmd/switchboard && SB_UPDATE_DOCS=1 $(GO) test -run TestConfigurationReferenceIsCurrent -count=1 .
 
 clean:
 	rm -rf bin switchboard-data

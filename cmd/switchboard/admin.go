@@ -13,7 +13,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/switchboard-oss/switchboard/connectors/chat"
+	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/config"
+	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/pg"
 	"github.com/switchboard-oss/switchboard/services/inbox"
 )
@@ -27,6 +29,7 @@ Commands:
   create-tenant        -name NAME            a tenant, its first API token and chat channel
   create-token         -tenant ID -name NAME another API token for a tenant
   create-chat-channel  -tenant ID -name NAME another chat channel for a tenant
+  create-topics        -kafka.brokers LIST   Switchboard's topics on a Kafka cluster, those missing
 `
 
 func runAdmin(ctx context.Context, args []string, env func(string) (string, bool), stdout, stderr io.Writer) int {
@@ -38,6 +41,9 @@ func runAdmin(ctx context.Context, args []string, env func(string) (string, bool
 		return exitOK
 	}
 	cmd, rest := args[0], args[1:]
+	if cmd == "create-topics" {
+		return createTopics(ctx, rest, env, stdout, stderr)
+	}
 	f := flag.NewFlagSet("switchboard admin "+cmd, flag.ContinueOnError)
 	f.SetOutput(stderr)
 	var db pg.Config
@@ -122,7 +128,7 @@ func runAdmin(ctx context.Context, args []string, env func(string) (string, bool
 
 func adminFailed(stderr io.Writer, err error) int {
 	fmt.Fprintf(stderr, "switchboard admin: %v\n", err)
-	if errors.Is(err, inbox.ErrTenantNotFound) {
+	if errors.Is(err, inbox.ErrTenantNotFound) || errors.Is(err, inbox.ErrInvalidName) {
 		return exitUsage
 	}
 	return exitFailed
@@ -132,4 +138,35 @@ func adminFailed(stderr io.Writer, err error) int {
 func webhookPath(channel uuid.UUID) string {
 	_, path, _ := strings.Cut(chat.WebhookPath, " ")
 	return strings.Replace(path, "{channel}", channel.String(), 1)
+}
+
+// createTopics creates the topics a cluster lacks, with their production
+// partition counts (events.Topics); existing topics are left as they are.
+func createTopics(ctx context.Context, args []string, env func(string) (string, bool), stdout, stderr io.Writer) int {
+	f := flag.NewFlagSet("switchboard admin create-topics", flag.ContinueOnError)
+	f.SetOutput(stderr)
+	var cfg bus.Config
+	cfg.RegisterFlags("", f)
+	if err := config.Load(f, args, env, envAliases()); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return usageError(stderr, err)
+	}
+	if err := cfg.Validate(""); err != nil {
+		return usageError(stderr, err)
+	}
+	if len(cfg.Brokers) == 0 {
+		return usageError(stderr, config.Invalid("kafka.brokers", "is empty", "set KAFKA_BROKERS to the cluster, such as kafka-0:9092"))
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := bus.EnsureTopics(ctx, cfg.Brokers, events.Topics()); err != nil {
+		fmt.Fprintf(stderr, "switchboard admin: %v\n", err)
+		return exitFailed
+	}
+	for _, t := range events.Topics() {
+		fmt.Fprintf(stdout, "%s\t%d partitions\tcompacted=%v\n", t.Name, t.Partitions, t.Compacted)
+	}
+	return exitOK
 }

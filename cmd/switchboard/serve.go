@@ -61,7 +61,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&c.Targets, "target", "Components to run, comma-separated: all (everything in one process), or any of inbox, chat. Each target is also a Deployment of its own in the Helm chart.")
 	f.StringVar(&c.DataDir, "data-dir", "switchboard-data", "Directory of the embedded stand-ins' data (the embedded Kafka's log and offsets). Used only with -target=all and no -kafka.brokers.")
 	f.IntVar(&c.EmbeddedPort, "kafka.embedded-port", 0, "Loopback port of the embedded Kafka broker, 0 for any free port; set one to inspect the topics with Kafka tools.")
-	f.IntVar(&c.EmbeddedPartitions, "kafka.embedded-partitions", 0, "Partitions of each multi-partition topic in the embedded broker, when it creates them; 0 means one per CPU, at least 2. One process has few cores: fewer partitions make bigger batches and fewer database transactions than a cluster's counts would. A real cluster gets the counts of deploy/topics.")
+	f.IntVar(&c.EmbeddedPartitions, "kafka.embedded-partitions", 0, "Partitions of each multi-partition topic in the embedded broker, when it creates them; 0 means one per CPU, at least 2. One process has few cores: fewer partitions make bigger batches and fewer database transactions than a cluster's counts would. A real cluster gets the production counts from `switchboard admin create-topics`.")
 	f.DurationVar(&c.StopTimeout, "shutdown.component-timeout", 30*time.Second, "At shutdown, longest wait for each component to drain and stop before moving on.")
 	c.Telemetry.RegisterFlags("", f)
 	c.HTTP.RegisterFlags("", f)

@@ -40,7 +40,11 @@ type env struct {
 	tel     *telemetry.Telemetry
 }
 
-func start(t *testing.T) env {
+func start(t *testing.T) env { return startWith(t, nil) }
+
+// startWith starts the connector; publishTo, when set, replaces the
+// brokers messages are published to.
+func startWith(t *testing.T, publishTo []string) env {
 	t.Helper()
 	brokers := testkit.Kafka(t)
 	tel := telemetry.Discard()
@@ -48,6 +52,14 @@ func start(t *testing.T) env {
 	p, err := bus.NewProducer(cfg, tel)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
+	publisher := p
+	if publishTo != nil {
+		dead := testkit.BusConfig(publishTo)
+		dead.WriteTimeout = 500 * time.Millisecond
+		publisher, err = bus.NewProducer(dead, tel)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = publisher.Close() })
+	}
 
 	// The channel, as the inbox announces it.
 	ev, err := events.New(events.TypeChatChannel, "switchboard/inbox", tenantID, time.Now(),
@@ -56,9 +68,9 @@ func start(t *testing.T) env {
 	require.NoError(t, p.Publish(context.Background(), events.TopicConfig, events.ConfigKey("chat_channel", channelID), ev))
 
 	clock := &fixedClock{now: time.Now()}
-	srv := httpx.NewServer(httpx.Config{Addr: "127.0.0.1:0", ReadHeaderTimeout: time.Second, RequestTimeout: 5 * time.Second, MaxBodyBytes: 1 << 20, ShutdownTimeout: time.Second},
+	srv := httpx.NewServer(httpx.Config{Addr: "127.0.0.1:0", ReadHeaderTimeout: time.Second, RequestTimeout: 20 * time.Second, MaxBodyBytes: 1 << 20, ShutdownTimeout: time.Second},
 		tel, func(context.Context) error { return nil })
-	c, err := chat.New(chat.Config{Tolerance: 5 * time.Minute, MaxBodyBytes: 4096}, chat.Deps{Brokers: brokers, Producer: p, Router: srv, Telemetry: tel, Clock: clock})
+	c, err := chat.New(chat.Config{Tolerance: 5 * time.Minute, MaxBodyBytes: 4096}, chat.Deps{Brokers: brokers, Producer: publisher, Router: srv, Telemetry: tel, Clock: clock})
 	require.NoError(t, err)
 	require.NoError(t, srv.Listen())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -195,4 +207,15 @@ func TestRefusedWebhooks(t *testing.T) {
 	var p events.MessageReceived
 	require.NoError(t, ev.Decode(&p))
 	require.Equal(t, "m-1", p.ExternalID)
+}
+
+func TestKafkaUnavailableAnswers503(t *testing.T) {
+	e := startWith(t, []string{"127.0.0.1:1"})
+	body := []byte(`{"message_id":"m-1","user":{"id":"u-1"},"text":"Bonjour"}`)
+	resp, out := e.post(t, e.url, body, signed(secret, e.clock.now, body))
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, out)
+	require.Equal(t, "5", resp.Header.Get("Retry-After"))
+	metrics, err := e.tel.Gather()
+	require.NoError(t, err)
+	require.Equal(t, 1.0, metrics["switchboard_chat_webhooks_rejected_total{reason=unavailable}"], metrics)
 }

@@ -178,6 +178,18 @@ func TestPoisonMessageGoesToDLQAndNextIsProcessed(t *testing.T) {
 	}
 	require.Equal(t, map[string]bool{"decode": true, "permanent": true, "exhausted": true}, reasons)
 
+	var metrics map[string]float64
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		var err error
+		metrics, err = e.tel.Gather()
+		require.NoError(t, err)
+		// Every record, dead-lettered or not, is consumed and committed.
+		return sum(metrics, "messaging_client_consumed_messages_total") == 13
+	}, "consumed %v of 13", sum(metrics, "messaging_client_consumed_messages_total"))
+	require.Equal(t, 3.0, sum(metrics, "switchboard_bus_dead_lettered_total"), metrics)
+	require.Positive(t, sum(metrics, "switchboard_bus_handler_failures_total"))
+	require.Contains(t, keys(metrics), "switchboard_bus_lag")
+
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	require.NotContains(t, rec.seen, 3)
@@ -255,6 +267,27 @@ func TestShutdownFinishesTheBatchInHand(t *testing.T) {
 	for n := range again.seen {
 		require.NotContains(t, rec.seen, n, "message %d was handled before shutdown but not committed", n)
 	}
+}
+
+// sum adds the series of a metric, whatever their labels.
+func sum(metrics map[string]float64, name string) float64 {
+	var total float64
+	for k, v := range metrics {
+		if k == name || strings.HasPrefix(k, name+"{") {
+			total += v
+		}
+	}
+	return total
+}
+
+// keys lists metric names without labels.
+func keys(metrics map[string]float64) []string {
+	var out []string
+	for k := range metrics {
+		name, _, _ := strings.Cut(k, "{")
+		out = append(out, name)
+	}
+	return out
 }
 
 func headers(m kafka.Message) map[string]string {

@@ -21,8 +21,13 @@ type (
 	ChatChannel = store.ChatChannel
 )
 
-// ErrTenantNotFound: the tenant named does not exist.
-var ErrTenantNotFound = errors.New("tenant not found")
+// Errors of the admin operations that are the caller's to fix.
+var (
+	// ErrTenantNotFound: the tenant named does not exist.
+	ErrTenantNotFound = errors.New("tenant not found")
+	// ErrInvalidName: a name is empty or too long.
+	ErrInvalidName = errors.New("invalid name")
+)
 
 // Admin performs the bootstrap operations behind `switchboard admin`: they
 // run before any user or token exists, straight against the database.
@@ -50,7 +55,7 @@ type Bootstrap struct {
 
 func checkName(what, name string) error {
 	if n := len(strings.TrimSpace(name)); n == 0 || len(name) > 200 {
-		return fmt.Errorf("%s name must be 1 to 200 characters, got %q", what, name)
+		return fmt.Errorf("%w: the %s name must be 1 to 200 characters, got %q", ErrInvalidName, what, name)
 	}
 	return nil
 }

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/testkit"
+)
+
+func noEnv(string) (string, bool) { return "", false }
+
+func admin(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), append([]string{"admin"}, args...), noEnv, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestAdminBootstrap(t *testing.T) {
+	db := testkit.DatabaseURL(t)
+	code, out, errOut := admin(t, "create-tenant", "-database.url", db, "-name", "Acme")
+	require.Equal(t, exitOK, code, errOut)
+	var b struct {
+		Tenant struct {
+			ID string `json:"id"`
+		} `json:"tenant"`
+		APIToken struct {
+			Token string `json:"token"`
+		} `json:"api_token"`
+		ChatChannel struct {
+			ID     string `json:"id"`
+			Secret string `json:"secret"`
+		} `json:"chat_channel"`
+		WebhookPath string `json:"chat_webhook_path"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &b))
+	require.True(t, strings.HasPrefix(b.APIToken.Token, "sbt_"))
+	require.True(t, strings.HasPrefix(b.ChatChannel.Secret, "sbwh_"))
+	require.Equal(t, "/v1/webhooks/chat/"+b.ChatChannel.ID+"/messages", b.WebhookPath)
+
+	code, out, errOut = admin(t, "create-token", "-database.url", db, "-tenant", b.Tenant.ID, "-name", "crm")
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, `"token": "sbt_`)
+	code, out, errOut = admin(t, "create-chat-channel", "-database.url", db, "-tenant", b.Tenant.ID, "-name", "app")
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, `"webhook_path": "/v1/webhooks/chat/`)
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"create-token", "-database.url", db, "-tenant", "00000000-0000-0000-0000-000000000000", "-name", "x"}, "tenant not found"},
+		{[]string{"create-token", "-database.url", db, "-tenant", "acme", "-name", "x"}, "-tenant"},
+		{[]string{"create-tenant", "-database.url", db}, "-name"},
+		{[]string{"create-tenant", "-database.url", db, "-name", strings.Repeat("x", 201)}, "1 to 200"},
+		{[]string{"rename-tenant"}, "unknown command"},
+	} {
+		code, _, errOut := admin(t, c.args...)
+		require.Equal(t, exitUsage, code, "%v: %s", c.args, errOut)
+		require.Contains(t, errOut, c.want)
+	}
+}
+
+func TestAdminCreateTopics(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	require.NoError(t, err)
+	defer c.Close()
+	addr := c.ListenAddrs()[0]
+	for i := 0; i < 2; i++ { // the second time, everything exists already
+		code, out, errOut := admin(t, "create-topics", "-kafka.brokers", addr)
+		require.Equal(t, exitOK, code, errOut)
+		require.Contains(t, out, events.TopicInbound)
+	}
+	conn, err := kafka.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.SetDeadline(time.Now().Add(10*time.Second)))
+	for _, spec := range events.Topics() {
+		parts, err := conn.ReadPartitions(spec.Name)
+		require.NoError(t, err)
+		require.Len(t, parts, spec.Partitions, spec.Name)
+	}
+}
