@@ -11,6 +11,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/events"
@@ -318,4 +319,28 @@ func readDLQ(t *testing.T, e env, want int, wait time.Duration) []kafka.Message 
 		require.Len(t, out, want)
 	}
 	return out
+}
+
+func TestTraceContextTravelsWithTheMessage(t *testing.T) {
+	e := setup(t)
+	seen := make(chan bus.Message, 1)
+	runConsumer(t, e, "g-trace", func(ctx context.Context, msgs []bus.Message) error {
+		for _, m := range msgs {
+			seen <- m
+		}
+		return nil
+	})
+	tp := sdktrace.NewTracerProvider()
+	ctx, span := tp.Tracer("test").Start(context.Background(), "webhook")
+	ev, err := events.New("sb.test.happened.v1", "test", "tenant-1", time.Now(), payload{N: 1})
+	require.NoError(t, err)
+	require.NoError(t, e.producer.Publish(ctx, topic, []byte("k"), ev))
+	span.End()
+	select {
+	case m := <-seen:
+		require.Equal(t, span.SpanContext().TraceID(), m.SpanContext.TraceID())
+		require.Equal(t, ev.ID, m.Event.ID)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the message never arrived")
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,7 +52,7 @@ type Config struct {
 func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	f.StringVar(&c.LogLevel, prefix+"log.level", "info", "Log level: debug, info, warn or error.")
 	f.StringVar(&c.LogFormat, prefix+"log.format", "json", "Log format: json (one object per line, for collectors) or text (for people).")
-	f.StringVar(&c.OTLPEndpoint, prefix+"otel.endpoint", "", "OTLP/HTTP endpoint traces are exported to, such as http://otel-collector:4318. Empty: traces are not exported, but trace ids still appear in logs and travel with messages. Also read from OTEL_EXPORTER_OTLP_ENDPOINT.")
+	f.StringVar(&c.OTLPEndpoint, prefix+"otel.endpoint", "", "Base URL of the OTLP/HTTP collector traces are exported to (to its /v1/traces), such as http://otel-collector:4318. Empty: traces are not exported, but trace ids still appear in logs and travel with messages. Also read from OTEL_EXPORTER_OTLP_ENDPOINT.")
 	f.Float64Var(&c.SampleRatio, prefix+"otel.sample-ratio", 1, "Fraction of new traces that are recorded, from 0 to 1; traces started upstream follow the upstream decision.")
 }
 
@@ -126,7 +127,14 @@ func New(ctx context.Context, cfg Config, service, version string, out io.Writer
 		sdktrace.WithSampler(sampler),
 	}
 	if cfg.OTLPEndpoint != "" {
-		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(cfg.OTLPEndpoint))
+		// Like OTEL_EXPORTER_OTLP_ENDPOINT, the setting is the collector's
+		// base URL: the signal's path goes after it.
+		u, err := url.Parse(cfg.OTLPEndpoint)
+		if err != nil {
+			return nil, fmt.Errorf("OTLP endpoint %q: %w", cfg.OTLPEndpoint, err)
+		}
+		u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/traces"
+		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(u.String()))
 		if err != nil {
 			return nil, fmt.Errorf("OTLP trace exporter for %s: %w", cfg.OTLPEndpoint, err)
 		}

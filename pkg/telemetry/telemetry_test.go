@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -55,4 +57,21 @@ func TestConfigValidation(t *testing.T) {
 	for _, want := range []string{"-log.level", "-log.format", "-otel.sample-ratio"} {
 		require.ErrorContains(t, err, want)
 	}
+}
+
+func TestTracesGoToTheOTLPEndpoint(t *testing.T) {
+	got := make(chan string, 10)
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.URL.Path
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer collector.Close()
+	cfg := telemetry.Config{LogLevel: "info", LogFormat: "json", SampleRatio: 1, OTLPEndpoint: collector.URL}
+	tel, err := telemetry.New(context.Background(), cfg, "switchboard", "test", io.Discard)
+	require.NoError(t, err)
+	_, span := tel.Tracer.Tracer("t").Start(context.Background(), "webhook")
+	require.True(t, span.IsRecording(), "spans are recorded when an exporter is configured")
+	span.End()
+	require.NoError(t, tel.Shutdown(context.Background())) // flushes
+	require.Equal(t, "/v1/traces", <-got)
 }
