@@ -62,6 +62,11 @@ func (c *Config) Validate(prefix string) error {
 	_, err := parseLevel(c.LogLevel)
 	ck.Check(err == nil, "log.level", fmt.Sprintf("unknown level %q", c.LogLevel), "set debug, info, warn or error")
 	ck.Check(c.LogFormat == "json" || c.LogFormat == "text", "log.format", fmt.Sprintf("unknown format %q", c.LogFormat), "set json or text")
+	if c.OTLPEndpoint != "" {
+		u, err := url.Parse(c.OTLPEndpoint)
+		ck.Check(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "", "otel.endpoint",
+			fmt.Sprintf("%q is not an http(s) URL", c.OTLPEndpoint), "set the collector's base URL, such as http://otel-collector:4318")
+	}
 	ck.Check(c.SampleRatio >= 0 && c.SampleRatio <= 1, "otel.sample-ratio", fmt.Sprintf("%v is outside 0..1", c.SampleRatio), "set a value between 0 and 1")
 	return ck.Err()
 }
