@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/retry"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 )
 
@@ -44,11 +45,20 @@ func (t *Table) Ready(context.Context) error {
 	return nil
 }
 
-// Run reads until ctx is cancelled.
+// Run reads until ctx is cancelled. Until Kafka answers, it retries (and
+// stays not ready) rather than failing the process.
 func (t *Table) Run(ctx context.Context) error {
-	ends, err := t.endOffsets(ctx)
-	if err != nil {
-		return err
+	var ends map[int]int64
+	policy := retry.Policy{Initial: 200 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2}
+	for n := 1; ; n++ {
+		var err error
+		if ends, err = t.endOffsets(ctx); err == nil {
+			break
+		}
+		t.log.Warn("cannot read the topic's end offsets yet; retrying", "attempt", n, "error", err)
+		if policy.Sleep(ctx, retry.SystemClock{}, n) != nil {
+			return nil
+		}
 	}
 	var pending atomic.Int64
 	for _, end := range ends {
