@@ -29,19 +29,7 @@ func TestAdminBootstrap(t *testing.T) {
 	db := testkit.DatabaseURL(t)
 	code, out, errOut := admin(t, "create-tenant", "-database.url", db, "-name", "Acme")
 	require.Equal(t, exitOK, code, errOut)
-	var b struct {
-		Tenant struct {
-			ID string `json:"id"`
-		} `json:"tenant"`
-		APIToken struct {
-			Token string `json:"token"`
-		} `json:"api_token"`
-		ChatChannel struct {
-			ID     string `json:"id"`
-			Secret string `json:"secret"`
-		} `json:"chat_channel"`
-		WebhookPath string `json:"chat_webhook_path"`
-	}
+	var b testkit.Bootstrap
 	require.NoError(t, json.Unmarshal([]byte(out), &b))
 	require.True(t, strings.HasPrefix(b.APIToken.Token, "sbt_"))
 	require.True(t, strings.HasPrefix(b.ChatChannel.Secret, "sbwh_"))

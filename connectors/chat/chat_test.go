@@ -73,12 +73,9 @@ func startWith(t *testing.T, publishTo []string) env {
 	c, err := chat.New(chat.Config{Tolerance: 5 * time.Minute, MaxBodyBytes: 4096}, chat.Deps{Brokers: brokers, Producer: publisher, Router: srv, Telemetry: tel, Clock: clock})
 	require.NoError(t, err)
 	require.NoError(t, srv.Listen())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 2)
-	go func() { done <- c.Run(ctx) }()
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; <-done })
-	testkit.Eventually(t, 10*time.Second, func() bool { return c.Ready(ctx) == nil }, "the connector never caught up with the config topic")
+	testkit.Run(t, c)
+	testkit.Run(t, srv)
+	testkit.Eventually(t, 10*time.Second, func() bool { return c.Ready(context.Background()) == nil }, "the connector never caught up with the config topic")
 	return env{url: "http://" + srv.Addr() + "/v1/webhooks/chat/" + channelID + "/messages", brokers: brokers, clock: clock, tel: tel}
 }
 

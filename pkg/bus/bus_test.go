@@ -83,18 +83,7 @@ func runConsumer(t *testing.T, e env, group string, h bus.Handler) (stop func())
 	t.Helper()
 	c, err := bus.NewConsumer(e.cfg, bus.ConsumerOptions{Group: group, Topics: []string{topic}}, h, e.producer, e.tel)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			require.NoError(t, <-done)
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return testkit.Run(t, c)
 }
 
 func TestHandlerFailingTwiceThenSucceedingLosesNothing(t *testing.T) {

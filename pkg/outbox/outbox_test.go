@@ -72,18 +72,7 @@ func (e env) relay(t *testing.T) (stop func()) {
 	t.Helper()
 	r, err := e.ob.Relay(e.pool, e.producer, e.tel, outbox.RelayOptions{BatchSize: 7, PollInterval: 100 * time.Millisecond})
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			require.NoError(t, <-done)
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return testkit.Run(t, r)
 }
 
 // read returns the events on the topic, per key, in partition order, until

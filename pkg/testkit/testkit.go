@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -186,4 +187,30 @@ func Context(t testing.TB) context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// Runner is what Run runs: a component's Run loop.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
+// Run starts r in the background and returns a stop function that cancels
+// it, waits for it and fails the test if it returned an error. Stop also
+// runs when the test ends; calling it twice is harmless.
+func Run(t testing.TB, r Runner) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("testkit: %T stopped with an error: %v", r, err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }

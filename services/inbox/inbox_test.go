@@ -49,15 +49,8 @@ func start(t *testing.T) env {
 	})
 	require.NoError(t, err)
 	require.NoError(t, srv.Listen())
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 2)
-	go func() { done <- svc.Run(runCtx) }()
-	go func() { done <- srv.Run(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-		require.NoError(t, <-done)
-	})
+	testkit.Run(t, svc)
+	testkit.Run(t, srv) // stops first: cleanups run last-in first-out
 	return env{base: "http://" + srv.Addr(), brokers: brokers, producer: producer, admin: admin, tel: tel}
 }
 
