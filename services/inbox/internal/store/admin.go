@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -171,6 +170,3 @@ func (s *Store) AnnounceConfig(ctx context.Context, now time.Time) (int, error) 
 	})
 	return n, err
 }
-
-// IsNotFound reports whether err is ErrNotFound.
-func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
