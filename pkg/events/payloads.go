@@ -1,6 +1,7 @@
 package events
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -11,10 +12,20 @@ import (
 const (
 	// TypeMessageReceived: a customer message arrived on a channel.
 	TypeMessageReceived = "sb.message.received.v1"
-	// TypeConversationCreated: the inbox opened a conversation.
-	TypeConversationCreated = "sb.conversation.created.v1"
 	// TypeChatChannel: a chat channel was created, changed or deleted.
 	TypeChatChannel = "sb.config.chat_channel.v1"
+	// TypeConversationChanged: an action changed a conversation.
+	TypeConversationChanged = "sb.conversation.changed.v1"
+	// TypeConversationMessage: a message joined a conversation.
+	TypeConversationMessage = "sb.conversation.message.v1"
+	// TypeSendMessage: a command to a connector to send a message.
+	TypeSendMessage = "sb.message.send.v1"
+	// TypeDelivery: what a channel says of a sent message.
+	TypeDelivery = "sb.message.delivery.v1"
+	// TypeQueue, TypeSkill, TypeUser: configuration for routing.
+	TypeQueue = "sb.config.queue.v1"
+	TypeSkill = "sb.config.skill.v1"
+	TypeUser  = "sb.config.user.v1"
 )
 
 // Channels.
@@ -146,17 +157,6 @@ func ConversationKey(tenantID, channel, channelAccountID, threadKey string) []by
 	return []byte(tenantID + "/" + channel + "/" + channelAccountID + "/" + threadKey)
 }
 
-// ConversationCreated is the data of TypeConversationCreated.
-type ConversationCreated struct {
-	ConversationID   string    `json:"conversation_id"`
-	TenantID         string    `json:"tenant_id"`
-	ContactID        string    `json:"contact_id"`
-	Channel          string    `json:"channel"`
-	ChannelAccountID string    `json:"channel_account_id"`
-	State            string    `json:"state"`
-	StartedAt        time.Time `json:"started_at"`
-}
-
 // ChatChannel is the data of TypeChatChannel, published on TopicConfig with
 // key ConfigKey("chat_channel", ID).
 type ChatChannel struct {
@@ -174,3 +174,110 @@ type ChatChannel struct {
 
 // ConfigKey is the key of a configuration entity on TopicConfig.
 func ConfigKey(kind, id string) []byte { return []byte(kind + "/" + id) }
+
+// Actor says who did something.
+type Actor struct {
+	// Kind is user, api_token, customer or system.
+	Kind string `json:"kind"`
+	// ID is the user, token or contact id.
+	ID string `json:"id,omitempty"`
+}
+
+// ConversationChanged is the data of TypeConversationChanged: the action,
+// who did it, the state before and after, and the conversation after it.
+// Conversation is the inbox's representation (see its API), passed as is.
+type ConversationChanged struct {
+	Action       string          `json:"action"`
+	Actor        Actor           `json:"actor"`
+	From         string          `json:"from_state,omitempty"`
+	To           string          `json:"to_state"`
+	Reason       string          `json:"reason,omitempty"`
+	Conversation json.RawMessage `json:"conversation"`
+}
+
+// ConversationMessage is the data of TypeConversationMessage.
+type ConversationMessage struct {
+	Message      json.RawMessage `json:"message"`
+	Conversation json.RawMessage `json:"conversation"`
+}
+
+// SendMessage is the data of TypeSendMessage, on TopicOutbound(channel),
+// keyed by conversation.
+type SendMessage struct {
+	MessageID        string `json:"message_id"`
+	ConversationID   string `json:"conversation_id"`
+	TenantID         string `json:"tenant_id"`
+	Channel          string `json:"channel"`
+	ChannelAccountID string `json:"channel_account_id"`
+	ThreadKey        string `json:"thread_key"`
+	// To is the customer's identity on the channel.
+	To string `json:"to"`
+	// InReplyTo is the channel's id of the customer message answered.
+	InReplyTo string   `json:"in_reply_to,omitempty"`
+	Text      string   `json:"text"`
+	Subject   string   `json:"subject,omitempty"`
+	CC        []string `json:"cc,omitempty"`
+	AuthorID  string   `json:"author_id,omitempty"`
+}
+
+// Delivery statuses, in the order a message goes through them.
+const (
+	DeliveryPending   = "pending"
+	DeliverySent      = "sent"
+	DeliveryDelivered = "delivered"
+	DeliveryRead      = "read"
+	DeliveryFailed    = "failed"
+)
+
+// DeliveryRank orders statuses: a status never replaces one of a higher
+// rank (callbacks arrive out of order). Failed outranks everything but
+// read: a message read was delivered, whatever came after.
+func DeliveryRank(status string) int {
+	switch status {
+	case DeliveryPending:
+		return 0
+	case DeliverySent:
+		return 1
+	case DeliveryDelivered:
+		return 2
+	case DeliveryFailed:
+		return 3
+	case DeliveryRead:
+		return 4
+	}
+	return -1
+}
+
+// Delivery is the data of TypeDelivery, on TopicDelivery.
+type Delivery struct {
+	MessageID string    `json:"message_id"`
+	TenantID  string    `json:"tenant_id"`
+	Status    string    `json:"status"`
+	Error     string    `json:"error,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// Queue, Skill and User are configuration for routing, on TopicConfig.
+type Queue struct {
+	ID       string `json:"id"`
+	TenantID string `json:"tenant_id"`
+	Name     string `json:"name"`
+	Deleted  bool   `json:"deleted,omitempty"`
+}
+
+// Skill is a category agents are good at.
+type Skill = Queue
+
+// User is what routing knows of a user; never credentials.
+type User struct {
+	ID          string   `json:"id"`
+	TenantID    string   `json:"tenant_id"`
+	Name        string   `json:"name"`
+	Role        string   `json:"role"`
+	Permissions []string `json:"permissions"`
+	Languages   []string `json:"languages"`
+	Capacity    int      `json:"capacity"`
+	QueueIDs    []string `json:"queue_ids"`
+	SkillIDs    []string `json:"skill_ids"`
+	Disabled    bool     `json:"disabled,omitempty"`
+}

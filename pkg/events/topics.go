@@ -15,7 +15,13 @@ const (
 	// TopicDLQ receives messages a consumer could not process, with headers
 	// saying why (see the bus package).
 	TopicDLQ = "sb.dlq.v1"
+	// TopicDelivery carries what channels say of sent messages.
+	TopicDelivery = "sb.delivery.v1"
 )
+
+// TopicOutbound is the topic of send commands for a channel:
+// sb.outbound.<channel>.v1, consumed by that channel's connector.
+func TopicOutbound(channel string) string { return "sb.outbound." + channel + ".v1" }
 
 // TopicSpec describes a topic for creation: in the embedded broker at start,
 // and in deploy/topics for a real cluster.
@@ -35,5 +41,9 @@ func Topics() []TopicSpec {
 		{Name: TopicConversations, Partitions: 8},
 		{Name: TopicConfig, Partitions: 1, Compacted: true},
 		{Name: TopicDLQ, Partitions: 1},
+		{Name: TopicDelivery, Partitions: 8},
+		{Name: TopicOutbound(ChannelChat), Partitions: 8},
+		{Name: TopicOutbound(ChannelEmail), Partitions: 8},
+		{Name: TopicOutbound(ChannelSMS), Partitions: 8},
 	}
 }

@@ -26,6 +26,30 @@ type Problem struct {
 	Detail string `json:"detail,omitempty"`
 	// Errors names each invalid field and why.
 	Errors []FieldError `json:"errors,omitempty"`
+	// Extra holds extension members (RFC 9457 section 3.2), written at the
+	// top level of the object, such as the current state of a resource.
+	Extra map[string]any `json:"-"`
+}
+
+// MarshalJSON writes the extension members beside the standard ones.
+func (p *Problem) MarshalJSON() ([]byte, error) {
+	type plain Problem
+	raw, err := json.Marshal((*plain)(p))
+	if err != nil || len(p.Extra) == 0 {
+		return raw, err
+	}
+	m := map[string]any{}
+	for k, v := range p.Extra {
+		m[k] = v
+	}
+	var std map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &std); err != nil {
+		return nil, err
+	}
+	for k, v := range std {
+		m[k] = v
+	}
+	return json.Marshal(m)
 }
 
 // FieldError is one invalid field of a request.

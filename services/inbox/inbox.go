@@ -19,15 +19,20 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/lifecycle"
 	"github.com/switchboard-oss/switchboard/pkg/outbox"
+	"github.com/switchboard-oss/switchboard/pkg/redis"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/api"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/ingest"
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/language"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/store"
 )
 
 // ConsumerGroup is the inbox's Kafka consumer group.
 const ConsumerGroup = "switchboard-inbox"
+
+// RedisPrefix starts every Redis key of the inbox.
+const RedisPrefix = "switchboard:inbox:"
 
 // Config holds the inbox settings.
 type Config struct {
@@ -99,7 +104,8 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	}
 	log.Info("configuration announced", "chat_channels", n)
 
-	h, err := ingest.New(s, log, d.Telemetry.Meter.Meter("switchboard/inbox"))
+	languages := language.New()
+	h, err := ingest.New(s, log, d.Telemetry.Meter.Meter("switchboard/inbox"), d.Clock, languages)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +117,13 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	api.New(s, log).Register(d.Router)
+	api.New(api.Deps{
+		Store:     s,
+		Locker:    redis.NewLocker(d.Redis, RedisPrefix, d.Clock),
+		Languages: languages,
+		Clock:     d.Clock,
+		Log:       log,
+	}).Register(d.Router)
 	return &Service{store: s, consumer: consumer, relay: relay, redis: d.Redis, log: log}, nil
 }
 

@@ -154,30 +154,50 @@ func TestMessagesAreStoredOnceAndServed(t *testing.T) {
 	testkit.Eventually(t, 20*time.Second, func() bool { return len(e.messages(t, tok, convs[0].ID)) == 3 }, "the next message after a duplicate was not stored")
 }
 
-func TestConversationCreatedIsPublished(t *testing.T) {
+func TestConversationEventsArePublished(t *testing.T) {
 	e := start(t)
 	b := e.tenant(t, "Acme")
 	e.send(t, b, "ev-1", "m-1", "s-1", "u-1", "hello")
 	e.send(t, b, "ev-2", "m-2", "s-1", "u-1", "again")
+	e.send(t, b, "ev-2", "m-2", "s-1", "u-1", "again") // a duplicate announces nothing
 
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, GroupID: "t", GroupTopics: []string{events.TopicConversations}, MaxWait: 50 * time.Millisecond})
 	defer r.Close()
+	var got []events.Event
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	m, err := r.FetchMessage(ctx)
-	require.NoError(t, err)
-	ev, _, err := events.FromMessage(ctx, m)
-	require.NoError(t, err)
-	require.Equal(t, events.TypeConversationCreated, ev.Type)
-	require.Equal(t, b.Tenant.ID.String(), ev.Tenant)
-	var cc events.ConversationCreated
-	require.NoError(t, ev.Decode(&cc))
-	require.Equal(t, "new", cc.State)
-
+	for len(got) < 3 {
+		m, err := r.FetchMessage(ctx)
+		require.NoError(t, err)
+		ev, _, err := events.FromMessage(ctx, m)
+		require.NoError(t, err)
+		got = append(got, ev)
+	}
 	short, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel2()
-	_, err = r.FetchMessage(short)
-	require.Error(t, err, "a second message in the conversation must not create it again")
+	_, err := r.FetchMessage(short)
+	require.Error(t, err, "more events than the conversation's opening and its two messages")
+
+	var changed []events.ConversationChanged
+	var messages int
+	for _, ev := range got {
+		require.Equal(t, b.Tenant.ID.String(), ev.Tenant)
+		switch ev.Type {
+		case events.TypeConversationChanged:
+			var c events.ConversationChanged
+			require.NoError(t, ev.Decode(&c))
+			changed = append(changed, c)
+		case events.TypeConversationMessage:
+			messages++
+		default:
+			t.Fatalf("unexpected event type %s", ev.Type)
+		}
+	}
+	require.Len(t, changed, 1)
+	require.Equal(t, "created", changed[0].Action)
+	require.Equal(t, "new", changed[0].To)
+	require.Equal(t, "customer", changed[0].Actor.Kind)
+	require.Equal(t, 2, messages)
 }
 
 func TestInvalidEventsAreDeadLetteredAndTheNextIsStored(t *testing.T) {

@@ -1,6 +1,9 @@
-// Package api serves the inbox's HTTP API under /v1. Every route needs a
-// bearer API token; a token sees its own tenant only, and an object of
-// another tenant is answered exactly like one that does not exist.
+// Package api serves the inbox's HTTP API under /v1: what agents work in
+// all day and what admins configure. Every route but login and refresh
+// needs a bearer token (a user's access token or an integration's API
+// token); a principal sees its own tenant only, and an object of another
+// tenant, or out of an agent's sight, is answered exactly like one that
+// does not exist.
 package api
 
 import (
@@ -16,6 +19,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/switchboard-oss/switchboard/pkg/httpx"
+	"github.com/switchboard-oss/switchboard/pkg/redis"
+	"github.com/switchboard-oss/switchboard/pkg/retry"
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/language"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/store"
 )
 
@@ -30,62 +37,129 @@ const (
 	MaxLimit     = 200
 )
 
+// Deps are what the API works with.
+type Deps struct {
+	Store     *store.Store
+	Locker    *redis.Locker
+	Languages *language.Detector
+	Clock     retry.Clock
+	Log       *slog.Logger
+	// Stream serves GET /v1/stream; nil leaves the route out.
+	Stream http.Handler
+}
+
 // API holds the handlers.
 type API struct {
-	store *store.Store
-	log   *slog.Logger
+	Deps
+	routes []string
 }
 
 // New builds the API.
-func New(s *store.Store, log *slog.Logger) *API { return &API{store: s, log: log} }
+func New(d Deps) *API { return &API{Deps: d} }
 
-// Register adds the routes.
-func (a *API) Register(r Router) {
-	r.HandleFunc("GET /v1/conversations", a.authed(a.listConversations))
-	r.HandleFunc("GET /v1/conversations/{id}", a.authed(a.getConversation))
-	r.HandleFunc("GET /v1/conversations/{id}/messages", a.authed(a.listMessages))
-}
+// Routes lists the patterns registered, for the API contract test.
+func (a *API) Routes() []string { return a.routes }
 
-type tenantHandler func(w http.ResponseWriter, r *http.Request, tenant uuid.UUID)
+// handler is a route's work for an authenticated principal; a returned
+// error is written as a problem.
+type handler func(w http.ResponseWriter, r *http.Request, p domain.Principal) error
 
-// authed resolves the bearer token to its tenant before calling h.
-func (a *API) authed(h tenantHandler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+// handle registers an authenticated route.
+func (a *API) handle(r Router, pattern string, h handler, opts ...httpx.RouteOption) {
+	a.routes = append(a.routes, pattern)
+	r.HandleFunc(pattern, func(w http.ResponseWriter, req *http.Request) {
+		token, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
 		if !ok || token == "" {
-			unauthorized(w, "an API token is required: send Authorization: Bearer <token>")
+			a.fail(w, req, &httpx.Problem{Type: "about:blank", Title: "Unauthorized", Status: http.StatusUnauthorized,
+				Detail: "a token is required: send Authorization: Bearer <token>"})
 			return
 		}
-		tenant, err := a.store.TenantByToken(r.Context(), token)
-		if errors.Is(err, store.ErrNotFound) {
-			unauthorized(w, "the API token is unknown or revoked")
-			return
-		}
+		p, err := a.Store.Authenticate(req.Context(), token, a.Clock.Now())
 		if err != nil {
-			a.fail(w, r, err)
+			a.fail(w, req, err)
 			return
 		}
-		h(w, r, tenant)
-	}
+		req = req.WithContext(domain.WithPrincipal(req.Context(), p))
+		if err := h(w, req, p); err != nil {
+			a.fail(w, req, err)
+		}
+	}, opts...)
 }
 
-func unauthorized(w http.ResponseWriter, detail string) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard"`)
-	httpx.WriteProblem(w, httpx.NewProblem(http.StatusUnauthorized, detail))
+// handlePublic registers a route that needs no token (login, refresh).
+func (a *API) handlePublic(r Router, pattern string, h func(w http.ResponseWriter, r *http.Request) error) {
+	a.routes = append(a.routes, pattern)
+	r.HandleFunc(pattern, func(w http.ResponseWriter, req *http.Request) {
+		if err := h(w, req); err != nil {
+			a.fail(w, req, err)
+		}
+	})
 }
 
+// fail writes err as a problem: domain errors to their status, the rest
+// as a logged 500 that reveals nothing.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		httpx.WriteProblem(w, httpx.NewProblem(http.StatusServiceUnavailable, "the request took too long; retry"))
-		return
+	var (
+		prob     *httpx.Problem
+		field    *domain.FieldError
+		conflict *domain.ConflictError
+		missing  *domain.MissingTagsError
+	)
+	switch {
+	case errors.As(err, &prob):
+	case errors.As(err, &field):
+		prob = httpx.Invalid(field.Field, field.Reason)
+	case errors.As(err, &conflict):
+		prob = httpx.NewProblem(http.StatusConflict, conflict.Error())
+		prob.Extra = map[string]any{"state": conflict.State}
+	case errors.As(err, &missing):
+		prob = httpx.NewProblem(http.StatusUnprocessableEntity, missing.Error())
+		prob.Extra = map[string]any{"missing_tags": missing.Lists}
+		for _, l := range missing.Lists {
+			prob.Errors = append(prob.Errors, httpx.FieldError{Field: "tags." + l, Reason: "is mandatory"})
+		}
+	case errors.Is(err, store.ErrBadCredentials):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard"`)
+		prob = httpx.NewProblem(http.StatusUnauthorized, "the token or the credentials are wrong, expired or revoked")
+	case errors.Is(err, domain.ErrNotFound) || errors.Is(err, store.ErrNotFound):
+		prob = httpx.NewProblem(http.StatusNotFound, "no such object")
+	case errors.Is(err, domain.ErrForbidden):
+		prob = httpx.NewProblem(http.StatusForbidden, strings.TrimPrefix(err.Error(), "forbidden: "))
+	case errors.Is(err, domain.ErrConflict):
+		prob = httpx.NewProblem(http.StatusConflict, err.Error())
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		prob = httpx.NewProblem(http.StatusServiceUnavailable, "the request took too long; retry")
+	default:
+		a.Log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		prob = httpx.NewProblem(http.StatusInternalServerError, "the server could not handle the request; it has been logged")
 	}
-	a.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-	httpx.WriteError(w, err)
+	if prob.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard"`)
+	}
+	httpx.WriteProblem(w, prob)
 }
 
-func notFound(w http.ResponseWriter) {
-	httpx.WriteProblem(w, httpx.NewProblem(http.StatusNotFound, "no such conversation"))
+// need refuses a principal without perm.
+func need(p domain.Principal, perm domain.Permission) error {
+	if !p.Can(perm) {
+		return &httpx.Problem{Type: "about:blank", Title: "Forbidden", Status: http.StatusForbidden,
+			Detail: "this needs the " + string(perm) + " permission"}
+	}
+	return nil
 }
+
+// pathID reads a UUID path parameter; one that is not a UUID names no
+// object, so it is a 404 like any unknown id.
+func pathID(r *http.Request, name string) (uuid.UUID, error) {
+	id, err := uuid.Parse(r.PathValue(name))
+	if err != nil {
+		return uuid.Nil, domain.ErrNotFound
+	}
+	return id, nil
+}
+
+// decode reads a JSON body strictly.
+func decode(r *http.Request, v any) error { return httpx.DecodeJSON(r, v) }
 
 // page reads limit and cursor.
 func page(r *http.Request) (int, *store.Position, error) {
@@ -94,7 +168,7 @@ func page(r *http.Request) (int, *store.Position, error) {
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > MaxLimit {
-			return 0, nil, httpx.Invalid("limit", "must be an integer from 1 to 200")
+			return 0, nil, domain.Invalid("limit", "must be an integer from 1 to 200")
 		}
 		limit = n
 	}
@@ -103,7 +177,7 @@ func page(r *http.Request) (int, *store.Position, error) {
 		raw, err := base64.RawURLEncoding.DecodeString(s)
 		var p store.Position
 		if err != nil || json.Unmarshal(raw, &p) != nil || p.ID == uuid.Nil || p.At.IsZero() {
-			return 0, nil, httpx.Invalid("cursor", "is not a cursor returned by this endpoint")
+			return 0, nil, domain.Invalid("cursor", "is not a cursor returned by this endpoint")
 		}
 		after = &p
 	}
@@ -111,7 +185,7 @@ func page(r *http.Request) (int, *store.Position, error) {
 }
 
 func cursor(p store.Position) string {
-	raw, _ := json.Marshal(p) // a struct of a time and a UUID always marshals
+	raw, _ := json.Marshal(p) // a time and a UUID always marshal
 	return base64.RawURLEncoding.EncodeToString(raw)
 }
 
@@ -122,75 +196,37 @@ type List[T any] struct {
 	NextCursor string `json:"next_cursor,omitempty"`
 }
 
-func (a *API) listConversations(w http.ResponseWriter, r *http.Request, tenant uuid.UUID) {
-	limit, after, err := page(r)
-	if err != nil {
-		httpx.WriteError(w, err)
-		return
-	}
-	items, err := a.store.ListConversations(r.Context(), tenant, after, limit+1)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	out := List[store.Conversation]{Items: items}
+// pageOf cuts items fetched with limit+1 into a page.
+func pageOf[T any](items []T, limit int, pos func(T) store.Position) List[T] {
+	out := List[T]{Items: items}
 	if len(items) > limit {
 		out.Items = items[:limit]
-		last := out.Items[limit-1]
-		out.NextCursor = cursor(store.Position{At: last.StartedAt, ID: last.ID})
+		out.NextCursor = cursor(pos(out.Items[limit-1]))
 	}
 	if out.Items == nil {
-		out.Items = []store.Conversation{}
+		out.Items = []T{}
 	}
-	httpx.WriteJSON(w, http.StatusOK, out)
+	return out
 }
 
-func (a *API) getConversation(w http.ResponseWriter, r *http.Request, tenant uuid.UUID) {
-	id, err := uuid.Parse(r.PathValue("id"))
-	if err != nil {
-		notFound(w)
-		return
+// Register adds every route.
+func (a *API) Register(r Router) {
+	a.registerAuth(r)
+	a.registerConversations(r)
+	if a.Stream != nil {
+		a.handle(r, "GET /v1/stream", func(w http.ResponseWriter, r *http.Request, _ domain.Principal) error {
+			a.Stream.ServeHTTP(w, r)
+			return nil
+		}, httpx.WithoutTimeout())
 	}
-	c, err := a.store.GetConversation(r.Context(), tenant, id)
-	if errors.Is(err, store.ErrNotFound) {
-		notFound(w)
-		return
-	}
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	httpx.WriteJSON(w, http.StatusOK, c)
 }
 
-func (a *API) listMessages(w http.ResponseWriter, r *http.Request, tenant uuid.UUID) {
-	id, err := uuid.Parse(r.PathValue("id"))
-	if err != nil {
-		notFound(w)
-		return
-	}
-	limit, after, err := page(r)
-	if err != nil {
-		httpx.WriteError(w, err)
-		return
-	}
-	items, err := a.store.ListMessages(r.Context(), tenant, id, after, limit+1)
-	if errors.Is(err, store.ErrNotFound) {
-		notFound(w)
-		return
-	}
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	out := List[store.Message]{Items: items}
-	if len(items) > limit {
-		out.Items = items[:limit]
-		last := out.Items[limit-1]
-		out.NextCursor = cursor(store.Position{At: last.ReceivedAt, ID: last.ID})
-	}
-	if out.Items == nil {
-		out.Items = []store.Message{}
-	}
-	httpx.WriteJSON(w, http.StatusOK, out)
+func ok(w http.ResponseWriter, v any) error {
+	httpx.WriteJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func created(w http.ResponseWriter, v any) error {
+	httpx.WriteJSON(w, http.StatusCreated, v)
+	return nil
 }

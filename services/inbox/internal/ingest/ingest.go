@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/outbox"
 	"github.com/switchboard-oss/switchboard/pkg/pg"
+	"github.com/switchboard-oss/switchboard/pkg/retry"
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/language"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/store"
 )
 
@@ -21,12 +22,14 @@ import (
 type Handler struct {
 	store      *store.Store
 	log        *slog.Logger
+	clock      retry.Clock
+	languages  *language.Detector
 	stored     metric.Int64Counter
 	duplicates metric.Int64Counter
 }
 
 // New builds the handler.
-func New(s *store.Store, log *slog.Logger, meter metric.Meter) (*Handler, error) {
+func New(s *store.Store, log *slog.Logger, meter metric.Meter, clock retry.Clock, languages *language.Detector) (*Handler, error) {
 	stored, err := meter.Int64Counter("switchboard.inbox.messages.stored", metric.WithDescription("Inbound messages stored."))
 	if err != nil {
 		return nil, err
@@ -35,7 +38,7 @@ func New(s *store.Store, log *slog.Logger, meter metric.Meter) (*Handler, error)
 	if err != nil {
 		return nil, err
 	}
-	return &Handler{store: s, log: log, stored: stored, duplicates: dups}, nil
+	return &Handler{store: s, log: log, clock: clock, languages: languages, stored: stored, duplicates: dups}, nil
 }
 
 // Handle stores a batch of inbound messages in one transaction. Invalid
@@ -57,29 +60,11 @@ func (h *Handler) Handle(ctx context.Context, msgs []bus.Message) error {
 		if m.Event.Tenant != p.TenantID {
 			return bus.Permanent(fmt.Errorf("event %s: ce_tenant %q differs from tenant_id %q", m.Event.ID, m.Event.Tenant, p.TenantID))
 		}
-		in = append(in, store.Inbound{EventID: m.Event.ID, Msg: p})
+		in = append(in, store.Inbound{EventID: m.Event.ID, Msg: p, Language: h.languages.Detect(p.Text)})
 	}
-	res, err := h.store.Ingest(ctx, in, func(res []store.Ingested) ([]outbox.Record, error) {
-		var recs []outbox.Record
-		announced := map[uuid.UUID]bool{}
-		for i, r := range res {
-			// Every message of a conversation opened by this batch says so;
-			// it is announced once.
-			if !r.ConversationCreated || announced[r.ConversationID] {
-				continue
-			}
-			announced[r.ConversationID] = true
-			p := in[i].Msg
-			ev, err := events.New(events.TypeConversationCreated, store.EventSource, p.TenantID, p.ReceivedAt, events.ConversationCreated{
-				ConversationID: r.ConversationID.String(), TenantID: p.TenantID, ContactID: r.ContactID.String(),
-				Channel: p.Channel, ChannelAccountID: p.ChannelAccountID, State: "new", StartedAt: p.ReceivedAt,
-			})
-			if err != nil {
-				return nil, err
-			}
-			recs = append(recs, outbox.Record{Topic: events.TopicConversations, Key: events.ConversationKey(p.TenantID, p.Channel, p.ChannelAccountID, p.ThreadKey), Event: ev})
-		}
-		return recs, nil
+	now := h.clock.Now()
+	res, err := h.store.Ingest(ctx, in, now, func(res store.IngestResult) ([]outbox.Record, error) {
+		return store.IngestEvents(in, res, now)
 	})
 	switch {
 	case err == nil:
@@ -90,18 +75,10 @@ func (h *Handler) Handle(ctx context.Context, msgs []bus.Message) error {
 	default:
 		return err
 	}
-	var stored, dups int64
-	for _, r := range res {
-		if r.Duplicate {
-			dups++
-		} else {
-			stored++
-		}
-	}
-	h.stored.Add(ctx, stored)
-	if dups > 0 {
-		h.duplicates.Add(ctx, dups)
-		h.log.DebugContext(ctx, "duplicates skipped", "count", dups)
+	h.stored.Add(ctx, int64(len(res.Stored)))
+	if res.Duplicates > 0 {
+		h.duplicates.Add(ctx, int64(res.Duplicates))
+		h.log.DebugContext(ctx, "duplicates skipped", "count", res.Duplicates)
 	}
 	return nil
 }

@@ -1,0 +1,330 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/outbox"
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
+)
+
+// Change is what an action did, for the audit log and the event.
+type Change struct {
+	Action domain.Action
+	Reason string
+	Data   any
+	// Records are more events to commit with it (a reply's send command).
+	Records []outbox.Record
+	// Message is a message the action added (a reply), announced too.
+	Message *Message
+}
+
+// Act applies an action to a conversation in one transaction: it locks the
+// conversation, hides it from a principal who may not see it (ErrNotFound),
+// lets fn check the rules and change it, then writes it, the audit log
+// entry and the events.
+func (s *Store) Act(ctx context.Context, p domain.Principal, id uuid.UUID, now time.Time, fn func(tx pgx.Tx, c *Conversation) (Change, error)) (Conversation, error) {
+	var out Conversation
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+conversationColumns+` FROM inbox.conversations c
+			WHERE c.tenant_id = $1 AND c.id = $2 FOR UPDATE OF c`, p.Tenant, id)
+		if err != nil {
+			return fmt.Errorf("lock conversation: %w", err)
+		}
+		c, err := pgx.CollectExactlyOneRow(rows, scanConversation)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return domain.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("lock conversation: %w", err)
+		}
+		if !c.VisibleTo(p) {
+			return domain.ErrNotFound
+		}
+		from := c.State
+		change, err := fn(tx, &c)
+		if err != nil {
+			return err
+		}
+		c.UpdatedAt = now
+		if err := writeConversation(ctx, tx, c); err != nil {
+			return err
+		}
+		entry := auditEntry{tenant: c.Tenant, conversation: c.ID, actorKind: p.ActorKind(), actorID: p.ActorID(),
+			action: change.Action, reason: change.Reason, data: change.Data, at: now}
+		if from != c.State {
+			entry.from, entry.to = from, c.State
+		}
+		if err := writeAudit(ctx, tx, entry); err != nil {
+			return err
+		}
+		rec, err := changedEvent(change.Action, actorOf(p), from, change.Reason, c, now)
+		if err != nil {
+			return err
+		}
+		recs := append([]outbox.Record{rec}, change.Records...)
+		if change.Message != nil {
+			mrec, err := messageEvent(*change.Message, c, now)
+			if err != nil {
+				return err
+			}
+			recs = append(recs, mrec)
+		}
+		if err := s.outbox.Add(ctx, tx, recs...); err != nil {
+			return err
+		}
+		out = c
+		return nil
+	})
+	return out, err
+}
+
+// writeConversation stores every field an action may change.
+func writeConversation(ctx context.Context, tx pgx.Tx, c Conversation) error {
+	tags, err := json.Marshal(c.Tags)
+	if err != nil {
+		return fmt.Errorf("encode tags: %w", err)
+	}
+	var prev, disposition, notes *string
+	if c.PreviousState != "" {
+		s := string(c.PreviousState)
+		prev = &s
+	}
+	if c.Disposition != "" {
+		disposition = &c.Disposition
+	}
+	if c.CompletionNotes != "" {
+		notes = &c.CompletionNotes
+	}
+	_, err = tx.Exec(ctx, `UPDATE inbox.conversations SET state = $2, previous_state = $3, queue_id = $4, assignee_ids = $5,
+		last_agent_id = $6, fence = $7, required_skill_id = $8, required_language = $9, priority = $10, language = $11,
+		tags = $12, flagged = $13, locked = $14, ignored = $15, muted = $16, unread = $17, last_writer = $18,
+		deferred_until = $19, disposition = $20, completion_notes = $21, updated_at = $22
+		WHERE id = $1`,
+		c.ID, string(c.State), prev, c.QueueID, c.Assignees, c.LastAgentID, c.Fence, c.RequiredSkillID, c.RequiredLanguage,
+		c.Priority, c.Language, tags, c.Flagged, c.Locked, c.Ignored, c.Muted, c.Unread, c.LastWriter, c.DeferredUntil,
+		disposition, notes, c.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("write conversation %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// Assign makes user the conversation's only assignee and moves it to
+// assigned. fence is the token of the user's Redis lease on the
+// conversation: a lease older than the one that last assigned it (its
+// holder paused past its expiry) is refused.
+func Assign(c *Conversation, user uuid.UUID, fence int64) error {
+	if fence < c.Fence {
+		return &domain.ConflictError{State: c.State, Reason: "another assignment happened meanwhile (stale fencing token)"}
+	}
+	if c.State != domain.StateAssigned {
+		c.PreviousState = c.State
+	}
+	c.State = domain.StateAssigned
+	c.Assignees = []uuid.UUID{user}
+	c.LastAgentID = &user
+	c.Fence = fence
+	c.DeferredUntil = nil
+	return nil
+}
+
+// ReplyInput is what an agent sends.
+type ReplyInput struct {
+	Text    string
+	Subject string
+	CC      []string
+}
+
+// Reply adds an agent's message to the conversation, moves it to answered
+// and returns the change, whose records carry the send command for the
+// channel's connector. Mandatory tags without a value on the customer's
+// latest message refuse it.
+func (s *Store) Reply(ctx context.Context, tx pgx.Tx, p domain.Principal, c *Conversation, in ReplyInput, now time.Time) (Change, error) {
+	if err := domain.Reply(p, c.Domain()); err != nil {
+		return Change{}, err
+	}
+	var missing []string
+	rows, err := tx.Query(ctx, `SELECT name FROM inbox.tag_lists t WHERE t.tenant_id = $1 AND t.mandatory
+		AND NOT ($2::jsonb ? t.id::text) ORDER BY name`, c.Tenant, mustJSON(c.Tags))
+	if err != nil {
+		return Change{}, fmt.Errorf("check mandatory tags: %w", err)
+	}
+	if missing, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return Change{}, fmt.Errorf("check mandatory tags: %w", err)
+	}
+	if len(missing) > 0 {
+		return Change{}, &domain.MissingTagsError{Lists: missing}
+	}
+	// The customer: who wrote last, on this thread.
+	var to, inReplyTo string
+	err = tx.QueryRow(ctx, `SELECT sender, external_id FROM inbox.messages
+		WHERE conversation_id = $1 AND direction = 'inbound' ORDER BY received_at DESC, id DESC LIMIT 1`, c.ID).Scan(&to, &inReplyTo)
+	if errors.Is(err, pgx.ErrNoRows) {
+		to = c.ThreadKey
+	} else if err != nil {
+		return Change{}, fmt.Errorf("find the customer's last message: %w", err)
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return Change{}, fmt.Errorf("message id: %w", err)
+	}
+	m := Message{ID: id, ConversationID: c.ID, Direction: "outbound", Sender: p.ActorID(), AuthorID: p.ActorID(), Body: in.Text,
+		Subject: in.Subject, CC: in.CC, ExternalID: id.String(), Language: c.Language, Tags: c.Tags, ReceivedAt: now,
+		DeliveryStatus: events.DeliveryPending}
+	var subject *string
+	if in.Subject != "" {
+		subject = &in.Subject
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO inbox.messages (id, tenant_id, conversation_id, event_id, channel_account_id, external_id,
+			direction, sender, author_id, body, subject, cc, received_at, language, tags, delivery_status, delivery_updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, $7, $8, $9, $10, $11, $12, $13, 'pending', $11)`,
+		m.ID, c.Tenant, c.ID, m.ID.String(), c.ChannelAccountID, m.ExternalID, m.AuthorID, m.Body, subject, in.CC, now, m.Language, mustJSON(m.Tags))
+	if err != nil {
+		return Change{}, fmt.Errorf("store reply: %w", err)
+	}
+	cmd, err := events.New(events.TypeSendMessage, EventSource, c.Tenant.String(), now, events.SendMessage{
+		MessageID: m.ID.String(), ConversationID: c.ID.String(), TenantID: c.Tenant.String(), Channel: c.Channel,
+		ChannelAccountID: c.ChannelAccountID.String(), ThreadKey: c.ThreadKey, To: to, InReplyTo: inReplyTo,
+		Text: in.Text, Subject: in.Subject, CC: in.CC, AuthorID: p.ActorID(),
+	})
+	if err != nil {
+		return Change{}, err
+	}
+	cmd.Subject = c.ID.String()
+
+	if uid, err := uuid.Parse(p.UserID); err == nil {
+		c.LastAgentID = &uid
+	}
+	c.PreviousState = c.State
+	c.State = domain.StateAnswered
+	c.Assignees = []uuid.UUID{}
+	c.LastWriter = "agent"
+	c.Unread = false
+	return Change{Action: domain.ActionReply, Data: map[string]string{"message_id": m.ID.String()},
+		Records: []outbox.Record{{Topic: events.TopicOutbound(c.Channel), Key: c.EventKey(), Event: cmd}}, Message: &m}, nil
+}
+
+func mustJSON(v any) []byte {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		// Only maps of strings reach here, which always marshal.
+		panic(err)
+	}
+	return raw
+}
+
+// UserInTenant checks that user is an enabled user of tenant.
+func UserInTenant(ctx context.Context, tx pgx.Tx, tenant, user uuid.UUID) error {
+	var ok bool
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM inbox.users WHERE tenant_id = $1 AND id = $2 AND disabled_at IS NULL)`, tenant, user).Scan(&ok)
+	if err != nil {
+		return fmt.Errorf("find user: %w", err)
+	}
+	if !ok {
+		return domain.ErrNotFound
+	}
+	return nil
+}
+
+// QueueInTenant checks that queue belongs to tenant.
+func QueueInTenant(ctx context.Context, tx pgx.Tx, tenant, queue uuid.UUID) error {
+	return exists(ctx, tx, `SELECT EXISTS (SELECT 1 FROM inbox.queues WHERE tenant_id = $1 AND id = $2)`, tenant, queue)
+}
+
+// SkillInTenant checks that skill belongs to tenant.
+func SkillInTenant(ctx context.Context, tx pgx.Tx, tenant, skill uuid.UUID) error {
+	return exists(ctx, tx, `SELECT EXISTS (SELECT 1 FROM inbox.skills WHERE tenant_id = $1 AND id = $2)`, tenant, skill)
+}
+
+func exists(ctx context.Context, tx pgx.Tx, sql string, args ...any) error {
+	var ok bool
+	if err := tx.QueryRow(ctx, sql, args...).Scan(&ok); err != nil {
+		return fmt.Errorf("look up: %w", err)
+	}
+	if !ok {
+		return domain.ErrNotFound
+	}
+	return nil
+}
+
+// QualifyMessage sets a message's language and tags. When the message is
+// the conversation's latest, the conversation takes them too: tags carry
+// over from it to the next message, and its language is the
+// conversation's.
+func (s *Store) QualifyMessage(ctx context.Context, tx pgx.Tx, c *Conversation, message uuid.UUID, lang *string, tags map[string]string) (Change, error) {
+	data := map[string]any{"message_id": message.String()}
+	if tags != nil {
+		rows, err := tx.Query(ctx, `SELECT id::text, "values" FROM inbox.tag_lists WHERE tenant_id = $1`, c.Tenant)
+		if err != nil {
+			return Change{}, fmt.Errorf("read tag lists: %w", err)
+		}
+		lists := map[string][]string{}
+		for rows.Next() {
+			var id string
+			var values []string
+			if err := rows.Scan(&id, &values); err != nil {
+				rows.Close()
+				return Change{}, fmt.Errorf("read tag lists: %w", err)
+			}
+			lists[id] = values
+		}
+		if err := rows.Err(); err != nil {
+			return Change{}, fmt.Errorf("read tag lists: %w", err)
+		}
+		for list, value := range tags {
+			values, ok := lists[list]
+			if !ok {
+				return Change{}, domain.Invalid("tags."+list, "is not a tag list of this tenant")
+			}
+			if !slices.Contains(values, value) {
+				return Change{}, domain.Invalid("tags."+list, fmt.Sprintf("%q is not one of the list's values", value))
+			}
+		}
+		data["tags"] = tags
+	}
+	if lang != nil {
+		data["language"] = *lang
+	}
+	var latest bool
+	err := tx.QueryRow(ctx, `UPDATE inbox.messages m SET
+			tags = coalesce($3::jsonb, m.tags), language = coalesce($4, m.language)
+		WHERE m.id = $1 AND m.conversation_id = $2
+		RETURNING NOT EXISTS (SELECT 1 FROM inbox.messages n WHERE n.conversation_id = m.conversation_id
+			AND (n.received_at, n.id) > (m.received_at, m.id))`,
+		message, c.ID, nullableJSON(tags), lang).Scan(&latest)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Change{}, domain.ErrNotFound
+	}
+	if err != nil {
+		return Change{}, fmt.Errorf("qualify message: %w", err)
+	}
+	if latest {
+		if tags != nil {
+			c.Tags = tags
+		}
+		if lang != nil {
+			c.Language = *lang
+		}
+	}
+	action := domain.ActionTags
+	if tags == nil {
+		action = domain.ActionLanguage
+	}
+	return Change{Action: action, Data: data}, nil
+}
+
+func nullableJSON(tags map[string]string) []byte {
+	if tags == nil {
+		return nil
+	}
+	return mustJSON(tags)
+}

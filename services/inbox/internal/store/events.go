@@ -1,0 +1,93 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/outbox"
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
+)
+
+// changedEvent announces an action on a conversation, with the
+// conversation as it is after it.
+func changedEvent(action domain.Action, actor events.Actor, from domain.State, reason string, c Conversation, now time.Time) (outbox.Record, error) {
+	snap, err := json.Marshal(c)
+	if err != nil {
+		return outbox.Record{}, fmt.Errorf("encode conversation %s: %w", c.ID, err)
+	}
+	ev, err := events.New(events.TypeConversationChanged, EventSource, c.Tenant.String(), now, events.ConversationChanged{
+		Action: string(action), Actor: actor, From: string(from), To: string(c.State), Reason: reason, Conversation: snap,
+	})
+	if err != nil {
+		return outbox.Record{}, err
+	}
+	ev.Subject = c.ID.String()
+	return outbox.Record{Topic: events.TopicConversations, Key: c.EventKey(), Event: ev}, nil
+}
+
+// messageEvent announces a message of a conversation.
+func messageEvent(m Message, c Conversation, now time.Time) (outbox.Record, error) {
+	msg, err := json.Marshal(m)
+	if err != nil {
+		return outbox.Record{}, fmt.Errorf("encode message %s: %w", m.ID, err)
+	}
+	snap, err := json.Marshal(c)
+	if err != nil {
+		return outbox.Record{}, fmt.Errorf("encode conversation %s: %w", c.ID, err)
+	}
+	ev, err := events.New(events.TypeConversationMessage, EventSource, c.Tenant.String(), now, events.ConversationMessage{Message: msg, Conversation: snap})
+	if err != nil {
+		return outbox.Record{}, err
+	}
+	ev.Subject = c.ID.String()
+	return outbox.Record{Topic: events.TopicConversations, Key: c.EventKey(), Event: ev}, nil
+}
+
+// actorOf says who a principal is, for events.
+func actorOf(p domain.Principal) events.Actor {
+	return events.Actor{Kind: p.ActorKind(), ID: p.ActorID()}
+}
+
+// IngestEvents are the events of an ingested batch: each conversation
+// opened or re-opened, and each message stored.
+func IngestEvents(msgs []Inbound, res IngestResult, now time.Time) ([]outbox.Record, error) {
+	var recs []outbox.Record
+	byID := map[string]Conversation{}
+	for _, t := range res.Touched {
+		byID[t.ID.String()] = t.Conversation
+		actor := events.Actor{Kind: "customer", ID: t.ContactID.String()}
+		var rec outbox.Record
+		var err error
+		switch {
+		case t.Created:
+			rec, err = changedEvent(domain.ActionCreated, actor, "", "", t.Conversation, now)
+		case t.Reopened():
+			rec, err = changedEvent(domain.ActionCustomerMessage, actor, t.From, "the customer wrote again", t.Conversation, now)
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, rec)
+	}
+	for _, s := range res.Stored {
+		in := msgs[s.Index]
+		c := byID[s.ConversationID.String()]
+		m := Message{ID: s.ID, ConversationID: s.ConversationID, Direction: "inbound", Sender: in.Msg.From.Identity,
+			Body: in.Msg.Text, ExternalID: in.Msg.ExternalID, Language: in.Language, Tags: s.Tags, Metadata: in.Msg.Metadata,
+			ReceivedAt: in.Msg.ReceivedAt}
+		if !in.Msg.SentAt.IsZero() {
+			t := in.Msg.SentAt
+			m.SentAt = &t
+		}
+		rec, err := messageEvent(m, c, now)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, rec)
+	}
+	return recs, nil
+}

@@ -1,0 +1,412 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/outbox"
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
+)
+
+// Inbound is one message to ingest.
+type Inbound struct {
+	EventID string
+	Msg     events.MessageReceived
+	// Language is the detected language, "" when unknown.
+	Language string
+}
+
+// StoredMessage is an inbound message ingestion stored (not a duplicate).
+type StoredMessage struct {
+	ID             uuid.UUID
+	ConversationID uuid.UUID
+	// Index is the message's position in the batch.
+	Index int
+	// Tags were carried over from the conversation.
+	Tags map[string]string
+}
+
+// Touched is a conversation a batch brought new messages to, as it is
+// after the batch.
+type Touched struct {
+	Conversation
+	// Created: the batch opened it.
+	Created bool
+	// From is its state before the batch ("" when created).
+	From domain.State
+	// Key is its Kafka key.
+	Key []byte
+}
+
+// Reopened reports whether the customer's message moved it back to work.
+func (t Touched) Reopened() bool { return !t.Created && t.From != t.State }
+
+// IngestResult is what a batch did.
+type IngestResult struct {
+	// Stored are the messages stored, in batch order; duplicates are not.
+	Stored []StoredMessage
+	// Duplicates counts messages already stored.
+	Duplicates int
+	// Touched are the conversations that got new messages.
+	Touched []Touched
+}
+
+// The input of a batch, as parallel arrays that unnest into rows. Set-based
+// statements cost far less per message than one statement per message.
+//
+// Lookups into the big tables are written as correlated scalar subqueries,
+// not joins: the statements are prepared once, while the tables are still
+// empty, and a join planned then (a sequential scan feeding a hash) would
+// cost more with every row stored. A scalar subquery is always an index
+// probe per input row.
+const ingestInput = `input AS (
+	SELECT * FROM unnest($1::int[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::uuid[], $7::text[],
+	                     $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::timestamptz[], $13::timestamptz[], $14::text[])
+	    AS i(ord, msg_id, event_id, tenant_id, channel, account_id, external_id,
+	         thread_key, identity, body, metadata, sent_at, received_at, language))`
+
+// ingestCheck lists the messages whose channel account does not exist for
+// their tenant and channel.
+const ingestCheck = `SELECT coalesce(array_agg(i.ord), '{}')
+FROM unnest($1::int[], $2::uuid[], $3::text[], $4::uuid[]) AS i(ord, tenant_id, channel, account_id)
+WHERE (SELECT 1 FROM inbox.channel_accounts a
+       WHERE a.id = i.account_id AND a.tenant_id = i.tenant_id AND a.channel = i.channel) IS NULL`
+
+// ingestContacts gives every new channel identity a contact, named after
+// the first message that brought it. Known identities are filtered out
+// first (an index probe is cheaper than a conflicting insert); identities
+// are claimed in key order so that concurrent batches wait for each other
+// instead of deadlocking.
+const ingestContacts = `WITH input AS (
+	SELECT * FROM unnest($1::int[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[])
+	    AS i(ord, tenant_id, channel, identity, name, avatar)),
+claimed AS (
+	INSERT INTO inbox.contact_identities AS ci (tenant_id, channel, identity, contact_id)
+	SELECT DISTINCT ON (tenant_id, channel, identity) tenant_id, channel, identity, gen_random_uuid()
+	FROM input i
+	WHERE (SELECT 1 FROM inbox.contact_identities k
+	       WHERE k.tenant_id = i.tenant_id AND k.channel = i.channel AND k.identity = i.identity) IS NULL
+	ORDER BY tenant_id, channel, identity, ord
+	ON CONFLICT DO NOTHING
+	RETURNING ci.tenant_id, ci.channel, ci.identity, ci.contact_id)
+INSERT INTO inbox.contacts (id, tenant_id, name, avatar_url, source)
+SELECT c.contact_id, c.tenant_id, f.name, f.avatar, c.channel
+FROM claimed c CROSS JOIN LATERAL (
+	SELECT i.name, i.avatar FROM input i
+	WHERE i.tenant_id = c.tenant_id AND i.channel = c.channel AND i.identity = c.identity
+	ORDER BY i.ord LIMIT 1) f`
+
+// batchConversations lists the existing conversations of the batch's
+// threads, by index probes.
+const batchConversations = `c.id = ANY(ARRAY(
+	SELECT (SELECT x.id FROM inbox.conversations x WHERE x.channel_account_id = t.account_id AND x.thread_key = t.thread_key)
+	FROM unnest($1::uuid[], $2::text[]) AS t(account_id, thread_key)))`
+
+// ingestLock locks the batch's existing conversations, in id order (so
+// that concurrent batches cannot deadlock), and reads them as they are now:
+// whatever changed them last has committed, and nothing changes them until
+// this transaction ends.
+const ingestLock = `SELECT ` + conversationColumns + ` FROM inbox.conversations c WHERE ` + batchConversations + `
+ORDER BY c.id FOR UPDATE OF c`
+
+// ingestRead reads the batch's conversations after ingestMessages opened
+// the missing ones.
+const ingestRead = `SELECT ` + conversationColumns + ` FROM inbox.conversations c WHERE ` + batchConversations
+
+// ingestMessages opens the conversations the batch's threads do not have
+// yet, then stores the messages not stored yet (with the tags of their
+// conversation, carried over), and says for each message what happened.
+const ingestMessages = `WITH ` + ingestInput + `,
+threads AS (
+	SELECT DISTINCT ON (i.account_id, i.thread_key) i.tenant_id, i.channel, i.account_id, i.thread_key, i.received_at AS first_at,
+	       (SELECT x.id FROM inbox.conversations x WHERE x.channel_account_id = i.account_id AND x.thread_key = i.thread_key) AS existing,
+	       (SELECT ci.contact_id FROM inbox.contact_identities ci
+	         WHERE ci.tenant_id = i.tenant_id AND ci.channel = i.channel AND ci.identity = i.identity) AS contact_id
+	FROM input i
+	ORDER BY i.account_id, i.thread_key, i.ord),
+created AS (
+	INSERT INTO inbox.conversations AS c (id, tenant_id, contact_id, channel, channel_account_id, thread_key, started_at, last_message_at)
+	SELECT gen_random_uuid(), tenant_id, contact_id, channel, account_id, thread_key, first_at, first_at
+	FROM threads WHERE existing IS NULL
+	ORDER BY account_id, thread_key
+	ON CONFLICT (channel_account_id, thread_key) DO NOTHING
+	RETURNING c.id, c.channel_account_id, c.thread_key, c.tags),
+conv AS (
+	SELECT t.existing AS id, t.account_id, t.thread_key,
+	       (SELECT x.tags FROM inbox.conversations x WHERE x.id = t.existing) AS tags
+	FROM threads t WHERE t.existing IS NOT NULL
+	UNION ALL
+	SELECT c.id, c.channel_account_id, c.thread_key, c.tags FROM created c),
+stored AS (
+	INSERT INTO inbox.messages (id, tenant_id, conversation_id, event_id, channel_account_id, external_id, direction,
+	                            sender, body, metadata, sent_at, received_at, language, tags)
+	SELECT i.msg_id, i.tenant_id, conv.id, i.event_id, i.account_id, i.external_id, 'inbound',
+	       i.identity, i.body, i.metadata, i.sent_at, i.received_at, i.language, conv.tags
+	FROM input i JOIN conv ON conv.account_id = i.account_id AND conv.thread_key = i.thread_key
+	ORDER BY i.ord
+	ON CONFLICT (channel_account_id, external_id) DO NOTHING
+	RETURNING id, conversation_id, tags)
+SELECT i.ord, stored.conversation_id, stored.tags FROM input i JOIN stored ON stored.id = i.msg_id`
+
+// ingestUpdate applies what the batch's new messages do to their
+// conversations, computed by domain.CustomerMessage.
+const ingestUpdate = `UPDATE inbox.conversations c SET
+	state = u.state,
+	previous_state = CASE WHEN u.state <> c.state THEN c.state ELSE c.previous_state END,
+	assignee_ids = CASE WHEN u.state <> c.state THEN '{}' ELSE c.assignee_ids END,
+	deferred_until = CASE WHEN u.state <> c.state THEN NULL ELSE c.deferred_until END,
+	last_message_at = greatest(c.last_message_at, u.last_at),
+	unread = c.unread OR NOT c.ignored,
+	last_writer = 'customer',
+	language = CASE WHEN u.language <> '' THEN u.language ELSE c.language END,
+	updated_at = now()
+FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[]) AS u(id, state, last_at, language)
+WHERE c.id = u.id`
+
+// Ingest stores messages in one transaction, each once, applies what they
+// do to their conversations (a customer writing re-opens an answered,
+// deferred or done conversation), audits the state changes, and commits
+// the events announce builds from the result with them, through the
+// outbox.
+//
+// The transaction takes two round trips to PostgreSQL: BEGIN and the
+// reading statements go in one pipeline; the updates, the audit, the events
+// and COMMIT in a second.
+func (s *Store) Ingest(ctx context.Context, msgs []Inbound, now time.Time, announce func(IngestResult) ([]outbox.Record, error)) (IngestResult, error) {
+	a, err := newIngestArrays(msgs)
+	if err != nil {
+		return IngestResult{}, err
+	}
+	var res IngestResult
+	err = s.pipelined(ctx, func(ctx context.Context, conn *pgx.Conn) (*pgx.Batch, error) {
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue(ingestCheck, a.ords, a.tenants, a.channels, a.accounts)
+		b.Queue(ingestContacts, a.ords, a.tenants, a.channels, a.idents, a.names, a.avatars)
+		b.Queue(ingestLock, a.accounts, a.threads)
+		b.Queue(ingestMessages, a.ords, a.ids, a.eventIDs, a.tenants, a.channels, a.accounts, a.externals,
+			a.threads, a.idents, a.bodies, a.metadata, a.sentAt, a.received, a.languages)
+		b.Queue(ingestRead, a.accounts, a.threads)
+		var err error
+		res, err = readIngest(conn.SendBatch(ctx, b), msgs, a)
+		if err != nil {
+			return nil, err
+		}
+
+		// What the new messages do to their conversations.
+		var (
+			ids    []uuid.UUID
+			states []string
+			lastAt []time.Time
+			langs  []string
+			audit  []auditEntry
+		)
+		index := map[uuid.UUID]int{}
+		for i, t := range res.Touched {
+			index[t.ID] = i
+		}
+		for _, m := range res.Stored {
+			i := index[m.ConversationID]
+			t := &res.Touched[i]
+			in := msgs[m.Index]
+			if t.LastMessageAt.Before(in.Msg.ReceivedAt) {
+				t.LastMessageAt = in.Msg.ReceivedAt
+			}
+			if in.Language != "" {
+				t.Language = in.Language
+			}
+		}
+		for i := range res.Touched {
+			t := &res.Touched[i]
+			t.State = domain.CustomerMessage(t.Domain())
+			if t.Reopened() {
+				t.PreviousState, t.Assignees, t.DeferredUntil = t.From, []uuid.UUID{}, nil
+			}
+			t.Unread = t.Unread || !t.Ignored
+			t.LastWriter = "customer"
+			t.Key = t.EventKey()
+			ids, states, lastAt, langs = append(ids, t.ID), append(states, string(t.State)), append(lastAt, t.LastMessageAt), append(langs, t.Language)
+			switch {
+			case t.Created:
+				audit = append(audit, auditEntry{tenant: t.Tenant, conversation: t.ID, actorKind: "customer", actorID: t.ContactID.String(),
+					action: domain.ActionCreated, to: domain.StateNew, at: now})
+			case t.Reopened():
+				audit = append(audit, auditEntry{tenant: t.Tenant, conversation: t.ID, actorKind: "customer", actorID: t.ContactID.String(),
+					action: domain.ActionCustomerMessage, from: t.From, to: t.State, reason: "the customer wrote again", at: now})
+			}
+		}
+		b = &pgx.Batch{}
+		if len(ids) > 0 {
+			b.Queue(ingestUpdate, ids, states, lastAt, langs)
+		}
+		queueAudit(b, audit)
+		if announce != nil {
+			recs, err := announce(res)
+			if err != nil {
+				return nil, err
+			}
+			if err := s.outbox.Queue(ctx, b, recs...); err != nil {
+				return nil, err
+			}
+		}
+		return b, nil
+	})
+	if err != nil {
+		return IngestResult{}, err
+	}
+	return res, nil
+}
+
+// readIngest reads the results of the first pipeline of Ingest.
+func readIngest(br pgx.BatchResults, msgs []Inbound, a *ingestArrays) (res IngestResult, err error) {
+	defer func() {
+		if cerr := br.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("ingest batch: %w", cerr)
+		}
+	}()
+	if _, err := br.Exec(); err != nil {
+		return res, fmt.Errorf("begin: %w", err)
+	}
+	var unknown []int32
+	if err := br.QueryRow().Scan(&unknown); err != nil {
+		return res, fmt.Errorf("check channel accounts: %w", err)
+	}
+	if len(unknown) > 0 {
+		m := msgs[unknown[0]].Msg
+		return res, fmt.Errorf("%w: %s of tenant %s on channel %s", ErrUnknownAccount, m.ChannelAccountID, m.TenantID, m.Channel)
+	}
+	if _, err := br.Exec(); err != nil {
+		return res, fmt.Errorf("store contacts: %w", err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return res, fmt.Errorf("lock conversations: %w", err)
+	}
+	before, err := pgx.CollectRows(rows, scanConversation)
+	if err != nil {
+		return res, fmt.Errorf("lock conversations: %w", err)
+	}
+	existed := map[uuid.UUID]domain.State{}
+	for _, c := range before {
+		existed[c.ID] = c.State
+	}
+
+	rows, err = br.Query()
+	if err != nil {
+		return res, fmt.Errorf("store messages: %w", err)
+	}
+	res.Stored, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (StoredMessage, error) {
+		var m StoredMessage
+		var ord int32
+		var tags []byte
+		if err := row.Scan(&ord, &m.ConversationID, &tags); err != nil {
+			return m, err
+		}
+		m.Index, m.ID = int(ord), a.ids[ord]
+		return m, json.Unmarshal(tags, &m.Tags)
+	})
+	if err != nil {
+		return res, fmt.Errorf("store messages: %w", err)
+	}
+	res.Duplicates = len(msgs) - len(res.Stored)
+
+	rows, err = br.Query()
+	if err != nil {
+		return res, fmt.Errorf("read conversations: %w", err)
+	}
+	after, err := pgx.CollectRows(rows, scanConversation)
+	if err != nil {
+		return res, fmt.Errorf("read conversations: %w", err)
+	}
+	byID := map[uuid.UUID]Conversation{}
+	for _, c := range after {
+		byID[c.ID] = c
+	}
+	seen := map[uuid.UUID]bool{}
+	for _, m := range res.Stored {
+		if seen[m.ConversationID] {
+			continue
+		}
+		seen[m.ConversationID] = true
+		c, ok := byID[m.ConversationID]
+		if !ok {
+			return res, fmt.Errorf("store messages: conversation %s vanished", m.ConversationID)
+		}
+		from, old := existed[c.ID]
+		res.Touched = append(res.Touched, Touched{Conversation: c, Created: !old, From: from})
+	}
+	return res, nil
+}
+
+// ingestArrays are the columns of a batch.
+type ingestArrays struct {
+	ords      []int32
+	ids       [][16]byte
+	eventIDs  []string
+	tenants   [][16]byte
+	channels  []string
+	accounts  [][16]byte
+	externals []string
+	threads   []string
+	idents    []string
+	names     []string
+	avatars   []string
+	bodies    []string
+	metadata  []*string
+	sentAt    []*time.Time
+	received  []time.Time
+	languages []string
+}
+
+// newIngestArrays turns messages into the columns of a batch.
+func newIngestArrays(msgs []Inbound) (*ingestArrays, error) {
+	n := len(msgs)
+	a := &ingestArrays{
+		ords: make([]int32, n), ids: make([][16]byte, n), eventIDs: make([]string, n), tenants: make([][16]byte, n),
+		channels: make([]string, n), accounts: make([][16]byte, n), externals: make([]string, n), threads: make([]string, n),
+		idents: make([]string, n), names: make([]string, n), avatars: make([]string, n), bodies: make([]string, n),
+		metadata: make([]*string, n), sentAt: make([]*time.Time, n), received: make([]time.Time, n),
+		languages: make([]string, n),
+	}
+	for i, in := range msgs {
+		m := in.Msg
+		// UUIDs go as 16 bytes: pgx has a binary plan for those, not for
+		// strings (it would build an error, then fall back to text).
+		tenant, err := uuid.Parse(m.TenantID)
+		if err != nil {
+			return nil, fmt.Errorf("%w: tenant_id %q is not a UUID", ErrUnknownAccount, m.TenantID)
+		}
+		account, err := uuid.Parse(m.ChannelAccountID)
+		if err != nil {
+			return nil, fmt.Errorf("%w: channel_account_id %q is not a UUID", ErrUnknownAccount, m.ChannelAccountID)
+		}
+		// Time-ordered ids keep the primary key index append-only.
+		id, err := uuid.NewV7()
+		if err != nil {
+			return nil, fmt.Errorf("message id: %w", err)
+		}
+		if len(m.Metadata) > 0 {
+			raw, err := json.Marshal(m.Metadata)
+			if err != nil {
+				return nil, fmt.Errorf("encode metadata: %w", err)
+			}
+			s := string(raw)
+			a.metadata[i] = &s
+		}
+		if !m.SentAt.IsZero() {
+			t := m.SentAt
+			a.sentAt[i] = &t
+		}
+		a.ords[i], a.ids[i], a.eventIDs[i], a.tenants[i], a.channels[i], a.accounts[i] = int32(i), id, in.EventID, tenant, m.Channel, account
+		a.externals[i], a.threads[i], a.idents[i], a.names[i], a.avatars[i], a.bodies[i], a.received[i] = m.ExternalID, m.ThreadKey, m.From.Identity, m.From.Name, m.From.AvatarURL, m.Text, m.ReceivedAt
+		a.languages[i] = in.Language
+	}
+	return a, nil
+}
+
