@@ -106,7 +106,9 @@ type Conversation struct {
 }
 
 // Assigned reports whether user is one of the assignees.
-func (c Conversation) Assigned(user string) bool { return user != "" && slices.Contains(c.Assignees, user) }
+func (c Conversation) Assigned(user string) bool {
+	return user != "" && slices.Contains(c.Assignees, user)
+}
 
 func conflict(c Conversation, format string, args ...any) error {
 	return &ConflictError{State: c.State, Reason: fmt.Sprintf(format, args...)}

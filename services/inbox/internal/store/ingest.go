@@ -409,4 +409,3 @@ func newIngestArrays(msgs []Inbound) (*ingestArrays, error) {
 	}
 	return a, nil
 }
-
