@@ -131,6 +131,7 @@ type Consumer struct {
 	batchSize    metric.Int64Histogram
 	lagMu        sync.Mutex
 	lag          map[partitionKey]int64
+	lastBatch    atomic.Int64 // unix nanoseconds of the last batch handled
 	attrs        metric.MeasurementOption
 }
 
@@ -195,6 +196,13 @@ func NewConsumer(cfg Config, opts ConsumerOptions, handler Handler, dlq *Produce
 		return nil, err
 	}
 	return c, nil
+}
+
+// Busy reports whether the consumer handled a batch within d: work that
+// can wait yields to it (see the inbox's language detection).
+func (c *Consumer) Busy(d time.Duration) bool {
+	last := c.lastBatch.Load()
+	return last != 0 && c.clock.Now().Sub(time.Unix(0, last)) < d
 }
 
 // Ready reports whether the consumer loop runs.
@@ -329,6 +337,7 @@ func (c *Consumer) work(ctx, hctx context.Context, r *kafka.Reader, k partitionK
 		}
 		c.consumed.Add(hctx, int64(len(batch)), c.attrs, metric.WithAttributes(attribute.String("messaging.destination.name", k.topic)))
 		c.batchSize.Record(hctx, int64(len(batch)), c.attrs)
+		c.lastBatch.Store(c.clock.Now().UnixNano())
 		c.lagMu.Lock()
 		c.lag[k] = max(0, last.HighWaterMark-last.Offset-1)
 		c.lagMu.Unlock()

@@ -195,7 +195,8 @@ type ConversationChanged struct {
 	Conversation json.RawMessage `json:"conversation"`
 }
 
-// ConversationMessage is the data of TypeConversationMessage.
+// ConversationMessage is the data of TypeConversationMessage: the message,
+// and of its conversation the id, state, queue and assignees.
 type ConversationMessage struct {
 	Message      json.RawMessage `json:"message"`
 	Conversation json.RawMessage `json:"conversation"`

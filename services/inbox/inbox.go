@@ -25,6 +25,7 @@ import (
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/api"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/ingest"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/language"
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/qualify"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/store"
 )
 
@@ -80,11 +81,12 @@ type Deps struct {
 
 // Service is the running inbox.
 type Service struct {
-	store    *store.Store
-	consumer *bus.Consumer
-	relay    *outbox.Relay
-	redis    *goredis.Client
-	log      *slog.Logger
+	store     *store.Store
+	consumer  *bus.Consumer
+	qualifier *bus.Consumer
+	relay     *outbox.Relay
+	redis     *goredis.Client
+	log       *slog.Logger
 }
 
 // New migrates the schema, announces the configuration to the connectors
@@ -105,11 +107,16 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	log.Info("configuration announced", "chat_channels", n)
 
 	languages := language.New()
-	h, err := ingest.New(s, log, d.Telemetry.Meter.Meter("switchboard/inbox"), d.Clock, languages)
+	h, err := ingest.New(s, log, d.Telemetry.Meter.Meter("switchboard/inbox"), d.Clock)
 	if err != nil {
 		return nil, err
 	}
 	consumer, err := bus.NewConsumer(d.Bus, bus.ConsumerOptions{Group: ConsumerGroup, Topics: []string{events.TopicInbound}, Clock: d.Clock}, h.Handle, d.Producer, d.Telemetry)
+	if err != nil {
+		return nil, err
+	}
+	qualifier, err := bus.NewConsumer(d.Bus, bus.ConsumerOptions{Group: qualify.ConsumerGroup, Topics: []string{events.TopicConversations}, Clock: d.Clock},
+		qualify.New(s, languages, d.Clock, func() bool { return consumer.Busy(250 * time.Millisecond) }).Handle, d.Producer, d.Telemetry)
 	if err != nil {
 		return nil, err
 	}
@@ -124,13 +131,13 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		Clock:     d.Clock,
 		Log:       log,
 	}).Register(d.Router)
-	return &Service{store: s, consumer: consumer, relay: relay, redis: d.Redis, log: log}, nil
+	return &Service{store: s, consumer: consumer, qualifier: qualifier, relay: relay, redis: d.Redis, log: log}, nil
 }
 
 // Run consumes inbound messages and relays the outbox until ctx is
 // cancelled.
 func (s *Service) Run(ctx context.Context) error {
-	return lifecycle.RunAll(ctx, s.consumer, s.relay)
+	return lifecycle.RunAll(ctx, s.consumer, s.qualifier, s.relay)
 }
 
 // Ready reports whether the inbox consumes and reaches its database and

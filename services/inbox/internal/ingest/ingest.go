@@ -14,7 +14,6 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/outbox"
 	"github.com/switchboard-oss/switchboard/pkg/pg"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
-	"github.com/switchboard-oss/switchboard/services/inbox/internal/language"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/store"
 )
 
@@ -23,13 +22,12 @@ type Handler struct {
 	store      *store.Store
 	log        *slog.Logger
 	clock      retry.Clock
-	languages  *language.Detector
 	stored     metric.Int64Counter
 	duplicates metric.Int64Counter
 }
 
 // New builds the handler.
-func New(s *store.Store, log *slog.Logger, meter metric.Meter, clock retry.Clock, languages *language.Detector) (*Handler, error) {
+func New(s *store.Store, log *slog.Logger, meter metric.Meter, clock retry.Clock) (*Handler, error) {
 	stored, err := meter.Int64Counter("switchboard.inbox.messages.stored", metric.WithDescription("Inbound messages stored."))
 	if err != nil {
 		return nil, err
@@ -38,7 +36,7 @@ func New(s *store.Store, log *slog.Logger, meter metric.Meter, clock retry.Clock
 	if err != nil {
 		return nil, err
 	}
-	return &Handler{store: s, log: log, clock: clock, languages: languages, stored: stored, duplicates: dups}, nil
+	return &Handler{store: s, log: log, clock: clock, stored: stored, duplicates: dups}, nil
 }
 
 // Handle stores a batch of inbound messages in one transaction. Invalid
@@ -60,7 +58,8 @@ func (h *Handler) Handle(ctx context.Context, msgs []bus.Message) error {
 		if m.Event.Tenant != p.TenantID {
 			return bus.Permanent(fmt.Errorf("event %s: ce_tenant %q differs from tenant_id %q", m.Event.ID, m.Event.Tenant, p.TenantID))
 		}
-		in = append(in, store.Inbound{EventID: m.Event.ID, Msg: p, Language: h.languages.Detect(p.Text)})
+		// The language is detected behind ingestion (package qualify).
+		in = append(in, store.Inbound{EventID: m.Event.ID, Msg: p})
 	}
 	now := h.clock.Now()
 	res, err := h.store.Ingest(ctx, in, now, func(res store.IngestResult) ([]outbox.Record, error) {

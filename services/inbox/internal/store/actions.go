@@ -328,3 +328,38 @@ func nullableJSON(tags map[string]string) []byte {
 	}
 	return mustJSON(tags)
 }
+
+// Detected is a message's detected language.
+type Detected struct {
+	MessageID      uuid.UUID
+	ConversationID uuid.UUID
+	Language       string
+}
+
+// SetLanguages stores detected languages on messages that have none yet
+// (an agent's correction wins), and on their conversations when the
+// message is the latest one.
+func (s *Store) SetLanguages(ctx context.Context, found []Detected) error {
+	ids, langs := make([][16]byte, len(found)), make([]string, len(found))
+	for i, d := range found {
+		ids[i], langs[i] = d.MessageID, d.Language
+	}
+	// Planned per call (QueryExecModeExec): a plan cached while the tables
+	// were small would join by scanning them.
+	_, err := s.pool.Exec(ctx, `WITH d AS (
+			SELECT * FROM unnest($1::uuid[], $2::text[]) AS d(id, language)),
+		set AS (
+			UPDATE inbox.messages m SET language = d.language FROM d
+			WHERE m.id = d.id AND m.language = ''
+			RETURNING m.conversation_id, m.received_at, m.id, m.language)
+		UPDATE inbox.conversations c SET language = latest.language
+		FROM (SELECT DISTINCT ON (conversation_id) conversation_id, language, received_at, id
+		      FROM set ORDER BY conversation_id, received_at DESC, id DESC) latest
+		WHERE c.id = latest.conversation_id
+		  AND NOT EXISTS (SELECT 1 FROM inbox.messages n WHERE n.conversation_id = c.id AND n.direction = 'inbound'
+		                  AND (n.received_at, n.id) > (latest.received_at, latest.id))`, pgx.QueryExecModeExec, ids, langs)
+	if err != nil {
+		return fmt.Errorf("store detected languages: %w", err)
+	}
+	return nil
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/outbox"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
@@ -27,13 +29,22 @@ func changedEvent(action domain.Action, actor events.Actor, from domain.State, r
 	return outbox.Record{Topic: events.TopicConversations, Key: c.EventKey(), Event: ev}, nil
 }
 
+// ConversationRef is what a message event says of its conversation: enough
+// to route the event to those who may see it.
+type ConversationRef struct {
+	ID        uuid.UUID    `json:"id"`
+	State     domain.State `json:"state"`
+	QueueID   *uuid.UUID   `json:"queue_id"`
+	Assignees []uuid.UUID  `json:"assignee_ids"`
+}
+
 // messageEvent announces a message of a conversation.
 func messageEvent(m Message, c Conversation, now time.Time) (outbox.Record, error) {
 	msg, err := json.Marshal(m)
 	if err != nil {
 		return outbox.Record{}, fmt.Errorf("encode message %s: %w", m.ID, err)
 	}
-	snap, err := json.Marshal(c)
+	snap, err := json.Marshal(ConversationRef{ID: c.ID, State: c.State, QueueID: c.QueueID, Assignees: c.Assignees})
 	if err != nil {
 		return outbox.Record{}, fmt.Errorf("encode conversation %s: %w", c.ID, err)
 	}

@@ -102,23 +102,6 @@ FROM claimed c CROSS JOIN LATERAL (
 	WHERE i.tenant_id = c.tenant_id AND i.channel = c.channel AND i.identity = c.identity
 	ORDER BY i.ord LIMIT 1) f`
 
-// batchConversations lists the existing conversations of the batch's
-// threads, by index probes.
-const batchConversations = `c.id = ANY(ARRAY(
-	SELECT (SELECT x.id FROM inbox.conversations x WHERE x.channel_account_id = t.account_id AND x.thread_key = t.thread_key)
-	FROM unnest($1::uuid[], $2::text[]) AS t(account_id, thread_key)))`
-
-// ingestLock locks the batch's existing conversations, in id order (so
-// that concurrent batches cannot deadlock), and reads them as they are now:
-// whatever changed them last has committed, and nothing changes them until
-// this transaction ends.
-const ingestLock = `SELECT ` + conversationColumns + ` FROM inbox.conversations c WHERE ` + batchConversations + `
-ORDER BY c.id FOR UPDATE OF c`
-
-// ingestRead reads the batch's conversations after ingestMessages opened
-// the missing ones.
-const ingestRead = `SELECT ` + conversationColumns + ` FROM inbox.conversations c WHERE ` + batchConversations
-
 // ingestMessages opens the conversations the batch's threads do not have
 // yet, then stores the messages not stored yet (with the tags of their
 // conversation, carried over), and says for each message what happened.
@@ -152,22 +135,32 @@ stored AS (
 	ORDER BY i.ord
 	ON CONFLICT (channel_account_id, external_id) DO NOTHING
 	RETURNING id, conversation_id, tags)
-SELECT i.ord, stored.conversation_id, stored.tags FROM input i JOIN stored ON stored.id = i.msg_id`
+SELECT 'm', i.ord, stored.conversation_id, stored.tags FROM input i JOIN stored ON stored.id = i.msg_id
+UNION ALL
+SELECT 'c', NULL, created.id, NULL FROM created`
 
-// ingestUpdate applies what the batch's new messages do to their
-// conversations, computed by domain.CustomerMessage.
+// ingestUpdate applies the batch's new messages to their conversations:
+// a customer writing moves an answered, deferred or done conversation back
+// to new (domain.CustomerMessage, which a test holds this to), unless it is
+// ignored. The sub-select locks the rows, in id order, and hands out their
+// state before the update.
 const ingestUpdate = `UPDATE inbox.conversations c SET
-	state = u.state,
-	previous_state = CASE WHEN u.state <> c.state THEN c.state ELSE c.previous_state END,
-	assignee_ids = CASE WHEN u.state <> c.state THEN '{}' ELSE c.assignee_ids END,
-	deferred_until = CASE WHEN u.state <> c.state THEN NULL ELSE c.deferred_until END,
-	last_message_at = greatest(c.last_message_at, u.last_at),
+	state = CASE WHEN NOT c.ignored AND c.state IN ('answered', 'deferred', 'done') THEN 'new' ELSE c.state END,
+	previous_state = CASE WHEN NOT c.ignored AND c.state IN ('answered', 'deferred', 'done') THEN c.state ELSE c.previous_state END,
+	assignee_ids = CASE WHEN NOT c.ignored AND c.state IN ('answered', 'deferred', 'done') THEN '{}' ELSE c.assignee_ids END,
+	deferred_until = CASE WHEN NOT c.ignored AND c.state IN ('answered', 'deferred', 'done') THEN NULL ELSE c.deferred_until END,
+	last_message_at = greatest(c.last_message_at, n.last_at),
 	unread = c.unread OR NOT c.ignored,
 	last_writer = 'customer',
-	language = CASE WHEN u.language <> '' THEN u.language ELSE c.language END,
-	updated_at = now()
-FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[]) AS u(id, state, last_at, language)
-WHERE c.id = u.id`
+	updated_at = $2
+FROM (SELECT o.id, o.state AS old_state,
+             (SELECT max(m.received_at) FROM inbox.messages m WHERE m.conversation_id = o.id) AS last_at
+      FROM inbox.conversations o
+      WHERE o.id = ANY(ARRAY(SELECT m.conversation_id FROM inbox.messages m WHERE m.id = ANY($1::uuid[])))
+      ORDER BY o.id
+      FOR UPDATE) n
+WHERE c.id = n.id
+RETURNING n.old_state, ` + conversationColumns
 
 // Ingest stores messages in one transaction, each once, applies what they
 // do to their conversations (a customer writing re-opens an answered,
@@ -187,51 +180,22 @@ func (s *Store) Ingest(ctx context.Context, msgs []Inbound, now time.Time, annou
 	err = s.pipelined(ctx, func(ctx context.Context, conn *pgx.Conn) (*pgx.Batch, error) {
 		b := &pgx.Batch{}
 		b.Queue("BEGIN")
+		// Plan each statement for this batch: plans cached while the tables
+		// were small would scan what is now large.
+		b.Queue("SET LOCAL enable_seqscan = off")
 		b.Queue(ingestCheck, a.ords, a.tenants, a.channels, a.accounts)
 		b.Queue(ingestContacts, a.ords, a.tenants, a.channels, a.idents, a.names, a.avatars)
-		b.Queue(ingestLock, a.accounts, a.threads)
 		b.Queue(ingestMessages, a.ords, a.ids, a.eventIDs, a.tenants, a.channels, a.accounts, a.externals,
 			a.threads, a.idents, a.bodies, a.metadata, a.sentAt, a.received, a.languages)
-		b.Queue(ingestRead, a.accounts, a.threads)
+		b.Queue(ingestUpdate, a.ids, now)
 		var err error
-		res, err = readIngest(conn.SendBatch(ctx, b), msgs, a)
-		if err != nil {
+		if res, err = readIngest(conn.SendBatch(ctx, b), msgs, a); err != nil {
 			return nil, err
 		}
-
-		// What the new messages do to their conversations.
-		var (
-			ids    []uuid.UUID
-			states []string
-			lastAt []time.Time
-			langs  []string
-			audit  []auditEntry
-		)
-		index := map[uuid.UUID]int{}
-		for i, t := range res.Touched {
-			index[t.ID] = i
-		}
-		for _, m := range res.Stored {
-			i := index[m.ConversationID]
-			t := &res.Touched[i]
-			in := msgs[m.Index]
-			if t.LastMessageAt.Before(in.Msg.ReceivedAt) {
-				t.LastMessageAt = in.Msg.ReceivedAt
-			}
-			if in.Language != "" {
-				t.Language = in.Language
-			}
-		}
+		var audit []auditEntry
 		for i := range res.Touched {
 			t := &res.Touched[i]
-			t.State = domain.CustomerMessage(t.Domain())
-			if t.Reopened() {
-				t.PreviousState, t.Assignees, t.DeferredUntil = t.From, []uuid.UUID{}, nil
-			}
-			t.Unread = t.Unread || !t.Ignored
-			t.LastWriter = "customer"
 			t.Key = t.EventKey()
-			ids, states, lastAt, langs = append(ids, t.ID), append(states, string(t.State)), append(lastAt, t.LastMessageAt), append(langs, t.Language)
 			switch {
 			case t.Created:
 				audit = append(audit, auditEntry{tenant: t.Tenant, conversation: t.ID, actorKind: "customer", actorID: t.ContactID.String(),
@@ -242,9 +206,6 @@ func (s *Store) Ingest(ctx context.Context, msgs []Inbound, now time.Time, annou
 			}
 		}
 		b = &pgx.Batch{}
-		if len(ids) > 0 {
-			b.Queue(ingestUpdate, ids, states, lastAt, langs)
-		}
 		queueAudit(b, audit)
 		if announce != nil {
 			recs, err := announce(res)
@@ -270,8 +231,10 @@ func readIngest(br pgx.BatchResults, msgs []Inbound, a *ingestArrays) (res Inges
 			err = fmt.Errorf("ingest batch: %w", cerr)
 		}
 	}()
-	if _, err := br.Exec(); err != nil {
-		return res, fmt.Errorf("begin: %w", err)
+	for _, step := range []string{"begin", "set plan mode"} {
+		if _, err := br.Exec(); err != nil {
+			return res, fmt.Errorf("%s: %w", step, err)
+		}
 	}
 	var unknown []int32
 	if err := br.QueryRow().Scan(&unknown); err != nil {
@@ -284,64 +247,71 @@ func readIngest(br pgx.BatchResults, msgs []Inbound, a *ingestArrays) (res Inges
 	if _, err := br.Exec(); err != nil {
 		return res, fmt.Errorf("store contacts: %w", err)
 	}
-	rows, err := br.Query()
-	if err != nil {
-		return res, fmt.Errorf("lock conversations: %w", err)
-	}
-	before, err := pgx.CollectRows(rows, scanConversation)
-	if err != nil {
-		return res, fmt.Errorf("lock conversations: %w", err)
-	}
-	existed := map[uuid.UUID]domain.State{}
-	for _, c := range before {
-		existed[c.ID] = c.State
-	}
 
-	rows, err = br.Query()
+	rows, err := br.Query()
 	if err != nil {
 		return res, fmt.Errorf("store messages: %w", err)
 	}
-	res.Stored, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (StoredMessage, error) {
-		var m StoredMessage
-		var ord int32
-		var tags []byte
-		if err := row.Scan(&ord, &m.ConversationID, &tags); err != nil {
-			return m, err
+	created := map[uuid.UUID]bool{}
+	for rows.Next() {
+		var (
+			kind   string
+			ord    *int32
+			convID uuid.UUID
+			tags   []byte
+		)
+		if err := rows.Scan(&kind, &ord, &convID, &tags); err != nil {
+			rows.Close()
+			return res, fmt.Errorf("store messages: %w", err)
 		}
-		m.Index, m.ID = int(ord), a.ids[ord]
-		return m, json.Unmarshal(tags, &m.Tags)
-	})
-	if err != nil {
+		if kind == "c" {
+			created[convID] = true
+			continue
+		}
+		m := StoredMessage{ID: a.ids[*ord], ConversationID: convID, Index: int(*ord)}
+		if err := json.Unmarshal(tags, &m.Tags); err != nil {
+			rows.Close()
+			return res, fmt.Errorf("decode carried tags: %w", err)
+		}
+		res.Stored = append(res.Stored, m)
+	}
+	if err := rows.Err(); err != nil {
 		return res, fmt.Errorf("store messages: %w", err)
 	}
 	res.Duplicates = len(msgs) - len(res.Stored)
 
 	rows, err = br.Query()
 	if err != nil {
-		return res, fmt.Errorf("read conversations: %w", err)
+		return res, fmt.Errorf("update conversations: %w", err)
 	}
-	after, err := pgx.CollectRows(rows, scanConversation)
+	res.Touched, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Touched, error) {
+		var t Touched
+		var from string
+		c, err := scanConversation(prefixed{row, &from})
+		if err != nil {
+			return t, err
+		}
+		t.Conversation, t.Created = c, created[c.ID]
+		if !t.Created {
+			t.From = domain.State(from)
+		}
+		return t, nil
+	})
 	if err != nil {
-		return res, fmt.Errorf("read conversations: %w", err)
-	}
-	byID := map[uuid.UUID]Conversation{}
-	for _, c := range after {
-		byID[c.ID] = c
-	}
-	seen := map[uuid.UUID]bool{}
-	for _, m := range res.Stored {
-		if seen[m.ConversationID] {
-			continue
-		}
-		seen[m.ConversationID] = true
-		c, ok := byID[m.ConversationID]
-		if !ok {
-			return res, fmt.Errorf("store messages: conversation %s vanished", m.ConversationID)
-		}
-		from, old := existed[c.ID]
-		res.Touched = append(res.Touched, Touched{Conversation: c, Created: !old, From: from})
+		return res, fmt.Errorf("update conversations: %w", err)
 	}
 	return res, nil
+}
+
+// prefixed scans one leading column into first, then hands the rest of
+// the row to a scanner of the usual columns.
+type prefixed struct {
+	pgx.CollectableRow
+	first any
+}
+
+func (p prefixed) Scan(dest ...any) error {
+	return p.CollectableRow.Scan(append([]any{p.first}, dest...)...)
 }
 
 // ingestArrays are the columns of a batch.

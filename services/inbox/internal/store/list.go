@@ -110,7 +110,7 @@ func (f Filter) where(p domain.Principal, args []any) (string, []any) {
 		// The tenant condition inside lets the planner start from the
 		// search index and drop other tenants' matches early.
 		conds = append(conds, `EXISTS (SELECT 1 FROM inbox.messages m
-			WHERE m.conversation_id = c.id AND m.search @@ plainto_tsquery('simple', `+arg(f.Query)+`))`)
+			WHERE m.conversation_id = c.id AND to_tsvector('simple', m.body) @@ plainto_tsquery('simple', `+arg(f.Query)+`))`)
 	}
 	return strings.Join(conds, " AND "), args
 }
