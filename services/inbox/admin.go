@@ -11,14 +11,19 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/language"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/store"
 )
 
-// Tenant, APIToken and ChatChannel are what the admin commands create.
+// Tenant, APIToken, ChatChannel, Queue and User are what the admin
+// operations create; UserSpec describes a user.
 type (
 	Tenant      = store.Tenant
 	APIToken    = store.APIToken
 	ChatChannel = store.ChatChannel
+	Queue       = store.Queue
+	User        = store.User
+	UserSpec    = store.UserSpec
 )
 
 // Errors of the admin operations that are the caller's to fix.
@@ -121,4 +126,35 @@ func (a *Admin) tenantExists(ctx context.Context, tx pgx.Tx, id uuid.UUID) error
 		return fmt.Errorf("%w: %s", ErrTenantNotFound, id)
 	}
 	return err
+}
+
+// CreateQueue creates a queue of a tenant.
+func (a *Admin) CreateQueue(ctx context.Context, tenant uuid.UUID, name string) (Queue, error) {
+	var q Queue
+	err := a.store.InTx(ctx, func(tx pgx.Tx) error {
+		if err := a.tenantExists(ctx, tx, tenant); err != nil {
+			return err
+		}
+		var err error
+		q, err = a.store.CreateQueue(ctx, tx, tenant, name, a.now())
+		return err
+	})
+	return q, err
+}
+
+// CreateUser creates a user of a tenant.
+func (a *Admin) CreateUser(ctx context.Context, tenant uuid.UUID, spec UserSpec) (User, error) {
+	if err := spec.Validate(language.New().Valid); err != nil {
+		return User{}, err
+	}
+	var u User
+	err := a.store.InTx(ctx, func(tx pgx.Tx) error {
+		if err := a.tenantExists(ctx, tx, tenant); err != nil {
+			return err
+		}
+		var err error
+		u, err = a.store.CreateUser(ctx, tx, tenant, spec, a.now())
+		return err
+	})
+	return u, err
 }

@@ -71,6 +71,8 @@ type Deps struct {
 	Producer *bus.Producer
 	// Redis holds assignment locks and presence.
 	Redis *goredis.Client
+	// RedisPrefix starts the inbox's Redis keys; empty means RedisPrefix.
+	RedisPrefix string
 	// Router receives the API routes.
 	Router api.Router
 	// Telemetry gives logs, traces and metrics.
@@ -94,6 +96,9 @@ type Service struct {
 func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if d.Clock == nil {
 		d.Clock = retry.SystemClock{}
+	}
+	if d.RedisPrefix == "" {
+		d.RedisPrefix = RedisPrefix
 	}
 	log := d.Telemetry.Component("inbox")
 	s := store.New(d.Pool)
@@ -126,7 +131,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	}
 	api.New(api.Deps{
 		Store:     s,
-		Locker:    redis.NewLocker(d.Redis, RedisPrefix, d.Clock),
+		Locker:    redis.NewLocker(d.Redis, d.RedisPrefix, d.Clock),
 		Languages: languages,
 		Clock:     d.Clock,
 		Log:       log,

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/pkg/testkit"
 	"github.com/switchboard-oss/switchboard/services/inbox"
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
 )
 
 type env struct {
@@ -27,6 +30,60 @@ type env struct {
 	producer *bus.Producer
 	admin    *inbox.Admin
 	tel      *telemetry.Telemetry
+}
+
+// userToken creates a user of b's tenant in queues and logs them in.
+func (e env) userToken(t *testing.T, b inbox.Bootstrap, role string, queues ...inbox.Queue) (inbox.User, string) {
+	t.Helper()
+	spec := inbox.UserSpec{Email: testkit.RandomName("u") + "@example.com", Name: "Agent " + role, Role: domain.Role(role), Password: "correct horse battery"}
+	for _, q := range queues {
+		spec.QueueIDs = append(spec.QueueIDs, q.ID)
+	}
+	u, err := e.admin.CreateUser(context.Background(), b.Tenant.ID, spec)
+	require.NoError(t, err)
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	body := fmt.Sprintf(`{"tenant_id":%q,"email":%q,"password":"correct horse battery"}`, b.Tenant.ID, spec.Email)
+	require.Equal(t, http.StatusOK, e.do(t, "", http.MethodPost, "/v1/auth/login", body, &tok))
+	return u, tok.AccessToken
+}
+
+// queue creates a queue in b's tenant.
+func (e env) queue(t *testing.T, b inbox.Bootstrap, name string) inbox.Queue {
+	t.Helper()
+	q, err := e.admin.CreateQueue(context.Background(), b.Tenant.ID, name)
+	require.NoError(t, err)
+	return q
+}
+
+// do sends a request with a JSON body ("" for none) and decodes the answer
+// into out (nil to skip); it returns the status.
+func (e env) do(t *testing.T, token, method, path, body string, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, e.base+path, rd)
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	if out != nil {
+		raw, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		if len(raw) > 0 {
+			require.NoError(t, json.Unmarshal(raw, out), "%s %s answered %d %s", method, path, resp.StatusCode, raw)
+		}
+	}
+	return resp.StatusCode
 }
 
 func start(t *testing.T) env {
@@ -42,10 +99,11 @@ func start(t *testing.T) env {
 	admin, err := inbox.NewAdmin(ctx, pool, time.Now)
 	require.NoError(t, err)
 
+	rdb, prefix := testkit.Redis(t)
 	srv := httpx.NewServer(httpx.Config{Addr: "127.0.0.1:0", ReadHeaderTimeout: time.Second, RequestTimeout: 5 * time.Second, MaxBodyBytes: 1 << 20, ShutdownTimeout: time.Second},
 		tel, func(context.Context) error { return nil })
 	svc, err := inbox.New(ctx, inbox.Config{OutboxBatch: 100, OutboxPoll: 100 * time.Millisecond}, inbox.Deps{
-		Pool: pool, Bus: cfg, Producer: producer, Router: srv, Telemetry: tel,
+		Pool: pool, Bus: cfg, Producer: producer, Redis: rdb, RedisPrefix: prefix, Router: srv, Telemetry: tel,
 	})
 	require.NoError(t, err)
 	require.NoError(t, srv.Listen())
