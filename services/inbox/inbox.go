@@ -23,6 +23,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/retry"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/api"
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/delivery"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/ingest"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/language"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/qualify"
@@ -86,9 +87,11 @@ type Service struct {
 	store     *store.Store
 	consumer  *bus.Consumer
 	qualifier *bus.Consumer
-	relay     *outbox.Relay
-	redis     *goredis.Client
-	log       *slog.Logger
+	// deliveries applies what channels say of sent messages.
+	deliveries *bus.Consumer
+	relay      *outbox.Relay
+	redis      *goredis.Client
+	log        *slog.Logger
 }
 
 // New migrates the schema, announces the configuration to the connectors
@@ -125,6 +128,11 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	deliveries, err := bus.NewConsumer(d.Bus, bus.ConsumerOptions{Group: delivery.ConsumerGroup, Topics: []string{events.TopicDelivery}, Clock: d.Clock},
+		delivery.New(s).Handle, d.Producer, d.Telemetry)
+	if err != nil {
+		return nil, err
+	}
 	relay, err := s.Outbox().Relay(d.Pool, d.Producer, d.Telemetry, outbox.RelayOptions{BatchSize: cfg.OutboxBatch, PollInterval: cfg.OutboxPoll, Linger: cfg.OutboxLinger, Clock: d.Clock})
 	if err != nil {
 		return nil, err
@@ -136,13 +144,13 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		Clock:     d.Clock,
 		Log:       log,
 	}).Register(d.Router)
-	return &Service{store: s, consumer: consumer, qualifier: qualifier, relay: relay, redis: d.Redis, log: log}, nil
+	return &Service{store: s, consumer: consumer, qualifier: qualifier, deliveries: deliveries, relay: relay, redis: d.Redis, log: log}, nil
 }
 
 // Run consumes inbound messages and relays the outbox until ctx is
 // cancelled.
 func (s *Service) Run(ctx context.Context) error {
-	return lifecycle.RunAll(ctx, s.consumer, s.qualifier, s.relay)
+	return lifecycle.RunAll(ctx, s.consumer, s.qualifier, s.deliveries, s.relay)
 }
 
 // Ready reports whether the inbox consumes and reaches its database and

@@ -340,9 +340,11 @@ type Detected struct {
 // (an agent's correction wins), and on their conversations when the
 // message is the latest one.
 func (s *Store) SetLanguages(ctx context.Context, found []Detected) error {
-	ids, langs := make([][16]byte, len(found)), make([]string, len(found))
+	// Strings, not [16]byte: a statement run without a prior describe
+	// (QueryExecModeExec) sends its parameters as text.
+	ids, langs := make([]string, len(found)), make([]string, len(found))
 	for i, d := range found {
-		ids[i], langs[i] = d.MessageID, d.Language
+		ids[i], langs[i] = d.MessageID.String(), d.Language
 	}
 	// Planned per call (QueryExecModeExec): a plan cached while the tables
 	// were small would join by scanning them.

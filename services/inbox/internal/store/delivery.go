@@ -1,0 +1,51 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// DeliveryReport is what a channel said of a sent message.
+type DeliveryReport struct {
+	MessageID uuid.UUID
+	Tenant    uuid.UUID
+	Status    string
+	Error     string
+	At        time.Time
+}
+
+// deliveryRank orders statuses in SQL as events.DeliveryRank does in Go.
+const deliveryRank = `CASE %s WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'failed' THEN 3 WHEN 'read' THEN 4 ELSE -1 END`
+
+// ApplyDeliveries records delivery reports on outbound messages of their
+// tenant, each only if it moves the message's status forward (by
+// events.DeliveryRank); reports for unknown messages are ignored.
+func (s *Store) ApplyDeliveries(ctx context.Context, reports []DeliveryReport) error {
+	if len(reports) == 0 {
+		return nil
+	}
+	// Strings, not [16]byte: a statement run without a prior describe
+	// (QueryExecModeExec) sends its parameters as text.
+	ids, tenants := make([]string, len(reports)), make([]string, len(reports))
+	statuses, errs, ats := make([]string, len(reports)), make([]string, len(reports)), make([]time.Time, len(reports))
+	for i, r := range reports {
+		ids[i], tenants[i], statuses[i], errs[i], ats[i] = r.MessageID.String(), r.Tenant.String(), r.Status, r.Error, r.At
+	}
+	// Several reports of one message in a batch: the highest wins.
+	_, err := s.pool.Exec(ctx, `UPDATE inbox.messages m SET delivery_status = d.status,
+			delivery_error = nullif(d.error, ''), delivery_updated_at = d.at
+		FROM (SELECT DISTINCT ON (id) * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[])
+		          AS u(id, tenant_id, status, error, at)
+		      ORDER BY id, `+fmt.Sprintf(deliveryRank, "u.status")+` DESC) d
+		WHERE m.id = d.id AND m.tenant_id = d.tenant_id AND m.direction = 'outbound'
+		  AND `+fmt.Sprintf(deliveryRank, "d.status")+` > `+fmt.Sprintf(deliveryRank, "coalesce(m.delivery_status, 'pending')"),
+		pgx.QueryExecModeExec, ids, tenants, statuses, errs, ats)
+	if err != nil {
+		return fmt.Errorf("apply delivery reports: %w", err)
+	}
+	return nil
+}
