@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,6 +40,11 @@ type options struct {
 	out         string
 	addr        string
 	extraArgs   string
+	scenarios   string
+
+	listConversations   int
+	listPerConversation int
+	listQueries         int
 }
 
 func main() {
@@ -52,6 +58,10 @@ func main() {
 	flag.DurationVar(&o.pgbenchTime, "pgbench-time", 10*time.Second, "Duration of each pgbench run.")
 	flag.StringVar(&o.out, "out", "", "Also write the results as JSON to this file.")
 	flag.StringVar(&o.addr, "addr", "", "HTTP address of the measured binary; empty picks a free port.")
+	flag.StringVar(&o.scenarios, "scenarios", "chat,list", "Scenarios to run, comma-separated: chat (webhook to stored row), list (the inbox's lists on a large tenant).")
+	flag.IntVar(&o.listConversations, "list-conversations", 100000, "Conversations of the list scenario's tenant.")
+	flag.IntVar(&o.listPerConversation, "list-messages-per-conversation", 10, "Messages per conversation in the list scenario.")
+	flag.IntVar(&o.listQueries, "list-queries", 200, "Measured requests per list query.")
 	flag.StringVar(&o.extraArgs, "args", "", "Extra flags for the measured binary, space-separated (for tuning: -kafka.consumer.max-batch=512 -http.pprof).")
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
@@ -82,6 +92,36 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	}
 	o.binary = bin
 	fmt.Fprintf(w, "Switchboard benchmark: %s, %d CPUs, %s\n", runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), runtime.Version())
+	report := map[string]any{}
+	if strings.Contains(o.scenarios, "chat") {
+		if err := chatScenario(ctx, o, w, report); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(o.scenarios, "list") {
+		lr, err := listRun(ctx, o, w)
+		if err != nil {
+			return err
+		}
+		report["list"] = lr
+		fmt.Fprintf(w, "\nlist scenario: %d conversations, %d messages in one tenant (loaded in %.0f s), %d requests each\n", lr.Conversations, lr.Messages, lr.LoadSeconds, o.listQueries)
+		fmt.Fprintf(w, "  received tab, first page, channel and queue filters  p50 %6.1f ms  p99 %6.1f ms   target p99 < 50 ms: %s\n", lr.ReceivedP50, lr.ReceivedP99, verdict(lr.ReceivedP99 < 50))
+		fmt.Fprintf(w, "  full-text search, rare term (200 messages)           p50 %6.1f ms  p99 %6.1f ms   target p99 < 200 ms: %s\n", lr.SearchRareP50, lr.SearchRareP99, verdict(lr.SearchRareP99 < 200))
+		fmt.Fprintf(w, "  full-text search, common term                        p50 %6.1f ms  p99 %6.1f ms   target p99 < 200 ms: %s\n", lr.SearchCommonP50, lr.SearchCommonP99, verdict(lr.SearchCommonP99 < 200))
+	}
+	if o.out != "" {
+		raw, err := json.MarshalIndent(report, "", "  ")
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(o.out, raw, 0o644)
+	}
+	return nil
+}
+
+// chatScenario runs the chat scenario o.runs times and prints it.
+func chatScenario(ctx context.Context, o options, w io.Writer, report map[string]any) error {
+	var err error
 	fmt.Fprintf(w, "chat scenario: %d signed webhooks per run, concurrency %d, %d messages per conversation, %d runs\n\n", o.n, o.concurrency, o.perConv, o.runs)
 
 	var results []Result
@@ -132,15 +172,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	fmt.Fprintf(w, "  chat     webhook answer (202)           p50     %10.1f ms\n", m.WebhookP50)
 	fmt.Fprintf(w, "  chat     webhook answer (202)           p99     %10.1f ms\n", m.WebhookP99)
 
-	if o.out != "" {
-		raw, err := json.MarshalIndent(map[string]any{"runs": results, "median": m}, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.out, raw, 0o644); err != nil {
-			return err
-		}
-	}
+	report["chat"] = map[string]any{"runs": results, "median": m}
 	return nil
 }
 
