@@ -279,6 +279,7 @@ func (a *app) initInbox(ctx context.Context) (lifecycle.Service, error) {
 	return inbox.New(ctx, a.cfg.Inbox, inbox.Deps{
 		Pool:      a.pool,
 		Bus:       a.cfg.Bus,
+		Brokers:   a.brokers,
 		Producer:  a.producer,
 		Redis:     a.redis,
 		Router:    a.server,

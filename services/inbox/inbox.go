@@ -6,6 +6,7 @@ package inbox
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,7 @@ import (
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/language"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/qualify"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/store"
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/stream"
 )
 
 // ConsumerGroup is the inbox's Kafka consumer group.
@@ -44,6 +46,8 @@ type Config struct {
 	OutboxPoll time.Duration
 	// OutboxLinger is how long the relay gathers events before publishing.
 	OutboxLinger time.Duration
+	// Stream configures GET /v1/stream; zero fields take their defaults.
+	Stream stream.Config
 }
 
 // RegisterFlags declares the flags under prefix.
@@ -51,6 +55,7 @@ func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	f.IntVar(&c.OutboxBatch, prefix+"inbox.outbox.batch-size", 500, "Most outbox events the relay publishes to Kafka in one go.")
 	f.DurationVar(&c.OutboxPoll, prefix+"inbox.outbox.poll-interval", time.Second, "Longest wait between two looks at the outbox; commits wake the relay at once through LISTEN/NOTIFY, this only bounds the delay when a notification is lost.")
 	f.DurationVar(&c.OutboxLinger, prefix+"inbox.outbox.linger", 5*time.Millisecond, "How long the relay gathers the events of several commits before publishing them together; 0 publishes each commit's events at once.")
+	c.Stream.RegisterFlags(prefix, f)
 }
 
 // Validate checks the settings.
@@ -59,7 +64,7 @@ func (c *Config) Validate(prefix string) error {
 	ck.AtLeast("inbox.outbox.batch-size", c.OutboxBatch, 1)
 	ck.Positive("inbox.outbox.poll-interval", c.OutboxPoll)
 	ck.Check(c.OutboxLinger >= 0 && c.OutboxLinger < c.OutboxPoll, "inbox.outbox.linger", fmt.Sprintf("%s must be at least 0 and below -inbox.outbox.poll-interval", c.OutboxLinger), "set a few milliseconds, such as 5ms")
-	return ck.Err()
+	return errors.Join(ck.Err(), c.Stream.Validate(prefix))
 }
 
 // Deps are what the inbox runs on.
@@ -68,6 +73,9 @@ type Deps struct {
 	Pool *pgxpool.Pool
 	// Bus configures the consumer.
 	Bus bus.Config
+	// Brokers are the Kafka brokers the stream hub reads
+	// sb.conversations.v1 from, outside any consumer group.
+	Brokers []string
 	// Producer publishes outbox events and dead letters.
 	Producer *bus.Producer
 	// Redis holds assignment locks and presence.
@@ -90,8 +98,10 @@ type Service struct {
 	// deliveries applies what channels say of sent messages.
 	deliveries *bus.Consumer
 	relay      *outbox.Relay
-	redis      *goredis.Client
-	log        *slog.Logger
+	// stream serves GET /v1/stream from sb.conversations.v1.
+	stream *stream.Hub
+	redis  *goredis.Client
+	log    *slog.Logger
 }
 
 // New migrates the schema, announces the configuration to the connectors
@@ -137,26 +147,34 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	hub, err := stream.New(d.Brokers, cfg.Stream, d.Telemetry, d.Clock)
+	if err != nil {
+		return nil, err
+	}
 	api.New(api.Deps{
 		Store:     s,
 		Locker:    redis.NewLocker(d.Redis, d.RedisPrefix, d.Clock),
 		Languages: languages,
 		Clock:     d.Clock,
 		Log:       log,
+		Stream:    hub,
 	}).Register(d.Router)
-	return &Service{store: s, consumer: consumer, qualifier: qualifier, deliveries: deliveries, relay: relay, redis: d.Redis, log: log}, nil
+	return &Service{store: s, consumer: consumer, qualifier: qualifier, deliveries: deliveries, relay: relay, stream: hub, redis: d.Redis, log: log}, nil
 }
 
 // Run consumes inbound messages and relays the outbox until ctx is
 // cancelled.
 func (s *Service) Run(ctx context.Context) error {
-	return lifecycle.RunAll(ctx, s.consumer, s.qualifier, s.deliveries, s.relay)
+	return lifecycle.RunAll(ctx, s.consumer, s.qualifier, s.deliveries, s.relay, s.stream)
 }
 
 // Ready reports whether the inbox consumes and reaches its database and
 // Redis.
 func (s *Service) Ready(ctx context.Context) error {
 	if err := s.consumer.Ready(ctx); err != nil {
+		return err
+	}
+	if err := s.stream.Ready(ctx); err != nil {
 		return err
 	}
 	if err := s.store.Ping(ctx); err != nil {

@@ -103,7 +103,7 @@ func start(t *testing.T) env {
 	srv := httpx.NewServer(httpx.Config{Addr: "127.0.0.1:0", ReadHeaderTimeout: time.Second, RequestTimeout: 5 * time.Second, MaxBodyBytes: 1 << 20, ShutdownTimeout: time.Second},
 		tel, func(context.Context) error { return nil })
 	svc, err := inbox.New(ctx, inbox.Config{OutboxBatch: 100, OutboxPoll: 100 * time.Millisecond}, inbox.Deps{
-		Pool: pool, Bus: cfg, Producer: producer, Redis: rdb, RedisPrefix: prefix, Router: srv, Telemetry: tel,
+		Pool: pool, Bus: cfg, Brokers: brokers, Producer: producer, Redis: rdb, RedisPrefix: prefix, Router: srv, Telemetry: tel,
 	})
 	require.NoError(t, err)
 	require.NoError(t, srv.Listen())

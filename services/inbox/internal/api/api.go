@@ -213,6 +213,8 @@ func pageOf[T any](items []T, limit int, pos func(T) store.Position) List[T] {
 func (a *API) Register(r Router) {
 	a.registerAuth(r)
 	a.registerConversations(r)
+	a.registerAdmin(r)
+	a.registerContacts(r)
 	if a.Stream != nil {
 		a.handle(r, "GET /v1/stream", func(w http.ResponseWriter, r *http.Request, _ domain.Principal) error {
 			a.Stream.ServeHTTP(w, r)
