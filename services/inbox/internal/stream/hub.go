@@ -310,12 +310,19 @@ func (h *Hub) endOffsets(ctx context.Context) (map[int]int64, error) {
 	return ends, nil
 }
 
-// entry is one event as clients get it, prepared once for all of them.
+// entry is one event as clients get it, prepared once for all of them,
+// and only when a client of its tenant looks at it: most events are never
+// sent to anyone (no agent of the tenant is connected), and decoding them
+// all would cost the inbox as much as storing them.
 type entry struct {
 	partition int
 	offset    int64
-	// tenant, queue ("" for none) and assignees decide who sees it.
 	tenant    string
+	// msg is the record until the entry is prepared.
+	msg      kafka.Message
+	once     sync.Once
+	prepared bool
+	// queue ("" for none) and assignees decide who sees it.
 	queue     string
 	assignees []string
 	// frame is the SSE event without its id line.
@@ -326,9 +333,24 @@ type entry struct {
 	cursor string
 }
 
-// size approximates the memory the entry holds.
+// size approximates the memory the entry holds, prepared or not (a frame
+// is about as large as the record it comes from).
 func (e *entry) size() int64 {
-	return int64(len(e.frame)+len(e.cursor)+len(e.tenant)+len(e.queue)) + int64(8*len(e.pos)) + int64(40*len(e.assignees)) + 128
+	return int64(len(e.msg.Value)+len(e.cursor)+len(e.tenant)) + int64(8*len(e.pos)) + 512
+}
+
+// ready prepares the entry on first use and reports whether a client may
+// be sent it at all. The hub's lock is held.
+func (e *entry) ready() bool {
+	e.once.Do(func() {
+		p, err := prepare(context.Background(), e.partition, e.msg)
+		e.msg = kafka.Message{Value: e.msg.Value[:0:0]}
+		if err != nil {
+			return
+		}
+		e.queue, e.assignees, e.frame, e.prepared = p.queue, p.assignees, p.frame, true
+	})
+	return e.prepared
 }
 
 // payload is the data of an SSE event.
@@ -385,10 +407,16 @@ func prepare(ctx context.Context, partition int, m kafka.Message) (*entry, error
 // deliver handles one record of partition: it moves the position, keeps
 // the event in the ring and hands it to the clients that may see it.
 func (h *Hub) deliver(ctx context.Context, partition int, m kafka.Message) {
-	e, err := prepare(ctx, partition, m)
-	if err != nil {
+	var e *entry
+	for _, hd := range m.Headers {
+		if hd.Key == events.HeaderTenant && len(hd.Value) > 0 {
+			e = &entry{partition: partition, offset: m.Offset, tenant: string(hd.Value), msg: m}
+			break
+		}
+	}
+	if e == nil {
 		// The record still counts: the position moves past it.
-		h.log.Warn("skipping a conversation event no client can be sent", "partition", partition, "offset", m.Offset, "error", err)
+		h.log.Warn("skipping a conversation event without a tenant", "partition", partition, "offset", m.Offset)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -463,7 +491,7 @@ type subscriber struct {
 
 // wants reports whether the client is to get e (of its tenant).
 func (s *subscriber) wants(e *entry) bool {
-	return e.offset > s.after.get(e.partition) && s.principal.Sees(e.queue, e.assignees)
+	return e.offset > s.after.get(e.partition) && e.ready() && s.principal.Sees(e.queue, e.assignees)
 }
 
 // cursor is the SSE id of e for this client.
