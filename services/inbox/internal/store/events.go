@@ -30,12 +30,14 @@ func changedEvent(action domain.Action, actor events.Actor, from domain.State, r
 }
 
 // ConversationRef is what a message event says of its conversation: enough
-// to route the event to those who may see it.
+// to route the event to those who may see it, and whether it is muted
+// (agents' screens do not notify for muted conversations).
 type ConversationRef struct {
 	ID        uuid.UUID    `json:"id"`
 	State     domain.State `json:"state"`
 	QueueID   *uuid.UUID   `json:"queue_id"`
 	Assignees []uuid.UUID  `json:"assignee_ids"`
+	Muted     bool         `json:"muted"`
 }
 
 // messageEvent announces a message of a conversation.
@@ -44,7 +46,7 @@ func messageEvent(m Message, c Conversation, now time.Time) (outbox.Record, erro
 	if err != nil {
 		return outbox.Record{}, fmt.Errorf("encode message %s: %w", m.ID, err)
 	}
-	snap, err := json.Marshal(ConversationRef{ID: c.ID, State: c.State, QueueID: c.QueueID, Assignees: c.Assignees})
+	snap, err := json.Marshal(ConversationRef{ID: c.ID, State: c.State, QueueID: c.QueueID, Assignees: c.Assignees, Muted: c.Muted})
 	if err != nil {
 		return outbox.Record{}, fmt.Errorf("encode conversation %s: %w", c.ID, err)
 	}
