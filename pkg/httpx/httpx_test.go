@@ -154,3 +154,28 @@ func TestReadyzAnswers503WhenNotReadyOrDraining(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "shutting down", problem(t, resp).Detail)
 }
+
+type withText struct {
+	Name  string                `json:"name"`
+	Inner struct{ Note string } `json:"inner"`
+	Tags  map[string]string     `json:"tags"`
+	List  []string              `json:"list"`
+}
+
+func TestDecodeJSONRefusesNULNamingTheField(t *testing.T) {
+	cases := map[string]string{
+		`{"name":"a\u0000b"}`:         "name",
+		`{"inner":{"Note":"\u0000"}}`: "inner.Note",
+		`{"tags":{"k":"v\u0000"}}`:    "tags.k",
+		`{"list":["ok","x\u0000"]}`:   "list[1]",
+	}
+	for body, field := range cases {
+		var v withText
+		err := httpx.DecodeJSONBytes(strings.NewReader(body), &v)
+		var p *httpx.Problem
+		require.True(t, errors.As(err, &p), body)
+		require.Equal(t, field, p.Errors[0].Field, body)
+	}
+	var v withText
+	require.NoError(t, httpx.DecodeJSONBytes(strings.NewReader(`{"name":"\\u0000 is fine as text"}`), &v))
+}
