@@ -58,7 +58,8 @@ func (e env) queue(t *testing.T, b inbox.Bootstrap, name string) inbox.Queue {
 }
 
 // do sends a request with a JSON body ("" for none) and decodes the answer
-// into out (nil to skip); it returns the status.
+// into out (nil to skip); it returns the status. The response must match
+// the OpenAPI document (oaCheck).
 func (e env) do(t *testing.T, token, method, path, body string, out any) int {
 	t.Helper()
 	var rd io.Reader
@@ -76,12 +77,11 @@ func (e env) do(t *testing.T, token, method, path, body string, out any) int {
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
-	if out != nil {
-		raw, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		if len(raw) > 0 {
-			require.NoError(t, json.Unmarshal(raw, out), "%s %s answered %d %s", method, path, resp.StatusCode, raw)
-		}
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	oaCheck(t, req, resp.StatusCode, resp.Header, raw)
+	if out != nil && len(raw) > 0 {
+		require.NoError(t, json.Unmarshal(raw, out), "%s %s answered %d %s", method, path, resp.StatusCode, raw)
 	}
 	return resp.StatusCode
 }
@@ -109,7 +109,9 @@ func start(t *testing.T) env {
 	require.NoError(t, srv.Listen())
 	testkit.Run(t, svc)
 	testkit.Run(t, srv) // stops first: cleanups run last-in first-out
-	return env{base: "http://" + srv.Addr(), brokers: brokers, producer: producer, admin: admin, tel: tel}
+	base := "http://" + srv.Addr()
+	oaLoad(t, base) // do checks every response against the API's OpenAPI document
+	return env{base: base, brokers: brokers, producer: producer, admin: admin, tel: tel}
 }
 
 func (e env) tenant(t *testing.T, name string) inbox.Bootstrap {

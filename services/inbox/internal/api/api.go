@@ -1,9 +1,10 @@
 // Package api serves the inbox's HTTP API under /v1: what agents work in
-// all day and what admins configure. Every route but login and refresh
-// needs a bearer token (a user's access token or an integration's API
-// token); a principal sees its own tenant only, and an object of another
-// tenant, or out of an agent's sight, is answered exactly like one that
-// does not exist.
+// all day and what admins configure, described by the OpenAPI document it
+// serves at GET /openapi.json. Every route but login, refresh and that
+// document needs a bearer token (a user's access token or an
+// integration's API token); a principal sees its own tenant only, and an
+// object of another tenant, or out of an agent's sight, is answered
+// exactly like one that does not exist.
 package api
 
 import (
@@ -215,6 +216,7 @@ func (a *API) Register(r Router) {
 	a.registerConversations(r)
 	a.registerAdmin(r)
 	a.registerContacts(r)
+	a.registerOpenAPI(r)
 	if a.Stream != nil {
 		a.handle(r, "GET /v1/stream", func(w http.ResponseWriter, r *http.Request, _ domain.Principal) error {
 			a.Stream.ServeHTTP(w, r)

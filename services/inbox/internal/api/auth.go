@@ -67,6 +67,9 @@ func (a *API) refresh(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) logout(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
+	if err := noBody(r); err != nil {
+		return err
+	}
 	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !strings.HasPrefix(token, store.AccessTokenPrefix) {
 		return domain.Invalid("Authorization", "only a login session can log out; revoke API tokens instead")

@@ -49,6 +49,13 @@ func (a *API) registerConversations(r Router) {
 func filter(r *http.Request) (store.Filter, error) {
 	q := r.URL.Query()
 	var f store.Filter
+	for name, values := range q {
+		for _, v := range values {
+			if strings.ContainsRune(v, 0) {
+				return f, domain.Invalid(name, "must not contain the NUL character")
+			}
+		}
+	}
 	if tab := q.Get("tab"); tab != "" {
 		states, ok := domain.TabStates(domain.Tab(tab))
 		if !ok {
@@ -177,6 +184,11 @@ type MarkReadResult struct {
 // markAllRead marks read the conversations the query string's filters
 // select, like the list would show them.
 func (a *API) markAllRead(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
+	// The filters are the query string's, like the list's; a body is a
+	// mistake, refused rather than ignored.
+	if err := noBody(r); err != nil {
+		return err
+	}
 	f, err := filter(r)
 	if err != nil {
 		return err
@@ -267,13 +279,13 @@ func (a *API) leased(ctx context.Context, p domain.Principal, r *http.Request, f
 	if err != nil {
 		return err
 	}
+	// Only those who may see the conversation take its lease: anyone else
+	// would block a legitimate assignment, and learn that it exists.
+	if _, err := a.visible(ctx, p, r); err != nil {
+		return err
+	}
 	lease, err := a.Locker.Acquire(ctx, "conversation:"+id.String(), p.ActorID(), AssignLease)
 	if errors.Is(err, redis.ErrHeld) {
-		// Someone is assigning it right now. Whether it exists at all is
-		// only said to those who may see it: look before answering.
-		if _, verr := a.visible(ctx, p, r); verr != nil {
-			return verr
-		}
 		return &domain.ConflictError{State: "assigned", Reason: "someone else is taking this conversation right now"}
 	}
 	if err != nil {
@@ -377,8 +389,11 @@ func (a *API) reply(w http.ResponseWriter, r *http.Request, p domain.Principal) 
 		}
 	}
 	return a.act(w, r, p, func(tx pgx.Tx, c *store.Conversation) (store.Change, error) {
-		if c.Channel != events.ChannelEmail && (in.Subject != "" || len(in.CC) > 0) {
-			return store.Change{}, domain.Invalid("subject", "subject and cc apply to email conversations only")
+		if c.Channel != events.ChannelEmail && len(in.CC) > 0 {
+			return store.Change{}, domain.Invalid("cc", "applies to email conversations only")
+		}
+		if c.Channel != events.ChannelEmail && in.Subject != "" {
+			return store.Change{}, domain.Invalid("subject", "applies to email conversations only")
 		}
 		return a.Store.Reply(r.Context(), tx, p, c, store.ReplyInput{Text: in.Text, Subject: in.Subject, CC: in.CC}, a.Clock.Now())
 	})
@@ -391,7 +406,7 @@ type ReasonRequest struct {
 
 func reason(r *http.Request) (string, error) {
 	var in ReasonRequest
-	if r.ContentLength == 0 {
+	if r.ContentLength == 0 { // -1, unknown, is read
 		return "", nil
 	}
 	if err := decode(r, &in); err != nil {
@@ -405,7 +420,7 @@ func reason(r *http.Request) (string, error) {
 
 // noBody refuses a body on an action that takes none.
 func noBody(r *http.Request) error {
-	if r.ContentLength > 0 {
+	if r.ContentLength != 0 { // -1, unknown, is read
 		var in struct{}
 		return decode(r, &in)
 	}
@@ -611,8 +626,10 @@ func (a *API) resume(w http.ResponseWriter, r *http.Request, p domain.Principal)
 
 // DeferRequest is the body of POST /v1/conversations/{id}/defer.
 type DeferRequest struct {
-	Until  time.Time `json:"until"`
-	Reason string    `json:"reason,omitempty"`
+	// Until is an RFC 3339 time; a string here, so that a bad one is
+	// reported against this field.
+	Until  string `json:"until"`
+	Reason string `json:"reason,omitempty"`
 }
 
 func (a *API) deferConversation(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
@@ -623,12 +640,16 @@ func (a *API) deferConversation(w http.ResponseWriter, r *http.Request, p domain
 	if len(in.Reason) > 2000 {
 		return domain.Invalid("reason", "must be at most 2000 bytes")
 	}
+	until, err := time.Parse(time.RFC3339, in.Until)
+	if err != nil {
+		return domain.Invalid("until", "must be an RFC 3339 time, such as 2026-12-01T09:00:00Z")
+	}
+	until = until.UTC()
 	now := a.Clock.Now()
 	return a.act(w, r, p, func(tx pgx.Tx, c *store.Conversation) (store.Change, error) {
-		if err := domain.Defer(p, c.Domain(), in.Until, now); err != nil {
+		if err := domain.Defer(p, c.Domain(), until, now); err != nil {
 			return store.Change{}, err
 		}
-		until := in.Until.UTC()
 		c.PreviousState, c.State = c.State, domain.StateDeferred
 		c.DeferredUntil = &until
 		c.Assignees = []uuid.UUID{}

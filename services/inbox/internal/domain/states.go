@@ -214,7 +214,7 @@ func Transfer(p Principal, c Conversation, t TransferTarget, bypass bool) error 
 		}
 	}
 	if n != 1 {
-		return Invalid("to", "must name exactly one of user_id, queue_id, skill_id, language")
+		return Invalid("body", "must name exactly one of user_id, queue_id, skill_id, language")
 	}
 	if bypass && !p.Can(PermBypassQueue) {
 		return fmt.Errorf("%w: bypassing the queue needs the %s permission", ErrForbidden, PermBypassQueue)

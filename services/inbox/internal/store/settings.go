@@ -412,7 +412,8 @@ type TagList struct {
 	ID     uuid.UUID `json:"id"`
 	Name   string    `json:"name"`
 	Values []string  `json:"values"`
-	// Mandatory lists must have a value before a conversation completes.
+	// Mandatory lists must have a value on the customer's latest message
+	// before an agent may reply.
 	Mandatory bool      `json:"mandatory"`
 	CreatedAt time.Time `json:"created_at"`
 }

@@ -1,0 +1,1001 @@
+package inbox_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/httpx"
+	"github.com/switchboard-oss/switchboard/pkg/testkit"
+	"github.com/switchboard-oss/switchboard/services/inbox"
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/api"
+)
+
+// The authorisation matrix: every route the API registers, called by
+//
+//   - anonymous: no token (and a token that is not one): 401;
+//   - other-tenant-admin: an admin of tenant B, who holds every permission,
+//     on tenant A's object: exactly the answer (status and body) that an id
+//     naming nothing gets, so that nothing says the object exists; on a
+//     collection: B's data and nothing of A's;
+//   - agent: an agent of A in queue "Tier 1", without any permission, who
+//     cannot see conversations of "Tier 2": 403 or 404, exactly the answer
+//     an id naming nothing gets; on an admin collection: 403. Where every
+//     user of the tenant may act (contacts, reading queues...), the table
+//     says so and the agent succeeds;
+//   - teammate (some routes): an agent of "Tier 2", who sees the
+//     conversation but is not its assignee nor a supervisor: 403;
+//   - right-user: an admin of A: 2xx.
+//
+// Every refused call must leave the object as it was. A call that succeeds
+// is followed by a fresh object, so that the order of the callers does not
+// matter; destructive routes always get an object of their own.
+
+// azResp is an answer as it came.
+type azResp struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r azResp) String() string {
+	body := string(r.Body)
+	if len(body) > 600 {
+		body = body[:600] + "..."
+	}
+	return fmt.Sprintf("%d %s %s", r.Status, r.Header.Get("Content-Type"), strings.TrimSpace(body))
+}
+
+var azClient = &http.Client{Timeout: 30 * time.Second}
+
+// azCall sends a request with a JSON body ("" for none) and returns the
+// answer as it came; the answer must match the OpenAPI document (oaCheck).
+func azCall(t *testing.T, e env, token, method, path, body string) azResp {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, e.base+path, rd)
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := azClient.Do(req)
+	require.NoError(t, err, "%s %s", method, path)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err, "%s %s", method, path)
+	oaCheck(t, req, resp.StatusCode, resp.Header, raw)
+	return azResp{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+}
+
+// azShort shows a request body in a message.
+func azShort(body string) string {
+	if len(body) > 200 {
+		return fmt.Sprintf("%s... (%d bytes)", body[:200], len(body))
+	}
+	return body
+}
+
+// azProblem is a problem details body.
+type azProblem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	State  string `json:"state"`
+	Errors []struct {
+		Field  string `json:"field"`
+		Reason string `json:"reason"`
+	} `json:"errors"`
+}
+
+func (p azProblem) fields() []string {
+	out := []string{}
+	for _, e := range p.Errors {
+		out = append(out, e.Field)
+	}
+	return out
+}
+
+// azMustProblem checks that r is an application/problem+json of status.
+func azMustProblem(t *testing.T, r azResp, status int, what string) azProblem {
+	t.Helper()
+	require.Equal(t, status, r.Status, "%s answered %s", what, r)
+	require.Equal(t, httpx.ContentTypeProblem, r.Header.Get("Content-Type"), "%s answered %s", what, r)
+	var p azProblem
+	require.NoError(t, json.Unmarshal(r.Body, &p), "%s answered %s", what, r)
+	require.Equal(t, status, p.Status, "%s: the problem's status is not the answer's: %s", what, r)
+	return p
+}
+
+// azIDs returns the ids of the items of a list.
+func azIDs(t *testing.T, r azResp) []string {
+	t.Helper()
+	var l struct {
+		Items []struct {
+			ID string `json:"id"`
+		} `json:"items"`
+	}
+	require.NoError(t, json.Unmarshal(r.Body, &l), "not a list: %s", r)
+	out := []string{}
+	for _, it := range l.Items {
+		out = append(out, it.ID)
+	}
+	return out
+}
+
+// azID returns the id of an object.
+func azID(t *testing.T, r azResp) string {
+	t.Helper()
+	var v struct {
+		ID string `json:"id"`
+	}
+	require.NoError(t, json.Unmarshal(r.Body, &v), "not an object: %s", r)
+	require.NotEmpty(t, v.ID, "no id in %s", r)
+	return v.ID
+}
+
+// azName is a route as a subtest name: "POST /v1/contacts/{id}/merge" is
+// "POST_contacts.{id}.merge", so that -run patterns do not split it.
+func azName(route string) string {
+	method, path, _ := strings.Cut(route, " ")
+	return method + " " + strings.ReplaceAll(strings.TrimPrefix(strings.TrimPrefix(path, "/v1"), "/"), "/", ".")
+}
+
+func azMethod(route string) string { return strings.Fields(route)[0] }
+
+// azRouter is a Router that registers nothing: the API lists its routes.
+type azRouter struct{}
+
+func (azRouter) HandleFunc(string, http.HandlerFunc, ...httpx.RouteOption) {}
+
+// azRegistered lists every route the API registers (GET /v1/stream is only
+// registered when there is a stream to serve).
+func azRegistered() []string {
+	a := api.New(api.Deps{Stream: http.NotFoundHandler()})
+	a.Register(azRouter{})
+	out := slices.Clone(a.Routes())
+	slices.Sort(out)
+	return out
+}
+
+// azFixture is two tenants and the people of the matrix.
+type azFixture struct {
+	e          env
+	a, b       inbox.Bootstrap
+	q1, q2, q3 inbox.Queue
+	// admin is A's admin (every permission); agent is in q1 with no
+	// permission; mate is in q2 with no permission; other is B's admin.
+	admin, agent, mate, other                 string
+	adminUser, agentUser, mateUser, otherUser inbox.User
+	// pool holds A's conversations not used yet, in no queue, state new.
+	pool []string
+	// seen is a conversation of q1, which the agent sees.
+	seen string
+	// bConv is B's conversation.
+	bConv string
+}
+
+const azPassword = "correct horse battery" // what env.userToken gives
+
+// azSetup starts the inbox with two tenants and pool conversations in A.
+func azSetup(t *testing.T, pool int) *azFixture {
+	t.Helper()
+	e := start(t)
+	fx := &azFixture{e: e, a: e.tenant(t, "Acme"), b: e.tenant(t, "Bravo")}
+	fx.q1, fx.q2, fx.q3 = e.queue(t, fx.a, "Tier 1"), e.queue(t, fx.a, "Tier 2"), e.queue(t, fx.a, "Tier 3")
+	fx.adminUser, fx.admin = e.userToken(t, fx.a, "admin")
+	fx.agentUser, fx.agent = e.userToken(t, fx.a, "agent", fx.q1)
+	fx.mateUser, fx.mate = e.userToken(t, fx.a, "agent", fx.q2)
+	fx.otherUser, fx.other = e.userToken(t, fx.b, "admin")
+	// Short texts: the language detector leaves them alone, so nothing
+	// changes the conversations behind the test's back.
+	for i := 0; i < pool; i++ {
+		e.send(t, fx.a, fmt.Sprintf("az-ev-%d", i), fmt.Sprintf("az-m-%d", i), fmt.Sprintf("az-s-%d", i), fmt.Sprintf("az-u-%d", i), "hi")
+	}
+	e.send(t, fx.b, "az-ev-b", "az-m-b", "az-s-b", "az-u-b", "hi")
+	fx.pool = fx.waitConversations(t, fx.admin, pool)
+	fx.bConv = fx.waitConversations(t, fx.other, 1)[0]
+	fx.seen = fx.conv(t, fx.q1, "new")
+	return fx
+}
+
+// waitConversations waits until token sees n conversations and returns them.
+func (fx *azFixture) waitConversations(t *testing.T, token string, n int) []string {
+	t.Helper()
+	var ids []string
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		r := azCall(t, fx.e, token, http.MethodGet, "/v1/conversations?limit=200", "")
+		ids = azIDs(t, r)
+		return len(ids) >= n
+	}, "%d conversations were not stored", n)
+	require.Len(t, ids, n)
+	return ids
+}
+
+// ok sends a request that must succeed.
+func (fx *azFixture) ok(t *testing.T, token, method, path, body string) azResp {
+	t.Helper()
+	r := azCall(t, fx.e, token, method, path, body)
+	require.True(t, r.Status >= 200 && r.Status < 300, "%s %s %s answered %s", method, path, azShort(body), r)
+	return r
+}
+
+// create creates an object and returns its id.
+func (fx *azFixture) create(t *testing.T, token, path, body string) string {
+	t.Helper()
+	r := azCall(t, fx.e, token, http.MethodPost, path, body)
+	require.Equal(t, http.StatusCreated, r.Status, "POST %s %s answered %s", path, azShort(body), r)
+	return azID(t, r)
+}
+
+// conv takes a conversation of the pool, routes it to q and brings it to
+// state: new, assigned (to A's admin) or done.
+func (fx *azFixture) conv(t *testing.T, q inbox.Queue, state string) string {
+	t.Helper()
+	require.NotEmpty(t, fx.pool, "the pool of conversations is used up: make it larger")
+	id := fx.pool[0]
+	fx.pool = fx.pool[1:]
+	p := "/v1/conversations/" + id
+	fx.ok(t, fx.admin, http.MethodPost, p+"/route", fmt.Sprintf(`{"queue_id":%q}`, q.ID))
+	switch state {
+	case "new":
+	case "assigned":
+		fx.ok(t, fx.admin, http.MethodPost, p+"/assign", "")
+	case "done":
+		fx.ok(t, fx.admin, http.MethodPost, p+"/archive", "")
+	default:
+		t.Fatalf("no state %q here", state)
+	}
+	return id
+}
+
+// firstMessage returns the id of a conversation's first message.
+func (fx *azFixture) firstMessage(t *testing.T, token, conv string) string {
+	t.Helper()
+	ids := azIDs(t, fx.ok(t, token, http.MethodGet, "/v1/conversations/"+conv+"/messages", ""))
+	require.NotEmpty(t, ids)
+	return ids[0]
+}
+
+// snap reads paths as A's admin: what a refused call must not change.
+func (fx *azFixture) snap(paths ...string) func(t *testing.T) string {
+	return func(t *testing.T) string {
+		t.Helper()
+		var b strings.Builder
+		for _, p := range paths {
+			r := azCall(t, fx.e, fx.admin, http.MethodGet, p, "")
+			fmt.Fprintf(&b, "GET %s: %d %s\n", p, r.Status, r.Body)
+		}
+		return b.String()
+	}
+}
+
+func (fx *azFixture) convSnap(id string) func(t *testing.T) string {
+	p := "/v1/conversations/" + id
+	return fx.snap(p, p+"/messages?limit=200", p+"/audit")
+}
+
+// contact creates a contact of A with a fresh chat identity and returns
+// its id and that identity.
+func (fx *azFixture) contact(t *testing.T, token string) (string, string) {
+	t.Helper()
+	ident := testkit.RandomName("chat-")
+	id := fx.create(t, token, "/v1/contacts", fmt.Sprintf(`{"name":"Grace","identities":[{"channel":"chat","identity":%q}]}`, ident))
+	return id, ident
+}
+
+// login opens a session of a user; it returns the access and refresh tokens.
+func (fx *azFixture) login(t *testing.T, tenant inbox.Bootstrap, email string) (string, string) {
+	t.Helper()
+	r := fx.ok(t, "", http.MethodPost, "/v1/auth/login", fmt.Sprintf(`{"tenant_id":%q,"email":%q,"password":%q}`, tenant.Tenant.ID, email, azPassword))
+	var tok struct {
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	require.NoError(t, json.Unmarshal(r.Body, &tok))
+	require.NotEmpty(t, tok.AccessToken)
+	return tok.AccessToken, tok.RefreshToken
+}
+
+// azTarget is one object of A and how to reach it.
+type azTarget struct {
+	// path names the object; missing is the same route with an id that
+	// names nothing.
+	path, missing string
+	body          string
+	// snap reads what a refused call must leave as it is.
+	snap func(t *testing.T) string
+}
+
+// azObject is a route that acts on one object of A.
+type azObject struct {
+	// target creates a fresh object.
+	target func(t *testing.T) azTarget
+	// agent is what the agent gets: 403, 404 (both exactly as for an id
+	// naming nothing), or a 2xx where every user of the tenant may.
+	agent int
+	// mate, when not 0, is what the teammate gets (403).
+	mate int
+	// ok is the right user's status.
+	ok int
+}
+
+// azCalls are the checks of a route that acts on no one object of A:
+// lists, creations, the caller's own session, public routes. A nil
+// check is a caller that does not apply.
+type azCalls struct {
+	// path and body are sent without a token: 401.
+	path, body string
+	// anon replaces the 401 check on public routes.
+	anon                func(t *testing.T)
+	other, agent, right func(t *testing.T)
+}
+
+type azCase struct {
+	route string
+	obj   *azObject
+	calls *azCalls
+}
+
+// azMatrix is the table: one case per route. fx may be empty when only
+// the routes are wanted; nothing of it is read before a check runs.
+func azMatrix(fx *azFixture) []azCase {
+	var cases []azCase
+	add := func(c azCase) { cases = append(cases, c) }
+	const (
+		get, post, put, patch, del = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete
+	)
+	const forbidden, hidden = http.StatusForbidden, http.StatusNotFound
+	noBody := func() string { return "" }
+	constBody := func(s string) func() string { return func() string { return s } }
+
+	// --- Public routes and the caller's own ---------------------------
+
+	add(azCase{route: "GET /openapi.json", calls: &azCalls{
+		// A public document: the same bytes for everyone, whoever asks.
+		anon: func(t *testing.T) {
+			r := azCall(t, fx.e, "", get, "/openapi.json", "")
+			require.Equal(t, http.StatusOK, r.Status, "answered %s", r)
+		},
+		other: func(t *testing.T) { fx.sameDocument(t, fx.other) },
+		agent: func(t *testing.T) { fx.sameDocument(t, fx.agent) },
+		right: func(t *testing.T) { fx.sameDocument(t, fx.admin) },
+	}})
+
+	add(azCase{route: "POST /v1/auth/login", calls: &azCalls{
+		anon: func(t *testing.T) {
+			// Whatever is wrong, the answer is the same 401: it never says
+			// whether the email, the tenant or the password was wrong.
+			users := "/v1/admin/users"
+			noPassword := testkit.RandomName("nopw-") + "@example.com"
+			fx.create(t, fx.admin, users, fmt.Sprintf(`{"email":%q,"name":"No password"}`, noPassword))
+			disabled := testkit.RandomName("gone-") + "@example.com"
+			gone := fx.create(t, fx.admin, users, fmt.Sprintf(`{"email":%q,"name":"Gone","password":%q}`, disabled, azPassword))
+			fx.ok(t, fx.admin, del, users+"/"+gone, "")
+			body := func(tenant, email, password string) string {
+				return fmt.Sprintf(`{"tenant_id":%q,"email":%q,"password":%q}`, tenant, email, password)
+			}
+			a := fx.a.Tenant.ID.String()
+			ref := azCall(t, fx.e, "", post, "/v1/auth/login", body(a, testkit.RandomName("nobody-")+"@example.com", azPassword))
+			azMustProblem(t, ref, http.StatusUnauthorized, "login with an unknown email")
+			require.Contains(t, ref.Header.Get("WWW-Authenticate"), "Bearer")
+			for _, c := range []struct{ name, body string }{
+				{"wrong password", body(a, fx.adminUser.Email, "wrong horse battery")},
+				{"user without a password", body(a, noPassword, azPassword)},
+				{"disabled user", body(a, disabled, azPassword)},
+				{"user of another tenant", body(a, fx.otherUser.Email, azPassword)},
+				{"unknown tenant", body(uuid.NewString(), fx.adminUser.Email, azPassword)},
+			} {
+				r := azCall(t, fx.e, "", post, "/v1/auth/login", c.body)
+				require.Equal(t, ref.Status, r.Status, "%s answered %s, an unknown email %s", c.name, r, ref)
+				require.Equal(t, string(ref.Body), string(r.Body), "%s is told apart from an unknown email", c.name)
+				require.Equal(t, ref.Header.Get("WWW-Authenticate"), r.Header.Get("WWW-Authenticate"), c.name)
+			}
+		},
+		right: func(t *testing.T) {
+			access, refresh := fx.login(t, fx.a, fx.adminUser.Email)
+			require.NotEmpty(t, refresh)
+			fx.ok(t, access, get, "/v1/me", "")
+		},
+	}})
+
+	add(azCase{route: "POST /v1/auth/refresh", calls: &azCalls{
+		anon: func(t *testing.T) {
+			refresh := func(token string) azResp {
+				return azCall(t, fx.e, "", post, "/v1/auth/refresh", fmt.Sprintf(`{"refresh_token":%q}`, token))
+			}
+			ref := refresh("sbr_" + strings.Repeat("0", 43))
+			azMustProblem(t, ref, http.StatusUnauthorized, "refresh with a made-up token")
+			access, _ := fx.login(t, fx.a, fx.adminUser.Email)
+			_, rotated := fx.login(t, fx.a, fx.adminUser.Email)
+			fx.ok(t, "", post, "/v1/auth/refresh", fmt.Sprintf(`{"refresh_token":%q}`, rotated))
+			goneUser := testkit.RandomName("gone-") + "@example.com"
+			gone := fx.create(t, fx.admin, "/v1/admin/users", fmt.Sprintf(`{"email":%q,"name":"Gone","password":%q}`, goneUser, azPassword))
+			_, goneRefresh := fx.login(t, fx.a, goneUser)
+			fx.ok(t, fx.admin, del, "/v1/admin/users/"+gone, "")
+			for _, c := range []struct{ name, token string }{
+				{"an access token", access},
+				{"an API token", fx.a.APIToken.Token},
+				{"a refresh token already used", rotated},
+				{"the refresh token of a disabled user", goneRefresh},
+			} {
+				r := refresh(c.token)
+				require.Equal(t, ref.Status, r.Status, "%s answered %s", c.name, r)
+				require.Equal(t, string(ref.Body), string(r.Body), "%s is told apart from a made-up token", c.name)
+			}
+		},
+		right: func(t *testing.T) {
+			_, refresh := fx.login(t, fx.a, fx.adminUser.Email)
+			r := fx.ok(t, "", post, "/v1/auth/refresh", fmt.Sprintf(`{"refresh_token":%q}`, refresh))
+			var tok struct {
+				AccessToken string `json:"access_token"`
+			}
+			require.NoError(t, json.Unmarshal(r.Body, &tok))
+			fx.ok(t, tok.AccessToken, get, "/v1/me", "")
+		},
+	}})
+
+	// Logout ends the caller's own session: anyone with one may, and it
+	// touches no one else's.
+	logout := func(t *testing.T, tenant inbox.Bootstrap, email string) {
+		access, _ := fx.login(t, tenant, email)
+		r := azCall(t, fx.e, access, post, "/v1/auth/logout", "")
+		require.Equal(t, http.StatusNoContent, r.Status, "answered %s", r)
+		azMustProblem(t, azCall(t, fx.e, access, get, "/v1/me", ""), http.StatusUnauthorized, "a logged-out session")
+		for _, tok := range []string{fx.admin, fx.agent, fx.other} {
+			fx.ok(t, tok, get, "/v1/me", "")
+		}
+	}
+	add(azCase{route: "POST /v1/auth/logout", calls: &azCalls{path: "/v1/auth/logout",
+		other: func(t *testing.T) { logout(t, fx.b, fx.otherUser.Email) },
+		agent: func(t *testing.T) { logout(t, fx.a, fx.agentUser.Email) },
+		right: func(t *testing.T) { logout(t, fx.a, fx.adminUser.Email) },
+	}})
+
+	me := func(t *testing.T, token string, tenant inbox.Bootstrap, user inbox.User) {
+		var m struct {
+			TenantID string `json:"tenant_id"`
+			UserID   string `json:"user_id"`
+		}
+		require.NoError(t, json.Unmarshal(fx.ok(t, token, get, "/v1/me", "").Body, &m))
+		require.Equal(t, tenant.Tenant.ID.String(), m.TenantID)
+		require.Equal(t, user.ID.String(), m.UserID)
+	}
+	add(azCase{route: "GET /v1/me", calls: &azCalls{path: "/v1/me",
+		other: func(t *testing.T) { me(t, fx.other, fx.b, fx.otherUser) },
+		agent: func(t *testing.T) { me(t, fx.agent, fx.a, fx.agentUser) },
+		right: func(t *testing.T) { me(t, fx.admin, fx.a, fx.adminUser) },
+	}})
+
+	// --- Conversations ------------------------------------------------
+
+	add(azCase{route: "GET /v1/conversations", calls: &azCalls{path: "/v1/conversations",
+		other: func(t *testing.T) { fx.separate(t, "/v1/conversations?limit=200", fx.bConv) },
+		agent: func(t *testing.T) {
+			x := fx.conv(t, fx.q2, "new")
+			ids := azIDs(t, fx.ok(t, fx.agent, get, "/v1/conversations?limit=200", ""))
+			require.Contains(t, ids, fx.seen, "the agent does not see a conversation of their queue")
+			require.NotContains(t, ids, x, "the agent sees a conversation of another queue")
+		},
+		right: func(t *testing.T) {
+			x := fx.conv(t, fx.q2, "new")
+			require.Contains(t, azIDs(t, fx.ok(t, fx.admin, get, "/v1/conversations?limit=200", "")), x)
+		},
+	}})
+
+	unread := func(t *testing.T, conv string) bool {
+		var c struct {
+			Unread bool `json:"unread"`
+		}
+		require.NoError(t, json.Unmarshal(fx.ok(t, fx.admin, get, "/v1/conversations/"+conv, "").Body, &c))
+		return c.Unread
+	}
+	updated := func(t *testing.T, token, query string) int {
+		var m struct {
+			Updated *int `json:"updated"`
+		}
+		r := fx.ok(t, token, post, "/v1/conversations/mark-read"+query, "")
+		require.NoError(t, json.Unmarshal(r.Body, &m))
+		require.NotNil(t, m.Updated, "answered %s", r)
+		return *m.Updated
+	}
+	add(azCase{route: "POST /v1/conversations/mark-read", calls: &azCalls{path: "/v1/conversations/mark-read",
+		other: func(t *testing.T) {
+			x := fx.conv(t, fx.q3, "new")
+			require.True(t, unread(t, x))
+			updated(t, fx.other, "")
+			require.Equal(t, 0, updated(t, fx.other, "?queue_id="+fx.q3.ID.String()), "B marked A's conversations read")
+			require.True(t, unread(t, x), "B's mark-read reached A's conversation")
+		},
+		agent: func(t *testing.T) {
+			x := fx.conv(t, fx.q3, "new")
+			require.Equal(t, 0, updated(t, fx.agent, "?queue_id="+fx.q3.ID.String()), "the agent marked conversations they cannot see")
+			updated(t, fx.agent, "")
+			require.True(t, unread(t, x), "the agent's mark-read reached a conversation they cannot see")
+		},
+		right: func(t *testing.T) {
+			x := fx.conv(t, fx.q3, "new")
+			require.GreaterOrEqual(t, updated(t, fx.admin, "?queue_id="+fx.q3.ID.String()), 1)
+			require.False(t, unread(t, x))
+		},
+	}})
+
+	// conversation is a route on a conversation of q2 in state.
+	conversation := func(route, state string, body func() string, mate, ok int) azCase {
+		_, path, _ := strings.Cut(route, " ")
+		suffix := strings.TrimPrefix(path, "/v1/conversations/{id}")
+		return azCase{route: route, obj: &azObject{agent: hidden, mate: mate, ok: ok, target: func(t *testing.T) azTarget {
+			id := fx.conv(t, fx.q2, state)
+			return azTarget{path: "/v1/conversations/" + id + suffix, missing: "/v1/conversations/" + uuid.NewString() + suffix,
+				body: body(), snap: fx.convSnap(id)}
+		}}}
+	}
+	const none = 0
+	add(conversation("GET /v1/conversations/{id}", "new", noBody, none, http.StatusOK))
+	add(conversation("PATCH /v1/conversations/{id}", "assigned", constBody(`{"locked":true}`), forbidden, http.StatusOK))
+	add(conversation("GET /v1/conversations/{id}/messages", "new", noBody, none, http.StatusOK))
+	add(conversation("GET /v1/conversations/{id}/audit", "new", noBody, none, http.StatusOK))
+	add(conversation("POST /v1/conversations/{id}/assign", "new", noBody, none, http.StatusOK))
+	add(conversation("PUT /v1/conversations/{id}/assignees", "new",
+		func() string { return fmt.Sprintf(`{"user_ids":[%q]}`, fx.adminUser.ID) }, forbidden, http.StatusOK))
+	add(conversation("POST /v1/conversations/{id}/reply", "assigned", constBody(`{"text":"On it"}`), forbidden, http.StatusOK))
+	add(conversation("POST /v1/conversations/{id}/archive", "assigned", noBody, forbidden, http.StatusOK))
+	add(conversation("POST /v1/conversations/{id}/route", "new",
+		func() string { return fmt.Sprintf(`{"queue_id":%q}`, fx.q3.ID) }, none, http.StatusOK))
+	add(conversation("POST /v1/conversations/{id}/transfer", "assigned",
+		func() string { return fmt.Sprintf(`{"queue_id":%q}`, fx.q3.ID) }, forbidden, http.StatusOK))
+	add(conversation("POST /v1/conversations/{id}/release", "assigned", noBody, forbidden, http.StatusOK))
+	add(conversation("POST /v1/conversations/{id}/complete", "assigned", constBody(`{"disposition":"solved"}`), forbidden, http.StatusOK))
+	add(conversation("POST /v1/conversations/{id}/resume", "done", noBody, none, http.StatusOK))
+	add(conversation("POST /v1/conversations/{id}/defer", "assigned",
+		func() string {
+			return fmt.Sprintf(`{"until":%q}`, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+		}, forbidden, http.StatusOK))
+	add(azCase{route: "PATCH /v1/messages/{id}", obj: &azObject{agent: hidden, ok: http.StatusOK, target: func(t *testing.T) azTarget {
+		id := fx.conv(t, fx.q2, "new")
+		return azTarget{path: "/v1/messages/" + fx.firstMessage(t, fx.admin, id), missing: "/v1/messages/" + uuid.NewString(),
+			body: `{"language":"en"}`, snap: fx.convSnap(id)}
+	}}})
+
+	// --- Admin: queues, skills, tag lists, users, API tokens ----------
+
+	// settings are the five routes of queues, skills and tag lists: any
+	// user reads them, writing needs manage_settings.
+	settings := func(base, bodyFmt string) {
+		body := func() string { return fmt.Sprintf(bodyFmt, testkit.RandomName("n-")) }
+		one := func(suffixBody func() string) func(t *testing.T) azTarget {
+			return func(t *testing.T) azTarget {
+				id := fx.create(t, fx.admin, base, body())
+				return azTarget{path: base + "/" + id, missing: base + "/" + uuid.NewString(), body: suffixBody(),
+					snap: fx.snap(base+"/"+id, base+"?limit=200")}
+			}
+		}
+		add(azCase{route: "GET " + base, calls: &azCalls{path: base,
+			other: func(t *testing.T) {
+				mine := fx.create(t, fx.other, base, body())
+				fx.create(t, fx.admin, base, body())
+				fx.separate(t, base+"?limit=200", mine)
+			},
+			agent: func(t *testing.T) {
+				id := fx.create(t, fx.admin, base, body())
+				require.Contains(t, azIDs(t, fx.ok(t, fx.agent, get, base+"?limit=200", "")), id, "agents read the tenant's %s", base)
+			},
+			right: func(t *testing.T) { fx.ok(t, fx.admin, get, base, "") },
+		}})
+		add(azCase{route: "POST " + base, calls: &azCalls{path: base, body: body(),
+			other: func(t *testing.T) {
+				// The same name as one of A's: names are unique per tenant,
+				// so nothing of A shows, and A's list does not change.
+				name := testkit.RandomName("n-")
+				fx.create(t, fx.admin, base, fmt.Sprintf(bodyFmt, name))
+				before := fx.snap(base + "?limit=200")(t)
+				fx.create(t, fx.other, base, fmt.Sprintf(bodyFmt, name))
+				require.Equal(t, before, fx.snap(base+"?limit=200")(t))
+			},
+			agent: func(t *testing.T) {
+				before := fx.snap(base + "?limit=200")(t)
+				azMustProblem(t, azCall(t, fx.e, fx.agent, post, base, body()), forbidden, "an agent creating in "+base)
+				require.Equal(t, before, fx.snap(base+"?limit=200")(t))
+			},
+			right: func(t *testing.T) { fx.create(t, fx.admin, base, body()) },
+		}})
+		add(azCase{route: "GET " + base + "/{id}", obj: &azObject{agent: http.StatusOK, ok: http.StatusOK, target: one(noBody)}})
+		add(azCase{route: "PATCH " + base + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusOK, target: one(body)}})
+		add(azCase{route: "DELETE " + base + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusNoContent, target: one(noBody)}})
+	}
+	settings("/v1/admin/queues", `{"name":%q}`)
+	settings("/v1/admin/skills", `{"name":%q}`)
+
+	userBody := func() string {
+		return fmt.Sprintf(`{"email":%q,"name":"Linus"}`, testkit.RandomName("user-")+"@example.com")
+	}
+	user := func(body func() string) func(t *testing.T) azTarget {
+		return func(t *testing.T) azTarget {
+			id := fx.create(t, fx.admin, "/v1/admin/users", userBody())
+			return azTarget{path: "/v1/admin/users/" + id, missing: "/v1/admin/users/" + uuid.NewString(), body: body(),
+				snap: fx.snap("/v1/admin/users/" + id)}
+		}
+	}
+	add(azCase{route: "GET /v1/admin/users", calls: &azCalls{path: "/v1/admin/users",
+		other: func(t *testing.T) { fx.separate(t, "/v1/admin/users?limit=200", fx.otherUser.ID.String()) },
+		agent: func(t *testing.T) {
+			azMustProblem(t, azCall(t, fx.e, fx.agent, get, "/v1/admin/users", ""), forbidden, "an agent listing users")
+		},
+		right: func(t *testing.T) {
+			require.Contains(t, azIDs(t, fx.ok(t, fx.admin, get, "/v1/admin/users?limit=200", "")), fx.agentUser.ID.String())
+		},
+	}})
+	add(azCase{route: "POST /v1/admin/users", calls: &azCalls{path: "/v1/admin/users", body: userBody(),
+		other: func(t *testing.T) {
+			// The email of one of A's users: emails are unique per tenant.
+			before := fx.snap("/v1/admin/users?limit=200")(t)
+			fx.create(t, fx.other, "/v1/admin/users", fmt.Sprintf(`{"email":%q,"name":"Twin"}`, fx.agentUser.Email))
+			require.Equal(t, before, fx.snap("/v1/admin/users?limit=200")(t))
+		},
+		agent: func(t *testing.T) {
+			before := fx.snap("/v1/admin/users?limit=200")(t)
+			azMustProblem(t, azCall(t, fx.e, fx.agent, post, "/v1/admin/users", userBody()), forbidden, "an agent creating a user")
+			require.Equal(t, before, fx.snap("/v1/admin/users?limit=200")(t))
+		},
+		right: func(t *testing.T) { fx.create(t, fx.admin, "/v1/admin/users", userBody()) },
+	}})
+	add(azCase{route: "GET /v1/admin/users/{id}", obj: &azObject{agent: forbidden, ok: http.StatusOK, target: user(noBody)}})
+	add(azCase{route: "PATCH /v1/admin/users/{id}", obj: &azObject{agent: forbidden, ok: http.StatusOK, target: user(constBody(`{"name":"Renamed"}`))}})
+	add(azCase{route: "DELETE /v1/admin/users/{id}", obj: &azObject{agent: forbidden, ok: http.StatusNoContent, target: user(noBody)}})
+
+	settings("/v1/admin/tag-lists", `{"name":%q,"values":["late","broken"]}`)
+
+	tokenBody := func() string { return fmt.Sprintf(`{"name":%q}`, testkit.RandomName("tok-")) }
+	add(azCase{route: "GET /v1/admin/api-tokens", calls: &azCalls{path: "/v1/admin/api-tokens",
+		other: func(t *testing.T) { fx.separate(t, "/v1/admin/api-tokens?limit=200", fx.b.APIToken.ID.String()) },
+		agent: func(t *testing.T) {
+			azMustProblem(t, azCall(t, fx.e, fx.agent, get, "/v1/admin/api-tokens", ""), forbidden, "an agent listing API tokens")
+		},
+		right: func(t *testing.T) {
+			require.Contains(t, azIDs(t, fx.ok(t, fx.admin, get, "/v1/admin/api-tokens?limit=200", "")), fx.a.APIToken.ID.String())
+		},
+	}})
+	add(azCase{route: "POST /v1/admin/api-tokens", calls: &azCalls{path: "/v1/admin/api-tokens", body: tokenBody(),
+		other: func(t *testing.T) {
+			before := fx.snap("/v1/admin/api-tokens?limit=200")(t)
+			r := azCall(t, fx.e, fx.other, post, "/v1/admin/api-tokens", tokenBody())
+			require.Equal(t, http.StatusCreated, r.Status, "answered %s", r)
+			var tok struct {
+				Token string `json:"token"`
+			}
+			require.NoError(t, json.Unmarshal(r.Body, &tok))
+			var m struct {
+				TenantID string `json:"tenant_id"`
+			}
+			require.NoError(t, json.Unmarshal(fx.ok(t, tok.Token, get, "/v1/me", "").Body, &m))
+			require.Equal(t, fx.b.Tenant.ID.String(), m.TenantID, "B's admin made a token of another tenant")
+			require.Equal(t, before, fx.snap("/v1/admin/api-tokens?limit=200")(t))
+		},
+		agent: func(t *testing.T) {
+			before := fx.snap("/v1/admin/api-tokens?limit=200")(t)
+			azMustProblem(t, azCall(t, fx.e, fx.agent, post, "/v1/admin/api-tokens", tokenBody()), forbidden, "an agent creating an API token")
+			require.Equal(t, before, fx.snap("/v1/admin/api-tokens?limit=200")(t))
+		},
+		right: func(t *testing.T) { fx.create(t, fx.admin, "/v1/admin/api-tokens", tokenBody()) },
+	}})
+	add(azCase{route: "DELETE /v1/admin/api-tokens/{id}", obj: &azObject{agent: forbidden, ok: http.StatusNoContent, target: func(t *testing.T) azTarget {
+		id := fx.create(t, fx.admin, "/v1/admin/api-tokens", tokenBody())
+		return azTarget{path: "/v1/admin/api-tokens/" + id, missing: "/v1/admin/api-tokens/" + uuid.NewString(),
+			snap: fx.snap("/v1/admin/api-tokens?limit=200")}
+	}}})
+
+	// --- Contacts: every user of the tenant reads and edits them; merging
+	// takes assign_others. -------------------------------------------------
+
+	add(azCase{route: "GET /v1/contacts", calls: &azCalls{path: "/v1/contacts",
+		other: func(t *testing.T) {
+			mine, _ := fx.contact(t, fx.other)
+			fx.contact(t, fx.admin)
+			fx.separate(t, "/v1/contacts?limit=200", mine)
+		},
+		agent: func(t *testing.T) {
+			id, _ := fx.contact(t, fx.admin)
+			require.Contains(t, azIDs(t, fx.ok(t, fx.agent, get, "/v1/contacts?limit=200", "")), id)
+		},
+		right: func(t *testing.T) {
+			id, _ := fx.contact(t, fx.admin)
+			require.Contains(t, azIDs(t, fx.ok(t, fx.admin, get, "/v1/contacts?limit=200", "")), id)
+		},
+	}})
+	add(azCase{route: "POST /v1/contacts", calls: &azCalls{path: "/v1/contacts", body: `{"identities":[{"channel":"chat","identity":"x"}]}`,
+		other: func(t *testing.T) {
+			// The identity of one of A's contacts: identities are unique per
+			// tenant, so B gets a contact of its own and A's does not change.
+			id, ident := fx.contact(t, fx.admin)
+			before := fx.snap("/v1/contacts/" + id)(t)
+			mine := fx.create(t, fx.other, "/v1/contacts", fmt.Sprintf(`{"identities":[{"channel":"chat","identity":%q}]}`, ident))
+			require.NotEqual(t, id, mine)
+			require.Equal(t, before, fx.snap("/v1/contacts/"+id)(t))
+		},
+		agent: func(t *testing.T) { fx.contact(t, fx.agent) },
+		right: func(t *testing.T) { fx.contact(t, fx.admin) },
+	}})
+	contact := func(suffix string, body func() string, snapNotes bool) func(t *testing.T) azTarget {
+		return func(t *testing.T) azTarget {
+			id, _ := fx.contact(t, fx.admin)
+			snap := []string{"/v1/contacts/" + id}
+			if snapNotes {
+				snap = append(snap, "/v1/contacts/"+id+"/notes?limit=200")
+			}
+			return azTarget{path: "/v1/contacts/" + id + suffix, missing: "/v1/contacts/" + uuid.NewString() + suffix,
+				body: body(), snap: fx.snap(snap...)}
+		}
+	}
+	add(azCase{route: "GET /v1/contacts/{id}", obj: &azObject{agent: http.StatusOK, ok: http.StatusOK, target: contact("", noBody, false)}})
+	add(azCase{route: "PATCH /v1/contacts/{id}", obj: &azObject{agent: http.StatusOK, ok: http.StatusOK,
+		target: contact("", constBody(`{"name":"Renamed"}`), false)}})
+	add(azCase{route: "POST /v1/contacts/{id}/identities", obj: &azObject{agent: http.StatusCreated, ok: http.StatusCreated,
+		target: contact("/identities", func() string {
+			return fmt.Sprintf(`{"channel":"chat","identity":%q}`, testkit.RandomName("chat-"))
+		}, false)}})
+	add(azCase{route: "DELETE /v1/contacts/{id}/identities/{channel}/{identity}", obj: &azObject{agent: http.StatusOK, ok: http.StatusOK,
+		target: func(t *testing.T) azTarget {
+			id, ident := fx.contact(t, fx.admin)
+			fx.ok(t, fx.admin, post, "/v1/contacts/"+id+"/identities", fmt.Sprintf(`{"channel":"sms","identity":"+3361%08d"}`, time.Now().UnixNano()%1e8))
+			suffix := "/identities/chat/" + ident
+			return azTarget{path: "/v1/contacts/" + id + suffix, missing: "/v1/contacts/" + uuid.NewString() + suffix,
+				snap: fx.snap("/v1/contacts/" + id)}
+		}}})
+	add(azCase{route: "POST /v1/contacts/{id}/merge", obj: &azObject{agent: forbidden, ok: http.StatusOK, target: func(t *testing.T) azTarget {
+		keep, _ := fx.contact(t, fx.admin)
+		other, _ := fx.contact(t, fx.admin)
+		fx.ok(t, fx.admin, post, "/v1/contacts/"+other+"/notes", `{"body":"prefers email"}`)
+		return azTarget{path: "/v1/contacts/" + keep + "/merge", missing: "/v1/contacts/" + uuid.NewString() + "/merge",
+			body: fmt.Sprintf(`{"contact_id":%q}`, other),
+			snap: fx.snap("/v1/contacts/"+keep, "/v1/contacts/"+other, "/v1/contacts/"+keep+"/notes?limit=200", "/v1/contacts/"+other+"/notes?limit=200")}
+	}}})
+	add(azCase{route: "GET /v1/contacts/{id}/notes", obj: &azObject{agent: http.StatusOK, ok: http.StatusOK, target: contact("/notes", noBody, true)}})
+	add(azCase{route: "POST /v1/contacts/{id}/notes", obj: &azObject{agent: http.StatusCreated, ok: http.StatusCreated,
+		target: contact("/notes", constBody(`{"body":"called back"}`), true)}})
+
+	// --- The real-time stream ------------------------------------------
+
+	changed := func(conv string) func(stEvent) bool {
+		return func(ev stEvent) bool { return ev.Type == events.TypeConversationChanged && ev.Conversation == conv }
+	}
+	// hidden checks that the stream of token gets nothing of x, a
+	// conversation it may not see: once A's admin saw x change, the hub
+	// had handed that change to every client, so the change of visible
+	// (made by by) comes after it on token's stream if it came at all.
+	hiddenFrom := func(t *testing.T, token, by, visible string) {
+		x := fx.conv(t, fx.q2, "new")
+		watch, _ := stOpen(t, fx.e, fx.admin, "")
+		theirs, _ := stOpen(t, fx.e, token, "")
+		fx.ok(t, fx.admin, patch, "/v1/conversations/"+x, `{"flagged":true}`)
+		watch.until(t, "the change of A's conversation", changed(x))
+		fx.ok(t, by, patch, "/v1/conversations/"+visible, `{"muted":true}`)
+		for _, ev := range theirs.until(t, "the change of a conversation it sees", changed(visible)) {
+			require.NotEqual(t, x, ev.Conversation, "the stream told of a conversation out of sight: %+v", ev)
+		}
+	}
+	add(azCase{route: "GET /v1/stream", calls: &azCalls{path: "/v1/stream",
+		other: func(t *testing.T) { hiddenFrom(t, fx.other, fx.other, fx.bConv) },
+		agent: func(t *testing.T) { hiddenFrom(t, fx.agent, fx.admin, fx.seen) },
+		right: func(t *testing.T) {
+			x := fx.conv(t, fx.q2, "new")
+			s, _ := stOpen(t, fx.e, fx.admin, "")
+			fx.ok(t, fx.admin, patch, "/v1/conversations/"+x, `{"flagged":true}`)
+			s.until(t, "the change of A's conversation", changed(x))
+		},
+	}})
+	return cases
+}
+
+// sameDocument checks that token gets the document anonymous callers get.
+func (fx *azFixture) sameDocument(t *testing.T, token string) {
+	t.Helper()
+	anon := azCall(t, fx.e, "", http.MethodGet, "/openapi.json", "")
+	r := azCall(t, fx.e, token, http.MethodGet, "/openapi.json", "")
+	require.Equal(t, http.StatusOK, r.Status)
+	require.Equal(t, string(anon.Body), string(r.Body))
+}
+
+// separate checks that B's admin lists its own marker and nothing of A's
+// (not even an id inside an item), while A's admin lists A's.
+func (fx *azFixture) separate(t *testing.T, path, marker string) {
+	t.Helper()
+	theirs := fx.ok(t, fx.admin, http.MethodGet, path, "")
+	aIDs := azIDs(t, theirs)
+	require.NotEmpty(t, aIDs, "A has nothing to hide here: the check says nothing")
+	own := fx.ok(t, fx.other, http.MethodGet, path, "")
+	require.Contains(t, azIDs(t, own), marker, "B does not see its own")
+	for _, id := range append(aIDs, fx.a.Tenant.ID.String()) {
+		require.NotContains(t, string(own.Body), id, "B's admin sees something of A's in GET %s", path)
+	}
+}
+
+// runObject calls a route on an object of A as every caller.
+func (fx *azFixture) runObject(t *testing.T, c azCase) {
+	method := azMethod(c.route)
+	tg := c.obj.target(t)
+	var before string
+	if tg.snap != nil {
+		before = tg.snap(t)
+	}
+	unchanged := func(t *testing.T, who string) {
+		t.Helper()
+		if tg.snap != nil {
+			require.Equal(t, before, tg.snap(t), "%s's refused %s %s changed it", who, method, tg.path)
+		}
+	}
+	// After a caller succeeded, the next one gets an object of its own.
+	fresh := func(t *testing.T) {
+		tg = c.obj.target(t)
+		if tg.snap != nil {
+			before = tg.snap(t)
+		}
+	}
+	what := func(who string) string { return fmt.Sprintf("%s: %s %s %s", who, method, tg.path, azShort(tg.body)) }
+
+	t.Run("anonymous", func(t *testing.T) {
+		for _, token := range []string{"", "sbt_not-a-token"} {
+			r := azCall(t, fx.e, token, method, tg.path, tg.body)
+			azMustProblem(t, r, http.StatusUnauthorized, what("token "+token))
+			require.Contains(t, r.Header.Get("WWW-Authenticate"), "Bearer", what("token "+token))
+		}
+		unchanged(t, "anonymous")
+	})
+	t.Run("other-tenant-admin", func(t *testing.T) {
+		missing := azCall(t, fx.e, fx.other, method, tg.missing, tg.body)
+		foreign := azCall(t, fx.e, fx.other, method, tg.path, tg.body)
+		azMustProblem(t, foreign, http.StatusNotFound, what("B's admin"))
+		require.Equal(t, missing.Status, foreign.Status, "%s: A's object answered %s, an id naming nothing %s", what("B's admin"), foreign, missing)
+		require.Equal(t, string(missing.Body), string(foreign.Body), "%s: A's object is told apart from an id naming nothing", what("B's admin"))
+		unchanged(t, "B's admin")
+	})
+	t.Run("agent", func(t *testing.T) {
+		r := azCall(t, fx.e, fx.agent, method, tg.path, tg.body)
+		if c.obj.agent < 300 {
+			require.Equal(t, c.obj.agent, r.Status, "%s answered %s (every user of the tenant may)", what("the agent"), r)
+			fresh(t)
+			return
+		}
+		azMustProblem(t, r, c.obj.agent, what("the agent"))
+		missing := azCall(t, fx.e, fx.agent, method, tg.missing, tg.body)
+		require.Equal(t, missing.Status, r.Status, "%s: the object answered %s, an id naming nothing %s", what("the agent"), r, missing)
+		require.Equal(t, string(missing.Body), string(r.Body), "%s: the object is told apart from an id naming nothing", what("the agent"))
+		unchanged(t, "the agent")
+	})
+	if c.obj.mate != 0 {
+		t.Run("teammate", func(t *testing.T) {
+			azMustProblem(t, azCall(t, fx.e, fx.mate, method, tg.path, tg.body), c.obj.mate, what("the teammate"))
+			unchanged(t, "the teammate")
+		})
+	}
+	t.Run("right-user", func(t *testing.T) {
+		r := azCall(t, fx.e, fx.admin, method, tg.path, tg.body)
+		require.Equal(t, c.obj.ok, r.Status, "%s answered %s", what("A's admin"), r)
+	})
+}
+
+// runCalls runs the checks of a route that acts on no one object of A.
+func (fx *azFixture) runCalls(t *testing.T, c azCase) {
+	method := azMethod(c.route)
+	t.Run("anonymous", func(t *testing.T) {
+		if c.calls.anon != nil {
+			c.calls.anon(t)
+			return
+		}
+		for _, token := range []string{"", "sbt_not-a-token"} {
+			r := azCall(t, fx.e, token, method, c.calls.path, c.calls.body)
+			azMustProblem(t, r, http.StatusUnauthorized, fmt.Sprintf("%s %s with token %q", method, c.calls.path, token))
+			require.Contains(t, r.Header.Get("WWW-Authenticate"), "Bearer")
+		}
+	})
+	for _, caller := range []struct {
+		name  string
+		check func(t *testing.T)
+	}{{"other-tenant-admin", c.calls.other}, {"agent", c.calls.agent}, {"right-user", c.calls.right}} {
+		if caller.check != nil {
+			t.Run(caller.name, caller.check)
+		}
+	}
+}
+
+func TestAuthzMatrixCoversEveryRoute(t *testing.T) {
+	registered := azRegistered()
+	var table []string
+	for _, c := range azMatrix(&azFixture{}) {
+		require.True(t, (c.obj == nil) != (c.calls == nil), "%s: an object route or calls, not both", c.route)
+		table = append(table, c.route)
+	}
+	slices.Sort(table)
+	require.Equal(t, len(slices.Compact(slices.Clone(table))), len(table), "a route is twice in the matrix: %v", table)
+	var missing, extra []string
+	for _, r := range registered {
+		if !slices.Contains(table, r) {
+			missing = append(missing, r)
+		}
+	}
+	for _, r := range table {
+		if !slices.Contains(registered, r) {
+			extra = append(extra, r)
+		}
+	}
+	require.Empty(t, missing, "routes the API registers that the authorisation matrix does not call: add them to azMatrix")
+	require.Empty(t, extra, "routes of the authorisation matrix that the API does not register")
+	require.Len(t, table, len(registered))
+}
+
+func TestAuthzMatrix(t *testing.T) {
+	fx := azSetup(t, 40)
+	for _, c := range azMatrix(fx) {
+		t.Run(azName(c.route), func(t *testing.T) {
+			if c.obj != nil {
+				fx.runObject(t, c)
+			} else {
+				fx.runCalls(t, c)
+			}
+		})
+	}
+
+	// Ids of A's objects in B's requests answer exactly like ids naming
+	// nothing: B learns nothing by naming them.
+	t.Run("ids of another tenant in bodies and filters", func(t *testing.T) {
+		skill := fx.create(t, fx.admin, "/v1/admin/skills", fmt.Sprintf(`{"name":%q}`, testkit.RandomName("s-")))
+		list := fx.create(t, fx.admin, "/v1/admin/tag-lists", `{"name":"Reason","values":["late"]}`)
+		aContact, _ := fx.contact(t, fx.admin)
+		bContact, _ := fx.contact(t, fx.other)
+		bUser := fx.create(t, fx.other, "/v1/admin/users", fmt.Sprintf(`{"email":%q,"name":"B agent"}`, testkit.RandomName("b-")+"@example.com"))
+		bMessage := fx.firstMessage(t, fx.other, fx.bConv)
+		bc := "/v1/conversations/" + fx.bConv
+		for _, c := range []struct {
+			name, method, path, body string
+			foreign                  string // A's id, replaced by a random one for the reference
+		}{
+			{"route to A's queue", http.MethodPost, bc + "/route", `{"queue_id":%q}`, fx.q2.ID.String()},
+			{"transfer to A's queue", http.MethodPost, bc + "/transfer", `{"queue_id":%q}`, fx.q2.ID.String()},
+			{"transfer to A's user", http.MethodPost, bc + "/transfer", `{"user_id":%q}`, fx.agentUser.ID.String()},
+			{"transfer to A's skill", http.MethodPost, bc + "/transfer", `{"skill_id":%q}`, skill},
+			{"assign A's user", http.MethodPut, bc + "/assignees", `{"user_ids":[%q]}`, fx.agentUser.ID.String()},
+			{"tag with A's tag list", http.MethodPatch, "/v1/messages/" + bMessage, `{"tags":{%q:"late"}}`, list},
+			{"merge A's contact", http.MethodPost, "/v1/contacts/" + bContact + "/merge", `{"contact_id":%q}`, aContact},
+			{"create a user in A's queue", http.MethodPost, "/v1/admin/users", `{"email":"twin@example.com","name":"Twin","queue_ids":[%q]}`, fx.q2.ID.String()},
+			{"create a user with A's skill", http.MethodPost, "/v1/admin/users", `{"email":"twin@example.com","name":"Twin","skill_ids":[%q]}`, skill},
+			{"move a user to A's queue", http.MethodPatch, "/v1/admin/users/" + bUser, `{"queue_ids":[%q]}`, fx.q2.ID.String()},
+			{"list A's queue", http.MethodGet, "/v1/conversations?queue_id=%s", "", fx.q2.ID.String()},
+			{"list A's assignee", http.MethodGet, "/v1/conversations?assignee_id=%s", "", fx.adminUser.ID.String()},
+			{"list A's tag list", http.MethodGet, "/v1/conversations?tag=%s:late", "", list},
+			{"list A's channel account", http.MethodGet, "/v1/conversations?channel_account_id=%s", "", fx.a.ChatChannel.ID.String()},
+			{"mark A's queue read", http.MethodPost, "/v1/conversations/mark-read?queue_id=%s", "", fx.q2.ID.String()},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				fill := func(id string) (string, string) {
+					if c.body != "" {
+						return c.path, fmt.Sprintf(c.body, id)
+					}
+					return fmt.Sprintf(c.path, id), ""
+				}
+				random := uuid.NewString()
+				path, body := fill(random)
+				missing := azCall(t, fx.e, fx.other, c.method, path, body)
+				path, body = fill(c.foreign)
+				foreign := azCall(t, fx.e, fx.other, c.method, path, body)
+				require.Equal(t, missing.Status, foreign.Status, "%s %s %s: A's id answered %s, a random one %s", c.method, path, body, foreign, missing)
+				// An answer may name the id it was given (the field tags.<id>).
+				require.Equal(t, strings.ReplaceAll(string(missing.Body), random, "<id>"), strings.ReplaceAll(string(foreign.Body), c.foreign, "<id>"),
+					"%s %s %s: A's id is told apart from a random one", c.method, path, body)
+			})
+		}
+	})
+}

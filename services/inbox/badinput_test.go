@@ -1,0 +1,766 @@
+package inbox_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchboard-oss/switchboard/pkg/httpx"
+	"github.com/switchboard-oss/switchboard/pkg/testkit"
+)
+
+// Bad input on every write route (POST, PUT, PATCH; no DELETE route takes
+// a body): an unknown field, a wrong type, a body over the server's limit,
+// an invalid state transition where the route moves a conversation, and
+// values that are well-typed but wrong. Each must be refused with an
+// application/problem+json naming the field (400), saying the body is too
+// large (413), or giving the conversation's current state (409), and
+// nothing stored may change: what the route writes is read before and
+// after each call and compared.
+
+// biLimit is the test server's http.max-body-bytes.
+const biLimit = 1 << 20
+
+// biHuge is a JSON object of 1.5 MiB, its bulk in field.
+func biHuge(field string) string {
+	return fmt.Sprintf(`{%q:%q}`, field, strings.Repeat("x", biLimit+biLimit/2))
+}
+
+// biCase is one bad request.
+type biCase struct {
+	// kind is unknown-field, wrong-type, oversized, transition or invalid.
+	kind, name string
+	// query is added to the path; body is sent as it is.
+	query, body string
+	// status is what must answer: 400 naming field, 413, or 409 with
+	// state, the conversation's current state.
+	status int
+	field  string
+	state  string
+	// on, for a transition, is the state of the conversation it is made
+	// on (a fresh one); "" is the route's own target.
+	on string
+}
+
+func biUnknown(body, field string) biCase {
+	return biCase{kind: "unknown-field", name: field, body: body, status: http.StatusBadRequest, field: field}
+}
+
+func biWrongType(body, field string) biCase {
+	return biCase{kind: "wrong-type", name: field, body: body, status: http.StatusBadRequest, field: field}
+}
+
+func biOversized(field string) biCase {
+	return biCase{kind: "oversized", name: "1.5 MiB", body: biHuge(field), status: http.StatusRequestEntityTooLarge}
+}
+
+func biInvalid(name, body, field string) biCase {
+	return biCase{kind: "invalid", name: name, body: body, status: http.StatusBadRequest, field: field}
+}
+
+func biInvalidQuery(name, query, field string) biCase {
+	return biCase{kind: "invalid", name: name, query: query, status: http.StatusBadRequest, field: field}
+}
+
+func biTransition(on, body string) biCase {
+	return biCase{kind: "transition", name: "on " + on, body: body, status: http.StatusConflict, state: on, on: on}
+}
+
+// biTarget is where a route's bad requests go and what they must not
+// change.
+type biTarget struct {
+	path  string
+	token string
+	// snap reads what the route writes; nil when nothing is readable
+	// (login).
+	snap func(t *testing.T) string
+	// reset runs before each case (to make a change detectable again).
+	reset func(t *testing.T)
+	// vars fill {{NAME}} in the cases' query, body and field: what exists
+	// only once the target does.
+	vars map[string]string
+}
+
+// with returns the target with one more var.
+func (tg biTarget) with(name, value string) biTarget {
+	vars := map[string]string{name: value}
+	for k, v := range tg.vars {
+		vars[k] = v
+	}
+	tg.vars = vars
+	return tg
+}
+
+// biRoute is a write route and its bad requests.
+type biRoute struct {
+	route string
+	// target makes the object bad requests go to; state is "" for the
+	// route's own, or the conversation state of a transition case.
+	target func(t *testing.T, state string) biTarget
+	// fresh makes a new target for every case (a session that a wrongly
+	// accepted call would end).
+	fresh bool
+	cases []biCase
+	// after runs once all cases ran: what no snapshot could see.
+	after func(t *testing.T)
+}
+
+// biRoutes is the table; fx may be empty when only the routes are wanted.
+func biRoutes(fx *azFixture) []biRoute {
+	get, post, patch := http.MethodGet, http.MethodPost, http.MethodPatch
+	nul := `a\u0000b`
+	long := func(n int) string { return strings.Repeat("y", n) }
+	random := uuid.NewString()
+	future := func(d time.Duration) string { return time.Now().Add(d).UTC().Format(time.RFC3339) }
+
+	// conversation targets a conversation in state (assigned: to A's
+	// admin, in q1), fresh for the route and for each transition.
+	conversation := func(suffix, state string) func(t *testing.T, on string) biTarget {
+		return func(t *testing.T, on string) biTarget {
+			if on == "" {
+				on = state
+			}
+			id := fx.conv(t, fx.q1, on)
+			return biTarget{path: "/v1/conversations/" + id + suffix, token: fx.admin, snap: fx.convSnap(id)}
+		}
+	}
+	// admin targets a path as A's admin, with a snapshot of paths.
+	admin := func(path string, snap ...string) biTarget {
+		return biTarget{path: path, token: fx.admin, snap: fx.snap(snap...)}
+	}
+	var routes []biRoute
+	add := func(r biRoute) { routes = append(routes, r) }
+
+	// --- Sessions ----------------------------------------------------
+
+	login := func(email, password string) string {
+		return fmt.Sprintf(`{"tenant_id":%q,"email":%q,"password":%q}`, fx.a.Tenant.ID, email, password)
+	}
+	add(biRoute{route: "POST /v1/auth/login",
+		target: func(t *testing.T, _ string) biTarget { return biTarget{path: "/v1/auth/login"} },
+		cases: []biCase{
+			// Good credentials: a server that ignored the unknown field would log in.
+			biUnknown(strings.TrimSuffix(login(fx.adminUser.Email, azPassword), "}")+`,"remember":true}`, "remember"),
+			biWrongType(`{"tenant_id":"`+fx.a.Tenant.ID.String()+`","email":5,"password":"correct horse battery"}`, "email"),
+			biOversized("password"),
+			biInvalid("tenant_id not an id", `{"tenant_id":"acme","email":"a@example.com","password":"correct horse battery"}`, "tenant_id"),
+			biInvalid("email empty", login("", azPassword), "email"),
+			biInvalid("email with NUL", `{"tenant_id":"`+fx.a.Tenant.ID.String()+`","email":"ada\u0000@example.com","password":"correct horse battery"}`, "email"),
+			biInvalid("password empty", login("a@example.com", ""), "password"),
+		}})
+
+	var refresh string
+	add(biRoute{route: "POST /v1/auth/refresh",
+		target: func(t *testing.T, _ string) biTarget {
+			if refresh == "" {
+				_, refresh = fx.login(t, fx.a, fx.adminUser.Email)
+			}
+			return biTarget{path: "/v1/auth/refresh", token: "", vars: map[string]string{"REFRESH": refresh}}
+		},
+		cases: []biCase{
+			biUnknown(`{"refresh_token":"{{REFRESH}}","scope":"all"}`, "scope"),
+			biWrongType(`{"refresh_token":5}`, "refresh_token"),
+			biOversized("refresh_token"),
+			biInvalid("refresh_token empty", `{"refresh_token":""}`, "refresh_token"),
+		},
+		after: func(t *testing.T) {
+			// No refused call used the refresh token up.
+			fx.ok(t, "", post, "/v1/auth/refresh", fmt.Sprintf(`{"refresh_token":%q}`, refresh))
+		}})
+
+	add(biRoute{route: "POST /v1/auth/logout", fresh: true,
+		target: func(t *testing.T, state string) biTarget {
+			token := fx.a.APIToken.Token
+			if state != "api-token" {
+				token, _ = fx.login(t, fx.a, fx.adminUser.Email)
+			}
+			return biTarget{path: "/v1/auth/logout", token: token, snap: func(t *testing.T) string {
+				r := azCall(t, fx.e, token, get, "/v1/me", "")
+				return fmt.Sprintf("GET /v1/me: %d %s", r.Status, r.Body)
+			}}
+		},
+		cases: []biCase{
+			biUnknown(`{"everywhere":true}`, "everywhere"),
+			biWrongType(`[]`, "body"),
+			biOversized("everywhere"),
+			{kind: "invalid", name: "an API token", status: http.StatusBadRequest, field: "Authorization", on: "api-token"},
+		}})
+
+	// --- Conversations ----------------------------------------------
+
+	// mark-read takes its filters in the query string, and no body.
+	var unreadProbe string
+	add(biRoute{route: "POST /v1/conversations/mark-read",
+		target: func(t *testing.T, _ string) biTarget {
+			if unreadProbe == "" {
+				unreadProbe = fx.conv(t, fx.q1, "new")
+			}
+			return biTarget{path: "/v1/conversations/mark-read", token: fx.admin, snap: fx.snap("/v1/conversations?limit=200"),
+				reset: func(t *testing.T) {
+					fx.ok(t, fx.admin, patch, "/v1/conversations/"+unreadProbe, `{"unread":true}`)
+				}}
+		},
+		cases: []biCase{
+			biUnknown(`{"all":true}`, "all"),
+			biWrongType(`[]`, "body"),
+			{kind: "wrong-type", name: "unread", query: "?unread=maybe", status: http.StatusBadRequest, field: "unread"},
+			biOversized("all"),
+			biInvalidQuery("queue_id not an id", "?queue_id=support", "queue_id"),
+			biInvalidQuery("tab unknown", "?tab=everything", "tab"),
+			biInvalidQuery("state unknown", "?state=lost", "state"),
+			biInvalidQuery("from not a time", "?from=yesterday", "from"),
+			biInvalidQuery("tag without a value", "?tag="+random, "tag"),
+			biInvalidQuery("q too long", "?q="+long(201), "q"),
+			biInvalidQuery("q with NUL", "?q=a%00b", "q"),
+			biInvalidQuery("language with NUL", "?language=e%00", "language"),
+			biInvalidQuery("tag value with NUL", "?tag="+random+":a%00", "tag"),
+		}})
+
+	add(biRoute{route: "PATCH /v1/conversations/{id}", target: conversation("", "new"),
+		cases: []biCase{
+			biUnknown(`{"pinned":true}`, "pinned"),
+			biWrongType(`{"flagged":"yes"}`, "flagged"),
+			biOversized("language"),
+			biInvalid("nothing to change", `{}`, "body"),
+			biInvalid("only nulls", `{"flagged":null}`, "body"),
+			biInvalid("language unknown", `{"language":"klingon"}`, "language"),
+			biInvalid("language with NUL", `{"language":"e\u0000"}`, "language"),
+		}})
+
+	add(biRoute{route: "POST /v1/conversations/{id}/assign", target: conversation("/assign", "new"),
+		cases: []biCase{
+			biUnknown(`{"user_id":"x"}`, "user_id"),
+			biWrongType(`[]`, "body"),
+			biOversized("user_id"),
+			biTransition("done", ""),
+		}})
+
+	assignees := func(ids ...string) string {
+		raw, _ := json.Marshal(map[string][]string{"user_ids": ids})
+		return string(raw)
+	}
+	many := make([]string, 21)
+	for i := range many {
+		many[i] = uuid.NewString()
+	}
+	add(biRoute{route: "PUT /v1/conversations/{id}/assignees", target: conversation("/assignees", "new"),
+		cases: []biCase{
+			biUnknown(`{"user_ids":["`+fx.adminUser.ID.String()+`"],"note":"x"}`, "note"),
+			biWrongType(`{"user_ids":"`+fx.adminUser.ID.String()+`"}`, "user_ids"),
+			biOversized("user_ids"),
+			biTransition("done", assignees(fx.adminUser.ID.String())),
+			biInvalid("no user", assignees(), "user_ids"),
+			biInvalid("user_ids absent", `{}`, "user_ids"),
+			biInvalid("not an id", assignees("ada"), "user_ids[0]"),
+			biInvalid("no such user", assignees(fx.adminUser.ID.String(), random), "user_ids[1]"),
+			biInvalid("21 users", assignees(many...), "user_ids"),
+		}})
+
+	cc := make([]string, 21)
+	for i := range cc {
+		cc[i] = fmt.Sprintf("cc%d@example.com", i)
+	}
+	ccJSON, _ := json.Marshal(map[string]any{"text": "hello", "cc": cc})
+	add(biRoute{route: "POST /v1/conversations/{id}/reply", target: conversation("/reply", "assigned"),
+		cases: []biCase{
+			biUnknown(`{"text":"hello","html":"<b>hello</b>"}`, "html"),
+			biWrongType(`{"text":5}`, "text"),
+			biOversized("text"),
+			biTransition("done", `{"text":"hello"}`),
+			biTransition("new", `{"text":"hello"}`),
+			biInvalid("text absent", `{}`, "text"),
+			biInvalid("text blank", `{"text":"  \n "}`, "text"),
+			biInvalid("text over 64 KiB", fmt.Sprintf(`{"text":%q}`, long(65537)), "text"),
+			biInvalid("text with NUL", `{"text":"`+nul+`"}`, "text"),
+			biInvalid("subject on one line", `{"text":"hello","subject":"a\nb"}`, "subject"),
+			biInvalid("subject on a chat", `{"text":"hello","subject":"Your order"}`, "subject"),
+			biInvalid("cc on a chat", `{"text":"hello","cc":["ada@example.com"]}`, "cc"),
+			biInvalid("cc not an address", `{"text":"hello","cc":["Ada <ada@example.com>"]}`, "cc[0]"),
+			biInvalid("21 cc", string(ccJSON), "cc"),
+		}})
+
+	add(biRoute{route: "POST /v1/conversations/{id}/archive", target: conversation("/archive", "new"),
+		cases: []biCase{
+			biUnknown(`{"why":"spam"}`, "why"),
+			biWrongType(`{"reason":5}`, "reason"),
+			biOversized("reason"),
+			biTransition("done", `{"reason":"spam"}`),
+			biInvalid("reason over 2000 bytes", fmt.Sprintf(`{"reason":%q}`, long(2001)), "reason"),
+			biInvalid("reason with NUL", `{"reason":"`+nul+`"}`, "reason"),
+		}})
+
+	queue := func() string { return fmt.Sprintf(`{"queue_id":%q}`, fx.q2.ID) }
+	add(biRoute{route: "POST /v1/conversations/{id}/route", target: conversation("/route", "new"),
+		cases: []biCase{
+			biUnknown(`{"queue_id":"`+fx.q2.ID.String()+`","priority":1}`, "priority"),
+			biWrongType(`{"queue_id":5}`, "queue_id"),
+			biOversized("queue_id"),
+			biTransition("done", queue()),
+			biInvalid("queue_id absent", `{}`, "queue_id"),
+			biInvalid("queue_id not an id", `{"queue_id":"support"}`, "queue_id"),
+			biInvalid("no such queue", `{"queue_id":"`+random+`"}`, "queue_id"),
+		}})
+
+	add(biRoute{route: "POST /v1/conversations/{id}/transfer", target: conversation("/transfer", "new"),
+		cases: []biCase{
+			biUnknown(`{"queue_id":"`+fx.q2.ID.String()+`","urgent":true}`, "urgent"),
+			biWrongType(`{"queue_id":"`+fx.q2.ID.String()+`","bypass_queue":"yes"}`, "bypass_queue"),
+			biOversized("comment"),
+			biTransition("done", queue()),
+			biInvalid("no target", `{}`, "body"),
+			biInvalid("two targets", `{"queue_id":"`+fx.q2.ID.String()+`","language":"fr"}`, "body"),
+			biInvalid("user_id not an id", `{"user_id":"ada"}`, "user_id"),
+			biInvalid("no such user", `{"user_id":"`+random+`"}`, "user_id"),
+			biInvalid("no such queue", `{"queue_id":"`+random+`"}`, "queue_id"),
+			biInvalid("no such skill", `{"skill_id":"`+random+`"}`, "skill_id"),
+			biInvalid("language unknown", `{"language":"xx"}`, "language"),
+			biInvalid("comment over 2000 bytes", fmt.Sprintf(`{"queue_id":%q,"comment":%q}`, fx.q2.ID, long(2001)), "comment"),
+			biInvalid("comment with NUL", `{"queue_id":"`+fx.q2.ID.String()+`","comment":"`+nul+`"}`, "comment"),
+		}})
+
+	add(biRoute{route: "POST /v1/conversations/{id}/release", target: conversation("/release", "assigned"),
+		cases: []biCase{
+			biUnknown(`{"to":"received","why":"x"}`, "why"),
+			biWrongType(`{"to":5}`, "to"),
+			biOversized("to"),
+			biTransition("new", ""),
+			biInvalid("to unknown", `{"to":"elsewhere"}`, "to"),
+		}})
+
+	add(biRoute{route: "POST /v1/conversations/{id}/complete", target: conversation("/complete", "assigned"),
+		cases: []biCase{
+			biUnknown(`{"disposition":"solved","rating":5}`, "rating"),
+			biWrongType(`{"disposition":"solved","smart_close":"yes"}`, "smart_close"),
+			biOversized("notes"),
+			biTransition("new", `{"disposition":"solved"}`),
+			biTransition("done", `{"disposition":"solved"}`),
+			biInvalid("disposition absent", `{}`, "disposition"),
+			biInvalid("disposition blank", `{"disposition":"   "}`, "disposition"),
+			biInvalid("disposition over 200 bytes", fmt.Sprintf(`{"disposition":%q}`, long(201)), "disposition"),
+			biInvalid("disposition with NUL", `{"disposition":"`+nul+`"}`, "disposition"),
+			biInvalid("notes over 5000 bytes", fmt.Sprintf(`{"disposition":"solved","notes":%q}`, long(5001)), "notes"),
+			biInvalid("notes with NUL", `{"disposition":"solved","notes":"`+nul+`"}`, "notes"),
+		}})
+
+	add(biRoute{route: "POST /v1/conversations/{id}/resume", target: conversation("/resume", "done"),
+		cases: []biCase{
+			biUnknown(`{"note":"x"}`, "note"),
+			biWrongType(`[]`, "body"),
+			biOversized("note"),
+			biTransition("new", ""),
+		}})
+
+	add(biRoute{route: "POST /v1/conversations/{id}/defer", target: conversation("/defer", "assigned"),
+		cases: []biCase{
+			biUnknown(`{"until":"`+future(time.Hour)+`","snooze":true}`, "snooze"),
+			{kind: "wrong-type", name: "until not a time", body: `{"until":"tomorrow"}`, status: http.StatusBadRequest, field: "until"},
+			{kind: "wrong-type", name: "until a number", body: `{"until":5}`, status: http.StatusBadRequest, field: "until"},
+			biWrongType(`{"until":"`+future(time.Hour)+`","reason":5}`, "reason"),
+			biOversized("reason"),
+			biTransition("new", `{"until":"`+future(time.Hour)+`"}`),
+			biInvalid("until absent", `{}`, "until"),
+			biInvalid("until past", `{"until":"`+future(-time.Hour)+`"}`, "until"),
+			biInvalid("until beyond a year", `{"until":"`+future(400*24*time.Hour)+`"}`, "until"),
+			biInvalid("reason over 2000 bytes", fmt.Sprintf(`{"until":%q,"reason":%q}`, future(time.Hour), long(2001)), "reason"),
+			biInvalid("reason with NUL", `{"until":"`+future(time.Hour)+`","reason":"`+nul+`"}`, "reason"),
+		}})
+
+	var tagList string
+	tags := make(map[string]string, 51)
+	for i := 0; i < 51; i++ {
+		tags[uuid.NewString()] = "x"
+	}
+	tagsJSON, _ := json.Marshal(map[string]any{"tags": tags})
+	add(biRoute{route: "PATCH /v1/messages/{id}",
+		target: func(t *testing.T, _ string) biTarget {
+			if tagList == "" {
+				tagList = fx.create(t, fx.admin, "/v1/admin/tag-lists", `{"name":"Reason","values":["late","broken"]}`)
+			}
+			id := fx.conv(t, fx.q1, "new")
+			return biTarget{path: "/v1/messages/" + fx.firstMessage(t, fx.admin, id), token: fx.admin, snap: fx.convSnap(id),
+				vars: map[string]string{"LIST": tagList}}
+		},
+		cases: []biCase{
+			biUnknown(`{"language":"en","starred":true}`, "starred"),
+			biWrongType(`{"tags":"late"}`, "tags"),
+			biWrongType(`{"language":5}`, "language"),
+			biOversized("language"),
+			biInvalid("nothing to change", `{}`, "body"),
+			biInvalid("language unknown", `{"language":"xx"}`, "language"),
+			biInvalid("no such tag list", `{"tags":{"`+random+`":"late"}}`, "tags."+random),
+			{kind: "invalid", name: "value not in the list", status: http.StatusBadRequest, field: "tags.{{LIST}}",
+				body: `{"tags":{"{{LIST}}":"lost"}}`},
+			biInvalid("51 tags", string(tagsJSON), "tags"),
+		}})
+
+	// --- Admin ---------------------------------------------------------
+
+	named := func(base string) {
+		existing := ""
+		listOf := func(t *testing.T) {
+			if existing == "" {
+				existing = testkit.RandomName("taken-")
+				fx.create(t, fx.admin, base, fmt.Sprintf(`{"name":%q}`, existing))
+			}
+		}
+		nameCases := func() []biCase {
+			return []biCase{
+				biUnknown(`{"name":"Support","color":"red"}`, "color"),
+				biWrongType(`{"name":5}`, "name"),
+				biOversized("name"),
+				biInvalid("name absent", `{}`, "name"),
+				biInvalid("name blank", `{"name":"   "}`, "name"),
+				biInvalid("name over 200 bytes", fmt.Sprintf(`{"name":%q}`, long(201)), "name"),
+				biInvalid("name with NUL", `{"name":"`+nul+`"}`, "name"),
+				{kind: "invalid", name: "name taken", body: `{"name":"{{EXISTING}}"}`, status: http.StatusBadRequest, field: "name"},
+			}
+		}
+		add(biRoute{route: "POST " + base,
+			target: func(t *testing.T, _ string) biTarget {
+				listOf(t)
+				return admin(base, base+"?limit=200").with("EXISTING", existing)
+			},
+			cases: nameCases()})
+		add(biRoute{route: "PATCH " + base + "/{id}",
+			target: func(t *testing.T, _ string) biTarget {
+				listOf(t)
+				id := fx.create(t, fx.admin, base, fmt.Sprintf(`{"name":%q}`, testkit.RandomName("n-")))
+				return admin(base+"/"+id, base+"/"+id, base+"?limit=200").with("EXISTING", existing)
+			},
+			cases: nameCases()})
+	}
+	named("/v1/admin/queues")
+	named("/v1/admin/skills")
+
+	var takenEmail string
+	user := func(extra string) string {
+		return fmt.Sprintf(`{"email":"new@example.com","name":"New"%s}`, extra)
+	}
+	add(biRoute{route: "POST /v1/admin/users",
+		target: func(t *testing.T, _ string) biTarget {
+			if takenEmail == "" {
+				takenEmail = testkit.RandomName("taken-") + "@example.com"
+				fx.create(t, fx.admin, "/v1/admin/users", fmt.Sprintf(`{"email":%q,"name":"Taken"}`, takenEmail))
+			}
+			return admin("/v1/admin/users", "/v1/admin/users?limit=200").with("TAKEN", takenEmail)
+		},
+		cases: []biCase{
+			biUnknown(user(`,"nickname":"N"`), "nickname"),
+			biWrongType(user(`,"capacity":"many"`), "capacity"),
+			biWrongType(user(`,"permissions":"moderate"`), "permissions"),
+			biOversized("name"),
+			biInvalid("email absent", `{"name":"New"}`, "email"),
+			biInvalid("email not an address", `{"email":"new at example","name":"New"}`, "email"),
+			biInvalid("email with NUL", `{"email":"new\u0000@example.com","name":"New"}`, "email"),
+			{kind: "invalid", name: "email taken", body: `{"email":"{{TAKEN}}","name":"New"}`, status: http.StatusBadRequest, field: "email"},
+			biInvalid("name absent", `{"email":"new@example.com"}`, "name"),
+			biInvalid("name with NUL", `{"email":"new@example.com","name":"`+nul+`"}`, "name"),
+			biInvalid("role unknown", user(`,"role":"root"`), "role"),
+			biInvalid("permission unknown", user(`,"permissions":["fly"]`), "permissions"),
+			biInvalid("language unknown", user(`,"languages":["xx"]`), "languages"),
+			biInvalid("capacity over 100", user(`,"capacity":101`), "capacity"),
+			biInvalid("capacity negative", user(`,"capacity":-1`), "capacity"),
+			biInvalid("queue_ids not ids", user(`,"queue_ids":["support"]`), "queue_ids[0]"),
+			biInvalid("no such queue", user(`,"queue_ids":["`+random+`"]`), "queue_ids[0]"),
+			biInvalid("no such skill", user(`,"skill_ids":["`+random+`"]`), "skill_ids[0]"),
+			biInvalid("password too short", user(`,"password":"short"`), "password"),
+		}})
+
+	add(biRoute{route: "PATCH /v1/admin/users/{id}",
+		target: func(t *testing.T, _ string) biTarget {
+			id := fx.create(t, fx.admin, "/v1/admin/users", fmt.Sprintf(`{"email":%q,"name":"Target"}`, testkit.RandomName("u-")+"@example.com"))
+			return admin("/v1/admin/users/"+id, "/v1/admin/users/"+id)
+		},
+		cases: []biCase{
+			biUnknown(`{"nickname":"N"}`, "nickname"),
+			biWrongType(`{"capacity":"many"}`, "capacity"),
+			biWrongType(`{"queue_ids":"all"}`, "queue_ids"),
+			biOversized("name"),
+			biInvalid("nothing to change", `{}`, "body"),
+			biInvalid("name empty", `{"name":""}`, "name"),
+			biInvalid("name with NUL", `{"name":"`+nul+`"}`, "name"),
+			biInvalid("email not an address", `{"email":"nope"}`, "email"),
+			biInvalid("role unknown", `{"role":"root"}`, "role"),
+			biInvalid("capacity over 100", `{"capacity":101}`, "capacity"),
+			biInvalid("capacity too large for an int", `{"capacity":1e40}`, "capacity"),
+			biInvalid("password empty", `{"password":""}`, "password"),
+			biInvalid("skill_ids not ids", `{"skill_ids":["german"]}`, "skill_ids[0]"),
+		}})
+
+	values := make([]string, 501)
+	for i := range values {
+		values[i] = fmt.Sprint(i)
+	}
+	valuesJSON, _ := json.Marshal(map[string]any{"name": "Big", "values": values})
+	tagListCases := func(create bool) []biCase {
+		cs := []biCase{
+			biUnknown(`{"name":"Mood","values":["happy"],"colour":"red"}`, "colour"),
+			biWrongType(`{"name":"Mood","values":"happy"}`, "values"),
+			biWrongType(`{"name":"Mood","values":["happy"],"mandatory":"yes"}`, "mandatory"),
+			biOversized("name"),
+			biInvalid("name empty", `{"name":"","values":["happy"]}`, "name"),
+			biInvalid("name with NUL", `{"name":"`+nul+`","values":["happy"]}`, "name"),
+			biInvalid("values empty", `{"name":"Mood","values":[]}`, "values"),
+			biInvalid("value twice", `{"name":"Mood","values":["happy","happy"]}`, "values[1]"),
+			biInvalid("value blank", `{"name":"Mood","values":[" "]}`, "values[0]"),
+			biInvalid("value with NUL", `{"name":"Mood","values":["`+nul+`"]}`, "values[0]"),
+			biInvalid("501 values", string(valuesJSON), "values"),
+		}
+		if create {
+			return append(cs, biInvalid("values absent", `{"name":"Mood"}`, "values"))
+		}
+		return append(cs, biInvalid("nothing to change", `{}`, "body"))
+	}
+	add(biRoute{route: "POST /v1/admin/tag-lists",
+		target: func(t *testing.T, _ string) biTarget {
+			return admin("/v1/admin/tag-lists", "/v1/admin/tag-lists?limit=200")
+		},
+		cases: tagListCases(true)})
+	add(biRoute{route: "PATCH /v1/admin/tag-lists/{id}",
+		target: func(t *testing.T, _ string) biTarget {
+			id := fx.create(t, fx.admin, "/v1/admin/tag-lists", fmt.Sprintf(`{"name":%q,"values":["a","b"]}`, testkit.RandomName("l-")))
+			return admin("/v1/admin/tag-lists/"+id, "/v1/admin/tag-lists/"+id, "/v1/admin/tag-lists?limit=200")
+		},
+		cases: tagListCases(false)})
+
+	add(biRoute{route: "POST /v1/admin/api-tokens",
+		target: func(t *testing.T, _ string) biTarget {
+			return admin("/v1/admin/api-tokens", "/v1/admin/api-tokens?limit=200")
+		},
+		cases: []biCase{
+			biUnknown(`{"name":"CRM","token":"sbt_mine"}`, "token"),
+			biWrongType(`{"name":true}`, "name"),
+			biWrongType(`{"name":"CRM","permissions":"all"}`, "permissions"),
+			biOversized("name"),
+			biInvalid("name absent", `{}`, "name"),
+			biInvalid("name with NUL", `{"name":"`+nul+`"}`, "name"),
+			biInvalid("role unknown", `{"name":"CRM","role":"root"}`, "role"),
+			biInvalid("permission unknown", `{"name":"CRM","permissions":["fly"]}`, "permissions"),
+		}})
+
+	// --- Contacts --------------------------------------------------------
+
+	ident := func(channel, identity string) string {
+		return fmt.Sprintf(`{"name":"Ada","identities":[{"channel":%q,"identity":%q}]}`, channel, identity)
+	}
+	var heldIdentity string
+	add(biRoute{route: "POST /v1/contacts",
+		target: func(t *testing.T, _ string) biTarget {
+			if heldIdentity == "" {
+				_, heldIdentity = fx.contact(t, fx.admin)
+			}
+			return admin("/v1/contacts", "/v1/contacts?limit=200").with("HELD", heldIdentity)
+		},
+		cases: []biCase{
+			biUnknown(`{"name":"Ada","nickname":"A","identities":[{"channel":"chat","identity":"ada-1"}]}`, "nickname"),
+			biWrongType(`{"name":5,"identities":[{"channel":"chat","identity":"ada-1"}]}`, "name"),
+			biWrongType(`{"name":"Ada","identities":{"channel":"chat","identity":"ada-1"}}`, "identities"),
+			biOversized("name"),
+			biInvalid("identities absent", `{"name":"Ada"}`, "identities"),
+			biInvalid("channel unknown", ident("fax", "+33612345678"), "identities[0].channel"),
+			biInvalid("email not an address", ident("email", "ada at example"), "identities[0].identity"),
+			biInvalid("sms not E.164", ident("sms", "0612345678"), "identities[0].identity"),
+			biInvalid("chat identity with NUL", `{"identities":[{"channel":"chat","identity":"`+nul+`"}]}`, "identities[0].identity"),
+			biInvalid("identity twice", `{"identities":[{"channel":"chat","identity":"x"},{"channel":"chat","identity":"x"}]}`, "identities[1]"),
+			biInvalid("name on two lines", `{"name":"a\nb","identities":[{"channel":"chat","identity":"ada-1"}]}`, "name"),
+			biInvalid("name with NUL", `{"name":"`+nul+`","identities":[{"channel":"chat","identity":"ada-1"}]}`, "name"),
+			biInvalid("avatar_url javascript", `{"avatar_url":"javascript:alert(1)","identities":[{"channel":"chat","identity":"ada-1"}]}`, "avatar_url"),
+			biInvalid("preferred_language unknown", `{"preferred_language":"french","identities":[{"channel":"chat","identity":"ada-1"}]}`, "preferred_language"),
+			{kind: "invalid", name: "identity held by another contact", status: http.StatusConflict, field: "identities[1].identity",
+				body: `{"identities":[{"channel":"chat","identity":"ada-1"},{"channel":"chat","identity":"{{HELD}}"}]}`},
+		}})
+
+	contact := func(suffix string, notes bool) func(t *testing.T, _ string) biTarget {
+		return func(t *testing.T, _ string) biTarget {
+			id, _ := fx.contact(t, fx.admin)
+			snap := []string{"/v1/contacts/" + id}
+			if notes {
+				snap = append(snap, "/v1/contacts/"+id+"/notes?limit=200")
+			}
+			return admin("/v1/contacts/"+id+suffix, snap...)
+		}
+	}
+	add(biRoute{route: "PATCH /v1/contacts/{id}", target: contact("", false),
+		cases: []biCase{
+			biUnknown(`{"nickname":"A"}`, "nickname"),
+			biWrongType(`{"name":5}`, "name"),
+			biOversized("name"),
+			biInvalid("nothing to change", `{}`, "body"),
+			biInvalid("name over 200 bytes", fmt.Sprintf(`{"name":%q}`, long(201)), "name"),
+			biInvalid("name with NUL", `{"name":"`+nul+`"}`, "name"),
+			biInvalid("avatar_url not http", `{"avatar_url":"data:image/png;base64,AAAA"}`, "avatar_url"),
+			biInvalid("preferred_language unknown", `{"preferred_language":"french"}`, "preferred_language"),
+		}})
+
+	add(biRoute{route: "POST /v1/contacts/{id}/identities",
+		target: func(t *testing.T, _ string) biTarget {
+			if heldIdentity == "" {
+				_, heldIdentity = fx.contact(t, fx.admin)
+			}
+			return contact("/identities", false)(t, "").with("HELD", heldIdentity)
+		},
+		cases: []biCase{
+			biUnknown(`{"channel":"chat","identity":"ada-2","primary":true}`, "primary"),
+			biWrongType(`{"channel":5,"identity":"ada-2"}`, "channel"),
+			biOversized("identity"),
+			biInvalid("channel unknown", `{"channel":"fax","identity":"+33612345678"}`, "channel"),
+			biInvalid("channel absent", `{"identity":"ada-2"}`, "channel"),
+			biInvalid("email not an address", `{"channel":"email","identity":"Ada <ada@example.com>"}`, "identity"),
+			biInvalid("sms not E.164", `{"channel":"sms","identity":"+0612"}`, "identity"),
+			biInvalid("chat identity empty", `{"channel":"chat","identity":""}`, "identity"),
+			biInvalid("chat identity over 256 bytes", fmt.Sprintf(`{"channel":"chat","identity":%q}`, long(257)), "identity"),
+			{kind: "invalid", name: "identity held by another contact", status: http.StatusConflict, field: "identity",
+				body: `{"channel":"chat","identity":"{{HELD}}"}`},
+		}})
+
+	add(biRoute{route: "POST /v1/contacts/{id}/merge",
+		target: func(t *testing.T, _ string) biTarget {
+			keep, _ := fx.contact(t, fx.admin)
+			other, _ := fx.contact(t, fx.admin)
+			return admin("/v1/contacts/"+keep+"/merge", "/v1/contacts/"+keep, "/v1/contacts/"+other, "/v1/contacts?limit=200").with("SELF", keep)
+		},
+		cases: []biCase{
+			biUnknown(`{"contact_id":"`+random+`","force":true}`, "force"),
+			biWrongType(`{"contact_id":5}`, "contact_id"),
+			biOversized("contact_id"),
+			biInvalid("contact_id absent", `{}`, "contact_id"),
+			biInvalid("contact_id not an id", `{"contact_id":"ada"}`, "contact_id"),
+			{kind: "invalid", name: "into itself", status: http.StatusBadRequest, field: "contact_id", body: `{"contact_id":"{{SELF}}"}`},
+		}})
+
+	add(biRoute{route: "POST /v1/contacts/{id}/notes", target: contact("/notes", true),
+		cases: []biCase{
+			biUnknown(`{"body":"called","pinned":true}`, "pinned"),
+			biWrongType(`{"body":5}`, "body"),
+			biOversized("body"),
+			biInvalid("body absent", `{}`, "body"),
+			biInvalid("body blank", `{"body":"  "}`, "body"),
+			biInvalid("body over 10000 bytes", fmt.Sprintf(`{"body":%q}`, long(10001)), "body"),
+			biInvalid("body with NUL", `{"body":"`+nul+`"}`, "body"),
+		}})
+
+	return routes
+}
+
+// biFill puts the target's vars ({{NAME}}) in s.
+func biFill(s string, vars map[string]string) string {
+	for k, v := range vars {
+		s = strings.ReplaceAll(s, "{{"+k+"}}", v)
+	}
+	return s
+}
+
+// biRegisteredWrites lists the routes the API registers that take a body.
+func biRegisteredWrites() []string {
+	var out []string
+	for _, r := range azRegistered() {
+		switch azMethod(r) {
+		case http.MethodPost, http.MethodPut, http.MethodPatch:
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestBadInputCoversEveryWriteRoute(t *testing.T) {
+	var table []string
+	for _, r := range biRoutes(&azFixture{}) {
+		table = append(table, r.route)
+		kinds := map[string]bool{}
+		for _, c := range r.cases {
+			kinds[c.kind] = true
+		}
+		for _, k := range []string{"unknown-field", "wrong-type", "oversized"} {
+			require.True(t, kinds[k], "%s has no %s case", r.route, k)
+		}
+		if strings.HasPrefix(r.route, "POST /v1/conversations/{id}/") || strings.HasPrefix(r.route, "PUT /v1/conversations/{id}/") {
+			require.True(t, kinds["transition"], "%s moves a conversation but has no transition case", r.route)
+		}
+	}
+	slices.Sort(table)
+	require.Equal(t, biRegisteredWrites(), table, "the write routes the API registers and those the bad-input table covers differ")
+	// DELETE routes take no body: they have nothing to refuse here.
+	for _, r := range azRegistered() {
+		if azMethod(r) == http.MethodDelete {
+			require.NotContains(t, table, r)
+		}
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	fx := azSetup(t, 60)
+	for _, r := range biRoutes(fx) {
+		t.Run(azName(r.route), func(t *testing.T) {
+			method := azMethod(r.route)
+			// load makes a target and reads what it must keep.
+			load := func(t *testing.T, state string) (biTarget, string) {
+				tg := r.target(t, state)
+				before := ""
+				if tg.snap != nil {
+					before = tg.snap(t)
+				}
+				return tg, before
+			}
+			main, mainBefore := load(t, "")
+			for _, c := range r.cases {
+				t.Run(c.kind+" "+c.name, func(t *testing.T) {
+					tg, before := main, mainBefore
+					own := c.on != "" || r.fresh
+					if own {
+						tg, before = load(t, c.on)
+					}
+					if tg.reset != nil {
+						tg.reset(t)
+						if tg.snap != nil {
+							before = tg.snap(t)
+						}
+					}
+					path := biFill(tg.path+c.query, tg.vars)
+					body := biFill(c.body, tg.vars)
+					field := biFill(c.field, tg.vars)
+					res := azCall(t, fx.e, tg.token, method, path, body)
+					what := fmt.Sprintf("%s %s %s", method, path, azShort(body))
+					changed := false
+					if tg.snap != nil {
+						after := tg.snap(t)
+						changed = after != before
+						assert.Equal(t, before, after, "%s answered %s and changed what is stored", what, res)
+					}
+					if changed && !own {
+						// The next case gets an object as the route's target should be.
+						main, mainBefore = load(t, "")
+					}
+					if !assert.Equal(t, c.status, res.Status, "%s answered %s", what, res) ||
+						!assert.Equal(t, httpx.ContentTypeProblem, res.Header.Get("Content-Type"), "%s answered %s", what, res) {
+						return
+					}
+					var p azProblem
+					if !assert.NoError(t, json.Unmarshal(res.Body, &p), "%s answered %s", what, res) {
+						return
+					}
+					assert.Equal(t, res.Status, p.Status, "%s: the problem's status is not the answer's", what)
+					switch c.status {
+					case http.StatusBadRequest, http.StatusConflict:
+						if field != "" {
+							assert.Contains(t, p.fields(), field, "%s answered %s: errors[].field does not name %q", what, res, field)
+						}
+					}
+					if c.status == http.StatusConflict && c.state != "" {
+						assert.Equal(t, c.state, p.State, "%s answered %s: the state member is not the conversation's state", what, res)
+					}
+				})
+			}
+			if r.after != nil {
+				t.Run("afterwards", r.after)
+			}
+		})
+	}
+}
