@@ -126,7 +126,22 @@ func TestMessageReceivedValidate(t *testing.T) {
 			}
 		}},
 		{"metadata.k", func(m *events.MessageReceived) { m.Metadata = map[string]string{"k": strings.Repeat("v", 2000)} }},
+		{"subject", func(m *events.MessageReceived) { m.Subject = strings.Repeat("s", events.MaxSubjectBytes+1) }},
+		{"html", func(m *events.MessageReceived) { m.HTML = "<p>\x00</p>" }},
+		{"attachments", func(m *events.MessageReceived) {
+			m.Attachments = make([]events.Attachment, events.MaxAttachments+1)
+		}},
+		{"attachments[0].blob_key", func(m *events.MessageReceived) {
+			m.Attachments = []events.Attachment{{Name: "a.pdf", ContentType: "application/pdf", Size: 3}}
+		}},
+		{"attachments[1].size", func(m *events.MessageReceived) {
+			m.Attachments = []events.Attachment{{Name: "a", BlobKey: "k"}, {Name: "b", BlobKey: "k", Size: -1}}
+		}},
 	}
+	m := valid()
+	m.Subject, m.HTML, m.Automatic = "Réclamation", "<p>Bonjour</p>", true
+	m.Attachments = []events.Attachment{{Name: "a.pdf", ContentType: "application/pdf", Size: 3, BlobKey: "sha256/ab"}, {Name: "huge.iso", Size: 1 << 40, Skipped: "larger than 25 MiB"}}
+	require.NoError(t, m.Validate())
 	for _, c := range cases {
 		m := valid()
 		c.edit(&m)

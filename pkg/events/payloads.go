@@ -82,7 +82,40 @@ type MessageReceived struct {
 	ReceivedAt time.Time `json:"received_at"`
 	// Metadata carries channel-specific fields, shown to agents as is.
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// Subject is the subject of an email.
+	Subject string `json:"subject,omitempty"`
+	// HTML is the body as HTML, already sanitised, when the channel has
+	// one (email); Text is always set too.
+	HTML string `json:"html,omitempty"`
+	// Automatic marks a message a machine sent (an auto-reply, a bounce, a
+	// list's mail): nothing answers it automatically.
+	Automatic bool `json:"automatic,omitempty"`
+	// Attachments are the message's files, stored in the blob store.
+	Attachments []Attachment `json:"attachments,omitempty"`
 }
+
+// Attachment is a file of a message, kept in the blob store under BlobKey.
+type Attachment struct {
+	Name        string `json:"name"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	// BlobKey locates the content in the blob store; empty when Skipped.
+	BlobKey string `json:"blob_key,omitempty"`
+	// ContentID is set on inline parts that the HTML body refers to.
+	ContentID string `json:"content_id,omitempty"`
+	Inline    bool   `json:"inline,omitempty"`
+	// Skipped says why the content was not kept (too large, too many).
+	Skipped string `json:"skipped,omitempty"`
+}
+
+// Limits of the email-specific fields of MessageReceived.
+const (
+	MaxSubjectBytes  = 1024
+	MaxHTMLBytes     = 256 << 10
+	MaxAttachments   = 64
+	MaxBlobKeyBytes  = 512
+	MaxMIMETypeBytes = 255
+)
 
 // FieldError names a field of a payload and what is wrong with it.
 type FieldError struct {
@@ -115,7 +148,40 @@ func (m *MessageReceived) Validate() error {
 			return &FieldError{Field: c.field, Reason: c.reason}
 		}
 	}
+	if err := m.validateMail(); err != nil {
+		return err
+	}
 	return ValidateMetadata(m.Metadata)
+}
+
+func (m *MessageReceived) validateMail() error {
+	if len(m.Subject) > MaxSubjectBytes || !textOK(m.Subject) {
+		return &FieldError{Field: "subject", Reason: "must be at most 1024 bytes of valid UTF-8 without NUL"}
+	}
+	if len(m.HTML) > MaxHTMLBytes || !textOK(m.HTML) {
+		return &FieldError{Field: "html", Reason: "must be at most 262144 bytes of valid UTF-8 without NUL"}
+	}
+	if len(m.Attachments) > MaxAttachments {
+		return &FieldError{Field: "attachments", Reason: fmt.Sprintf("has %d entries, at most %d are allowed", len(m.Attachments), MaxAttachments)}
+	}
+	for i, a := range m.Attachments {
+		field := fmt.Sprintf("attachments[%d]", i)
+		switch {
+		case len(a.Name) > MaxNameBytes || !textOK(a.Name):
+			return &FieldError{Field: field + ".name", Reason: "must be at most 256 bytes of valid UTF-8 without NUL"}
+		case len(a.ContentType) > MaxMIMETypeBytes || !textOK(a.ContentType):
+			return &FieldError{Field: field + ".content_type", Reason: "must be at most 255 bytes of valid UTF-8 without NUL"}
+		case a.Size < 0:
+			return &FieldError{Field: field + ".size", Reason: "must not be negative"}
+		case len(a.BlobKey) > MaxBlobKeyBytes || !textOK(a.BlobKey):
+			return &FieldError{Field: field + ".blob_key", Reason: "must be at most 512 bytes of valid UTF-8 without NUL"}
+		case (a.BlobKey == "") == (a.Skipped == ""):
+			return &FieldError{Field: field + ".blob_key", Reason: "is required unless skipped says why the content was not kept, and only then"}
+		case len(a.ContentID) > MaxIDBytes || !textOK(a.ContentID) || len(a.Skipped) > MaxNameBytes || !textOK(a.Skipped):
+			return &FieldError{Field: field + ".content_id", Reason: "content_id and skipped must be at most 256 bytes of valid UTF-8"}
+		}
+	}
+	return nil
 }
 
 // Metadata limits.
@@ -281,4 +347,59 @@ type User struct {
 	QueueIDs    []string `json:"queue_ids"`
 	SkillIDs    []string `json:"skill_ids"`
 	Disabled    bool     `json:"disabled,omitempty"`
+}
+
+// TypeMailbox: a mailbox was created, changed or deleted, on TopicConfig
+// with key ConfigKey("mailbox", ID).
+const TypeMailbox = "sb.config.mailbox.v1"
+
+// Transport security of an IMAP or SMTP connection.
+const (
+	TLSNone     = "none"
+	TLSStartTLS = "starttls"
+	TLSImplicit = "tls"
+)
+
+// MailServer is how the email connector reaches one IMAP or SMTP server.
+// Password and OAuth2Token are secrets: they travel on the config topic
+// (see docs/adr/0004) and are never logged nor returned by the API.
+type MailServer struct {
+	Host string `json:"host"`
+	Port int    `json:"port"`
+	// TLS is none, starttls or tls.
+	TLS      string `json:"tls"`
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// OAuth2Token authenticates with XOAUTH2 instead of the password.
+	OAuth2Token string `json:"oauth2_token,omitempty"`
+	// InsecureSkipVerify accepts any server certificate (test servers only).
+	InsecureSkipVerify bool `json:"insecure_skip_verify,omitempty"`
+}
+
+// Mailbox is the data of TypeMailbox: a tenant's shared mailbox, read over
+// IMAP and answered over SMTP.
+type Mailbox struct {
+	// ID is the channel account id of the mail it receives.
+	ID       string `json:"id"`
+	TenantID string `json:"tenant_id"`
+	Name     string `json:"name"`
+	// Address is the mailbox's address, the From of replies.
+	Address string `json:"address"`
+	// DisplayName is the From display name of replies.
+	DisplayName string     `json:"display_name,omitempty"`
+	IMAP        MailServer `json:"imap"`
+	// Folder is the IMAP folder synchronised; INBOX when empty.
+	Folder string `json:"folder,omitempty"`
+	// MarkSeen sets \Seen on ingested mail; MoveTo moves it to that folder.
+	// By default the connector changes nothing on the server.
+	MarkSeen bool       `json:"mark_seen,omitempty"`
+	MoveTo   string     `json:"move_to,omitempty"`
+	SMTP     MailServer `json:"smtp"`
+	// SentFolder, when set, receives a copy of every reply over IMAP.
+	SentFolder string `json:"sent_folder,omitempty"`
+	// ReplyDomain, when set, makes replies carry Reply-To
+	// reply+<conversation token>@ReplyDomain.
+	ReplyDomain string `json:"reply_domain,omitempty"`
+	// Deleted mailboxes stop syncing and sending.
+	Deleted bool `json:"deleted,omitempty"`
 }
