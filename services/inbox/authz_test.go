@@ -699,6 +699,53 @@ func azMatrix(fx *azFixture) []azCase {
 			snap: fx.snap("/v1/admin/api-tokens?limit=200")}
 	}}})
 
+	// Mailboxes need manage_settings, to read too: they show servers and
+	// logins.
+	const mailboxes = "/v1/admin/mailboxes"
+	newMailbox := func() string { return mailboxBody(testkit.RandomName("mb-")+"@example.com", "imap-pass-s3cret") }
+	mailbox := func(body func() string) func(t *testing.T) azTarget {
+		return func(t *testing.T) azTarget {
+			id := fx.create(t, fx.admin, mailboxes, newMailbox())
+			return azTarget{path: mailboxes + "/" + id, missing: mailboxes + "/" + uuid.NewString(), body: body(),
+				snap: fx.snap(mailboxes+"/"+id, mailboxes+"?limit=200")}
+		}
+	}
+	add(azCase{route: "GET " + mailboxes, calls: &azCalls{path: mailboxes,
+		other: func(t *testing.T) {
+			mine := fx.create(t, fx.other, mailboxes, newMailbox())
+			fx.create(t, fx.admin, mailboxes, newMailbox())
+			fx.separate(t, mailboxes+"?limit=200", mine)
+		},
+		agent: func(t *testing.T) {
+			azMustProblem(t, azCall(t, fx.e, fx.agent, get, mailboxes, ""), forbidden, "an agent listing mailboxes")
+		},
+		right: func(t *testing.T) {
+			id := fx.create(t, fx.admin, mailboxes, newMailbox())
+			require.Contains(t, azIDs(t, fx.ok(t, fx.admin, get, mailboxes+"?limit=200", "")), id)
+		},
+	}})
+	add(azCase{route: "POST " + mailboxes, calls: &azCalls{path: mailboxes, body: newMailbox(),
+		other: func(t *testing.T) {
+			// The address of one of A's: addresses are unique per tenant,
+			// so nothing of A shows, and A's list does not change.
+			address := testkit.RandomName("twin-") + "@example.com"
+			fx.create(t, fx.admin, mailboxes, mailboxBody(address, "a"))
+			before := fx.snap(mailboxes + "?limit=200")(t)
+			fx.create(t, fx.other, mailboxes, mailboxBody(address, "b"))
+			require.Equal(t, before, fx.snap(mailboxes+"?limit=200")(t))
+		},
+		agent: func(t *testing.T) {
+			before := fx.snap(mailboxes + "?limit=200")(t)
+			azMustProblem(t, azCall(t, fx.e, fx.agent, post, mailboxes, newMailbox()), forbidden, "an agent creating a mailbox")
+			require.Equal(t, before, fx.snap(mailboxes+"?limit=200")(t))
+		},
+		right: func(t *testing.T) { fx.create(t, fx.admin, mailboxes, newMailbox()) },
+	}})
+	add(azCase{route: "GET " + mailboxes + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusOK, target: mailbox(noBody)}})
+	add(azCase{route: "PATCH " + mailboxes + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusOK,
+		target: mailbox(constBody(`{"name":"Renamed","imap":{"password":"changed"}}`))}})
+	add(azCase{route: "DELETE " + mailboxes + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusNoContent, target: mailbox(noBody)}})
+
 	// --- Contacts: every user of the tenant reads and edits them; merging
 	// takes assign_others. -------------------------------------------------
 

@@ -546,6 +546,103 @@ func biRoutes(fx *azFixture) []biRoute {
 			biInvalid("permission unknown", `{"name":"CRM","permissions":["fly"]}`, "permissions"),
 		}})
 
+	// Mailboxes: mbBody is a valid mailbox with change applied to it, as a
+	// map of its JSON ("imap.port" reaches into imap; a nil value removes
+	// the field).
+	mbBody := func(change map[string]any) string {
+		m := map[string]any{"name": "Support", "address": "support@example.com", "folder": "INBOX",
+			"imap": map[string]any{"host": "imap.example.com", "port": 993, "tls": "tls", "username": "support@example.com", "password": "s3cret"},
+			"smtp": map[string]any{"host": "smtp.example.com", "port": 587, "tls": "starttls", "username": "support@example.com", "password": "s3cret"}}
+		for k, v := range change {
+			obj := m
+			if server, field, ok := strings.Cut(k, "."); ok {
+				obj, k = m[server].(map[string]any), field
+			}
+			if v == nil {
+				delete(obj, k)
+			} else {
+				obj[k] = v
+			}
+		}
+		raw, err := json.Marshal(m)
+		if err != nil {
+			panic(err)
+		}
+		return string(raw)
+	}
+	const mailboxes = "/v1/admin/mailboxes"
+	takenAddress := ""
+	takeAddress := func(t *testing.T) {
+		if takenAddress == "" {
+			takenAddress = testkit.RandomName("taken-") + "@example.com"
+			fx.create(t, fx.admin, mailboxes, mbBody(map[string]any{"address": takenAddress}))
+		}
+	}
+	add(biRoute{route: "POST " + mailboxes,
+		target: func(t *testing.T, _ string) biTarget {
+			takeAddress(t)
+			return admin(mailboxes, mailboxes+"?limit=200").with("TAKEN", takenAddress)
+		},
+		cases: []biCase{
+			biUnknown(mbBody(map[string]any{"colour": "red"}), "colour"),
+			// encoding/json names an unknown field without its path.
+			biUnknown(mbBody(map[string]any{"imap.colour": "red"}), "colour"),
+			biWrongType(mbBody(map[string]any{"imap.port": "993"}), "imap.port"),
+			biWrongType(mbBody(map[string]any{"mark_seen": "yes"}), "mark_seen"),
+			biWrongType(mbBody(map[string]any{"smtp": "smtp.example.com"}), "smtp"),
+			biOversized("name"),
+			biInvalid("name absent", mbBody(map[string]any{"name": nil}), "name"),
+			biInvalid("name with NUL", `{"name":"`+nul+`"}`, "name"),
+			biInvalid("address absent", mbBody(map[string]any{"address": nil}), "address"),
+			biInvalid("address not an address", mbBody(map[string]any{"address": "support at example"}), "address"),
+			biInvalid("address with a display name", mbBody(map[string]any{"address": "Support <support@example.com>"}), "address"),
+			{kind: "invalid", name: "address taken", body: mbBody(map[string]any{"address": "{{TAKEN}}"}), status: http.StatusBadRequest, field: "address"},
+			biInvalid("display_name with a line break", mbBody(map[string]any{"display_name": "Support\r\nBcc: x@example.com"}), "display_name"),
+			biInvalid("imap absent", mbBody(map[string]any{"imap": nil}), "imap"),
+			biInvalid("smtp absent", mbBody(map[string]any{"smtp": nil}), "smtp"),
+			biInvalid("imap.host absent", mbBody(map[string]any{"imap.host": nil}), "imap.host"),
+			biInvalid("imap.host with a port", mbBody(map[string]any{"imap.host": "imap.example.com:993"}), "imap.host"),
+			biInvalid("smtp.host not a name", mbBody(map[string]any{"smtp.host": "-smtp-.example.com"}), "smtp.host"),
+			biInvalid("imap.port 0", mbBody(map[string]any{"imap.port": 0}), "imap.port"),
+			biInvalid("smtp.port 65536", mbBody(map[string]any{"smtp.port": 65536}), "smtp.port"),
+			biInvalid("imap.tls unknown", mbBody(map[string]any{"imap.tls": "ssl"}), "imap.tls"),
+			biInvalid("smtp.tls absent", mbBody(map[string]any{"smtp.tls": nil}), "smtp.tls"),
+			biInvalid("a username without a secret", mbBody(map[string]any{"imap.password": nil}), "imap.password"),
+			biInvalid("a secret without a username", mbBody(map[string]any{"smtp.username": nil}), "smtp.username"),
+			biInvalid("password with a line break", mbBody(map[string]any{"imap.password": "a\r\nb"}), "imap.password"),
+			biInvalid("password with NUL", mbBody(map[string]any{"imap.password": "a\u0000b"}), "imap.password"),
+			biInvalid("oauth2_token over 8192 bytes", mbBody(map[string]any{"smtp.oauth2_token": long(8193)}), "smtp.oauth2_token"),
+			biInvalid("folder over 255 bytes", mbBody(map[string]any{"folder": long(256)}), "folder"),
+			biInvalid("move_to the folder itself", mbBody(map[string]any{"move_to": "inbox"}), "move_to"),
+			biInvalid("sent_folder with a line break", mbBody(map[string]any{"sent_folder": "Sent\n"}), "sent_folder"),
+			biInvalid("reply_domain not a domain", mbBody(map[string]any{"reply_domain": "reply example"}), "reply_domain"),
+			biInvalid("reply_domain an IP address", mbBody(map[string]any{"reply_domain": "192.0.2.1"}), "reply_domain"),
+		}})
+	add(biRoute{route: "PATCH " + mailboxes + "/{id}",
+		target: func(t *testing.T, _ string) biTarget {
+			takeAddress(t)
+			id := fx.create(t, fx.admin, mailboxes, mbBody(map[string]any{"address": testkit.RandomName("mb-") + "@example.com"}))
+			return admin(mailboxes+"/"+id, mailboxes+"/"+id, mailboxes+"?limit=200").with("TAKEN", takenAddress)
+		},
+		cases: []biCase{
+			biUnknown(`{"colour":"red"}`, "colour"),
+			biWrongType(`{"imap":{"port":"993"}}`, "imap.port"),
+			biWrongType(`{"imap":{"insecure_skip_verify":"no"}}`, "imap.insecure_skip_verify"),
+			biOversized("name"),
+			biInvalid("nothing to change", `{}`, "body"),
+			biInvalid("name empty", `{"name":""}`, "name"),
+			biInvalid("name with NUL", `{"name":"`+nul+`"}`, "name"),
+			biInvalid("address not an address", `{"address":"nope"}`, "address"),
+			{kind: "invalid", name: "address taken", body: `{"address":"{{TAKEN}}"}`, status: http.StatusBadRequest, field: "address"},
+			biInvalid("imap.host emptied", `{"imap":{"host":""}}`, "imap.host"),
+			biInvalid("imap.port 0", `{"imap":{"port":0}}`, "imap.port"),
+			biInvalid("smtp.tls unknown", `{"smtp":{"tls":"ssl"}}`, "smtp.tls"),
+			biInvalid("the only secret removed", `{"imap":{"password":""}}`, "imap.password"),
+			biInvalid("password with NUL", `{"smtp":{"password":"`+nul+`"}}`, "smtp.password"),
+			biInvalid("move_to the folder itself", `{"move_to":"INBOX"}`, "move_to"),
+			biInvalid("reply_domain not a domain", `{"reply_domain":"-"}`, "reply_domain"),
+		}})
+
 	// --- Contacts --------------------------------------------------------
 
 	ident := func(channel, identity string) string {

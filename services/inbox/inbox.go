@@ -122,7 +122,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("announce configuration: %w", err)
 	}
-	log.Info("configuration announced", "chat_channels", n)
+	log.Info("configuration announced", "chat_channels", n.ChatChannels, "mailboxes", n.Mailboxes)
 
 	languages := language.New()
 	h, err := ingest.New(s, log, d.Telemetry.Meter.Meter("switchboard/inbox"), d.Clock)

@@ -14,9 +14,10 @@ import (
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/store"
 )
 
-// The admin routes: a tenant's queues, skills, users, tag lists and API
-// tokens. Queues, skills and tag lists are read by every user of the
-// tenant (agents pick from them) and written with manage_settings; users
+// The admin routes: a tenant's queues, skills, users, tag lists, API
+// tokens and mailboxes (mailboxes.go). Queues, skills and tag lists are
+// read by every user of the tenant (agents pick from them) and written
+// with manage_settings; mailboxes need manage_settings to read too; users
 // and API tokens need manage_users. Nobody grants more than they hold, so
 // an admin with some rights cannot mint a more powerful user or token and
 // act through it.
@@ -56,6 +57,8 @@ func (a *API) registerAdmin(r Router) {
 	a.handle(r, "GET /v1/admin/api-tokens", a.listAPITokens)
 	a.handle(r, "POST /v1/admin/api-tokens", a.createAPIToken)
 	a.handle(r, "DELETE /v1/admin/api-tokens/{id}", a.revokeAPIToken)
+
+	a.registerMailboxes(r)
 }
 
 // tenantOf is the principal's tenant; one that does not parse owns

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -164,14 +165,18 @@ func (s *Store) Reply(ctx context.Context, tx pgx.Tx, p domain.Principal, c *Con
 	if len(missing) > 0 {
 		return Change{}, &domain.MissingTagsError{Lists: missing}
 	}
-	// The customer: who wrote last, on this thread.
-	var to, inReplyTo string
-	err = tx.QueryRow(ctx, `SELECT sender, external_id FROM inbox.messages
-		WHERE conversation_id = $1 AND direction = 'inbound' ORDER BY received_at DESC, id DESC LIMIT 1`, c.ID).Scan(&to, &inReplyTo)
+	// The customer: who wrote last, on this thread, and what they wrote
+	// about. The reply answers that message (an email's In-Reply-To).
+	var to, inReplyTo, theirSubject string
+	err = tx.QueryRow(ctx, `SELECT sender, external_id, coalesce(subject, '') FROM inbox.messages
+		WHERE conversation_id = $1 AND direction = 'inbound' ORDER BY received_at DESC, id DESC LIMIT 1`, c.ID).Scan(&to, &inReplyTo, &theirSubject)
 	if errors.Is(err, pgx.ErrNoRows) {
 		to = c.ThreadKey
 	} else if err != nil {
 		return Change{}, fmt.Errorf("find the customer's last message: %w", err)
+	}
+	if c.Channel == events.ChannelEmail && in.Subject == "" {
+		in.Subject = replySubject(theirSubject)
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -211,6 +216,19 @@ func (s *Store) Reply(ctx context.Context, tx pgx.Tx, p domain.Principal, c *Con
 	c.Unread = false
 	return Change{Action: domain.ActionReply, Data: map[string]string{"message_id": m.ID.String()},
 		Records: []outbox.Record{{Topic: events.TopicOutbound(c.Channel), Key: c.EventKey(), Event: cmd}}, Message: &m}, nil
+}
+
+// replySubject is the subject of a reply to an email about subject: the
+// same, marked as a reply once (RFC 5322 section 3.6.5), on one line.
+func replySubject(subject string) string {
+	subject = strings.Join(strings.Fields(subject), " ")
+	if subject == "" {
+		return ""
+	}
+	if len(subject) >= 3 && strings.EqualFold(subject[:3], "re:") {
+		return subject
+	}
+	return "Re: " + subject
 }
 
 func mustJSON(v any) []byte {

@@ -126,13 +126,19 @@ func chatChannelRecord(c events.ChatChannel, now time.Time) (outbox.Record, erro
 	return outbox.Record{Topic: events.TopicConfig, Key: events.ConfigKey("chat_channel", c.ID), Event: ev}, nil
 }
 
+// Announced counts what AnnounceConfig published.
+type Announced struct {
+	ChatChannels, Mailboxes int
+}
+
 // AnnounceConfig publishes, through the outbox, the current state of every
-// configuration entity the connectors need. The inbox does it at start, so
-// that their views converge even when the config topic lost entries (an
-// embedded broker's data directory removed, a topic recreated). Consumers
-// treat entries as upserts, so the repetition is harmless.
-func (s *Store) AnnounceConfig(ctx context.Context, now time.Time) (int, error) {
-	n := 0
+// configuration entity the connectors need: chat channels and mailboxes.
+// The inbox does it at start, so that their views converge even when the
+// config topic lost entries (an embedded broker's data directory removed,
+// a topic recreated). Consumers treat entries as upserts, so the
+// repetition is harmless.
+func (s *Store) AnnounceConfig(ctx context.Context, now time.Time) (Announced, error) {
+	var n Announced
 	err := s.InTx(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT id, tenant_id, name, settings, deleted_at IS NOT NULL FROM inbox.channel_accounts WHERE channel = 'chat'`)
 		if err != nil {
@@ -165,8 +171,12 @@ func (s *Store) AnnounceConfig(ctx context.Context, now time.Time) (int, error) 
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("read chat channels: %w", err)
 		}
-		n = len(recs)
-		return s.outbox.Add(ctx, tx, recs...)
+		mailboxes, err := announceMailboxes(ctx, tx, now)
+		if err != nil {
+			return err
+		}
+		n = Announced{ChatChannels: len(recs), Mailboxes: len(mailboxes)}
+		return s.outbox.Add(ctx, tx, append(recs, mailboxes...)...)
 	})
 	return n, err
 }

@@ -91,7 +91,8 @@ func IngestEvents(msgs []Inbound, res IngestResult, now time.Time) ([]outbox.Rec
 		c := byID[s.ConversationID.String()]
 		m := Message{ID: s.ID, ConversationID: s.ConversationID, Direction: "inbound", Sender: in.Msg.From.Identity,
 			Body: in.Msg.Text, ExternalID: in.Msg.ExternalID, Language: in.Language, Tags: s.Tags, Metadata: in.Msg.Metadata,
-			ReceivedAt: in.Msg.ReceivedAt}
+			ReceivedAt: in.Msg.ReceivedAt, Subject: in.Msg.Subject, HTML: in.Msg.HTML, Automatic: in.Msg.Automatic,
+			Attachments: attachmentsOf(in.Msg.Attachments)}
 		if !in.Msg.SentAt.IsZero() {
 			t := in.Msg.SentAt
 			m.SentAt = &t

@@ -67,9 +67,11 @@ type IngestResult struct {
 // probe per input row.
 const ingestInput = `input AS (
 	SELECT * FROM unnest($1::int[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::uuid[], $7::text[],
-	                     $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::timestamptz[], $13::timestamptz[], $14::text[])
+	                     $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::timestamptz[], $13::timestamptz[], $14::text[],
+	                     $15::text[], $16::text[], $17::bool[], $18::jsonb[])
 	    AS i(ord, msg_id, event_id, tenant_id, channel, account_id, external_id,
-	         thread_key, identity, body, metadata, sent_at, received_at, language))`
+	         thread_key, identity, body, metadata, sent_at, received_at, language,
+	         subject, html, automatic, attachments))`
 
 // ingestCheck lists the messages whose channel account does not exist for
 // their tenant and channel.
@@ -128,9 +130,11 @@ conv AS (
 	SELECT c.id, c.channel_account_id, c.thread_key, c.tags FROM created c),
 stored AS (
 	INSERT INTO inbox.messages (id, tenant_id, conversation_id, event_id, channel_account_id, external_id, direction,
-	                            sender, body, metadata, sent_at, received_at, language, tags)
+	                            sender, body, metadata, sent_at, received_at, language, tags,
+	                            subject, html, automatic, attachments)
 	SELECT i.msg_id, i.tenant_id, conv.id, i.event_id, i.account_id, i.external_id, 'inbound',
-	       i.identity, i.body, i.metadata, i.sent_at, i.received_at, i.language, conv.tags
+	       i.identity, i.body, i.metadata, i.sent_at, i.received_at, i.language, conv.tags,
+	       i.subject, i.html, i.automatic, i.attachments
 	FROM input i JOIN conv ON conv.account_id = i.account_id AND conv.thread_key = i.thread_key
 	ORDER BY i.ord
 	ON CONFLICT (channel_account_id, external_id) DO NOTHING
@@ -186,7 +190,8 @@ func (s *Store) Ingest(ctx context.Context, msgs []Inbound, now time.Time, annou
 		b.Queue(ingestCheck, a.ords, a.tenants, a.channels, a.accounts)
 		b.Queue(ingestContacts, a.ords, a.tenants, a.channels, a.idents, a.names, a.avatars)
 		b.Queue(ingestMessages, a.ords, a.ids, a.eventIDs, a.tenants, a.channels, a.accounts, a.externals,
-			a.threads, a.idents, a.bodies, a.metadata, a.sentAt, a.received, a.languages)
+			a.threads, a.idents, a.bodies, a.metadata, a.sentAt, a.received, a.languages,
+			a.subjects, a.htmls, a.automatic, a.attachments)
 		b.Queue(ingestUpdate, a.ids, now)
 		var err error
 		if res, err = readIngest(conn.SendBatch(ctx, b), msgs, a); err != nil {
@@ -332,6 +337,11 @@ type ingestArrays struct {
 	sentAt    []*time.Time
 	received  []time.Time
 	languages []string
+	// The email fields: NULL (nil) when the message has none.
+	subjects    []*string
+	htmls       []*string
+	automatic   []bool
+	attachments []*string
 }
 
 // newIngestArrays turns messages into the columns of a batch.
@@ -342,7 +352,8 @@ func newIngestArrays(msgs []Inbound) (*ingestArrays, error) {
 		channels: make([]string, n), accounts: make([][16]byte, n), externals: make([]string, n), threads: make([]string, n),
 		idents: make([]string, n), names: make([]string, n), avatars: make([]string, n), bodies: make([]string, n),
 		metadata: make([]*string, n), sentAt: make([]*time.Time, n), received: make([]time.Time, n),
-		languages: make([]string, n),
+		languages: make([]string, n), subjects: make([]*string, n), htmls: make([]*string, n), automatic: make([]bool, n),
+		attachments: make([]*string, n),
 	}
 	for i, in := range msgs {
 		m := in.Msg
@@ -376,6 +387,21 @@ func newIngestArrays(msgs []Inbound) (*ingestArrays, error) {
 		a.ords[i], a.ids[i], a.eventIDs[i], a.tenants[i], a.channels[i], a.accounts[i] = int32(i), id, in.EventID, tenant, m.Channel, account
 		a.externals[i], a.threads[i], a.idents[i], a.names[i], a.avatars[i], a.bodies[i], a.received[i] = m.ExternalID, m.ThreadKey, m.From.Identity, m.From.Name, m.From.AvatarURL, m.Text, m.ReceivedAt
 		a.languages[i] = in.Language
+		if m.Subject != "" {
+			a.subjects[i] = &m.Subject
+		}
+		if m.HTML != "" {
+			a.htmls[i] = &m.HTML
+		}
+		a.automatic[i] = m.Automatic
+		if len(m.Attachments) > 0 {
+			raw, err := json.Marshal(m.Attachments)
+			if err != nil {
+				return nil, fmt.Errorf("encode attachments: %w", err)
+			}
+			s := string(raw)
+			a.attachments[i] = &s
+		}
 	}
 	return a, nil
 }

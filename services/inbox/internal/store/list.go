@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
 )
 
@@ -176,6 +177,9 @@ type Message struct {
 	Body              string            `json:"body"`
 	Subject           string            `json:"subject,omitempty"`
 	CC                []string          `json:"cc,omitempty"`
+	HTML              string            `json:"html,omitempty"`
+	Automatic         bool              `json:"automatic"`
+	Attachments       []Attachment      `json:"attachments,omitempty"`
 	ExternalID        string            `json:"external_id"`
 	Language          string            `json:"language"`
 	Tags              map[string]string `json:"tags"`
@@ -187,16 +191,48 @@ type Message struct {
 	DeliveryUpdatedAt *time.Time        `json:"delivery_updated_at,omitempty"`
 }
 
+// Attachment is a file of a message as the API shows it. Where the blob
+// store keeps it is not shown: the API will serve the content itself, by
+// message and position, so that clients never depend on the store's keys.
+type Attachment struct {
+	Name        string `json:"name"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	Inline      bool   `json:"inline"`
+	ContentID   string `json:"content_id,omitempty"`
+	// Skipped says why the content was not kept (too large, too many).
+	Skipped string `json:"skipped,omitempty"`
+}
+
+func attachmentsOf(as []events.Attachment) []Attachment {
+	if len(as) == 0 {
+		return nil
+	}
+	out := make([]Attachment, len(as))
+	for i, a := range as {
+		out[i] = Attachment{Name: a.Name, ContentType: a.ContentType, Size: a.Size, Inline: a.Inline, ContentID: a.ContentID, Skipped: a.Skipped}
+	}
+	return out
+}
+
 const messageColumns = `m.id, m.conversation_id, m.direction, m.sender, coalesce(m.author_id, ''), m.body, coalesce(m.subject, ''), m.cc,
 	m.external_id, m.language, m.tags, m.metadata, m.sent_at, m.received_at, coalesce(m.delivery_status, ''),
-	coalesce(m.delivery_error, ''), m.delivery_updated_at`
+	coalesce(m.delivery_error, ''), m.delivery_updated_at, coalesce(m.html, ''), m.automatic, m.attachments`
 
 func scanMessage(r pgx.CollectableRow) (Message, error) {
 	var m Message
-	var tags, meta []byte
+	var tags, meta, attachments []byte
 	if err := r.Scan(&m.ID, &m.ConversationID, &m.Direction, &m.Sender, &m.AuthorID, &m.Body, &m.Subject, &m.CC,
-		&m.ExternalID, &m.Language, &tags, &meta, &m.SentAt, &m.ReceivedAt, &m.DeliveryStatus, &m.DeliveryError, &m.DeliveryUpdatedAt); err != nil {
+		&m.ExternalID, &m.Language, &tags, &meta, &m.SentAt, &m.ReceivedAt, &m.DeliveryStatus, &m.DeliveryError, &m.DeliveryUpdatedAt,
+		&m.HTML, &m.Automatic, &attachments); err != nil {
 		return m, err
+	}
+	if len(attachments) > 0 {
+		var stored []events.Attachment
+		if err := json.Unmarshal(attachments, &stored); err != nil {
+			return m, fmt.Errorf("decode attachments of message %s: %w", m.ID, err)
+		}
+		m.Attachments = attachmentsOf(stored)
 	}
 	if err := json.Unmarshal(tags, &m.Tags); err != nil {
 		return m, fmt.Errorf("decode tags of message %s: %w", m.ID, err)
