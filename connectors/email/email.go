@@ -1,0 +1,557 @@
+package email
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/switchboard-oss/switchboard/connectors/email/internal/blob"
+	"github.com/switchboard-oss/switchboard/connectors/email/internal/imapsync"
+	"github.com/switchboard-oss/switchboard/connectors/email/internal/mailparse"
+	"github.com/switchboard-oss/switchboard/connectors/email/internal/smtpsend"
+	"github.com/switchboard-oss/switchboard/connectors/email/internal/threads"
+	"github.com/switchboard-oss/switchboard/pkg/bus"
+	"github.com/switchboard-oss/switchboard/pkg/config"
+	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/retry"
+	"github.com/switchboard-oss/switchboard/pkg/telemetry"
+)
+
+// EventSource is the CloudEvents source of the connector's events.
+const EventSource = "switchboard/email"
+
+// SendGroup is the consumer group of sb.outbound.email.v1.
+const SendGroup = "switchboard-email-send"
+
+// eventNamespace derives stable event ids from (mailbox, external id), so
+// that a mail offered twice (a restart before the checkpoint, a
+// UIDVALIDITY resync) is the same event and is stored once.
+var eventNamespace = uuid.MustParse("0b6f3a52-8f0e-4d61-9a55-2e4c1f7d9b13")
+
+// maxDeadLetterBytes bounds the raw mail kept in a dead-letter record:
+// Kafka refuses records over about a megabyte.
+const maxDeadLetterBytes = 900 << 10
+
+// Config holds the connector settings.
+type Config struct {
+	IMAP imapsync.Config
+	// BlobDir is where attachments are kept.
+	BlobDir string
+	// MaxAttachmentBytes bounds one stored attachment.
+	MaxAttachmentBytes int64
+	// SendAttempts bounds the SMTP attempts of one reply.
+	SendAttempts int
+	// SMTPTimeout bounds one SMTP session.
+	SMTPTimeout time.Duration
+}
+
+// RegisterFlags declares the flags under prefix.
+func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
+	c.IMAP.RegisterFlags(prefix+"email.", f)
+	f.StringVar(&c.BlobDir, prefix+"email.blob-dir", "switchboard-data/blobs", "Directory where mail attachments and inline images are kept, by content hash. Every email connector replica must see the same directory (a shared volume).")
+	f.Int64Var(&c.MaxAttachmentBytes, prefix+"email.max-attachment-bytes", mailparse.DefaultMaxAttachmentBytes, "Largest attachment kept, in bytes; a larger one is listed on the message as skipped.")
+	f.IntVar(&c.SendAttempts, prefix+"email.send-attempts", 8, "SMTP attempts of one reply when the server answers 4xx or cannot be reached, with backoff, before it is reported failed.")
+	f.DurationVar(&c.SMTPTimeout, prefix+"email.smtp-timeout", 2*time.Minute, "Longest SMTP session of one reply, connection and data included.")
+}
+
+// Validate checks the settings.
+func (c *Config) Validate(prefix string) error {
+	ck := config.NewChecker(prefix)
+	ck.Check(c.BlobDir != "", "email.blob-dir", "is empty", "set a directory for mail attachments")
+	ck.Check(c.MaxAttachmentBytes >= 1024, "email.max-attachment-bytes", fmt.Sprintf("%d is too small", c.MaxAttachmentBytes), "set at least 1024")
+	ck.Check(c.SendAttempts >= 1, "email.send-attempts", fmt.Sprintf("must be at least 1, got %d", c.SendAttempts), "set 8")
+	ck.Positive("email.smtp-timeout", c.SMTPTimeout)
+	return errors.Join(c.IMAP.Validate(prefix+"email."), ck.Err())
+}
+
+// Deps are what the connector runs on.
+type Deps struct {
+	// Pool holds the connector's schema (checkpoints, threads, sends).
+	Pool *pgxpool.Pool
+	// Bus configures the send consumer; Brokers is where it and the
+	// config topic are read.
+	Bus     bus.Config
+	Brokers []string
+	// Producer publishes inbound mail, deliveries and dead letters.
+	Producer  *bus.Producer
+	Telemetry *telemetry.Telemetry
+	// Clock is the system clock when nil.
+	Clock retry.Clock
+}
+
+// Connector synchronises mailboxes and sends replies.
+type Connector struct {
+	cfg      Config
+	pool     *pgxpool.Pool
+	producer *bus.Producer
+	clock    retry.Clock
+	log      *slog.Logger
+
+	table       *bus.Table
+	mailboxes   *mailboxes
+	checkpoints *imapsync.Checkpoints
+	threads     *threads.Store
+	ledger      *smtpsend.Ledger
+	blobs       blob.Store
+	sender      *smtpsend.Handler
+	consumer    *bus.Consumer
+
+	ingested     metric.Int64Counter
+	deadLettered metric.Int64Counter
+	fetched      metric.Int64Counter
+	lag          metric.Int64Gauge
+}
+
+// New migrates the connector's schema and builds it.
+func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
+	if d.Clock == nil {
+		d.Clock = retry.SystemClock{}
+	}
+	c := &Connector{
+		cfg: cfg, pool: d.Pool, producer: d.Producer, clock: d.Clock, log: d.Telemetry.Component("email"),
+		checkpoints: imapsync.NewCheckpoints(d.Pool), threads: threads.New(d.Pool), ledger: smtpsend.NewLedger(d.Pool),
+	}
+	for _, migrate := range []func(context.Context, *pgxpool.Pool) error{imapsync.Migrate, smtpsend.Migrate, func(ctx context.Context, _ *pgxpool.Pool) error { return c.threads.Migrate(ctx) }} {
+		if err := migrate(ctx, d.Pool); err != nil {
+			return nil, err
+		}
+	}
+	blobs, err := blob.NewDir(cfg.BlobDir)
+	if err != nil {
+		return nil, fmt.Errorf("email blob store: %w", err)
+	}
+	c.blobs = blobs
+	c.mailboxes = newMailboxes(c.log, c.syncMailbox)
+	c.table = bus.NewTable(d.Brokers, events.TopicConfig, c.mailboxes.apply, d.Telemetry)
+
+	policy := retry.Default()
+	policy.MaxAttempts = cfg.SendAttempts
+	c.sender, err = smtpsend.NewHandler(smtpsend.HandlerConfig{
+		Ledger:    c.ledger,
+		Transport: &smtpsend.Sender{MessageTimeout: cfg.SMTPTimeout, Logger: c.log},
+		Mailboxes: c.mailbox,
+		Publish:   c.publishDelivery,
+		Threads:   c.thread,
+		Retry:     policy,
+		Clock:     d.Clock,
+		Logger:    c.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	busCfg := d.Bus
+	busCfg.Brokers = d.Brokers
+	c.consumer, err = bus.NewConsumer(busCfg, bus.ConsumerOptions{Group: SendGroup, Topics: []string{events.TopicOutbound(events.ChannelEmail)}, Clock: d.Clock},
+		c.send, d.Producer, d.Telemetry)
+	if err != nil {
+		return nil, err
+	}
+
+	m := d.Telemetry.Meter.Meter("switchboard/email")
+	if c.ingested, err = m.Int64Counter("switchboard.email.ingested", metric.WithDescription("Mails published to the inbox, by mailbox.")); err != nil {
+		return nil, err
+	}
+	if c.deadLettered, err = m.Int64Counter("switchboard.email.dead_lettered", metric.WithDescription("Mails kept raw in the dead-letter topic instead (unparseable, too large), by reason.")); err != nil {
+		return nil, err
+	}
+	if c.fetched, err = m.Int64Counter("switchboard.email.imap.fetched", metric.WithDescription("Mails fetched over IMAP, by mailbox.")); err != nil {
+		return nil, err
+	}
+	if c.lag, err = m.Int64Gauge("switchboard.email.imap.backlog", metric.WithDescription("Mails of a mailbox found on the server and not yet ingested, as of the last search.")); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Run follows the mailbox configuration, synchronises every mailbox and
+// sends replies until ctx is cancelled.
+func (c *Connector) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	parts := []struct {
+		name string
+		run  func(context.Context) error
+	}{{"config", c.table.Run}, {"mailboxes", c.mailboxes.run}, {"send", c.consumer.Run}}
+	errs := make(chan error, len(parts))
+	for _, p := range parts {
+		go func() {
+			err := p.run(ctx)
+			if err != nil {
+				err = fmt.Errorf("email %s: %w", p.name, err)
+			}
+			errs <- err
+			// One part stopping stops the others.
+			cancel()
+		}()
+	}
+	var first error
+	for range parts {
+		if err := <-errs; err != nil && first == nil && !errors.Is(err, context.Canceled) {
+			first = err
+		}
+	}
+	return first
+}
+
+// Ready reports whether the connector knows the mailboxes configured when
+// it started and its send consumer runs.
+func (c *Connector) Ready(ctx context.Context) error {
+	if err := c.table.Ready(ctx); err != nil {
+		return err
+	}
+	return c.consumer.Ready(ctx)
+}
+
+// Close releases the blob store.
+func (c *Connector) Close() error {
+	if d, ok := c.blobs.(interface{ Close() error }); ok {
+		return d.Close()
+	}
+	return nil
+}
+
+// syncMailbox synchronises one mailbox while this replica owns it: a
+// session advisory lock makes sure that one replica at a time reads a
+// mailbox, whatever the number of replicas.
+func (c *Connector) syncMailbox(ctx context.Context, mb events.Mailbox) error {
+	log := c.log.With("mailbox_id", mb.ID, "tenant_id", mb.TenantID)
+	release, err := c.own(ctx, mb.ID, log)
+	if err != nil {
+		return err
+	}
+	defer release()
+	parser, err := mailparse.NewParser(mailparse.Options{
+		Limits:        mailparse.Limits{MaxRawBytes: c.cfg.IMAP.MaxMessageBytes, MaxAttachmentBytes: c.cfg.MaxAttachmentBytes},
+		Store:         c.blobs,
+		BlobNamespace: blobNamespace(mb),
+		LoopValues:    []string{smtpsend.LoopValue(mb.Address)},
+	})
+	if err != nil {
+		return err
+	}
+	attrs := metric.WithAttributes(attribute.String("mailbox_id", mb.ID))
+	metrics := imapsync.Metrics{
+		Fetched: func(n int) { c.fetched.Add(context.Background(), int64(n), attrs) },
+		Lag:     func(n int) { c.lag.Record(context.Background(), int64(n), attrs) },
+	}
+	deliver := func(ctx context.Context, raw imapsync.Raw) error { return c.deliver(ctx, mb, parser, raw) }
+	s, err := imapsync.New(c.cfg.IMAP, mb, deliver, c.checkpoints, log, metrics)
+	if err != nil {
+		// Settings the inbox accepted but the syncer refuses: wait for
+		// new ones rather than retry in a loop.
+		log.Error("mailbox cannot be synchronised with its settings", "error", err)
+		<-ctx.Done()
+		return nil
+	}
+	return s.Run(ctx)
+}
+
+// own takes the mailbox's advisory lock on a connection of its own, waiting
+// while another replica holds it.
+func (c *Connector) own(ctx context.Context, mailboxID string, log *slog.Logger) (release func(), err error) {
+	key := "switchboard-email-mailbox:" + mailboxID
+	policy := retry.Default()
+	waiting := false
+	for n := 1; ; n++ {
+		conn, err := c.pool.Acquire(ctx)
+		if err == nil {
+			var ok bool
+			err = conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, key).Scan(&ok)
+			if err == nil && ok {
+				return func() {
+					uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+					defer cancel()
+					if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key); err != nil {
+						// The lock ends with the session: drop it.
+						_ = conn.Conn().Close(uctx)
+					}
+					conn.Release()
+				}, nil
+			}
+			conn.Release()
+			if err == nil && !waiting {
+				waiting = true
+				log.Info("another replica synchronises this mailbox; standing by")
+			}
+		}
+		if err != nil {
+			log.Warn("cannot take the mailbox's lock; retrying", "error", err)
+		}
+		if err := policy.Sleep(ctx, c.clock, min(n, 5)); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// blobNamespace scopes a mailbox's attachments.
+func blobNamespace(mb events.Mailbox) string {
+	return safeSegment(mb.TenantID) + "/" + safeSegment(mb.ID)
+}
+
+// safeSegment keeps what a blob namespace segment may hold.
+func safeSegment(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// deliver turns one fetched mail into an inbound message, or a dead letter
+// when it cannot be one; it returns once Kafka acknowledged either.
+func (c *Connector) deliver(ctx context.Context, mb events.Mailbox, parser *mailparse.Parser, raw imapsync.Raw) error {
+	if raw.TooLarge {
+		return c.deadLetter(ctx, mb, raw, "too_large", fmt.Sprintf("mail of %d bytes is larger than -email.imap.max-message-bytes", raw.Size))
+	}
+	m, err := parser.Parse(ctx, raw.Body)
+	switch {
+	case errors.Is(err, mailparse.ErrTooLarge):
+		return c.deadLetter(ctx, mb, raw, "too_large", err.Error())
+	case errors.Is(err, mailparse.ErrUnparseable):
+		return c.deadLetter(ctx, mb, raw, "unparseable", err.Error())
+	case err != nil:
+		return fmt.Errorf("parse mail uid %d: %w", raw.UID, err) // the blob store failed: retry
+	}
+	if m.From.Address == "" {
+		return c.deadLetter(ctx, mb, raw, "no_sender", "the mail has no readable From address")
+	}
+	if len(m.Warnings) > 0 {
+		c.log.Warn("mail parsed with problems", "mailbox_id", mb.ID, "uid", raw.UID, "message_id", m.MessageID, "warnings", len(m.Warnings), "first", m.Warnings[0])
+	}
+	if m.Bounce != nil && m.Bounce.OriginalMessageID != "" {
+		if err := c.bounced(ctx, mb, m); err != nil {
+			return err
+		}
+	}
+
+	in := threads.Inbound{MailboxID: mb.ID, MessageID: m.MessageID, InReplyTo: m.InReplyTo, References: m.References, Subject: m.Subject, Fallback: "hash:" + m.ContentHash}
+	if in.InReplyTo == "" && m.Bounce != nil {
+		// A bounce joins the conversation of the mail it reports on.
+		in.InReplyTo = m.Bounce.OriginalMessageID
+	}
+	for _, a := range append(append([]mailparse.Address{}, m.To...), m.Cc...) {
+		in.Recipients = append(in.Recipients, a.Address)
+	}
+	thread, err := c.threads.Resolve(ctx, in)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256([]byte(m.MessageID + "\n" + m.ContentHash))
+	external := hex.EncodeToString(sum[:])
+	if err := c.threads.Record(ctx, threads.Message{MailboxID: mb.ID, MessageID: m.MessageID, ThreadKey: thread, ExternalID: external, Subject: m.Subject, References: m.References}); err != nil {
+		return err
+	}
+
+	msg := events.MessageReceived{
+		TenantID: mb.TenantID, Channel: events.ChannelEmail, ChannelAccountID: mb.ID,
+		ExternalID: external, ThreadKey: thread,
+		From:    events.Party{Identity: m.From.Address, Name: truncate(m.From.Name, events.MaxNameBytes)},
+		Text:    m.Text,
+		SentAt:  m.Date,
+		Subject: m.Subject, HTML: m.HTML, Automatic: m.Automatic,
+		ReceivedAt: c.clock.Now().UTC(),
+		Metadata:   metadata(m),
+	}
+	if strings.TrimSpace(msg.Text) == "" {
+		msg.Text = "(no text)"
+	}
+	for _, a := range append(append([]mailparse.Attachment{}, m.Attachments...), m.Inlines...) {
+		ea := events.Attachment{Name: truncate(a.FileName, events.MaxNameBytes), ContentType: a.ContentType, Size: a.Size, ContentID: a.ContentID, Inline: false, Skipped: string(a.Skipped)}
+		if a.Blob != nil {
+			ea.BlobKey = a.Blob.Key
+		}
+		msg.Attachments = append(msg.Attachments, ea)
+	}
+	for i := len(m.Attachments); i < len(msg.Attachments); i++ {
+		msg.Attachments[i].Inline = true
+	}
+	if err := msg.Validate(); err != nil {
+		return c.deadLetter(ctx, mb, raw, "invalid", err.Error())
+	}
+	id := uuid.NewSHA1(eventNamespace, []byte(mb.ID+"\x00"+external)).String()
+	ev, err := events.New(events.TypeMessageReceived, EventSource, mb.TenantID, msg.ReceivedAt, msg)
+	if err != nil {
+		return err
+	}
+	ev.ID = id
+	if err := c.producer.Publish(ctx, events.TopicInbound, events.ConversationKey(mb.TenantID, events.ChannelEmail, mb.ID, thread), ev); err != nil {
+		return fmt.Errorf("publish mail uid %d of mailbox %s: %w", raw.UID, mb.ID, err)
+	}
+	c.ingested.Add(ctx, 1, metric.WithAttributes(attribute.String("mailbox_id", mb.ID)))
+	return nil
+}
+
+// metadata is what agents see of a mail's headers besides its body.
+func metadata(m *mailparse.Mail) map[string]string {
+	md := map[string]string{}
+	put := func(k, v string) {
+		if v != "" {
+			md[k] = truncate(v, events.MaxMetadataValueBytes)
+		}
+	}
+	put("message_id", m.MessageID)
+	put("to", joinAddresses(m.To))
+	put("cc", joinAddresses(m.Cc))
+	put("reply_to", joinAddresses(m.ReplyTo))
+	put("automatic_reason", m.AutomaticReason)
+	if m.TextTruncated {
+		md["text_truncated"] = "true"
+	}
+	if m.OmittedAttachments > 0 {
+		md["omitted_attachments"] = strconv.Itoa(m.OmittedAttachments)
+	}
+	return md
+}
+
+func joinAddresses(as []mailparse.Address) string {
+	parts := make([]string, len(as))
+	for i, a := range as {
+		parts[i] = a.Address
+	}
+	return strings.Join(parts, ", ")
+}
+
+// truncate cuts s to at most n bytes on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// bounced marks the reply a delivery status notification reports on as
+// failed, when it is one of ours.
+func (c *Connector) bounced(ctx context.Context, mb events.Mailbox, m *mailparse.Mail) error {
+	rec, ok, err := c.ledger.FindSent(ctx, m.Bounce.OriginalMessageID)
+	if err != nil || !ok || rec.TenantID != mb.TenantID {
+		return err
+	}
+	reason := "bounced"
+	for _, r := range m.Bounce.Recipients {
+		if r.Action == "failed" || strings.HasPrefix(r.Status, "5") {
+			reason = strings.TrimSpace(fmt.Sprintf("bounced by %s: %s %s", r.Address, r.Status, r.Diagnostic))
+			break
+		}
+	}
+	return c.publishDelivery(ctx, events.Delivery{MessageID: rec.MessageID, TenantID: rec.TenantID, Status: events.DeliveryFailed, Error: truncate(reason, 1024), At: c.clock.Now().UTC()})
+}
+
+// deadLetter keeps a mail that cannot become a message in sb.dlq.v1, raw,
+// with the reason and where it came from; the sync goes on.
+func (c *Connector) deadLetter(ctx context.Context, mb events.Mailbox, raw imapsync.Raw, reason, detail string) error {
+	body := raw.Body
+	truncated := len(body) > maxDeadLetterBytes
+	if truncated {
+		body = body[:maxDeadLetterBytes]
+	}
+	rec := kafka.Message{
+		Topic: events.TopicDLQ,
+		Key:   []byte("email/" + mb.ID + "/" + strconv.FormatUint(uint64(raw.UIDValidity), 10) + "/" + strconv.FormatUint(uint64(raw.UID), 10)),
+		Value: body,
+		Headers: []kafka.Header{
+			{Key: bus.HeaderDLQReason, Value: []byte(reason + ": " + detail)},
+			{Key: bus.HeaderDLQHandler, Value: []byte("email-imap")},
+			{Key: bus.HeaderDLQTime, Value: []byte(c.clock.Now().UTC().Format(time.RFC3339Nano))},
+			{Key: "tenant_id", Value: []byte(mb.TenantID)},
+			{Key: "mailbox_id", Value: []byte(mb.ID)},
+			{Key: "imap_uidvalidity", Value: []byte(strconv.FormatUint(uint64(raw.UIDValidity), 10))},
+			{Key: "imap_uid", Value: []byte(strconv.FormatUint(uint64(raw.UID), 10))},
+			{Key: "mail_bytes", Value: []byte(strconv.FormatInt(raw.Size, 10))},
+			{Key: "mail_truncated", Value: []byte(strconv.FormatBool(truncated))},
+		},
+	}
+	if err := c.producer.PublishRecords(ctx, rec); err != nil {
+		return fmt.Errorf("dead-letter mail uid %d of mailbox %s: %w", raw.UID, mb.ID, err)
+	}
+	c.deadLettered.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
+	c.log.Warn("mail kept in the dead-letter topic", "mailbox_id", mb.ID, "uid", raw.UID, "reason", reason, "detail", detail)
+	return nil
+}
+
+// send handles send commands from sb.outbound.email.v1.
+func (c *Connector) send(ctx context.Context, msgs []bus.Message) error {
+	for _, m := range msgs {
+		var cmd events.SendMessage
+		if err := m.Event.Decode(&cmd); err != nil {
+			return bus.Permanent(err)
+		}
+		err := c.sender.Handle(m.Context(ctx), cmd)
+		if errors.Is(err, smtpsend.ErrInvalidCommand) {
+			return bus.Permanent(err)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mailbox is the sender's view of a mailbox.
+func (c *Connector) mailbox(_ context.Context, tenantID, mailboxID string) (events.Mailbox, error) {
+	mb, ok := c.mailboxes.get(mailboxID)
+	if !ok || mb.TenantID != tenantID {
+		return events.Mailbox{}, smtpsend.ErrUnknownMailbox
+	}
+	return mb, nil
+}
+
+// thread is what a reply needs to join the customer's thread: the mail it
+// answers, and the thread's token for clients that drop the references.
+// It also records the reply's own Message-ID, so that the customer's
+// answer to it finds the thread.
+func (c *Connector) thread(ctx context.Context, cmd events.SendMessage) (smtpsend.Thread, error) {
+	mb, err := c.mailbox(ctx, cmd.TenantID, cmd.ChannelAccountID)
+	if err != nil {
+		return smtpsend.Thread{}, err
+	}
+	var t smtpsend.Thread
+	if cmd.InReplyTo != "" {
+		p, ok, err := c.threads.Parent(ctx, mb.ID, cmd.InReplyTo)
+		if err != nil {
+			return t, err
+		}
+		if ok {
+			t.ParentMessageID, t.ParentReferences, t.Subject = p.MessageID, p.References, p.Subject
+		}
+	}
+	token, err := c.threads.Token(ctx, mb.ID, cmd.ThreadKey)
+	if err != nil {
+		return t, err
+	}
+	t.SubjectTag = "[#" + token + "]"
+	if mb.ReplyDomain != "" {
+		t.ReplyAddress = threads.ReplyAddress(token, strings.ToLower(mb.ReplyDomain))
+	}
+	domain := mb.Address[strings.LastIndexByte(mb.Address, '@')+1:]
+	refs := append(append([]string{}, t.ParentReferences...), t.ParentMessageID)
+	err = c.threads.Record(ctx, threads.Message{MailboxID: mb.ID, MessageID: smtpsend.MessageID(cmd.MessageID, domain), ThreadKey: cmd.ThreadKey, ExternalID: cmd.MessageID, Outbound: true, Subject: cmd.Subject, References: refs})
+	return t, err
+}
+
+// publishDelivery tells the inbox what became of a reply.
+func (c *Connector) publishDelivery(ctx context.Context, d events.Delivery) error {
+	ev, err := events.New(events.TypeDelivery, EventSource, d.TenantID, d.At, d)
+	if err != nil {
+		return err
+	}
+	return c.producer.Publish(ctx, events.TopicDelivery, []byte(d.MessageID), ev)
+}
