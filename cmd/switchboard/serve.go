@@ -16,6 +16,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/switchboard-oss/switchboard/connectors/chat"
+	"github.com/switchboard-oss/switchboard/connectors/email"
 	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/config"
 	"github.com/switchboard-oss/switchboard/pkg/embedded"
@@ -53,12 +54,13 @@ type Config struct {
 	Redis     redis.Config
 	Inbox     inbox.Config
 	Chat      chat.Config
+	Email     email.Config
 }
 
 // RegisterFlags declares every flag.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Targets = config.StringList{lifecycle.TargetAll}
-	f.Var(&c.Targets, "target", "Components to run, comma-separated: all (everything in one process), or any of inbox, chat. Each target is also a Deployment of its own in the Helm chart.")
+	f.Var(&c.Targets, "target", "Components to run, comma-separated: all (everything in one process), or any of inbox, chat, email. Each target is also a Deployment of its own in the Helm chart.")
 	f.StringVar(&c.DataDir, "data-dir", "switchboard-data", "Directory of the embedded stand-ins' data (the embedded Kafka's log and offsets). Used only with -target=all and no -kafka.brokers.")
 	f.IntVar(&c.EmbeddedPort, "kafka.embedded-port", 0, "Loopback port of the embedded Kafka broker, 0 for any free port; set one to inspect the topics with Kafka tools.")
 	f.IntVar(&c.EmbeddedPartitions, "kafka.embedded-partitions", 0, "Partitions of each multi-partition topic in the embedded broker, when it creates them; 0 means one per CPU, at least 2. One process has few cores: fewer partitions make bigger batches and fewer database transactions than a cluster's counts would. A real cluster gets the production counts from `switchboard admin create-topics`.")
@@ -70,6 +72,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Redis.RegisterFlags("", f)
 	c.Inbox.RegisterFlags("", f)
 	c.Chat.RegisterFlags("", f)
+	c.Email.RegisterFlags("", f)
 }
 
 // embedded reports whether the embedded Kafka and Redis may stand in.
@@ -85,6 +88,7 @@ func (c *Config) Validate() error {
 		c.Redis.Validate(""),
 		c.Inbox.Validate(""),
 		c.Chat.Validate(""),
+		c.Email.Validate(""),
 	}
 	if !c.allInOne() && len(c.Bus.Brokers) == 0 {
 		errs = append(errs, config.Invalid("kafka.brokers", "is empty, and the embedded broker only runs with -target=all", "set KAFKA_BROKERS to your Kafka cluster, such as kafka-0:9092,kafka-1:9092"))
@@ -173,6 +177,7 @@ const (
 	modRedis    = "redis"
 	modInbox    = "inbox"
 	modChat     = "chat"
+	modEmail    = "email"
 )
 
 func (a *app) register(m *lifecycle.Manager) error {
@@ -185,6 +190,7 @@ func (a *app) register(m *lifecycle.Manager) error {
 		// The database first: when it is unreachable, nothing else starts.
 		{Name: modInbox, Target: true, Deps: []string{modDatabase, modRedis, modProducer, modServer}, Init: a.initInbox},
 		{Name: modChat, Target: true, Deps: []string{modServer, modProducer}, Init: a.initChat},
+		{Name: modEmail, Target: true, Deps: []string{modDatabase, modProducer}, Init: a.initEmail},
 	}
 	for _, mod := range mods {
 		if err := m.Register(mod); err != nil {
@@ -295,3 +301,33 @@ func (a *app) initChat(context.Context) (lifecycle.Service, error) {
 		Telemetry: a.tel,
 	})
 }
+
+func (a *app) initEmail(ctx context.Context) (lifecycle.Service, error) {
+	c, err := email.New(ctx, a.cfg.Email, email.Deps{
+		Pool:      a.pool,
+		Bus:       a.cfg.Bus,
+		Brokers:   a.brokers,
+		Producer:  a.producer,
+		Telemetry: a.tel,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return closing{c, c.Close}, nil
+}
+
+// closing is a service that releases what it holds once it stopped.
+type closing struct {
+	service interface {
+		lifecycle.Service
+		lifecycle.Readier
+	}
+	close func() error
+}
+
+func (c closing) Run(ctx context.Context) error {
+	err := c.service.Run(ctx)
+	return errors.Join(err, c.close())
+}
+
+func (c closing) Ready(ctx context.Context) error { return c.service.Ready(ctx) }
