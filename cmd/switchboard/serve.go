@@ -61,7 +61,7 @@ type Config struct {
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Targets = config.StringList{lifecycle.TargetAll}
 	f.Var(&c.Targets, "target", "Components to run, comma-separated: all (everything in one process), or any of inbox, chat, email. Each target is also a Deployment of its own in the Helm chart.")
-	f.StringVar(&c.DataDir, "data-dir", "switchboard-data", "Directory of the embedded stand-ins' data (the embedded Kafka's log and offsets). Used only with -target=all and no -kafka.brokers.")
+	f.StringVar(&c.DataDir, "data-dir", "switchboard-data", "Directory of the process's local data: the embedded Kafka's log and offsets (with -target=all and no -kafka.brokers), and mail attachments unless -email.blob-dir is set.")
 	f.IntVar(&c.EmbeddedPort, "kafka.embedded-port", 0, "Loopback port of the embedded Kafka broker, 0 for any free port; set one to inspect the topics with Kafka tools.")
 	f.IntVar(&c.EmbeddedPartitions, "kafka.embedded-partitions", 0, "Partitions of each multi-partition topic in the embedded broker, when it creates them; 0 means one per CPU, at least 2. One process has few cores: fewer partitions make bigger batches and fewer database transactions than a cluster's counts would. A real cluster gets the production counts from `switchboard admin create-topics`.")
 	f.DurationVar(&c.StopTimeout, "shutdown.component-timeout", 30*time.Second, "At shutdown, longest wait for each component to drain and stop before moving on.")
@@ -303,7 +303,11 @@ func (a *app) initChat(context.Context) (lifecycle.Service, error) {
 }
 
 func (a *app) initEmail(ctx context.Context) (lifecycle.Service, error) {
-	c, err := email.New(ctx, a.cfg.Email, email.Deps{
+	cfg := a.cfg.Email
+	if cfg.BlobDir == "" {
+		cfg.BlobDir = filepath.Join(a.cfg.DataDir, "blobs")
+	}
+	c, err := email.New(ctx, cfg, email.Deps{
 		Pool:      a.pool,
 		Bus:       a.cfg.Bus,
 		Brokers:   a.brokers,

@@ -61,7 +61,7 @@ type Config struct {
 // RegisterFlags declares the flags under prefix.
 func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	c.IMAP.RegisterFlags(prefix+"email.", f)
-	f.StringVar(&c.BlobDir, prefix+"email.blob-dir", "switchboard-data/blobs", "Directory where mail attachments and inline images are kept, by content hash. Every email connector replica must see the same directory (a shared volume).")
+	f.StringVar(&c.BlobDir, prefix+"email.blob-dir", "", "Directory where mail attachments and inline images are kept, by content hash; empty means the blobs directory under -data-dir. Every email connector replica must see the same directory (a shared volume).")
 	f.Int64Var(&c.MaxAttachmentBytes, prefix+"email.max-attachment-bytes", mailparse.DefaultMaxAttachmentBytes, "Largest attachment kept, in bytes; a larger one is listed on the message as skipped.")
 	f.IntVar(&c.SendAttempts, prefix+"email.send-attempts", 8, "SMTP attempts of one reply when the server answers 4xx or cannot be reached, with backoff, before it is reported failed.")
 	f.DurationVar(&c.SMTPTimeout, prefix+"email.smtp-timeout", 2*time.Minute, "Longest SMTP session of one reply, connection and data included.")
@@ -70,7 +70,6 @@ func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 // Validate checks the settings.
 func (c *Config) Validate(prefix string) error {
 	ck := config.NewChecker(prefix)
-	ck.Check(c.BlobDir != "", "email.blob-dir", "is empty", "set a directory for mail attachments")
 	ck.Check(c.MaxAttachmentBytes >= 1024, "email.max-attachment-bytes", fmt.Sprintf("%d is too small", c.MaxAttachmentBytes), "set at least 1024")
 	ck.Check(c.SendAttempts >= 1, "email.send-attempts", fmt.Sprintf("must be at least 1, got %d", c.SendAttempts), "set 8")
 	ck.Positive("email.smtp-timeout", c.SMTPTimeout)
@@ -128,6 +127,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 		if err := migrate(ctx, d.Pool); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.BlobDir == "" {
+		return nil, errors.New("email: no blob directory given")
 	}
 	blobs, err := blob.NewDir(cfg.BlobDir)
 	if err != nil {
