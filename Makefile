@@ -32,6 +32,8 @@ test: lint
 ## fuzz: each fuzz target for FUZZTIME.
 fuzz:
 	cd connectors/chat && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) .
+	cd connectors/email && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/mailparse
+	cd connectors/email && $(GO) test -run='^$$' -fuzz=FuzzParseReplyAddress -fuzztime=$(FUZZTIME) ./internal/threads
 
 ## lint: gofmt and go vet on every module.
 lint:
