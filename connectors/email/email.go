@@ -147,6 +147,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 		Mailboxes: c.mailbox,
 		Publish:   c.publishDelivery,
 		Threads:   c.thread,
+		Sent:      sentFolder{dialTimeout: cfg.IMAP.DialTimeout},
 		Retry:     policy,
 		Clock:     d.Clock,
 		Logger:    c.log,
@@ -556,4 +557,11 @@ func (c *Connector) publishDelivery(ctx context.Context, d events.Delivery) erro
 		return err
 	}
 	return c.producer.Publish(ctx, events.TopicDelivery, []byte(d.MessageID), ev)
+}
+
+// sentFolder copies replies to the mailbox's Sent folder over IMAP.
+type sentFolder struct{ dialTimeout time.Duration }
+
+func (s sentFolder) AppendSent(ctx context.Context, mb events.Mailbox, msg smtpsend.Outgoing) error {
+	return imapsync.AppendSent(ctx, mb, mb.SentFolder, msg.Raw, s.dialTimeout)
 }
