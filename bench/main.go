@@ -8,6 +8,15 @@
 // accept to stored row, read from the stored rows themselves
 // (messages.received_at and stored_at). Ceiling: pgbench's single-row
 // INSERT rate at the same concurrency, and redis-benchmark's SET rate.
+//
+// Scenario "list": the inbox's conversation lists and full-text search on
+// a tenant of a large history, loaded straight in SQL.
+//
+// Scenario "email": an IMAP server in this process, on 127.0.0.1 (go-imap's
+// in-memory one). A backfill of mails waits in its INBOX before the mailbox
+// is created through the admin API: mails stored per second from that
+// creation to the last stored row. Then mails appended one by one while the
+// connector waits in IDLE: latency from the APPEND to the stored row.
 package main
 
 import (
@@ -45,6 +54,9 @@ type options struct {
 	listConversations   int
 	listPerConversation int
 	listQueries         int
+
+	emailMails     int
+	emailIdleMails int
 }
 
 func main() {
@@ -58,10 +70,12 @@ func main() {
 	flag.DurationVar(&o.pgbenchTime, "pgbench-time", 10*time.Second, "Duration of each pgbench run.")
 	flag.StringVar(&o.out, "out", "", "Also write the results as JSON to this file.")
 	flag.StringVar(&o.addr, "addr", "", "HTTP address of the measured binary; empty picks a free port.")
-	flag.StringVar(&o.scenarios, "scenarios", "chat,list", "Scenarios to run, comma-separated: chat (webhook to stored row), list (the inbox's lists on a large tenant).")
+	flag.StringVar(&o.scenarios, "scenarios", "chat,list,email", "Scenarios to run, comma-separated: chat (webhook to stored row), list (the inbox's lists on a large tenant), email (IMAP mail to stored row).")
 	flag.IntVar(&o.listConversations, "list-conversations", 100000, "Conversations of the list scenario's tenant.")
 	flag.IntVar(&o.listPerConversation, "list-messages-per-conversation", 10, "Messages per conversation in the list scenario.")
 	flag.IntVar(&o.listQueries, "list-queries", 200, "Measured requests per list query.")
+	flag.IntVar(&o.emailMails, "email-mails", 10000, "Mails waiting in the IMAP folder before its mailbox is created, in the email scenario's backfill.")
+	flag.IntVar(&o.emailIdleMails, "email-idle-mails", 200, "Mails appended one by one after the backfill, while the connector waits in IDLE, for the delivery latency.")
 	flag.StringVar(&o.extraArgs, "args", "", "Extra flags for the measured binary, space-separated (for tuning: -kafka.consumer.max-batch=512 -http.pprof).")
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
@@ -108,6 +122,11 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		fmt.Fprintf(w, "  received tab, first page, channel and queue filters  p50 %6.1f ms  p99 %6.1f ms   target p99 < 50 ms: %s\n", lr.ReceivedP50, lr.ReceivedP99, verdict(lr.ReceivedP99 < 50))
 		fmt.Fprintf(w, "  full-text search, rare term (200 messages)           p50 %6.1f ms  p99 %6.1f ms   target p99 < 200 ms: %s\n", lr.SearchRareP50, lr.SearchRareP99, verdict(lr.SearchRareP99 < 200))
 		fmt.Fprintf(w, "  full-text search, common term                        p50 %6.1f ms  p99 %6.1f ms   target p99 < 200 ms: %s\n", lr.SearchCommonP50, lr.SearchCommonP99, verdict(lr.SearchCommonP99 < 200))
+	}
+	if strings.Contains(o.scenarios, "email") {
+		if err := emailScenario(ctx, o, w, report); err != nil {
+			return err
+		}
 	}
 	if o.out != "" {
 		raw, err := json.MarshalIndent(report, "", "  ")
