@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/pg"
 )
 
@@ -50,6 +53,9 @@ type Checkpoint struct {
 	UIDValidity uint32
 	// LastUID is the highest UID delivered; 0 when none was.
 	LastUID uint32
+	// Source names the account and folder the UIDs belong to (see
+	// Source); empty for a checkpoint written before sources were kept.
+	Source string
 	// UpdatedAt is when the checkpoint last changed.
 	UpdatedAt time.Time
 }
@@ -70,8 +76,8 @@ func NewCheckpoints(pool *pgxpool.Pool) *Checkpoints {
 func (c *Checkpoints) Get(ctx context.Context, mailboxID string) (cp Checkpoint, ok bool, err error) {
 	var validity, last int64
 	err = c.pool.QueryRow(ctx,
-		`SELECT uid_validity, last_uid, updated_at FROM email.imap_checkpoints WHERE mailbox_id = $1`,
-		mailboxID).Scan(&validity, &last, &cp.UpdatedAt)
+		`SELECT uid_validity, last_uid, source, updated_at FROM email.imap_checkpoints WHERE mailbox_id = $1`,
+		mailboxID).Scan(&validity, &last, &cp.Source, &cp.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Checkpoint{MailboxID: mailboxID}, false, nil
 	}
@@ -84,24 +90,35 @@ func (c *Checkpoints) Get(ctx context.Context, mailboxID string) (cp Checkpoint,
 	return cp, true, nil
 }
 
-// Reset starts the mailbox over under a new UIDVALIDITY, with no UID
-// delivered. It changes nothing when the checkpoint already has that
-// UIDVALIDITY, so that it never moves a checkpoint backwards.
-func (c *Checkpoints) Reset(ctx context.Context, mailboxID string, uidValidity uint32) error {
+// Reset starts the mailbox over under a new UIDVALIDITY or source, with no
+// UID delivered. It changes nothing when the checkpoint already has that
+// UIDVALIDITY and source, so that it never moves a checkpoint backwards. A
+// checkpoint without a source (written before sources were kept) under the
+// same UIDVALIDITY is taken to be of this source: it gets the source and
+// keeps its position.
+func (c *Checkpoints) Reset(ctx context.Context, mailboxID string, uidValidity uint32, source string) error {
 	if uidValidity == 0 {
 		return fmt.Errorf("reset IMAP checkpoint of mailbox %s: UIDVALIDITY 0 is not valid", mailboxID)
 	}
 	_, err := c.pool.Exec(ctx, `
-		INSERT INTO email.imap_checkpoints AS cp (mailbox_id, uid_validity, last_uid)
-		VALUES ($1, $2, 0)
+		INSERT INTO email.imap_checkpoints AS cp (mailbox_id, uid_validity, last_uid, source)
+		VALUES ($1, $2, 0, $3)
 		ON CONFLICT (mailbox_id) DO UPDATE
-		   SET uid_validity = EXCLUDED.uid_validity, last_uid = 0, updated_at = now()
-		 WHERE cp.uid_validity <> EXCLUDED.uid_validity`,
-		mailboxID, int64(uidValidity))
+		   SET uid_validity = EXCLUDED.uid_validity, source = EXCLUDED.source, updated_at = now(),
+		       last_uid = CASE WHEN cp.source = '' AND cp.uid_validity = EXCLUDED.uid_validity THEN cp.last_uid ELSE 0 END
+		 WHERE cp.uid_validity <> EXCLUDED.uid_validity OR cp.source <> EXCLUDED.source`,
+		mailboxID, int64(uidValidity), source)
 	if err != nil {
 		return fmt.Errorf("reset IMAP checkpoint of mailbox %s to UIDVALIDITY %d: %w", mailboxID, uidValidity, err)
 	}
 	return nil
+}
+
+// Source names the folder a mailbox reads, for Checkpoint.Source: the IMAP
+// host, the account and the folder. The port and TLS mode are left out, as
+// they change how the same folder is reached, not which folder it is.
+func Source(server events.MailServer, folder string) string {
+	return "imap://" + url.PathEscape(server.Username) + "@" + strings.ToLower(server.Host) + "/" + url.PathEscape(folder)
 }
 
 // Advance records that every message up to uid under uidValidity was

@@ -31,6 +31,7 @@ type Syncer struct {
 	cfg      Config
 	mb       events.Mailbox
 	folder   string
+	source   string // Source(mb.IMAP, folder), the checkpoint's
 	readOnly bool
 	deliver  Deliver
 	cp       *Checkpoints
@@ -64,6 +65,7 @@ func New(cfg Config, mb events.Mailbox, deliver Deliver, cp *Checkpoints, log *s
 		cfg:    cfg.withDefaults(),
 		mb:     mb,
 		folder: folder,
+		source: Source(mb.IMAP, folder),
 		// EXAMINE (RFC 9051 6.3.3) guarantees the sync changes nothing on
 		// the server, not even \Recent, unless asked to mark or move.
 		readOnly: !mb.MarkSeen && mb.MoveTo == "",
@@ -198,26 +200,38 @@ func (s *Syncer) session(ctx context.Context, caughtUp func()) error {
 
 // start reads the checkpoint and returns the last UID delivered under
 // validity. When the folder's UIDVALIDITY differs from the checkpoint's
-// (RFC 9051 2.3.1.1: its UIDs were reassigned), every message is offered
-// again from UID 1 and the checkpoint restarts under the new UIDVALIDITY.
+// (RFC 9051 2.3.1.1: its UIDs were reassigned), or the checkpoint is of
+// another folder or account (the mailbox's settings changed: its UIDs say
+// nothing of this folder's, whatever the UIDVALIDITYs), every message is
+// offered again from UID 1 and the checkpoint restarts under the new
+// UIDVALIDITY and source.
 func (s *Syncer) start(ctx context.Context, validity uint32) (uint32, error) {
 	cp, ok, err := s.cp.Get(ctx, s.mb.ID)
 	if err != nil {
 		return 0, err
 	}
-	if ok && cp.UIDValidity == validity {
+	switch {
+	case ok && cp.UIDValidity == validity && cp.Source == s.source:
 		return cp.LastUID, nil
-	}
-	if ok {
+	case ok && cp.UIDValidity == validity && cp.Source == "":
+		// Written before sources were kept: adopt it, position and all.
+		if err := s.cp.Reset(ctx, s.mb.ID, validity, s.source); err != nil {
+			return 0, err
+		}
+		return cp.LastUID, nil
+	case ok && cp.Source != s.source:
+		s.log.Warn("imap folder or account changed; offering every message of the new folder",
+			"old_source", cp.Source, "old_uid_validity", cp.UIDValidity, "uid_validity", validity, "old_last_uid", cp.LastUID)
+	case ok:
 		count(s.metrics.UIDValidityChanges, 1)
 		s.log.Warn("imap UIDVALIDITY changed; offering every message of the folder again",
 			"old_uid_validity", cp.UIDValidity, "new_uid_validity", validity, "old_last_uid", cp.LastUID)
-	} else {
+	default:
 		s.log.Info("imap folder seen for the first time; backfilling every message", "uid_validity", validity)
 	}
 	// Resetting first rather than after the resync loses nothing: a crash
 	// midway resumes the resync where it stopped instead of from UID 1.
-	if err := s.cp.Reset(ctx, s.mb.ID, validity); err != nil {
+	if err := s.cp.Reset(ctx, s.mb.ID, validity, s.source); err != nil {
 		return 0, err
 	}
 	return 0, nil

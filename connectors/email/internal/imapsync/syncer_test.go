@@ -442,7 +442,7 @@ func TestCheckpoints(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, ok)
 
-	require.NoError(t, cp.Reset(ctx, "m1", 7))
+	require.NoError(t, cp.Reset(ctx, "m1", 7, "imap://a@h/INBOX"))
 	require.NoError(t, cp.Advance(ctx, "m1", 7, 10))
 	require.NoError(t, cp.Advance(ctx, "m1", 7, 5), "an older UID is a no-op, not an error")
 	got, ok, err := cp.Get(ctx, "m1")
@@ -455,10 +455,22 @@ func TestCheckpoints(t *testing.T) {
 	require.True(t, errors.Is(err, ErrUIDValidityChanged), "got %v", err)
 	require.Equal(t, uint32(10), e.checkpoint("m1").LastUID)
 
-	require.NoError(t, cp.Reset(ctx, "m1", 7), "the same UIDVALIDITY keeps the position")
+	require.NoError(t, cp.Reset(ctx, "m1", 7, "imap://a@h/INBOX"), "the same UIDVALIDITY and source keep the position")
 	require.Equal(t, uint32(10), e.checkpoint("m1").LastUID)
-	require.NoError(t, cp.Reset(ctx, "m1", 8))
-	require.Equal(t, Checkpoint{MailboxID: "m1", UIDValidity: 8, LastUID: 0}, withoutTime(e.checkpoint("m1")))
+	require.NoError(t, cp.Reset(ctx, "m1", 8, "imap://a@h/INBOX"))
+	require.Equal(t, Checkpoint{MailboxID: "m1", UIDValidity: 8, LastUID: 0, Source: "imap://a@h/INBOX"}, withoutTime(e.checkpoint("m1")))
+
+	// Another folder with the same UIDVALIDITY starts over.
+	require.NoError(t, cp.Advance(ctx, "m1", 8, 3))
+	require.NoError(t, cp.Reset(ctx, "m1", 8, "imap://a@h/Support"))
+	require.Equal(t, Checkpoint{MailboxID: "m1", UIDValidity: 8, LastUID: 0, Source: "imap://a@h/Support"}, withoutTime(e.checkpoint("m1")))
+
+	// A checkpoint written before sources were kept is adopted, position
+	// and all, under the same UIDVALIDITY.
+	require.NoError(t, cp.Advance(ctx, "m4", 5, 9))
+	require.Equal(t, "", e.checkpoint("m4").Source)
+	require.NoError(t, cp.Reset(ctx, "m4", 5, "imap://a@h/INBOX"))
+	require.Equal(t, Checkpoint{MailboxID: "m4", UIDValidity: 5, LastUID: 9, Source: "imap://a@h/INBOX"}, withoutTime(e.checkpoint("m4")))
 
 	// The full unsigned 32-bit range fits.
 	require.NoError(t, cp.Advance(ctx, "m2", 4294967295, 4294967295))
