@@ -250,8 +250,8 @@ func (c *Connector) syncMailbox(ctx context.Context, mb events.Mailbox) error {
 		Fetched: func(n int) { c.fetched.Add(context.Background(), int64(n), attrs) },
 		Lag:     func(n int) { c.lag.Record(context.Background(), int64(n), attrs) },
 	}
-	deliver := func(ctx context.Context, raw imapsync.Raw) error { return c.deliver(ctx, mb, parser, raw) }
-	s, err := imapsync.New(c.cfg.IMAP, mb, deliver, c.checkpoints, log, metrics)
+	deliver := func(ctx context.Context, raws []imapsync.Raw) error { return c.deliver(ctx, mb, parser, raws) }
+	s, err := imapsync.NewBatched(c.cfg.IMAP, mb, deliver, c.checkpoints, log, metrics)
 	if err != nil {
 		// Settings the inbox accepted but the syncer refuses: wait for
 		// new ones rather than retry in a loop.
@@ -314,30 +314,60 @@ func safeSegment(s string) string {
 	}, s)
 }
 
-// deliver turns one fetched mail into an inbound message, or a dead letter
-// when it cannot be one; it returns once Kafka acknowledged either.
-func (c *Connector) deliver(ctx context.Context, mb events.Mailbox, parser *mailparse.Parser, raw imapsync.Raw) error {
+// deliver turns fetched mails into inbound messages, or dead letters when
+// they cannot be ones, and returns once Kafka acknowledged all of them: one
+// wait per fetched part, not per mail.
+func (c *Connector) deliver(ctx context.Context, mb events.Mailbox, parser *mailparse.Parser, raws []imapsync.Raw) error {
+	var (
+		recs []kafka.Message
+		done []func()
+	)
+	for _, raw := range raws {
+		r, d, err := c.prepare(ctx, mb, parser, raw)
+		if err != nil {
+			return err
+		}
+		recs, done = append(recs, r...), append(done, d)
+	}
+	if err := c.producer.PublishRecords(ctx, recs...); err != nil {
+		return fmt.Errorf("publish %d mail(s) of mailbox %s: %w", len(raws), mb.ID, err)
+	}
+	for _, d := range done {
+		d()
+	}
+	return nil
+}
+
+// prepare makes the records one mail becomes, and what to count once they
+// are published. An error (the database or the blob store failing) means
+// the mail must be offered again.
+func (c *Connector) prepare(ctx context.Context, mb events.Mailbox, parser *mailparse.Parser, raw imapsync.Raw) ([]kafka.Message, func(), error) {
 	if raw.TooLarge {
-		return c.deadLetter(ctx, mb, raw, "too_large", fmt.Sprintf("mail of %d bytes is larger than -email.imap.max-message-bytes", raw.Size))
+		return c.deadLetter(mb, raw, "too_large", fmt.Sprintf("mail of %d bytes is larger than -email.imap.max-message-bytes", raw.Size))
 	}
 	m, err := parser.Parse(ctx, raw.Body)
 	switch {
 	case errors.Is(err, mailparse.ErrTooLarge):
-		return c.deadLetter(ctx, mb, raw, "too_large", err.Error())
+		return c.deadLetter(mb, raw, "too_large", err.Error())
 	case errors.Is(err, mailparse.ErrUnparseable):
-		return c.deadLetter(ctx, mb, raw, "unparseable", err.Error())
+		return c.deadLetter(mb, raw, "unparseable", err.Error())
 	case err != nil:
-		return fmt.Errorf("parse mail uid %d: %w", raw.UID, err) // the blob store failed: retry
+		return nil, nil, fmt.Errorf("parse mail uid %d: %w", raw.UID, err) // the blob store failed: retry
 	}
 	if m.From.Address == "" {
-		return c.deadLetter(ctx, mb, raw, "no_sender", "the mail has no readable From address")
+		return c.deadLetter(mb, raw, "no_sender", "the mail has no readable From address")
 	}
 	if len(m.Warnings) > 0 {
 		c.log.Warn("mail parsed with problems", "mailbox_id", mb.ID, "uid", raw.UID, "message_id", m.MessageID, "warnings", len(m.Warnings), "first", m.Warnings[0])
 	}
+	var recs []kafka.Message
 	if m.Bounce != nil && m.Bounce.OriginalMessageID != "" {
-		if err := c.bounced(ctx, mb, m); err != nil {
-			return err
+		rec, ok, err := c.bounced(ctx, mb, m)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			recs = append(recs, rec)
 		}
 	}
 
@@ -351,12 +381,14 @@ func (c *Connector) deliver(ctx context.Context, mb events.Mailbox, parser *mail
 	}
 	thread, err := c.threads.Resolve(ctx, in)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	sum := sha256.Sum256([]byte(m.MessageID + "\n" + m.ContentHash))
 	external := hex.EncodeToString(sum[:])
+	// Recorded before it is published: the next mail of the same part may
+	// answer this one. A mail offered again records nothing new.
 	if err := c.threads.Record(ctx, threads.Message{MailboxID: mb.ID, MessageID: m.MessageID, ThreadKey: thread, ExternalID: external, Subject: m.Subject, References: m.References}); err != nil {
-		return err
+		return nil, nil, err
 	}
 
 	msg := events.MessageReceived{
@@ -373,7 +405,7 @@ func (c *Connector) deliver(ctx context.Context, mb events.Mailbox, parser *mail
 		msg.Text = "(no text)"
 	}
 	for _, a := range append(append([]mailparse.Attachment{}, m.Attachments...), m.Inlines...) {
-		ea := events.Attachment{Name: truncate(a.FileName, events.MaxNameBytes), ContentType: a.ContentType, Size: a.Size, ContentID: a.ContentID, Inline: false, Skipped: string(a.Skipped)}
+		ea := events.Attachment{Name: truncate(a.FileName, events.MaxNameBytes), ContentType: a.ContentType, Size: a.Size, ContentID: a.ContentID, Skipped: string(a.Skipped)}
 		if a.Blob != nil {
 			ea.BlobKey = a.Blob.Key
 		}
@@ -383,19 +415,15 @@ func (c *Connector) deliver(ctx context.Context, mb events.Mailbox, parser *mail
 		msg.Attachments[i].Inline = true
 	}
 	if err := msg.Validate(); err != nil {
-		return c.deadLetter(ctx, mb, raw, "invalid", err.Error())
+		return c.deadLetter(mb, raw, "invalid", err.Error())
 	}
-	id := uuid.NewSHA1(eventNamespace, []byte(mb.ID+"\x00"+external)).String()
 	ev, err := events.New(events.TypeMessageReceived, EventSource, mb.TenantID, msg.ReceivedAt, msg)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	ev.ID = id
-	if err := c.producer.Publish(ctx, events.TopicInbound, events.ConversationKey(mb.TenantID, events.ChannelEmail, mb.ID, thread), ev); err != nil {
-		return fmt.Errorf("publish mail uid %d of mailbox %s: %w", raw.UID, mb.ID, err)
-	}
-	c.ingested.Add(ctx, 1, metric.WithAttributes(attribute.String("mailbox_id", mb.ID)))
-	return nil
+	ev.ID = uuid.NewSHA1(eventNamespace, []byte(mb.ID+"\x00"+external)).String()
+	recs = append(recs, ev.Message(ctx, events.TopicInbound, events.ConversationKey(mb.TenantID, events.ChannelEmail, mb.ID, thread)))
+	return recs, func() { c.ingested.Add(ctx, 1, metric.WithAttributes(attribute.String("mailbox_id", mb.ID))) }, nil
 }
 
 // metadata is what agents see of a mail's headers besides its body.
@@ -441,12 +469,12 @@ func truncate(s string, n int) string {
 
 func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
-// bounced marks the reply a delivery status notification reports on as
-// failed, when it is one of ours.
-func (c *Connector) bounced(ctx context.Context, mb events.Mailbox, m *mailparse.Mail) error {
+// bounced is the record marking the reply a delivery status notification
+// reports on as failed; ok is false when the reply is not one of ours.
+func (c *Connector) bounced(ctx context.Context, mb events.Mailbox, m *mailparse.Mail) (kafka.Message, bool, error) {
 	rec, ok, err := c.ledger.FindSent(ctx, m.Bounce.OriginalMessageID)
 	if err != nil || !ok || rec.TenantID != mb.TenantID {
-		return err
+		return kafka.Message{}, false, err
 	}
 	reason := "bounced"
 	for _, r := range m.Bounce.Recipients {
@@ -455,12 +483,18 @@ func (c *Connector) bounced(ctx context.Context, mb events.Mailbox, m *mailparse
 			break
 		}
 	}
-	return c.publishDelivery(ctx, events.Delivery{MessageID: rec.MessageID, TenantID: rec.TenantID, Status: events.DeliveryFailed, Error: truncate(reason, 1024), At: c.clock.Now().UTC()})
+	d := events.Delivery{MessageID: rec.MessageID, TenantID: rec.TenantID, Status: events.DeliveryFailed, Error: truncate(reason, 1024), At: c.clock.Now().UTC()}
+	ev, err := events.New(events.TypeDelivery, EventSource, d.TenantID, d.At, d)
+	if err != nil {
+		return kafka.Message{}, false, err
+	}
+	return ev.Message(ctx, events.TopicDelivery, []byte(d.MessageID)), true, nil
 }
 
-// deadLetter keeps a mail that cannot become a message in sb.dlq.v1, raw,
-// with the reason and where it came from; the sync goes on.
-func (c *Connector) deadLetter(ctx context.Context, mb events.Mailbox, raw imapsync.Raw, reason, detail string) error {
+// deadLetter is the record that keeps a mail that cannot become a message
+// in sb.dlq.v1, raw, with the reason and where it came from; the sync goes
+// on.
+func (c *Connector) deadLetter(mb events.Mailbox, raw imapsync.Raw, reason, detail string) ([]kafka.Message, func(), error) {
 	body := raw.Body
 	truncated := len(body) > maxDeadLetterBytes
 	if truncated {
@@ -482,12 +516,10 @@ func (c *Connector) deadLetter(ctx context.Context, mb events.Mailbox, raw imaps
 			{Key: "mail_truncated", Value: []byte(strconv.FormatBool(truncated))},
 		},
 	}
-	if err := c.producer.PublishRecords(ctx, rec); err != nil {
-		return fmt.Errorf("dead-letter mail uid %d of mailbox %s: %w", raw.UID, mb.ID, err)
-	}
-	c.deadLettered.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
-	c.log.Warn("mail kept in the dead-letter topic", "mailbox_id", mb.ID, "uid", raw.UID, "reason", reason, "detail", detail)
-	return nil
+	return []kafka.Message{rec}, func() {
+		c.deadLettered.Add(context.Background(), 1, metric.WithAttributes(attribute.String("reason", reason)))
+		c.log.Warn("mail kept in the dead-letter topic", "mailbox_id", mb.ID, "uid", raw.UID, "reason", reason, "detail", detail)
+	}, nil
 }
 
 // send handles send commands from sb.outbound.email.v1.

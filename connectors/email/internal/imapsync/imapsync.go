@@ -152,6 +152,10 @@ type Raw struct {
 // syncer, in UID order.
 type Deliver func(ctx context.Context, raw Raw) error
 
+// DeliverBatch hands over the messages of one fetched part, in UID order;
+// it returns nil once every one of them is safe (see NewBatched).
+type DeliverBatch func(ctx context.Context, raws []Raw) error
+
 // Metrics are callbacks through which the caller counts what a syncer does
 // (with OpenTelemetry, say). Every field may be nil. They are called from
 // the syncer's goroutine and must not block.

@@ -34,9 +34,11 @@ type Syncer struct {
 	source   string // Source(mb.IMAP, folder), the checkpoint's
 	readOnly bool
 	deliver  Deliver
-	cp       *Checkpoints
-	log      *slog.Logger
-	metrics  Metrics
+	// batch, when set, takes each fetched part at once (see NewBatched).
+	batch   DeliverBatch
+	cp      *Checkpoints
+	log     *slog.Logger
+	metrics Metrics
 
 	// onIdle, when set, is called each time an IDLE command has started.
 	// Tests use it to append mail while the syncer waits.
@@ -76,6 +78,23 @@ func New(cfg Config, mb events.Mailbox, deliver Deliver, cp *Checkpoints, log *s
 			"imap_host", mb.IMAP.Host, "imap_user", mb.IMAP.Username, "folder", folder),
 		metrics: metrics,
 	}, nil
+}
+
+// NewBatched is New with a deliverer that takes the messages of each
+// fetched part at once, in UID order: a backfill then waits for one
+// acknowledgement per part instead of one per message. The checkpoint
+// advances past a part once deliver returned nil for it; a failure
+// retries the whole part, so deliver must be idempotent.
+func NewBatched(cfg Config, mb events.Mailbox, deliver DeliverBatch, cp *Checkpoints, log *slog.Logger, metrics Metrics) (*Syncer, error) {
+	if deliver == nil {
+		return nil, errors.New("imapsync: no deliverer")
+	}
+	s, err := New(cfg, mb, func(ctx context.Context, raw Raw) error { return deliver(ctx, []Raw{raw}) }, cp, log, metrics)
+	if err != nil {
+		return nil, err
+	}
+	s.batch = deliver
+	return s, nil
 }
 
 func checkMailbox(mb events.Mailbox) error {
@@ -379,6 +398,7 @@ func (s *Syncer) syncPart(ctx context.Context, c *imapclient.Client, validity, l
 
 	var done imap.UIDSet
 	defer func() { s.applyActions(ctx, c, done) }()
+	var raws []Raw
 	for _, m := range part {
 		raw := Raw{MailboxID: s.mb.ID, UIDValidity: validity, UID: uint32(m.uid), InternalDate: m.date, Size: m.size}
 		if body, ok := bodies[m.uid]; ok && int64(len(body)) <= s.cfg.MaxMessageBytes {
@@ -390,6 +410,10 @@ func (s *Syncer) syncPart(ctx context.Context, c *imapclient.Client, validity, l
 		} else {
 			continue // expunged, see checkGone
 		}
+		if s.batch != nil {
+			raws = append(raws, raw)
+			continue
+		}
 		if err := s.deliverOne(ctx, raw); err != nil {
 			return last, err
 		}
@@ -400,7 +424,21 @@ func (s *Syncer) syncPart(ctx context.Context, c *imapclient.Client, validity, l
 		done.AddNum(m.uid)
 		count(s.metrics.Delivered, 1)
 	}
-	return last, nil
+	if len(raws) == 0 {
+		return last, nil
+	}
+	first, end := raws[0].UID, raws[len(raws)-1].UID
+	if err := s.retryDeliver(ctx, fmt.Sprintf("UIDs %d to %d", first, end), func() error { return s.batch(ctx, raws) }); err != nil {
+		return last, err
+	}
+	if err := s.advance(ctx, validity, end); err != nil {
+		return last, err
+	}
+	for _, r := range raws {
+		done.AddNum(imap.UID(r.UID))
+	}
+	count(s.metrics.Delivered, len(raws))
+	return end, nil
 }
 
 // checkGone returns nil when none of uids is in the folder any more (they
@@ -424,20 +462,25 @@ func (s *Syncer) checkGone(c *imapclient.Client, uids []imap.UID) error {
 // deliverOne calls Deliver until it succeeds or ctx ends: a message is
 // never skipped, and nothing after it is delivered before it.
 func (s *Syncer) deliverOne(ctx context.Context, raw Raw) error {
+	return s.retryDeliver(ctx, fmt.Sprintf("UID %d", raw.UID), func() error { return s.deliver(ctx, raw) })
+}
+
+// retryDeliver calls deliver until it succeeds or ctx ends.
+func (s *Syncer) retryDeliver(ctx context.Context, what string, deliver func() error) error {
 	for attempt := 1; ; attempt++ {
-		err := s.deliver(ctx, raw)
+		err := deliver()
 		if err == nil {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("deliver UID %d: %w", raw.UID, ctx.Err())
+			return fmt.Errorf("deliver %s: %w", what, ctx.Err())
 		}
 		count(s.metrics.DeliverErrors, 1)
 		delay := s.cfg.Retry.Delay(min(attempt, maxBackoffStep))
-		s.log.Warn("imap deliver failed; retrying the same message", "uid", raw.UID, "attempt", attempt, "retry_in", delay, "err", err)
+		s.log.Warn("imap deliver failed; retrying the same messages", "messages", what, "attempt", attempt, "retry_in", delay, "err", err)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("deliver UID %d: %w (last error: %v)", raw.UID, ctx.Err(), err)
+			return fmt.Errorf("deliver %s: %w (last error: %v)", what, ctx.Err(), err)
 		case <-s.cfg.Clock.After(delay):
 		}
 	}
