@@ -18,11 +18,11 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/switchboard-oss/switchboard/connectors/email/internal/blob"
 	"github.com/switchboard-oss/switchboard/connectors/email/internal/imapsync"
 	"github.com/switchboard-oss/switchboard/connectors/email/internal/mailparse"
 	"github.com/switchboard-oss/switchboard/connectors/email/internal/smtpsend"
 	"github.com/switchboard-oss/switchboard/connectors/email/internal/threads"
+	"github.com/switchboard-oss/switchboard/pkg/blob"
 	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/config"
 	"github.com/switchboard-oss/switchboard/pkg/events"

@@ -28,7 +28,7 @@ import (
 	"github.com/jhillyerd/enmime/v2"
 	"github.com/microcosm-cc/bluemonday"
 
-	"github.com/switchboard-oss/switchboard/connectors/email/internal/blob"
+	"github.com/switchboard-oss/switchboard/pkg/blob"
 	"github.com/switchboard-oss/switchboard/pkg/events"
 )
 

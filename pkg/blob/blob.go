@@ -1,5 +1,6 @@
-// Package blob stores the bytes of mail attachments and inline images apart
-// from the events that mention them.
+// Package blob stores the bytes of message attachments (mail attachments
+// and inline images, MMS media, agents' uploads) apart from the events that
+// mention them.
 //
 // Blobs are content-addressed: the key of a blob is its namespace followed by
 // the hex SHA-256 of its content, so storing the same attachment twice (an

@@ -15,7 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/switchboard-oss/switchboard/connectors/email/internal/blob"
+	"github.com/switchboard-oss/switchboard/pkg/blob"
 )
 
 func newDir(t *testing.T) (*blob.Dir, string) {
