@@ -132,7 +132,7 @@ func emailRun(ctx context.Context, o options) (EmailResult, error) {
 	if err != nil {
 		return res, err
 	}
-	args := append([]string{"-email.blob-dir", filepath.Join(dataDir, "blobs")}, strings.Fields(o.extraArgs)...)
+	args := append([]string{"-blob.dir", filepath.Join(dataDir, "blobs")}, strings.Fields(o.extraArgs)...)
 	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	node, err := testkit.StartNode(startCtx, testkit.NodeOptions{Binary: o.binary, DatabaseURL: dbURL, DataDir: dataDir, Addr: o.addr, Args: args})
 	cancel()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchboard-oss/switchboard/connectors/chat"
 	"github.com/switchboard-oss/switchboard/connectors/email"
+	"github.com/switchboard-oss/switchboard/pkg/blob"
 	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/config"
 	"github.com/switchboard-oss/switchboard/pkg/embedded"
@@ -43,6 +44,7 @@ func envAliases() config.Aliases {
 type Config struct {
 	Targets            config.StringList
 	DataDir            string
+	BlobDir            string
 	EmbeddedPort       int
 	EmbeddedPartitions int
 	StopTimeout        time.Duration
@@ -61,7 +63,8 @@ type Config struct {
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Targets = config.StringList{lifecycle.TargetAll}
 	f.Var(&c.Targets, "target", "Components to run, comma-separated: all (everything in one process), or any of inbox, chat, email. Each target is also a Deployment of its own in the Helm chart.")
-	f.StringVar(&c.DataDir, "data-dir", "switchboard-data", "Directory of the process's local data: the embedded Kafka's log and offsets (with -target=all and no -kafka.brokers), and mail attachments unless -email.blob-dir is set.")
+	f.StringVar(&c.DataDir, "data-dir", "switchboard-data", "Directory of the process's local data: the embedded Kafka's log and offsets (with -target=all and no -kafka.brokers), and message attachments unless -blob.dir is set.")
+	f.StringVar(&c.BlobDir, "blob.dir", "", "Directory where message attachments (mail attachments and inline images) are kept, by content hash; empty means the blobs directory under -data-dir. Every replica of the inbox and the email connector must see the same directory (a shared volume).")
 	f.IntVar(&c.EmbeddedPort, "kafka.embedded-port", 0, "Loopback port of the embedded Kafka broker, 0 for any free port; set one to inspect the topics with Kafka tools.")
 	f.IntVar(&c.EmbeddedPartitions, "kafka.embedded-partitions", 0, "Partitions of each multi-partition topic in the embedded broker, when it creates them; 0 means one per CPU, at least 2. One process has few cores: fewer partitions make bigger batches and fewer database transactions than a cluster's counts would. A real cluster gets the production counts from `switchboard admin create-topics`.")
 	f.DurationVar(&c.StopTimeout, "shutdown.component-timeout", 30*time.Second, "At shutdown, longest wait for each component to drain and stop before moving on.")
@@ -166,6 +169,7 @@ type app struct {
 	brokers  []string
 	producer *bus.Producer
 	redis    *goredis.Client
+	blobs    blob.Store
 }
 
 // Module names.
@@ -178,6 +182,7 @@ const (
 	modInbox    = "inbox"
 	modChat     = "chat"
 	modEmail    = "email"
+	modBlobs    = "blobs"
 )
 
 func (a *app) register(m *lifecycle.Manager) error {
@@ -188,9 +193,10 @@ func (a *app) register(m *lifecycle.Manager) error {
 		{Name: modProducer, Deps: []string{modKafka}, Init: a.initProducer},
 		{Name: modRedis, Init: a.initRedis},
 		// The database first: when it is unreachable, nothing else starts.
-		{Name: modInbox, Target: true, Deps: []string{modDatabase, modRedis, modProducer, modServer}, Init: a.initInbox},
+		{Name: modInbox, Target: true, Deps: []string{modDatabase, modRedis, modProducer, modServer, modBlobs}, Init: a.initInbox},
 		{Name: modChat, Target: true, Deps: []string{modServer, modProducer}, Init: a.initChat},
-		{Name: modEmail, Target: true, Deps: []string{modDatabase, modProducer}, Init: a.initEmail},
+		{Name: modBlobs, Init: a.initBlobs},
+		{Name: modEmail, Target: true, Deps: []string{modDatabase, modProducer, modBlobs}, Init: a.initEmail},
 	}
 	for _, mod := range mods {
 		if err := m.Register(mod); err != nil {
@@ -289,6 +295,7 @@ func (a *app) initInbox(ctx context.Context) (lifecycle.Service, error) {
 		Producer:  a.producer,
 		Redis:     a.redis,
 		Router:    a.server,
+		Blobs:     a.blobs,
 		Telemetry: a.tel,
 	})
 }
@@ -303,35 +310,25 @@ func (a *app) initChat(context.Context) (lifecycle.Service, error) {
 }
 
 func (a *app) initEmail(ctx context.Context) (lifecycle.Service, error) {
-	cfg := a.cfg.Email
-	if cfg.BlobDir == "" {
-		cfg.BlobDir = filepath.Join(a.cfg.DataDir, "blobs")
-	}
-	c, err := email.New(ctx, cfg, email.Deps{
+	return email.New(ctx, a.cfg.Email, email.Deps{
 		Pool:      a.pool,
 		Bus:       a.cfg.Bus,
 		Brokers:   a.brokers,
 		Producer:  a.producer,
+		Blobs:     a.blobs,
 		Telemetry: a.tel,
 	})
+}
+
+func (a *app) initBlobs(context.Context) (lifecycle.Service, error) {
+	dir := a.cfg.BlobDir
+	if dir == "" {
+		dir = filepath.Join(a.cfg.DataDir, "blobs")
+	}
+	d, err := blob.NewDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	return closing{c, c.Close}, nil
+	a.blobs = d
+	return lifecycle.Idle(d.Close), nil
 }
-
-// closing is a service that releases what it holds once it stopped.
-type closing struct {
-	service interface {
-		lifecycle.Service
-		lifecycle.Readier
-	}
-	close func() error
-}
-
-func (c closing) Run(ctx context.Context) error {
-	err := c.service.Run(ctx)
-	return errors.Join(err, c.close())
-}
-
-func (c closing) Ready(ctx context.Context) error { return c.service.Ready(ctx) }

@@ -48,8 +48,6 @@ const maxDeadLetterBytes = 900 << 10
 // Config holds the connector settings.
 type Config struct {
 	IMAP imapsync.Config
-	// BlobDir is where attachments are kept.
-	BlobDir string
 	// MaxAttachmentBytes bounds one stored attachment.
 	MaxAttachmentBytes int64
 	// SendAttempts bounds the SMTP attempts of one reply.
@@ -61,7 +59,6 @@ type Config struct {
 // RegisterFlags declares the flags under prefix.
 func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	c.IMAP.RegisterFlags(prefix+"email.", f)
-	f.StringVar(&c.BlobDir, prefix+"email.blob-dir", "", "Directory where mail attachments and inline images are kept, by content hash; empty means the blobs directory under -data-dir. Every email connector replica must see the same directory (a shared volume).")
 	f.Int64Var(&c.MaxAttachmentBytes, prefix+"email.max-attachment-bytes", mailparse.DefaultMaxAttachmentBytes, "Largest attachment kept, in bytes; a larger one is listed on the message as skipped.")
 	f.IntVar(&c.SendAttempts, prefix+"email.send-attempts", 8, "SMTP attempts of one reply when the server answers 4xx or cannot be reached, with backoff, before it is reported failed.")
 	f.DurationVar(&c.SMTPTimeout, prefix+"email.smtp-timeout", 2*time.Minute, "Longest SMTP session of one reply, connection and data included.")
@@ -85,7 +82,9 @@ type Deps struct {
 	Bus     bus.Config
 	Brokers []string
 	// Producer publishes inbound mail, deliveries and dead letters.
-	Producer  *bus.Producer
+	Producer *bus.Producer
+	// Blobs keeps attachments and inline images.
+	Blobs     blob.Store
 	Telemetry *telemetry.Telemetry
 	// Clock is the system clock when nil.
 	Clock retry.Clock
@@ -128,14 +127,11 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 			return nil, err
 		}
 	}
-	if cfg.BlobDir == "" {
-		return nil, errors.New("email: no blob directory given")
+	if d.Blobs == nil {
+		return nil, errors.New("email: no blob store given")
 	}
-	blobs, err := blob.NewDir(cfg.BlobDir)
-	if err != nil {
-		return nil, fmt.Errorf("email blob store: %w", err)
-	}
-	c.blobs = blobs
+	c.blobs = d.Blobs
+	var err error
 	c.mailboxes = newMailboxes(c.log, c.syncMailbox)
 	c.table = bus.NewTable(d.Brokers, events.TopicConfig, c.mailboxes.apply, d.Telemetry)
 
@@ -216,14 +212,6 @@ func (c *Connector) Ready(ctx context.Context) error {
 		return err
 	}
 	return c.consumer.Ready(ctx)
-}
-
-// Close releases the blob store.
-func (c *Connector) Close() error {
-	if d, ok := c.blobs.(interface{ Close() error }); ok {
-		return d.Close()
-	}
-	return nil
 }
 
 // syncMailbox synchronises one mailbox while this replica owns it: a

@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-oss/switchboard/connectors/email/internal/imapsync"
+	"github.com/switchboard-oss/switchboard/pkg/blob"
 	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
@@ -70,14 +71,15 @@ func startConnector(t *testing.T) *env {
 			DialTimeout:  10 * time.Second,
 			Retry:        retry.Policy{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond, Multiplier: 2},
 		},
-		BlobDir:            t.TempDir(),
 		MaxAttachmentBytes: 1 << 20,
 		SendAttempts:       2,
 		SMTPTimeout:        10 * time.Second,
 	}
-	c, err := New(testkit.Context(t), cfg, Deps{Pool: pool, Bus: testkit.BusConfig(brokers), Brokers: brokers, Producer: p, Telemetry: tel})
+	blobs, err := blob.NewDir(t.TempDir())
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = c.Close() })
+	t.Cleanup(func() { _ = blobs.Close() })
+	c, err := New(testkit.Context(t), cfg, Deps{Pool: pool, Bus: testkit.BusConfig(brokers), Brokers: brokers, Producer: p, Blobs: blobs, Telemetry: tel})
+	require.NoError(t, err)
 	testkit.Run(t, c)
 	testkit.Eventually(t, wait, func() bool { return c.Ready(context.Background()) == nil }, "the connector never became ready")
 	return &env{

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/switchboard-oss/switchboard/pkg/blob"
 	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/config"
 	"github.com/switchboard-oss/switchboard/pkg/events"
@@ -84,6 +85,8 @@ type Deps struct {
 	RedisPrefix string
 	// Router receives the API routes.
 	Router api.Router
+	// Blobs keeps message attachments.
+	Blobs blob.Store
 	// Telemetry gives logs, traces and metrics.
 	Telemetry *telemetry.Telemetry
 	// Clock is the time source; nil means the system clock.
