@@ -285,6 +285,11 @@ type SendMessage struct {
 	Subject   string   `json:"subject,omitempty"`
 	CC        []string `json:"cc,omitempty"`
 	AuthorID  string   `json:"author_id,omitempty"`
+	// ReplyTo, when set, is where the customer's answer should go (an
+	// agent's own address) instead of the channel account's.
+	ReplyTo string `json:"reply_to,omitempty"`
+	// Attachments are files to send with the text, in the blob store.
+	Attachments []Attachment `json:"attachments,omitempty"`
 }
 
 // Delivery statuses, in the order a message goes through them.
