@@ -408,3 +408,33 @@ type Mailbox struct {
 	// Deleted mailboxes stop syncing and sending.
 	Deleted bool `json:"deleted,omitempty"`
 }
+
+// TypeSMSAccount: a Twilio account and the numbers it receives on, on
+// TopicConfig with key ConfigKey("sms_account", ID).
+const TypeSMSAccount = "sb.config.sms_account.v1"
+
+// SMSAccount is the data of TypeSMSAccount. AuthToken and APIKeySecret are
+// secrets: they travel on the config topic (see docs/adr/0004) and are
+// never logged nor returned by the API.
+type SMSAccount struct {
+	// ID is the channel account id of the messages it receives.
+	ID       string `json:"id"`
+	TenantID string `json:"tenant_id"`
+	Name     string `json:"name"`
+	// AccountSID is the Twilio account (AC...).
+	AccountSID string `json:"account_sid"`
+	// AuthToken signs Twilio's webhooks to us; with no API key it also
+	// authenticates our calls to Twilio.
+	AuthToken string `json:"auth_token"`
+	// APIKeySID and APIKeySecret, when set, authenticate our calls to
+	// Twilio instead of the auth token.
+	APIKeySID    string `json:"api_key_sid,omitempty"`
+	APIKeySecret string `json:"api_key_secret,omitempty"`
+	// Numbers are the E.164 numbers the account receives on and sends from.
+	Numbers []string `json:"numbers,omitempty"`
+	// MessagingServiceSIDs are the Messaging Services (MG...) it receives
+	// on; replies to a conversation of one go out through it.
+	MessagingServiceSIDs []string `json:"messaging_service_sids,omitempty"`
+	// Deleted accounts refuse every webhook and send nothing.
+	Deleted bool `json:"deleted,omitempty"`
+}
