@@ -37,6 +37,10 @@ func envAliases() config.Aliases {
 		"redis.url":     "REDIS_URL",
 		"kafka.brokers": "KAFKA_BROKERS",
 		"otel.endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
+
+		"blob.s3.access-key": "AWS_ACCESS_KEY_ID",
+		"blob.s3.secret-key": "AWS_SECRET_ACCESS_KEY",
+		"blob.s3.region":     "AWS_REGION",
 	}
 }
 
@@ -44,7 +48,6 @@ func envAliases() config.Aliases {
 type Config struct {
 	Targets            config.StringList
 	DataDir            string
-	BlobDir            string
 	EmbeddedPort       int
 	EmbeddedPartitions int
 	StopTimeout        time.Duration
@@ -54,6 +57,7 @@ type Config struct {
 	Database  pg.Config
 	Bus       bus.Config
 	Redis     redis.Config
+	Blob      blob.Config
 	Inbox     inbox.Config
 	Chat      chat.Config
 	Email     email.Config
@@ -63,8 +67,7 @@ type Config struct {
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Targets = config.StringList{lifecycle.TargetAll}
 	f.Var(&c.Targets, "target", "Components to run, comma-separated: all (everything in one process), or any of inbox, chat, email. Each target is also a Deployment of its own in the Helm chart.")
-	f.StringVar(&c.DataDir, "data-dir", "switchboard-data", "Directory of the process's local data: the embedded Kafka's log and offsets (with -target=all and no -kafka.brokers), and message attachments unless -blob.dir is set.")
-	f.StringVar(&c.BlobDir, "blob.dir", "", "Directory where message attachments (mail attachments and inline images) are kept, by content hash; empty means the blobs directory under -data-dir. Every replica of the inbox and the email connector must see the same directory (a shared volume).")
+	f.StringVar(&c.DataDir, "data-dir", "switchboard-data", "Directory of the process's local data: the embedded Kafka's log and offsets (with -target=all and no -kafka.brokers), and message attachments unless -blob.dir or -blob.s3.endpoint is set.")
 	f.IntVar(&c.EmbeddedPort, "kafka.embedded-port", 0, "Loopback port of the embedded Kafka broker, 0 for any free port; set one to inspect the topics with Kafka tools.")
 	f.IntVar(&c.EmbeddedPartitions, "kafka.embedded-partitions", 0, "Partitions of each multi-partition topic in the embedded broker, when it creates them; 0 means one per CPU, at least 2. One process has few cores: fewer partitions make bigger batches and fewer database transactions than a cluster's counts would. A real cluster gets the production counts from `switchboard admin create-topics`.")
 	f.DurationVar(&c.StopTimeout, "shutdown.component-timeout", 30*time.Second, "At shutdown, longest wait for each component to drain and stop before moving on.")
@@ -73,6 +76,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Database.RegisterFlags("", f)
 	c.Bus.RegisterFlags("", f)
 	c.Redis.RegisterFlags("", f)
+	c.Blob.RegisterFlags("", f)
 	c.Inbox.RegisterFlags("", f)
 	c.Chat.RegisterFlags("", f)
 	c.Email.RegisterFlags("", f)
@@ -89,6 +93,7 @@ func (c *Config) Validate() error {
 		c.Database.Validate(""),
 		c.Bus.Validate(""),
 		c.Redis.Validate(""),
+		c.Blob.Validate(""),
 		c.Inbox.Validate(""),
 		c.Chat.Validate(""),
 		c.Email.Validate(""),
@@ -320,15 +325,11 @@ func (a *app) initEmail(ctx context.Context) (lifecycle.Service, error) {
 	})
 }
 
-func (a *app) initBlobs(context.Context) (lifecycle.Service, error) {
-	dir := a.cfg.BlobDir
-	if dir == "" {
-		dir = filepath.Join(a.cfg.DataDir, "blobs")
-	}
-	d, err := blob.NewDir(dir)
+func (a *app) initBlobs(ctx context.Context) (lifecycle.Service, error) {
+	s, closeFn, err := blob.Open(ctx, a.cfg.Blob, filepath.Join(a.cfg.DataDir, "blobs"))
 	if err != nil {
 		return nil, err
 	}
-	a.blobs = d
-	return lifecycle.Idle(d.Close), nil
+	a.blobs = s
+	return lifecycle.Idle(closeFn), nil
 }

@@ -9,9 +9,10 @@
 // tenant and mailbox: the same content stored for two tenants gives two keys,
 // so one tenant can never open another's blob by guessing a hash.
 //
-// Dir, a local directory, is the default Store. Store is an interface so that
-// an S3-compatible implementation can be added later without touching the
-// callers; none exists yet.
+// Two Stores exist: Dir, a local directory, the default; and S3, a bucket of
+// any S3-compatible service (AWS S3, MinIO, Ceph, R2), for deployments whose
+// replicas share no volume. Both name a blob's file or object the same way,
+// and Open builds the one a Config chooses.
 package blob
 
 import (
