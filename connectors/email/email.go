@@ -143,6 +143,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 		Mailboxes: c.mailbox,
 		Publish:   c.publishDelivery,
 		Threads:   c.thread,
+		Blobs:     c.blobs,
 		Sent:      sentFolder{dialTimeout: cfg.IMAP.DialTimeout},
 		Retry:     policy,
 		Clock:     d.Clock,

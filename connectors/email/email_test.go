@@ -347,6 +347,25 @@ func TestRepliesThreadWithTheCustomer(t *testing.T) {
 	require.True(t, b.Automatic)
 	require.Equal(t, thread, b.ThreadKey, "a bounce joins the thread of the mail it reports on")
 
+	// A reply with an attachment from the blob store, whose answers go to
+	// the agent.
+	ref, err := e.conn.blobs.Put(context.Background(), testTenant+"/uploads", strings.NewReader("%PDF-1.4 manual"), 1<<10)
+	require.NoError(t, err)
+	cmd3 := cmd
+	cmd3.MessageID, cmd3.Text, cmd3.ReplyTo = uuid.NewString(), "The manual is attached.", "agent-1@example.com"
+	cmd3.Attachments = []events.Attachment{{Name: "manual.pdf", ContentType: "application/pdf", Size: ref.Size, BlobKey: ref.Key}}
+	e.publishSend(cmd3)
+	require.Equal(t, events.DeliverySent, e.waitDeliveries(cmd3.MessageID, 1)[0].Status)
+	require.Len(t, out.messages(), 2)
+	withFile, err := mail.ReadMessage(bytes.NewReader(out.messages()[1]))
+	require.NoError(t, err)
+	require.Equal(t, "<agent-1@example.com>", withFile.Header.Get("Reply-To"))
+	require.True(t, strings.HasPrefix(withFile.Header.Get("Content-Type"), "multipart/mixed;"), "Content-Type %q", withFile.Header.Get("Content-Type"))
+	body, err := io.ReadAll(withFile.Body)
+	require.NoError(t, err)
+	require.Contains(t, string(body), "filename=manual.pdf")
+	require.Contains(t, string(body), base64.StdEncoding.EncodeToString([]byte("%PDF-1.4 manual")))
+
 	// The SMTP server refuses the next reply: failed, with its words.
 	out.setRefuse(&smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relaying denied"})
 	cmd2 := cmd
@@ -355,7 +374,7 @@ func TestRepliesThreadWithTheCustomer(t *testing.T) {
 	failed := e.waitDeliveries(cmd2.MessageID, 1)[0]
 	require.Equal(t, events.DeliveryFailed, failed.Status)
 	require.Equal(t, "550 5.7.1 Relaying denied", failed.Error)
-	require.Len(t, out.messages(), 1)
+	require.Len(t, out.messages(), 2)
 }
 
 func TestMailboxSettingsChanges(t *testing.T) {

@@ -1,10 +1,14 @@
 package inbox_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
+	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -61,6 +65,12 @@ var azClient = &http.Client{Timeout: 30 * time.Second}
 // answer as it came; the answer must match the OpenAPI document (oaCheck).
 func azCall(t *testing.T, e env, token, method, path, body string) azResp {
 	t.Helper()
+	return azCallAs(t, e, token, method, path, "application/json", body)
+}
+
+// azCallAs is azCall with the body's Content-Type ("" for none).
+func azCallAs(t *testing.T, e env, token, method, path, contentType, body string) azResp {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -70,8 +80,8 @@ func azCall(t *testing.T, e env, token, method, path, body string) azResp {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+	if body != "" && contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := azClient.Do(req)
 	require.NoError(t, err, "%s %s", method, path)
@@ -188,6 +198,8 @@ type azFixture struct {
 	seen string
 	// bConv is B's conversation.
 	bConv string
+	// mailbox is A's mailbox, made by the first email conversation.
+	mailbox string
 }
 
 const azPassword = "correct horse battery" // what env.userToken gives
@@ -270,6 +282,78 @@ func (fx *azFixture) firstMessage(t *testing.T, token, conv string) string {
 	ids := azIDs(t, fx.ok(t, token, http.MethodGet, "/v1/conversations/"+conv+"/messages", ""))
 	require.NotEmpty(t, ids)
 	return ids[0]
+}
+
+// upload uploads a file as token and returns the upload's id.
+func (fx *azFixture) upload(t *testing.T, token, name, contentType, content string) string {
+	t.Helper()
+	r := azCallAs(t, fx.e, token, http.MethodPost, "/v1/attachments?filename="+url.QueryEscape(name), contentType, content)
+	require.Equal(t, http.StatusCreated, r.Status, "uploading %s answered %s", name, r)
+	return azID(t, r)
+}
+
+// uploadsSnap is what uploads store: the rows of inbox.uploads and the
+// blob store's files.
+func (fx *azFixture) uploadsSnap(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	rows, err := fx.e.pool.Query(context.Background(), `SELECT id, tenant_id, name, content_type, size, blob_key FROM inbox.uploads ORDER BY id`)
+	require.NoError(t, err)
+	for rows.Next() {
+		v, err := rows.Values()
+		require.NoError(t, err)
+		fmt.Fprintln(&b, v...)
+	}
+	require.NoError(t, rows.Err())
+	require.NoError(t, filepath.WalkDir(fx.e.blobDir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			fmt.Fprintln(&b, path)
+		}
+		return err
+	}))
+	return b.String()
+}
+
+// emailConv makes an email conversation of A in q, in state (new or
+// assigned to A's admin), whose first message has an attachment (a text
+// file whose content is "Order 42"); it returns the conversation and that
+// message.
+func (fx *azFixture) emailConv(t *testing.T, q inbox.Queue, state string) (string, string) {
+	t.Helper()
+	if fx.mailbox == "" {
+		fx.mailbox = fx.create(t, fx.admin, "/v1/admin/mailboxes", mailboxBody(testkit.RandomName("support-")+"@acme.example", "imap-pass-s3cret"))
+	}
+	const list = "/v1/conversations?channel=email&limit=200"
+	known := azIDs(t, fx.ok(t, fx.admin, http.MethodGet, list, ""))
+	ref, err := fx.e.blobs.Put(context.Background(), fx.a.Tenant.ID.String()+"/mail", strings.NewReader("Order 42"), 1<<10)
+	require.NoError(t, err)
+	thread := "<" + testkit.RandomName("t-") + "@customer.example>"
+	m := events.MessageReceived{TenantID: fx.a.Tenant.ID.String(), Channel: events.ChannelEmail, ChannelAccountID: fx.mailbox,
+		ExternalID: thread, ThreadKey: thread, From: events.Party{Identity: "ada@customer.example"}, Text: "hi", Subject: "Order",
+		ReceivedAt: time.Now().UTC(), Attachments: []events.Attachment{{Name: "order.txt", ContentType: "text/plain", Size: ref.Size, BlobKey: ref.Key}}}
+	ev, err := events.New(events.TypeMessageReceived, "test", m.TenantID, time.Now(), m)
+	require.NoError(t, err)
+	require.NoError(t, fx.e.producer.Publish(context.Background(), events.TopicInbound, events.ConversationKey(m.TenantID, m.Channel, m.ChannelAccountID, m.ThreadKey), ev))
+	var id string
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		for _, c := range azIDs(t, fx.ok(t, fx.admin, http.MethodGet, list, "")) {
+			if !slices.Contains(known, c) {
+				id = c
+				return true
+			}
+		}
+		return false
+	}, "the email was not stored")
+	p := "/v1/conversations/" + id
+	fx.ok(t, fx.admin, http.MethodPost, p+"/route", fmt.Sprintf(`{"queue_id":%q}`, q.ID))
+	switch state {
+	case "new":
+	case "assigned":
+		fx.ok(t, fx.admin, http.MethodPost, p+"/assign", "")
+	default:
+		t.Fatalf("no state %q here", state)
+	}
+	return id, fx.firstMessage(t, fx.admin, id)
 }
 
 // snap reads paths as A's admin: what a refused call must not change.
@@ -571,6 +655,37 @@ func azMatrix(fx *azFixture) []azCase {
 		return azTarget{path: "/v1/messages/" + fx.firstMessage(t, fx.admin, id), missing: "/v1/messages/" + uuid.NewString(),
 			body: `{"language":"en"}`, snap: fx.convSnap(id)}
 	}}})
+
+	// --- Attachments ---------------------------------------------------
+
+	add(azCase{route: "GET /v1/messages/{id}/attachments/{index}", obj: &azObject{agent: hidden, ok: http.StatusOK, target: func(t *testing.T) azTarget {
+		conv, msg := fx.emailConv(t, fx.q2, "new")
+		return azTarget{path: "/v1/messages/" + msg + "/attachments/0", missing: "/v1/messages/" + uuid.NewString() + "/attachments/0",
+			snap: fx.convSnap(conv)}
+	}}})
+	// Every user of the tenant may upload; an upload is its tenant's only.
+	add(azCase{route: "POST /v1/attachments", calls: &azCalls{path: "/v1/attachments?filename=a.txt", body: "hello",
+		other: func(t *testing.T) {
+			before := fx.uploadsSnap(t)
+			theirs := fx.upload(t, fx.other, "b.txt", "text/plain", "B's file")
+			require.NotEqual(t, before, fx.uploadsSnap(t), "B's upload was not stored")
+			// A's admin attaching B's upload is told exactly what a random
+			// id gets.
+			conv, _ := fx.emailConv(t, fx.q2, "assigned")
+			snap := fx.convSnap(conv)
+			before = snap(t)
+			reply := func(id string) azResp {
+				return azCall(t, fx.e, fx.admin, post, "/v1/conversations/"+conv+"/reply", fmt.Sprintf(`{"text":"here","attachments":[%q]}`, id))
+			}
+			random := uuid.NewString()
+			missing, foreign := reply(random), reply(theirs)
+			require.Equal(t, []string{"attachments[0]"}, azMustProblem(t, foreign, http.StatusBadRequest, "attaching B's upload").fields())
+			require.Equal(t, strings.ReplaceAll(string(missing.Body), random, "<id>"), strings.ReplaceAll(string(foreign.Body), theirs, "<id>"))
+			require.Equal(t, before, snap(t))
+		},
+		agent: func(t *testing.T) { fx.upload(t, fx.agent, "agent.txt", "text/plain", "from an agent") },
+		right: func(t *testing.T) { fx.upload(t, fx.admin, "admin.txt", "text/plain", "from an admin") },
+	}})
 
 	// --- Admin: queues, skills, tag lists, users, API tokens ----------
 

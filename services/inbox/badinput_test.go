@@ -38,8 +38,10 @@ func biHuge(field string) string {
 type biCase struct {
 	// kind is unknown-field, wrong-type, oversized, transition or invalid.
 	kind, name string
-	// query is added to the path; body is sent as it is.
+	// query is added to the path; body is sent as it is, with
+	// contentType ("" is application/json).
 	query, body string
+	contentType string
 	// status is what must answer: 400 naming field, 413, or 409 with
 	// state, the conversation's current state.
 	status int
@@ -269,6 +271,11 @@ func biRoutes(fx *azFixture) []biRoute {
 		cc[i] = fmt.Sprintf("cc%d@example.com", i)
 	}
 	ccJSON, _ := json.Marshal(map[string]any{"text": "hello", "cc": cc})
+	atts := make([]string, 65)
+	for i := range atts {
+		atts[i] = uuid.NewString()
+	}
+	attJSON, _ := json.Marshal(map[string]any{"text": "hello", "attachments": atts})
 	add(biRoute{route: "POST /v1/conversations/{id}/reply", target: conversation("/reply", "assigned"),
 		cases: []biCase{
 			biUnknown(`{"text":"hello","html":"<b>hello</b>"}`, "html"),
@@ -285,6 +292,41 @@ func biRoutes(fx *azFixture) []biRoute {
 			biInvalid("cc on a chat", `{"text":"hello","cc":["ada@example.com"]}`, "cc"),
 			biInvalid("cc not an address", `{"text":"hello","cc":["Ada <ada@example.com>"]}`, "cc[0]"),
 			biInvalid("21 cc", string(ccJSON), "cc"),
+			biWrongType(`{"text":"hello","attachments":"`+random+`"}`, "attachments"),
+			biWrongType(`{"text":"hello","reply_to":true}`, "reply_to"),
+			biInvalid("attachment not an id", `{"text":"hello","attachments":["invoice.pdf"]}`, "attachments[0]"),
+			biInvalid("attachment twice", `{"text":"hello","attachments":["`+random+`","`+random+`"]}`, "attachments[1]"),
+			biInvalid("65 attachments", string(attJSON), "attachments"),
+			biInvalid("attachments on a chat", `{"text":"hello","attachments":["`+random+`"]}`, "attachments"),
+			biInvalid("reply_to unknown", `{"text":"hello","reply_to":"customer"}`, "reply_to"),
+			biInvalid("reply_to on a chat", `{"text":"hello","reply_to":"agent"}`, "reply_to"),
+		}})
+
+	// Uploads: the body is the file, its name in the query string, its
+	// type in Content-Type.
+	upload := func(name, query, contentType, body, field string) biCase {
+		return biCase{kind: "invalid", name: name, query: query, contentType: contentType, body: body, status: http.StatusBadRequest, field: field}
+	}
+	add(biRoute{route: "POST /v1/attachments",
+		target: func(t *testing.T, _ string) biTarget {
+			return biTarget{path: "/v1/attachments", token: fx.admin, snap: fx.uploadsSnap}
+		},
+		cases: []biCase{
+			{kind: "unknown-field", name: "folder", query: "?filename=a.txt&folder=inbox", contentType: "text/plain", body: "hello",
+				status: http.StatusBadRequest, field: "folder"},
+			{kind: "wrong-type", name: "Content-Type", query: "?filename=a.txt", contentType: "pdf", body: "hello",
+				status: http.StatusBadRequest, field: "Content-Type"},
+			{kind: "oversized", name: "1.5 MiB", query: "?filename=big.json", body: biHuge("name"), status: http.StatusRequestEntityTooLarge},
+			upload("filename absent", "", "text/plain", "hello", "filename"),
+			upload("filename empty", "?filename=", "text/plain", "hello", "filename"),
+			upload("filename twice", "?filename=a.txt&filename=b.txt", "text/plain", "hello", "filename"),
+			upload("filename with a path", "?filename=..%2Fetc%2Fpasswd", "text/plain", "hello", "filename"),
+			upload("filename with NUL", "?filename=a%00.txt", "text/plain", "hello", "filename"),
+			upload("filename with a newline", "?filename=a%0D%0AX-Evil:%201.txt", "text/plain", "hello", "filename"),
+			upload("filename not UTF-8", "?filename=%FF.txt", "text/plain", "hello", "filename"),
+			upload("filename over 255 bytes", "?filename="+long(256), "text/plain", "hello", "filename"),
+			upload("a form", "?filename=a.txt", "multipart/form-data; boundary=x", "--x--", "Content-Type"),
+			upload("body empty", "?filename=a.txt", "text/plain", "", "body"),
 		}})
 
 	add(biRoute{route: "POST /v1/conversations/{id}/archive", target: conversation("/archive", "new"),
@@ -823,7 +865,11 @@ func TestBadInput(t *testing.T) {
 					path := biFill(tg.path+c.query, tg.vars)
 					body := biFill(c.body, tg.vars)
 					field := biFill(c.field, tg.vars)
-					res := azCall(t, fx.e, tg.token, method, path, body)
+					contentType := c.contentType
+					if contentType == "" {
+						contentType = "application/json"
+					}
+					res := azCallAs(t, fx.e, tg.token, method, path, contentType, body)
 					what := fmt.Sprintf("%s %s %s", method, path, azShort(body))
 					changed := false
 					if tg.snap != nil {

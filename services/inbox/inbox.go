@@ -49,6 +49,9 @@ type Config struct {
 	OutboxLinger time.Duration
 	// Stream configures GET /v1/stream; zero fields take their defaults.
 	Stream stream.Config
+	// MaxUploadBytes bounds a file agents upload to attach to replies;
+	// 0 means api.DefaultMaxUploadBytes.
+	MaxUploadBytes int64
 }
 
 // RegisterFlags declares the flags under prefix.
@@ -56,6 +59,7 @@ func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	f.IntVar(&c.OutboxBatch, prefix+"inbox.outbox.batch-size", 500, "Most outbox events the relay publishes to Kafka in one go.")
 	f.DurationVar(&c.OutboxPoll, prefix+"inbox.outbox.poll-interval", time.Second, "Longest wait between two looks at the outbox; commits wake the relay at once through LISTEN/NOTIFY, this only bounds the delay when a notification is lost.")
 	f.DurationVar(&c.OutboxLinger, prefix+"inbox.outbox.linger", 5*time.Millisecond, "How long the relay gathers the events of several commits before publishing them together; 0 publishes each commit's events at once.")
+	f.Int64Var(&c.MaxUploadBytes, prefix+"inbox.max-upload-bytes", api.DefaultMaxUploadBytes, "Largest file, in bytes, an agent may upload to attach to a reply (POST /v1/attachments); larger ones get 413. It replaces -http.max-body-bytes for that route only. Keep it within what the mailboxes' SMTP servers accept, base64 making a message a third larger.")
 	c.Stream.RegisterFlags(prefix, f)
 }
 
@@ -64,6 +68,7 @@ func (c *Config) Validate(prefix string) error {
 	ck := config.NewChecker(prefix)
 	ck.AtLeast("inbox.outbox.batch-size", c.OutboxBatch, 1)
 	ck.Positive("inbox.outbox.poll-interval", c.OutboxPoll)
+	ck.Check(c.MaxUploadBytes >= 0, "inbox.max-upload-bytes", fmt.Sprintf("must be at least 0, got %d", c.MaxUploadBytes), "set a size in bytes such as 20971520")
 	ck.Check(c.OutboxLinger >= 0 && c.OutboxLinger < c.OutboxPoll, "inbox.outbox.linger", fmt.Sprintf("%s must be at least 0 and below -inbox.outbox.poll-interval", c.OutboxLinger), "set a few milliseconds, such as 5ms")
 	return errors.Join(ck.Err(), c.Stream.Validate(prefix))
 }
@@ -116,6 +121,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if d.RedisPrefix == "" {
 		d.RedisPrefix = RedisPrefix
 	}
+	if d.Blobs == nil {
+		return nil, errors.New("inbox: Deps.Blobs is required: attachments are served from and uploaded to it")
+	}
 	log := d.Telemetry.Component("inbox")
 	s := store.New(d.Pool)
 	if err := s.Migrate(ctx); err != nil {
@@ -155,12 +163,14 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		return nil, err
 	}
 	api.New(api.Deps{
-		Store:     s,
-		Locker:    redis.NewLocker(d.Redis, d.RedisPrefix, d.Clock),
-		Languages: languages,
-		Clock:     d.Clock,
-		Log:       log,
-		Stream:    hub,
+		Store:          s,
+		Locker:         redis.NewLocker(d.Redis, d.RedisPrefix, d.Clock),
+		Languages:      languages,
+		Clock:          d.Clock,
+		Log:            log,
+		Stream:         hub,
+		Blobs:          d.Blobs,
+		MaxUploadBytes: cfg.MaxUploadBytes,
 	}).Register(d.Router)
 	return &Service{store: s, consumer: consumer, qualifier: qualifier, deliveries: deliveries, relay: relay, stream: hub, redis: d.Redis, log: log}, nil
 }

@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/switchboard-oss/switchboard/pkg/blob"
 	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/httpx"
@@ -30,6 +32,11 @@ type env struct {
 	producer *bus.Producer
 	admin    *inbox.Admin
 	tel      *telemetry.Telemetry
+	// pool is the inbox's database, for checks no API call can make.
+	pool *pgxpool.Pool
+	// blobs is the inbox's blob store, in blobDir.
+	blobs   *blob.Dir
+	blobDir string
 }
 
 // userToken creates a user of b's tenant in queues and logs them in.
@@ -99,11 +106,18 @@ func start(t *testing.T) env {
 	admin, err := inbox.NewAdmin(ctx, pool, time.Now)
 	require.NoError(t, err)
 
+	blobDir := t.TempDir()
+	blobs, err := blob.NewDir(blobDir)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = blobs.Close() })
+
 	rdb, prefix := testkit.Redis(t)
 	srv := httpx.NewServer(httpx.Config{Addr: "127.0.0.1:0", ReadHeaderTimeout: time.Second, RequestTimeout: 5 * time.Second, MaxBodyBytes: 1 << 20, ShutdownTimeout: time.Second},
 		tel, func(context.Context) error { return nil })
-	svc, err := inbox.New(ctx, inbox.Config{OutboxBatch: 100, OutboxPoll: 100 * time.Millisecond}, inbox.Deps{
-		Pool: pool, Bus: cfg, Brokers: brokers, Producer: producer, Redis: rdb, RedisPrefix: prefix, Router: srv, Telemetry: tel,
+	// Uploads are limited like every other body (biLimit), so that the
+	// checks of oversized bodies hold for POST /v1/attachments too.
+	svc, err := inbox.New(ctx, inbox.Config{OutboxBatch: 100, OutboxPoll: 100 * time.Millisecond, MaxUploadBytes: biLimit}, inbox.Deps{
+		Pool: pool, Bus: cfg, Brokers: brokers, Producer: producer, Redis: rdb, RedisPrefix: prefix, Router: srv, Blobs: blobs, Telemetry: tel,
 	})
 	require.NoError(t, err)
 	require.NoError(t, srv.Listen())
@@ -111,7 +125,7 @@ func start(t *testing.T) env {
 	testkit.Run(t, srv) // stops first: cleanups run last-in first-out
 	base := "http://" + srv.Addr()
 	oaLoad(t, base) // do checks every response against the API's OpenAPI document
-	return env{base: base, brokers: brokers, producer: producer, admin: admin, tel: tel}
+	return env{base: base, brokers: brokers, producer: producer, admin: admin, tel: tel, pool: pool, blobs: blobs, blobDir: blobDir}
 }
 
 func (e env) tenant(t *testing.T, name string) inbox.Bootstrap {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"mime"
 	"regexp"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
 
+	"github.com/switchboard-oss/switchboard/pkg/blob"
 	"github.com/switchboard-oss/switchboard/pkg/events"
 )
 
@@ -82,6 +84,11 @@ func MessageID(messageID, domain string) string {
 // dots between them.
 var dotAtom = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+/=?^_{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_{|}~-]+)*$`)
 
+// ContentFunc opens the content of one of a command's attachments. An
+// error wrapping blob.ErrNotFound or blob.ErrInvalidKey says the content
+// is gone for good; any other is taken as temporary.
+type ContentFunc func(a events.Attachment) (io.ReadCloser, error)
+
 // Compose builds the message answering cmd from mailbox mb, dated now.
 //
 // Headers: From is "DisplayName <Address>"; To and Cc come from the
@@ -91,7 +98,9 @@ var dotAtom = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+/=?^_{|}~-]+(\.[A-Za-z0-9!#
 // In-Reply-To is cmd.InReplyTo and References the parent's References (or
 // its In-Reply-To) followed by cmd.InReplyTo, as RFC 5322 section 3.6.4
 // asks; Reply-To is the thread's ReplyAddress when it has one, else the
-// mailbox itself; the subject ends with the thread's SubjectTag; X-Loop is
+// mailbox itself, and cmd.ReplyTo instead of either when it is a valid
+// address (an agent's own; an invalid one is ignored, the reply still
+// going out); the subject ends with the thread's SubjectTag; X-Loop is
 // LoopValue(mb.Address). Auto-Submitted is deliberately absent: an agent's
 // reply is written by a person, and marking it auto-submitted (RFC 3834)
 // would make the customer's own auto-responders and filters treat it as
@@ -99,8 +108,15 @@ var dotAtom = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+/=?^_{|}~-]+(\.[A-Za-z0-9!#
 //
 // The body is multipart/alternative with the text as text/plain and as
 // escaped HTML (paragraphs at blank lines, <br> at line breaks), both UTF-8
-// and quoted-printable. Errors wrap ErrCompose.
-func Compose(cmd events.SendMessage, mb events.Mailbox, thread Thread, now time.Time) (Outgoing, error) {
+// and quoted-printable. When cmd has attachments, the message is
+// multipart/mixed: that alternative first, then each attachment in order,
+// base64, its content read through content (which may be nil only when
+// there is none), one at a time.
+//
+// Errors wrap ErrCompose when trying again cannot help, an attachment
+// whose content is gone included; an error opening or reading content
+// that does not wrap it is temporary.
+func Compose(cmd events.SendMessage, mb events.Mailbox, thread Thread, now time.Time, content ContentFunc) (Outgoing, error) {
 	if cmd.MessageID == "" {
 		return Outgoing{}, fmt.Errorf("%w: the command has no message id", ErrCompose)
 	}
@@ -132,6 +148,13 @@ func Compose(cmd events.SendMessage, mb events.Mailbox, thread Thread, now time.
 			return Outgoing{}, fmt.Errorf("%w: reply address %q of message %s: %v", ErrCompose, thread.ReplyAddress, cmd.MessageID, err)
 		}
 		replyTo.Address = a.Address
+	}
+	if a, err := mail.ParseAddress(cmd.ReplyTo); cmd.ReplyTo != "" && err == nil && a.Address == strings.TrimSpace(cmd.ReplyTo) {
+		// The agent's own address: answers go to them, not to the thread.
+		replyTo = &mail.Address{Address: a.Address}
+	}
+	if len(cmd.Attachments) > 0 && content == nil {
+		return Outgoing{}, fmt.Errorf("%w: message %s has attachments, and no blob store to read them from is configured", ErrCompose, cmd.MessageID)
 	}
 
 	msgID := MessageID(cmd.MessageID, domain)
@@ -170,7 +193,7 @@ func Compose(cmd events.SendMessage, mb events.Mailbox, thread Thread, now time.
 	h.SetDate(now)
 
 	var buf bytes.Buffer
-	if err := writeBody(&buf, h, msgID, cmd.Text); err != nil {
+	if err := writeBody(&buf, h, msgID, cmd.Text, cmd.Attachments, content); err != nil {
 		return Outgoing{}, fmt.Errorf("compose message %s: %w", cmd.MessageID, err)
 	}
 	return Outgoing{
@@ -181,21 +204,65 @@ func Compose(cmd events.SendMessage, mb events.Mailbox, thread Thread, now time.
 	}, nil
 }
 
-// writeBody writes the header and a multipart/alternative body.
-//
-// Extension point for attachments: the send command has none yet. When it
-// has, the top level becomes multipart/mixed (mail.CreateWriter), this
-// alternative becomes its first part (Writer.CreateInline), and each file
-// follows as Writer.CreateAttachment with a Content-Disposition filename.
-func writeBody(w io.Writer, h mail.Header, msgID, text string) error {
-	// A boundary derived from the Message-ID (instead of a random one)
-	// keeps the message bytes a function of the command and the time.
-	sum := sha256.Sum256([]byte("boundary\x00" + msgID))
-	h.SetContentType("multipart/alternative", map[string]string{"boundary": "sb-" + hex.EncodeToString(sum[:12])})
+// writeBody writes the header and the body: multipart/alternative, or
+// multipart/mixed of that alternative and the attachments.
+func writeBody(w io.Writer, h mail.Header, msgID, text string, files []events.Attachment, content ContentFunc) error {
+	// Boundaries derived from the Message-ID (instead of random ones) keep
+	// the message bytes a function of the command, the contents and the
+	// time.
+	alternative := map[string]string{"boundary": boundary("boundary", msgID)}
+	if len(files) == 0 {
+		h.SetContentType("multipart/alternative", alternative)
+		mw, err := message.CreateWriter(w, h.Header)
+		if err != nil {
+			return fmt.Errorf("write header: %w", err)
+		}
+		if err := writeAlternative(mw, text); err != nil {
+			return err
+		}
+		return closeWriter(mw, "body")
+	}
+	h.SetContentType("multipart/mixed", map[string]string{"boundary": boundary("mixed", msgID)})
 	mw, err := message.CreateWriter(w, h.Header)
 	if err != nil {
 		return fmt.Errorf("write header: %w", err)
 	}
+	var ah message.Header
+	ah.SetContentType("multipart/alternative", alternative)
+	aw, err := mw.CreatePart(ah)
+	if err != nil {
+		return fmt.Errorf("create alternative part: %w", err)
+	}
+	if err := writeAlternative(aw, text); err != nil {
+		return err
+	}
+	if err := closeWriter(aw, "alternative part"); err != nil {
+		return err
+	}
+	for i, f := range files {
+		if err := writeAttachment(mw, i, f, content); err != nil {
+			return err
+		}
+	}
+	return closeWriter(mw, "body")
+}
+
+// boundary is a multipart boundary for the message msgID.
+func boundary(kind, msgID string) string {
+	sum := sha256.Sum256([]byte(kind + "\x00" + msgID))
+	return "sb-" + hex.EncodeToString(sum[:12])
+}
+
+func closeWriter(w *message.Writer, what string) error {
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", what, err)
+	}
+	return nil
+}
+
+// writeAlternative writes the text as text/plain and text/html parts of
+// mw, a multipart/alternative writer.
+func writeAlternative(mw *message.Writer, text string) error {
 	text = strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", "\n"), "\r", "\n")
 	parts := []struct{ typ, body string }{
 		{"text/plain", text},
@@ -216,10 +283,55 @@ func writeBody(w io.Writer, h mail.Header, msgID, text string) error {
 			return fmt.Errorf("close %s part: %w", p.typ, err)
 		}
 	}
-	if err := mw.Close(); err != nil {
-		return fmt.Errorf("close body: %w", err)
-	}
 	return nil
+}
+
+// writeAttachment writes attachment i as a base64 part of mw. Its name is
+// in Content-Disposition's filename and Content-Type's name (for older
+// clients), both RFC 2231-encoded when not ASCII: go-message's own
+// helpers would use RFC 2047 encoded words, which RFC 2047 section 5
+// forbids in parameters.
+func writeAttachment(mw *message.Writer, i int, f events.Attachment, content ContentFunc) error {
+	name := f.Name
+	if strings.TrimSpace(name) == "" {
+		name = fmt.Sprintf("attachment-%d", i+1)
+	}
+	ct := "application/octet-stream"
+	if mt, _, err := mime.ParseMediaType(f.ContentType); err == nil && !strings.HasPrefix(mt, "multipart/") && !strings.HasPrefix(mt, "message/") {
+		// Parameters (a charset) are dropped: the part is base64 bytes.
+		ct = mt
+	}
+	var ph message.Header
+	ph.Set("Content-Type", mediaType(ct, map[string]string{"name": name}))
+	ph.Set("Content-Disposition", mediaType("attachment", map[string]string{"filename": name}))
+	ph.Set("Content-Transfer-Encoding", "base64")
+
+	rc, err := content(f)
+	if errors.Is(err, blob.ErrNotFound) || errors.Is(err, blob.ErrInvalidKey) {
+		return fmt.Errorf("%w: attachment %d (%q) is missing from the blob store (key %s): %v", ErrCompose, i, f.Name, f.BlobKey, err)
+	}
+	if err != nil {
+		return fmt.Errorf("open attachment %d (key %s): %w", i, f.BlobKey, err)
+	}
+	defer rc.Close()
+	pw, err := mw.CreatePart(ph)
+	if err != nil {
+		return fmt.Errorf("create attachment part %d: %w", i, err)
+	}
+	if _, err := io.Copy(pw, rc); err != nil {
+		return fmt.Errorf("read attachment %d (key %s): %w", i, f.BlobKey, err)
+	}
+	return closeWriter(pw, fmt.Sprintf("attachment part %d", i))
+}
+
+// mediaType formats a header value with parameters, RFC 2231-encoding
+// those that are not ASCII; a value it cannot format loses its
+// parameters rather than break the header.
+func mediaType(v string, params map[string]string) string {
+	if s := mime.FormatMediaType(v, params); s != "" {
+		return s
+	}
+	return v
 }
 
 // paragraphBreak is a blank line, possibly holding spaces.

@@ -72,7 +72,7 @@ func TestComposeHeaders(t *testing.T) {
 	now := time.Date(2025, 3, 4, 10, 30, 0, 0, time.UTC)
 	cmd := testCommand("msg-1")
 	thread := Thread{ParentReferences: []string{"root@customer.example", "<r2@shop.example>"}, Subject: "Where is my order?"}
-	out, err := Compose(cmd, testMailbox(), thread, now)
+	out, err := Compose(cmd, testMailbox(), thread, now, nil)
 	require.NoError(t, err)
 
 	require.Equal(t, "sb.msg-1@shop.example", out.MessageID)
@@ -122,7 +122,7 @@ func TestComposeHeaders(t *testing.T) {
 	require.NotContains(t, html, "<#42>")
 
 	// A replay, later, keeps the Message-ID.
-	again, err := Compose(cmd, testMailbox(), thread, now.Add(time.Hour))
+	again, err := Compose(cmd, testMailbox(), thread, now.Add(time.Hour), nil)
 	require.NoError(t, err)
 	require.Equal(t, out.MessageID, again.MessageID)
 }
@@ -143,7 +143,7 @@ func TestComposeReferences(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := testCommand("m")
 			cmd.InReplyTo = "p@c.example"
-			out, err := Compose(cmd, testMailbox(), tt.thread, time.Now())
+			out, err := Compose(cmd, testMailbox(), tt.thread, time.Now(), nil)
 			require.NoError(t, err)
 			h := parseBack(t, out.Raw).header
 			got, err := h.MsgIDList("References")
@@ -155,7 +155,7 @@ func TestComposeReferences(t *testing.T) {
 	t.Run("new message has neither", func(t *testing.T) {
 		cmd := testCommand("m")
 		cmd.InReplyTo = ""
-		out, err := Compose(cmd, testMailbox(), Thread{}, time.Now())
+		out, err := Compose(cmd, testMailbox(), Thread{}, time.Now(), nil)
 		require.NoError(t, err)
 		h := parseBack(t, out.Raw).header
 		require.Empty(t, h.Get("In-Reply-To"))
@@ -186,7 +186,7 @@ func TestComposeEncodedSubjectAndNames(t *testing.T) {
 	cmd.Subject = "Votre commande n°42 est expédiée ✓\r\nBcc: evil@x.example"
 	mb := testMailbox()
 	mb.DisplayName = "Service client Élodie"
-	out, err := Compose(cmd, mb, Thread{}, time.Now())
+	out, err := Compose(cmd, mb, Thread{}, time.Now(), nil)
 	require.NoError(t, err)
 
 	head := string(out.Raw[:bytes.Index(out.Raw, []byte("\r\n\r\n"))])
@@ -223,7 +223,7 @@ func TestComposeRefuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd, mb := testCommand("m"), testMailbox()
 			tt.change(&cmd, &mb)
-			_, err := Compose(cmd, mb, Thread{}, time.Now())
+			_, err := Compose(cmd, mb, Thread{}, time.Now(), nil)
 			require.ErrorIs(t, err, ErrCompose)
 		})
 	}
@@ -243,7 +243,7 @@ func TestReplyToAndSubjectTag(t *testing.T) {
 	cmd := testCommand("m-reply")
 	cmd.Subject = "Re: Order 12"
 	thread := Thread{ReplyAddress: "reply+abcdefghijklmnopqrst@reply.shop.example", SubjectTag: "[#abcdefghijklmnopqrst]"}
-	out, err := Compose(cmd, testMailbox(), thread, time.Now())
+	out, err := Compose(cmd, testMailbox(), thread, time.Now(), nil)
 	require.NoError(t, err)
 	h := parseBack(t, out.Raw).header
 	replyTo, err := h.AddressList("Reply-To")
@@ -257,7 +257,7 @@ func TestReplyToAndSubjectTag(t *testing.T) {
 
 	// A subject that has the tag already keeps one.
 	cmd.Subject = "Re: Order 12 [#ABCDEFGHIJKLMNOPQRST]"
-	out, err = Compose(cmd, testMailbox(), thread, time.Now())
+	out, err = Compose(cmd, testMailbox(), thread, time.Now(), nil)
 	require.NoError(t, err)
 	h = parseBack(t, out.Raw).header
 	subject, err = (&h).Subject()
@@ -265,7 +265,7 @@ func TestReplyToAndSubjectTag(t *testing.T) {
 	require.Equal(t, cmd.Subject, subject)
 
 	// A reply address that is not an address is refused.
-	_, err = Compose(cmd, testMailbox(), Thread{ReplyAddress: "not an address"}, time.Now())
+	_, err = Compose(cmd, testMailbox(), Thread{ReplyAddress: "not an address"}, time.Now(), nil)
 	require.ErrorIs(t, err, ErrCompose)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 
 	"github.com/switchboard-oss/switchboard/pkg/events"
@@ -42,6 +43,13 @@ type SentAppender interface {
 	AppendSent(ctx context.Context, mb events.Mailbox, msg Outgoing) error
 }
 
+// BlobOpener reads attachments' contents; a blob.Store is one.
+type BlobOpener interface {
+	// Open returns the content of the blob whose key is key; an error
+	// wrapping blob.ErrNotFound when there is none.
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
+}
+
 // HandlerConfig holds what a Handler is built from.
 type HandlerConfig struct {
 	// Ledger records outcomes. Required.
@@ -56,6 +64,9 @@ type HandlerConfig struct {
 	// carries In-Reply-To and References of the parent's id only, and
 	// the command's subject.
 	Threads ThreadFunc
+	// Blobs reads the contents of attachments. Optional: without it a
+	// command with attachments fails, saying why.
+	Blobs BlobOpener
 	// Sent copies sent messages to the Sent folder of mailboxes that have
 	// one, after 'sent' is recorded. Optional. A failure is logged, never
 	// retried (the message is sent), and a replay does not append again:
@@ -116,9 +127,11 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 // each SMTP attempt is recorded first (sending, attempts+1); a temporary
 // failure is noted and retried after a backoff until the policy's attempts
 // are used up, then the message is failed; a permanent failure (5xx, bad
-// settings, unknown or deleted mailbox, message that cannot be composed)
-// fails it at once with the server's reply; success records sent. The one
-// window in which a replay sends again is described in the package comment.
+// settings, unknown or deleted mailbox, message that cannot be composed,
+// an attachment missing from the blob store) fails it at once with the
+// reason; a blob store that cannot be read right now is an error, so the
+// command is handled again later; success records sent. The one window in
+// which a replay sends again is described in the package comment.
 func (h *Handler) Handle(ctx context.Context, cmd events.SendMessage) error {
 	if cmd.MessageID == "" || cmd.TenantID == "" {
 		return fmt.Errorf("%w: message_id and tenant_id are required (message %q)", ErrInvalidCommand, cmd.MessageID)
@@ -149,9 +162,18 @@ func (h *Handler) Handle(ctx context.Context, cmd events.SendMessage) error {
 			return fmt.Errorf("look up the thread of message %s: %w", cmd.MessageID, err)
 		}
 	}
-	out, err := Compose(cmd, mb, thread, h.cfg.Clock.Now())
-	if err != nil {
+	var content ContentFunc
+	if h.cfg.Blobs != nil {
+		content = func(a events.Attachment) (io.ReadCloser, error) { return h.cfg.Blobs.Open(ctx, a.BlobKey) }
+	}
+	out, err := Compose(cmd, mb, thread, h.cfg.Clock.Now(), content)
+	if errors.Is(err, ErrCompose) {
+		// Composing again gives the same answer (an attachment whose
+		// content is gone stays gone): failed now, not retried.
 		return h.fail(ctx, log, rec, err.Error())
+	}
+	if err != nil {
+		return fmt.Errorf("compose message %s: %w", cmd.MessageID, err)
 	}
 	rec.SMTPMessageID = out.MessageID
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/emersion/go-message/mail"
 	"github.com/stretchr/testify/require"
 
+	"github.com/switchboard-oss/switchboard/pkg/blob"
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
 	"github.com/switchboard-oss/switchboard/pkg/testkit"
@@ -23,6 +26,7 @@ type fixture struct {
 	ledger    *Ledger
 	h         *Handler
 	mailboxes map[string]events.Mailbox
+	blobs     *blob.Dir
 
 	mu          sync.Mutex
 	published   []events.Delivery
@@ -47,7 +51,10 @@ func (f *fixture) AppendSent(_ context.Context, mb events.Mailbox, msg Outgoing)
 // SMTP server with STARTTLS, and a retry policy of 4 quick attempts.
 func newFixture(t *testing.T, ledger *Ledger) *fixture {
 	t.Helper()
-	f := &fixture{ts: startServer(t, startTLSServer), ledger: ledger}
+	blobs, err := blob.NewDir(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = blobs.Close() })
+	f := &fixture{ts: startServer(t, startTLSServer), ledger: ledger, blobs: blobs}
 	mb := testMailbox()
 	mb.SMTP = f.ts.server(events.TLSStartTLS)
 	mb.SentFolder = "Sent"
@@ -76,6 +83,7 @@ func newFixture(t *testing.T, ledger *Ledger) *fixture {
 			f.published = append(f.published, d)
 			return nil
 		},
+		Blobs:  blobs,
 		Sent:   f,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Retry:  retry.Policy{Initial: time.Millisecond, Max: 2 * time.Millisecond, Multiplier: 2, MaxAttempts: 4},
@@ -215,6 +223,56 @@ func TestHandler(t *testing.T) {
 		require.Empty(t, f.ts.messages())
 	})
 
+	t.Run("attachments are read from the blob store", func(t *testing.T) {
+		f := newFixture(t, ledger)
+		ref, err := f.blobs.Put(ctx, "t-1/uploads", strings.NewReader("%PDF-1.4 invoice"), 1<<10)
+		require.NoError(t, err)
+		cmd := testCommand("h-attached")
+		cmd.Attachments = []events.Attachment{{Name: "invoice.pdf", ContentType: "application/pdf", Size: ref.Size, BlobKey: ref.Key}}
+		cmd.ReplyTo = "agent@shop.example"
+		require.NoError(t, f.h.Handle(ctx, cmd))
+		require.Equal(t, StatusSent, record(t, cmd.MessageID).Status)
+		msgs := f.ts.messages()
+		require.Len(t, msgs, 1)
+		p := parseMixed(t, msgs[0].Data)
+		require.Equal(t, []string{"agent@shop.example"}, p.replyTo)
+		require.Len(t, p.files, 1)
+		require.Equal(t, file{name: "invoice.pdf", contentType: "application/pdf", content: "%PDF-1.4 invoice"}, p.files[0])
+	})
+
+	t.Run("an attachment missing from the blob store fails at once", func(t *testing.T) {
+		f := newFixture(t, ledger)
+		cmd := testCommand("h-lost-attachment")
+		key := "t-1/uploads/" + strings.Repeat("ab", 32)
+		cmd.Attachments = []events.Attachment{{Name: "lost.pdf", ContentType: "application/pdf", Size: 3, BlobKey: key}}
+		require.NoError(t, f.h.Handle(ctx, cmd))
+		rec := record(t, cmd.MessageID)
+		require.Equal(t, StatusFailed, rec.Status)
+		require.Equal(t, 0, rec.Attempts, "nothing was submitted")
+		require.Contains(t, rec.LastError, "missing from the blob store")
+		require.Contains(t, rec.LastError, key)
+		require.Empty(t, f.ts.messages())
+		d := f.deliveries()
+		require.Len(t, d, 1)
+		require.Equal(t, events.DeliveryFailed, d[0].Status)
+		require.Contains(t, d[0].Error, "lost.pdf")
+	})
+
+	t.Run("a blob store that cannot be read is tried again later", func(t *testing.T) {
+		f := newFixture(t, ledger)
+		f.h.cfg.Blobs = brokenBlobs{}
+		cmd := testCommand("h-blobs-down")
+		cmd.Attachments = []events.Attachment{{Name: "a.txt", ContentType: "text/plain", Size: 1, BlobKey: "t-1/uploads/" + strings.Repeat("cd", 32)}}
+		err := f.h.Handle(ctx, cmd)
+		require.Error(t, err)
+		require.NotErrorIs(t, err, ErrCompose)
+		_, ok, err := ledger.Get(ctx, cmd.MessageID)
+		require.NoError(t, err)
+		require.False(t, ok, "nothing is recorded: the command is handled again")
+		require.Empty(t, f.deliveries())
+		require.Empty(t, f.ts.messages())
+	})
+
 	t.Run("crash after sending, before the offset commit", func(t *testing.T) {
 		// The process sent the message and recorded it, then died before
 		// the delivery was acknowledged by Kafka and the offset committed.
@@ -239,7 +297,7 @@ func TestHandler(t *testing.T) {
 		f := newFixture(t, ledger)
 		cmd := testCommand("h-crash-250")
 		mb := f.mailboxes["mb-1"]
-		out, err := Compose(cmd, mb, Thread{}, time.Now())
+		out, err := Compose(cmd, mb, Thread{}, time.Now(), nil)
 		require.NoError(t, err)
 		_, err = ledger.StartAttempt(ctx, Record{MessageID: cmd.MessageID, TenantID: cmd.TenantID, MailboxID: mb.ID, SMTPMessageID: out.MessageID}, time.Now())
 		require.NoError(t, err)
@@ -311,4 +369,11 @@ func TestHandler(t *testing.T) {
 func TestNewHandlerRequires(t *testing.T) {
 	_, err := NewHandler(HandlerConfig{})
 	require.Error(t, err)
+}
+
+// brokenBlobs is a blob store that is down.
+type brokenBlobs struct{}
+
+func (brokenBlobs) Open(context.Context, string) (io.ReadCloser, error) {
+	return nil, errors.New("blob store: connection refused")
 }

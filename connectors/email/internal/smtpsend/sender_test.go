@@ -17,7 +17,7 @@ import (
 
 func composed(t *testing.T, id string) Outgoing {
 	t.Helper()
-	out, err := Compose(testCommand(id), testMailbox(), Thread{}, time.Now())
+	out, err := Compose(testCommand(id), testMailbox(), Thread{}, time.Now(), nil)
 	require.NoError(t, err)
 	return out
 }

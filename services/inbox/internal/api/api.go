@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/switchboard-oss/switchboard/pkg/blob"
 	"github.com/switchboard-oss/switchboard/pkg/httpx"
 	"github.com/switchboard-oss/switchboard/pkg/redis"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
@@ -47,6 +48,11 @@ type Deps struct {
 	Log       *slog.Logger
 	// Stream serves GET /v1/stream; nil leaves the route out.
 	Stream http.Handler
+	// Blobs keeps attachments: agents' uploads, and what customers sent.
+	Blobs blob.Store
+	// MaxUploadBytes bounds a file uploaded by POST /v1/attachments; 0
+	// means DefaultMaxUploadBytes.
+	MaxUploadBytes int64
 }
 
 // API holds the handlers.
@@ -214,6 +220,7 @@ func pageOf[T any](items []T, limit int, pos func(T) store.Position) List[T] {
 func (a *API) Register(r Router) {
 	a.registerAuth(r)
 	a.registerConversations(r)
+	a.registerAttachments(r)
 	a.registerAdmin(r)
 	a.registerContacts(r)
 	a.registerOpenAPI(r)

@@ -367,7 +367,19 @@ type ReplyRequest struct {
 	Text    string   `json:"text"`
 	Subject string   `json:"subject,omitempty"`
 	CC      []string `json:"cc,omitempty"`
+	// Attachments are ids of uploads (POST /v1/attachments) of the
+	// tenant; email only.
+	Attachments []string `json:"attachments,omitempty"`
+	// ReplyTo is where the customer's answer goes: "mailbox" (the
+	// default) or "agent", the replying user's own address; email only.
+	ReplyTo string `json:"reply_to,omitempty"`
 }
+
+// Values of ReplyRequest.ReplyTo.
+const (
+	ReplyToMailbox = "mailbox"
+	ReplyToAgent   = "agent"
+)
 
 func (a *API) reply(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
 	var in ReplyRequest
@@ -388,6 +400,20 @@ func (a *API) reply(w http.ResponseWriter, r *http.Request, p domain.Principal) 
 			return domain.Invalid(fmt.Sprintf("cc[%d]", i), "must be a plain email address")
 		}
 	}
+	uploads, err := uploadIDs(in.Attachments)
+	if err != nil {
+		return err
+	}
+	switch in.ReplyTo {
+	case "", ReplyToMailbox:
+	case ReplyToAgent:
+		if p.UserID == "" {
+			return domain.Invalid("reply_to", "agent needs a user: an API token has no address of its own; use mailbox")
+		}
+	default:
+		return domain.Invalid("reply_to", "must be mailbox or agent")
+	}
+	tenant, _ := uuid.Parse(p.Tenant)
 	return a.act(w, r, p, func(tx pgx.Tx, c *store.Conversation) (store.Change, error) {
 		if c.Channel != events.ChannelEmail && len(in.CC) > 0 {
 			return store.Change{}, domain.Invalid("cc", "applies to email conversations only")
@@ -395,8 +421,49 @@ func (a *API) reply(w http.ResponseWriter, r *http.Request, p domain.Principal) 
 		if c.Channel != events.ChannelEmail && in.Subject != "" {
 			return store.Change{}, domain.Invalid("subject", "applies to email conversations only")
 		}
-		return a.Store.Reply(r.Context(), tx, p, c, store.ReplyInput{Text: in.Text, Subject: in.Subject, CC: in.CC}, a.Clock.Now())
+		// Chat and SMS connectors send text only: refusing beats dropping
+		// the files silently.
+		if c.Channel != events.ChannelEmail && len(uploads) > 0 {
+			return store.Change{}, domain.Invalid("attachments", "applies to email conversations only")
+		}
+		if c.Channel != events.ChannelEmail && in.ReplyTo != "" {
+			return store.Change{}, domain.Invalid("reply_to", "applies to email conversations only")
+		}
+		found, err := store.Uploads(r.Context(), tx, tenant, uploads)
+		if err != nil {
+			return store.Change{}, err
+		}
+		var atts []events.Attachment
+		for i, id := range uploads {
+			u, ok := found[id]
+			if !ok {
+				return store.Change{}, domain.Invalid(fmt.Sprintf("attachments[%d]", i), "is not an upload of this tenant")
+			}
+			atts = append(atts, events.Attachment{Name: u.Name, ContentType: u.ContentType, Size: u.Size, BlobKey: u.BlobKey})
+		}
+		return a.Store.Reply(r.Context(), tx, p, c, store.ReplyInput{Text: in.Text, Subject: in.Subject, CC: in.CC,
+			Attachments: atts, ReplyToAgent: in.ReplyTo == ReplyToAgent}, a.Clock.Now())
 	})
+}
+
+// uploadIDs reads the attachments of a reply: at most
+// events.MaxAttachments distinct upload ids.
+func uploadIDs(in []string) ([]uuid.UUID, error) {
+	if len(in) > events.MaxAttachments {
+		return nil, domain.Invalid("attachments", fmt.Sprintf("must list at most %d uploads", events.MaxAttachments))
+	}
+	ids := make([]uuid.UUID, 0, len(in))
+	for i, s := range in {
+		id, err := uuid.Parse(s)
+		if err != nil {
+			return nil, domain.Invalid(fmt.Sprintf("attachments[%d]", i), "must be the id of an upload (POST /v1/attachments)")
+		}
+		if slices.Contains(ids, id) {
+			return nil, domain.Invalid(fmt.Sprintf("attachments[%d]", i), "is listed twice")
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
 }
 
 // ReasonRequest is the body of actions that only take a reason.

@@ -143,6 +143,12 @@ type ReplyInput struct {
 	Text    string
 	Subject string
 	CC      []string
+	// Attachments are uploads to send with the text, blob keys included.
+	Attachments []events.Attachment
+	// ReplyToAgent asks the customer to answer the replying user's own
+	// address rather than the channel account's (email only; the
+	// principal must be a user).
+	ReplyToAgent bool
 }
 
 // Reply adds an agent's message to the conversation, moves it to answered
@@ -178,28 +184,42 @@ func (s *Store) Reply(ctx context.Context, tx pgx.Tx, p domain.Principal, c *Con
 	if c.Channel == events.ChannelEmail && in.Subject == "" {
 		in.Subject = replySubject(theirSubject)
 	}
+	var replyTo string
+	if in.ReplyToAgent {
+		err := tx.QueryRow(ctx, `SELECT email FROM inbox.users WHERE tenant_id = $1 AND id::text = $2`, c.Tenant, p.UserID).Scan(&replyTo)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return Change{}, domain.Invalid("reply_to", "agent needs a user with an email address")
+		}
+		if err != nil {
+			return Change{}, fmt.Errorf("find the agent's address: %w", err)
+		}
+	}
+	var attachments []byte
+	if len(in.Attachments) > 0 {
+		attachments = mustJSON(in.Attachments)
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return Change{}, fmt.Errorf("message id: %w", err)
 	}
 	m := Message{ID: id, ConversationID: c.ID, Direction: "outbound", Sender: p.ActorID(), AuthorID: p.ActorID(), Body: in.Text,
 		Subject: in.Subject, CC: in.CC, ExternalID: id.String(), Language: c.Language, Tags: c.Tags, ReceivedAt: now,
-		DeliveryStatus: events.DeliveryPending}
+		DeliveryStatus: events.DeliveryPending, Attachments: attachmentsOf(in.Attachments)}
 	var subject *string
 	if in.Subject != "" {
 		subject = &in.Subject
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO inbox.messages (id, tenant_id, conversation_id, event_id, channel_account_id, external_id,
-			direction, sender, author_id, body, subject, cc, received_at, language, tags, delivery_status, delivery_updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, $7, $8, $9, $10, $11, $12, $13, 'pending', $11)`,
-		m.ID, c.Tenant, c.ID, m.ID.String(), c.ChannelAccountID, m.ExternalID, m.AuthorID, m.Body, subject, in.CC, now, m.Language, mustJSON(m.Tags))
+			direction, sender, author_id, body, subject, cc, received_at, language, tags, delivery_status, delivery_updated_at, attachments)
+		VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, $7, $8, $9, $10, $11, $12, $13, 'pending', $11, $14)`,
+		m.ID, c.Tenant, c.ID, m.ID.String(), c.ChannelAccountID, m.ExternalID, m.AuthorID, m.Body, subject, in.CC, now, m.Language, mustJSON(m.Tags), attachments)
 	if err != nil {
 		return Change{}, fmt.Errorf("store reply: %w", err)
 	}
 	cmd, err := events.New(events.TypeSendMessage, EventSource, c.Tenant.String(), now, events.SendMessage{
 		MessageID: m.ID.String(), ConversationID: c.ID.String(), TenantID: c.Tenant.String(), Channel: c.Channel,
 		ChannelAccountID: c.ChannelAccountID.String(), ThreadKey: c.ThreadKey, To: to, InReplyTo: inReplyTo,
-		Text: in.Text, Subject: in.Subject, CC: in.CC, AuthorID: p.ActorID(),
+		Text: in.Text, Subject: in.Subject, CC: in.CC, AuthorID: p.ActorID(), ReplyTo: replyTo, Attachments: in.Attachments,
 	})
 	if err != nil {
 		return Change{}, err
@@ -234,7 +254,8 @@ func replySubject(subject string) string {
 func mustJSON(v any) []byte {
 	raw, err := json.Marshal(v)
 	if err != nil {
-		// Only maps of strings reach here, which always marshal.
+		// Only maps of strings and attachments (strings, numbers and
+		// booleans) reach here, which always marshal.
 		panic(err)
 	}
 	return raw

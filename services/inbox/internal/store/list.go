@@ -192,8 +192,9 @@ type Message struct {
 }
 
 // Attachment is a file of a message as the API shows it. Where the blob
-// store keeps it is not shown: the API will serve the content itself, by
-// message and position, so that clients never depend on the store's keys.
+// store keeps it is not shown: the API serves the content itself, by
+// message and position (GET /v1/messages/{id}/attachments/{index}), so
+// that clients never depend on the store's keys.
 type Attachment struct {
 	Name        string `json:"name"`
 	ContentType string `json:"content_type"`
