@@ -13,6 +13,7 @@ require (
 	github.com/stretchr/testify v1.12.1
 	github.com/switchboard-oss/switchboard/connectors/chat v0.0.0
 	github.com/switchboard-oss/switchboard/connectors/email v0.0.0
+	github.com/switchboard-oss/switchboard/connectors/sms v0.0.0
 	github.com/switchboard-oss/switchboard/pkg v0.0.0
 	github.com/switchboard-oss/switchboard/services/inbox v0.0.0
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
@@ -38,6 +39,8 @@ require (
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/gogs/chardet v0.0.0-20211120154057-b7413eaefb8f // indirect
+	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
+	github.com/golang/mock v1.6.0 // indirect
 	github.com/gorilla/css v1.0.1 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.30.0 // indirect
 	github.com/huandu/xstrings v1.5.0 // indirect
@@ -77,6 +80,7 @@ require (
 	github.com/spf13/cast v1.7.0 // indirect
 	github.com/ssor/bom v0.0.0-20170718123548-6386211fdfcf // indirect
 	github.com/tinylib/msgp v1.6.4 // indirect
+	github.com/twilio/twilio-go v1.31.0 // indirect
 	github.com/twmb/franz-go v1.22.2 // indirect
 	github.com/twmb/franz-go/pkg/kmsg v1.15.0 // indirect
 	github.com/yuin/gopher-lua v1.1.1 // indirect
@@ -109,6 +113,7 @@ require (
 replace (
 	github.com/switchboard-oss/switchboard/connectors/chat => ../../connectors/chat
 	github.com/switchboard-oss/switchboard/connectors/email => ../../connectors/email
+	github.com/switchboard-oss/switchboard/connectors/sms => ../../connectors/sms
 	github.com/switchboard-oss/switchboard/pkg => ../../pkg
 	github.com/switchboard-oss/switchboard/services/inbox => ../../services/inbox
 )

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/switchboard-oss/switchboard/connectors/chat"
 	"github.com/switchboard-oss/switchboard/connectors/email"
+	"github.com/switchboard-oss/switchboard/connectors/sms"
 	"github.com/switchboard-oss/switchboard/pkg/blob"
 	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/config"
@@ -61,12 +63,13 @@ type Config struct {
 	Inbox     inbox.Config
 	Chat      chat.Config
 	Email     email.Config
+	SMS       sms.Config
 }
 
 // RegisterFlags declares every flag.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Targets = config.StringList{lifecycle.TargetAll}
-	f.Var(&c.Targets, "target", "Components to run, comma-separated: all (everything in one process), or any of inbox, chat, email. Each target is also a Deployment of its own in the Helm chart.")
+	f.Var(&c.Targets, "target", "Components to run, comma-separated: all (everything in one process), or any of inbox, chat, email, sms. Each target is also a Deployment of its own in the Helm chart.")
 	f.StringVar(&c.DataDir, "data-dir", "switchboard-data", "Directory of the process's local data: the embedded Kafka's log and offsets (with -target=all and no -kafka.brokers), and message attachments unless -blob.dir or -blob.s3.endpoint is set.")
 	f.IntVar(&c.EmbeddedPort, "kafka.embedded-port", 0, "Loopback port of the embedded Kafka broker, 0 for any free port; set one to inspect the topics with Kafka tools.")
 	f.IntVar(&c.EmbeddedPartitions, "kafka.embedded-partitions", 0, "Partitions of each multi-partition topic in the embedded broker, when it creates them; 0 means one per CPU, at least 2. One process has few cores: fewer partitions make bigger batches and fewer database transactions than a cluster's counts would. A real cluster gets the production counts from `switchboard admin create-topics`.")
@@ -80,6 +83,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Inbox.RegisterFlags("", f)
 	c.Chat.RegisterFlags("", f)
 	c.Email.RegisterFlags("", f)
+	c.SMS.RegisterFlags("", f)
 }
 
 // embedded reports whether the embedded Kafka and Redis may stand in.
@@ -97,6 +101,7 @@ func (c *Config) Validate() error {
 		c.Inbox.Validate(""),
 		c.Chat.Validate(""),
 		c.Email.Validate(""),
+		c.SMS.Validate(""),
 	}
 	if !c.allInOne() && len(c.Bus.Brokers) == 0 {
 		errs = append(errs, config.Invalid("kafka.brokers", "is empty, and the embedded broker only runs with -target=all", "set KAFKA_BROKERS to your Kafka cluster, such as kafka-0:9092,kafka-1:9092"))
@@ -188,6 +193,7 @@ const (
 	modChat     = "chat"
 	modEmail    = "email"
 	modBlobs    = "blobs"
+	modSMS      = "sms"
 )
 
 func (a *app) register(m *lifecycle.Manager) error {
@@ -202,6 +208,7 @@ func (a *app) register(m *lifecycle.Manager) error {
 		{Name: modChat, Target: true, Deps: []string{modServer, modProducer}, Init: a.initChat},
 		{Name: modBlobs, Init: a.initBlobs},
 		{Name: modEmail, Target: true, Deps: []string{modDatabase, modProducer, modBlobs}, Init: a.initEmail},
+		{Name: modSMS, Target: true, Deps: []string{modDatabase, modProducer, modBlobs, modServer}, Init: a.initSMS},
 	}
 	for _, mod := range mods {
 		if err := m.Register(mod); err != nil {
@@ -332,4 +339,30 @@ func (a *app) initBlobs(ctx context.Context) (lifecycle.Service, error) {
 	}
 	a.blobs = s
 	return lifecycle.Idle(closeFn), nil
+}
+
+func (a *app) initSMS(ctx context.Context) (lifecycle.Service, error) {
+	cfg := a.cfg.SMS
+	if cfg.PublicBaseURL == "" && a.cfg.allInOne() {
+		// One process on a laptop: Twilio cannot reach it anyway, and the
+		// webhooks are signed for the address it listens on.
+		host, port, err := net.SplitHostPort(a.cfg.HTTP.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("sms: -http.addr %q: %w", a.cfg.HTTP.Addr, err)
+		}
+		if host == "" {
+			host = "localhost"
+		}
+		cfg.PublicBaseURL = "http://" + net.JoinHostPort(host, port)
+		a.tel.Component("sms").Info("no -sms.public-base-url: Twilio webhooks are checked against the local address; set it to the URL Twilio calls", "url", cfg.PublicBaseURL)
+	}
+	return sms.New(ctx, cfg, sms.Deps{
+		Pool:      a.pool,
+		Bus:       a.cfg.Bus,
+		Brokers:   a.brokers,
+		Producer:  a.producer,
+		Router:    a.server,
+		Blobs:     a.blobs,
+		Telemetry: a.tel,
+	})
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/config"
 	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/lifecycle"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 )
@@ -179,31 +180,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 // Run follows the mailbox configuration, synchronises every mailbox and
 // sends replies until ctx is cancelled.
 func (c *Connector) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	parts := []struct {
-		name string
-		run  func(context.Context) error
-	}{{"config", c.table.Run}, {"mailboxes", c.mailboxes.run}, {"send", c.consumer.Run}}
-	errs := make(chan error, len(parts))
-	for _, p := range parts {
-		go func() {
-			err := p.run(ctx)
-			if err != nil {
-				err = fmt.Errorf("email %s: %w", p.name, err)
-			}
-			errs <- err
-			// One part stopping stops the others.
-			cancel()
-		}()
-	}
-	var first error
-	for range parts {
-		if err := <-errs; err != nil && first == nil && !errors.Is(err, context.Canceled) {
-			first = err
-		}
-	}
-	return first
+	return lifecycle.RunAll(ctx, lifecycle.ServiceFunc(c.table.Run), lifecycle.ServiceFunc(c.mailboxes.run), c.consumer)
 }
 
 // Ready reports whether the connector knows the mailboxes configured when
