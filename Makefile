@@ -34,6 +34,7 @@ fuzz:
 	cd connectors/chat && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) .
 	cd connectors/email && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/mailparse
 	cd connectors/email && $(GO) test -run='^$$' -fuzz=FuzzParseReplyAddress -fuzztime=$(FUZZTIME) ./internal/threads
+	cd connectors/sms && $(GO) test -run='^$$' -fuzz=FuzzParseForm -fuzztime=$(FUZZTIME) ./internal/inbound
 
 ## lint: gofmt and go vet on every module.
 lint:
