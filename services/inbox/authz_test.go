@@ -861,6 +861,52 @@ func azMatrix(fx *azFixture) []azCase {
 		target: mailbox(constBody(`{"name":"Renamed","imap":{"password":"changed"}}`))}})
 	add(azCase{route: "DELETE " + mailboxes + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusNoContent, target: mailbox(noBody)}})
 
+	// SMS accounts need manage_settings, to read too, like mailboxes.
+	const smsAccounts = "/v1/admin/sms-accounts"
+	newSMSAccount := func() string { return smsAccountBody(smsNumber()) }
+	smsAccount := func(body func() string) func(t *testing.T) azTarget {
+		return func(t *testing.T) azTarget {
+			id := fx.create(t, fx.admin, smsAccounts, newSMSAccount())
+			return azTarget{path: smsAccounts + "/" + id, missing: smsAccounts + "/" + uuid.NewString(), body: body(),
+				snap: fx.snap(smsAccounts+"/"+id, smsAccounts+"?limit=200")}
+		}
+	}
+	add(azCase{route: "GET " + smsAccounts, calls: &azCalls{path: smsAccounts,
+		other: func(t *testing.T) {
+			mine := fx.create(t, fx.other, smsAccounts, newSMSAccount())
+			fx.create(t, fx.admin, smsAccounts, newSMSAccount())
+			fx.separate(t, smsAccounts+"?limit=200", mine)
+		},
+		agent: func(t *testing.T) {
+			azMustProblem(t, azCall(t, fx.e, fx.agent, get, smsAccounts, ""), forbidden, "an agent listing SMS accounts")
+		},
+		right: func(t *testing.T) {
+			id := fx.create(t, fx.admin, smsAccounts, newSMSAccount())
+			require.Contains(t, azIDs(t, fx.ok(t, fx.admin, get, smsAccounts+"?limit=200", "")), id)
+		},
+	}})
+	add(azCase{route: "POST " + smsAccounts, calls: &azCalls{path: smsAccounts, body: newSMSAccount(),
+		other: func(t *testing.T) {
+			// A number of one of A's: numbers are unique per tenant, so
+			// nothing of A shows, and A's list does not change.
+			number := smsNumber()
+			fx.create(t, fx.admin, smsAccounts, smsAccountBody(number))
+			before := fx.snap(smsAccounts + "?limit=200")(t)
+			fx.create(t, fx.other, smsAccounts, smsAccountBody(number))
+			require.Equal(t, before, fx.snap(smsAccounts+"?limit=200")(t))
+		},
+		agent: func(t *testing.T) {
+			before := fx.snap(smsAccounts + "?limit=200")(t)
+			azMustProblem(t, azCall(t, fx.e, fx.agent, post, smsAccounts, newSMSAccount()), forbidden, "an agent creating an SMS account")
+			require.Equal(t, before, fx.snap(smsAccounts+"?limit=200")(t))
+		},
+		right: func(t *testing.T) { fx.create(t, fx.admin, smsAccounts, newSMSAccount()) },
+	}})
+	add(azCase{route: "GET " + smsAccounts + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusOK, target: smsAccount(noBody)}})
+	add(azCase{route: "PATCH " + smsAccounts + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusOK,
+		target: smsAccount(constBody(`{"name":"Renamed","auth_token":"` + smsNewToken + `"}`))}})
+	add(azCase{route: "DELETE " + smsAccounts + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusNoContent, target: smsAccount(noBody)}})
+
 	// --- Contacts: every user of the tenant reads and edits them; merging
 	// takes assign_others. -------------------------------------------------
 

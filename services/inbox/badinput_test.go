@@ -685,6 +685,101 @@ func biRoutes(fx *azFixture) []biRoute {
 			biInvalid("reply_domain not a domain", `{"reply_domain":"-"}`, "reply_domain"),
 		}})
 
+	// SMS accounts: smsBody is a valid account with change applied to it,
+	// as a map of its JSON (a nil value removes the field); each gets a
+	// number of its own, so that only the case's change can be wrong.
+	smsBody := func(change map[string]any) string {
+		m := map[string]any{"name": "Support line", "account_sid": smsAccountSID, "auth_token": smsAuthToken,
+			"api_key_sid": smsKeySID, "api_key_secret": smsKeySecret, "numbers": []string{smsNumber()}, "messaging_service_sids": []string{smsServiceSID}}
+		for k, v := range change {
+			if v == nil {
+				delete(m, k)
+			} else {
+				m[k] = v
+			}
+		}
+		raw, err := json.Marshal(m)
+		if err != nil {
+			panic(err)
+		}
+		return string(raw)
+	}
+	const smsAccounts = "/v1/admin/sms-accounts"
+	takenNumber := ""
+	takeNumber := func(t *testing.T) {
+		if takenNumber == "" {
+			takenNumber = smsNumber()
+			fx.create(t, fx.admin, smsAccounts, smsAccountBody(takenNumber))
+		}
+	}
+	manyNumbers := make([]string, 101)
+	for i := range manyNumbers {
+		manyNumbers[i] = fmt.Sprintf("+1555%07d", i)
+	}
+	add(biRoute{route: "POST " + smsAccounts,
+		target: func(t *testing.T, _ string) biTarget {
+			takeNumber(t)
+			return admin(smsAccounts, smsAccounts+"?limit=200").with("TAKEN", takenNumber)
+		},
+		cases: []biCase{
+			biUnknown(smsBody(map[string]any{"colour": "red"}), "colour"),
+			biUnknown(smsBody(map[string]any{"auth_token_set": true}), "auth_token_set"),
+			biWrongType(smsBody(map[string]any{"numbers": "+14155550100"}), "numbers"),
+			biWrongType(smsBody(map[string]any{"numbers": []int{14155550100}}), "numbers"),
+			biWrongType(smsBody(map[string]any{"auth_token": 12345}), "auth_token"),
+			biWrongType(smsBody(map[string]any{"messaging_service_sids": map[string]string{"a": "b"}}), "messaging_service_sids"),
+			biOversized("name"),
+			biInvalid("name absent", smsBody(map[string]any{"name": nil}), "name"),
+			biInvalid("name with NUL", smsBody(map[string]any{"name": "a\u0000b"}), "name"),
+			biInvalid("name over 200 bytes", smsBody(map[string]any{"name": long(201)}), "name"),
+			biInvalid("account_sid absent", smsBody(map[string]any{"account_sid": nil}), "account_sid"),
+			biInvalid("account_sid not an account's", smsBody(map[string]any{"account_sid": smsKeySID}), "account_sid"),
+			biInvalid("account_sid upper case", smsBody(map[string]any{"account_sid": "AC0123456789ABCDEF0123456789ABCDEF"}), "account_sid"),
+			biInvalid("auth_token absent", smsBody(map[string]any{"auth_token": nil}), "auth_token"),
+			biInvalid("auth_token short", smsBody(map[string]any{"auth_token": smsAuthToken[:31]}), "auth_token"),
+			biInvalid("auth_token with a line break", smsBody(map[string]any{"auth_token": smsAuthToken[:31] + "\n"}), "auth_token"),
+			biInvalid("auth_token over 8 KiB", smsBody(map[string]any{"auth_token": long(9000)}), "auth_token"),
+			biInvalid("api_key_sid without its secret", smsBody(map[string]any{"api_key_secret": nil}), "api_key_secret"),
+			biInvalid("api_key_secret without its SID", smsBody(map[string]any{"api_key_sid": nil}), "api_key_sid"),
+			biInvalid("api_key_sid not a key's", smsBody(map[string]any{"api_key_sid": smsAccountSID}), "api_key_sid"),
+			biInvalid("api_key_secret short", smsBody(map[string]any{"api_key_secret": "abc"}), "api_key_secret"),
+			biInvalid("neither number nor service", smsBody(map[string]any{"numbers": nil, "messaging_service_sids": nil}), "numbers"),
+			biInvalid("number not E.164", smsBody(map[string]any{"numbers": []string{"0612345678"}}), "numbers[0]"),
+			biInvalid("number with spaces", smsBody(map[string]any{"numbers": []string{"+1 415 555 0100"}}), "numbers[0]"),
+			biInvalid("number twice", smsBody(map[string]any{"numbers": []string{"+15550000001", "+15550000001"}}), "numbers[1]"),
+			biInvalid("101 numbers", smsBody(map[string]any{"numbers": manyNumbers}), "numbers"),
+			{kind: "invalid", name: "number taken", body: smsBody(map[string]any{"numbers": []string{"+15550000002", "{{TAKEN}}"}}),
+				status: http.StatusBadRequest, field: "numbers[1]"},
+			biInvalid("messaging service not a service", smsBody(map[string]any{"messaging_service_sids": []string{smsAccountSID}}), "messaging_service_sids[0]"),
+		}})
+	add(biRoute{route: "PATCH " + smsAccounts + "/{id}",
+		target: func(t *testing.T, _ string) biTarget {
+			takeNumber(t)
+			id := fx.create(t, fx.admin, smsAccounts, smsAccountBody(smsNumber()))
+			return admin(smsAccounts+"/"+id, smsAccounts+"/"+id, smsAccounts+"?limit=200").with("TAKEN", takenNumber)
+		},
+		cases: []biCase{
+			biUnknown(`{"colour":"red"}`, "colour"),
+			biUnknown(`{"api_key_secret_set":false}`, "api_key_secret_set"),
+			biWrongType(`{"numbers":"+14155550100"}`, "numbers"),
+			biWrongType(`{"name":5}`, "name"),
+			biOversized("name"),
+			biInvalid("nothing to change", `{}`, "body"),
+			biInvalid("name empty", `{"name":""}`, "name"),
+			biInvalid("name with NUL", `{"name":"`+nul+`"}`, "name"),
+			biInvalid("account_sid wrong", `{"account_sid":"AC1","auth_token":"`+smsNewToken+`"}`, "account_sid"),
+			biInvalid("account_sid changed without its token", `{"account_sid":"AC00000000000000000000000000000000"}`, "auth_token"),
+			biInvalid("auth_token emptied", `{"auth_token":""}`, "auth_token"),
+			biInvalid("auth_token short", `{"auth_token":"abc"}`, "auth_token"),
+			biInvalid("api_key_sid changed without its secret", `{"api_key_sid":"SK00000000000000000000000000000000"}`, "api_key_secret"),
+			biInvalid("api_key_secret emptied", `{"api_key_secret":""}`, "api_key_secret"),
+			biInvalid("numbers and services emptied", `{"numbers":[],"messaging_service_sids":[]}`, "numbers"),
+			biInvalid("number not E.164", `{"numbers":["+0"]}`, "numbers[0]"),
+			biInvalid("number twice", `{"numbers":["+15550000003","+15550000003"]}`, "numbers[1]"),
+			{kind: "invalid", name: "number taken", body: `{"numbers":["{{TAKEN}}"]}`, status: http.StatusBadRequest, field: "numbers[0]"},
+			biInvalid("messaging service wrong", `{"messaging_service_sids":["MG"]}`, "messaging_service_sids[0]"),
+		}})
+
 	// --- Contacts --------------------------------------------------------
 
 	ident := func(channel, identity string) string {

@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("announce configuration: %w", err)
 	}
-	log.Info("configuration announced", "chat_channels", n.ChatChannels, "mailboxes", n.Mailboxes)
+	log.Info("configuration announced", "chat_channels", n.ChatChannels, "mailboxes", n.Mailboxes, "sms_accounts", n.SMSAccounts)
 
 	languages := language.New()
 	h, err := ingest.New(s, log, d.Telemetry.Meter.Meter("switchboard/inbox"), d.Clock)

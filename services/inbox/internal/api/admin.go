@@ -59,6 +59,7 @@ func (a *API) registerAdmin(r Router) {
 	a.handle(r, "DELETE /v1/admin/api-tokens/{id}", a.revokeAPIToken)
 
 	a.registerMailboxes(r)
+	a.registerSMSAccounts(r)
 }
 
 // tenantOf is the principal's tenant; one that does not parse owns

@@ -111,6 +111,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		field    *domain.FieldError
 		conflict *domain.ConflictError
 		missing  *domain.MissingTagsError
+		optedOut *domain.OptedOutError
 	)
 	switch {
 	case errors.As(err, &prob):
@@ -119,6 +120,9 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &conflict):
 		prob = httpx.NewProblem(http.StatusConflict, conflict.Error())
 		prob.Extra = map[string]any{"state": conflict.State}
+	case errors.As(err, &optedOut):
+		prob = httpx.NewProblem(http.StatusConflict, optedOut.Error())
+		prob.Errors = []httpx.FieldError{{Field: optedOut.Field, Reason: "opted out of SMS (STOP)"}}
 	case errors.As(err, &missing):
 		prob = httpx.NewProblem(http.StatusUnprocessableEntity, missing.Error())
 		prob.Extra = map[string]any{"missing_tags": missing.Lists}

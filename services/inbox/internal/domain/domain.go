@@ -50,6 +50,21 @@ func (e *ConflictError) Error() string {
 }
 func (e *ConflictError) Unwrap() error { return ErrConflict }
 
+// OptedOutError is ErrConflict: the customer opted out of messages on the
+// conversation's channel (an SMS STOP), so nothing may be sent to them
+// there until they opt back in (START). Field is the request field it
+// refuses, as the API names it.
+type OptedOutError struct {
+	Field string
+	// To is the customer's address on the channel (an E.164 number).
+	To string
+}
+
+func (e *OptedOutError) Error() string {
+	return fmt.Sprintf("the customer opted out of SMS (STOP): nothing may be sent to %s until they text START", e.To)
+}
+func (e *OptedOutError) Unwrap() error { return ErrConflict }
+
 // MissingTagsError is ErrUnprocessable naming the mandatory tag lists that
 // have no value.
 type MissingTagsError struct {

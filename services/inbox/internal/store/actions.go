@@ -173,13 +173,21 @@ func (s *Store) Reply(ctx context.Context, tx pgx.Tx, p domain.Principal, c *Con
 	}
 	// The customer: who wrote last, on this thread, and what they wrote
 	// about. The reply answers that message (an email's In-Reply-To).
-	var to, inReplyTo, theirSubject string
-	err = tx.QueryRow(ctx, `SELECT sender, external_id, coalesce(subject, '') FROM inbox.messages
-		WHERE conversation_id = $1 AND direction = 'inbound' ORDER BY received_at DESC, id DESC LIMIT 1`, c.ID).Scan(&to, &inReplyTo, &theirSubject)
+	// Their SMS consent comes along: a customer who texted STOP gets
+	// nothing more (carriers require it, and Twilio would refuse it).
+	var to, inReplyTo, theirSubject, consent string
+	err = tx.QueryRow(ctx, `SELECT m.sender, m.external_id, coalesce(m.subject, ''),
+			coalesce((SELECT ci.consent FROM inbox.contact_identities ci
+			          WHERE ci.tenant_id = m.tenant_id AND ci.channel = 'sms' AND ci.identity = m.sender), '')
+		FROM inbox.messages m
+		WHERE m.conversation_id = $1 AND m.direction = 'inbound' ORDER BY m.received_at DESC, m.id DESC LIMIT 1`, c.ID).Scan(&to, &inReplyTo, &theirSubject, &consent)
 	if errors.Is(err, pgx.ErrNoRows) {
 		to = c.ThreadKey
 	} else if err != nil {
 		return Change{}, fmt.Errorf("find the customer's last message: %w", err)
+	}
+	if c.Channel == events.ChannelSMS && consent == ConsentOptedOut {
+		return Change{}, &domain.OptedOutError{Field: "to", To: to}
 	}
 	if c.Channel == events.ChannelEmail && in.Subject == "" {
 		in.Subject = replySubject(theirSubject)

@@ -128,11 +128,12 @@ func chatChannelRecord(c events.ChatChannel, now time.Time) (outbox.Record, erro
 
 // Announced counts what AnnounceConfig published.
 type Announced struct {
-	ChatChannels, Mailboxes int
+	ChatChannels, Mailboxes, SMSAccounts int
 }
 
 // AnnounceConfig publishes, through the outbox, the current state of every
-// configuration entity the connectors need: chat channels and mailboxes.
+// configuration entity the connectors need: chat channels, mailboxes and
+// SMS accounts.
 // The inbox does it at start, so that their views converge even when the
 // config topic lost entries (an embedded broker's data directory removed,
 // a topic recreated). Consumers treat entries as upserts, so the
@@ -175,8 +176,13 @@ func (s *Store) AnnounceConfig(ctx context.Context, now time.Time) (Announced, e
 		if err != nil {
 			return err
 		}
-		n = Announced{ChatChannels: len(recs), Mailboxes: len(mailboxes)}
-		return s.outbox.Add(ctx, tx, append(recs, mailboxes...)...)
+		sms, err := announceSMSAccounts(ctx, tx, now)
+		if err != nil {
+			return err
+		}
+		n = Announced{ChatChannels: len(recs), Mailboxes: len(mailboxes), SMSAccounts: len(sms)}
+		recs = append(append(recs, mailboxes...), sms...)
+		return s.outbox.Add(ctx, tx, recs...)
 	})
 	return n, err
 }

@@ -125,7 +125,18 @@ type Contact struct {
 	CreatedAt time.Time `json:"created_at"`
 	// Identities are sorted by channel, then identity, so that the same
 	// contact always reads the same.
-	Identities []ContactIdentity `json:"identities"`
+	Identities []IdentityInfo `json:"identities"`
+}
+
+// IdentityInfo is an identity as the API shows it, with what the customer
+// said of SMS on it.
+type IdentityInfo struct {
+	ContactIdentity
+	// Consent is opted_out (the customer texted STOP: replies are
+	// refused) or opted_in (START); "" when they never said either.
+	Consent string `json:"consent,omitempty"`
+	// ConsentChangedAt is when the text that set Consent was received.
+	ConsentChangedAt *time.Time `json:"consent_changed_at,omitempty"`
 }
 
 // ContactCard is a contact with what an agent wants to know at a glance
@@ -168,7 +179,9 @@ type ContactNote struct {
 // The identities come along as one JSON array: one index probe per
 // contact instead of a second round trip.
 const contactColumns = `c.id, c.name, c.avatar_url, c.preferred_language, c.source, c.created_at,
-	coalesce((SELECT jsonb_agg(jsonb_build_object('channel', ci.channel, 'identity', ci.identity) ORDER BY ci.channel, ci.identity)
+	coalesce((SELECT jsonb_agg(jsonb_build_object('channel', ci.channel, 'identity', ci.identity,
+	                                              'consent', ci.consent, 'consent_changed_at', ci.consent_changed_at)
+	                           ORDER BY ci.channel, ci.identity)
 	          FROM inbox.contact_identities ci WHERE ci.contact_id = c.id), '[]')`
 
 // cardColumns are contactColumns and the conversation summary.
@@ -186,7 +199,7 @@ func scanContactInto(row pgx.CollectableRow, c *Contact, more ...any) error {
 		return fmt.Errorf("decode identities of contact %s: %w", c.ID, err)
 	}
 	if c.Identities == nil {
-		c.Identities = []ContactIdentity{}
+		c.Identities = []IdentityInfo{}
 	}
 	return nil
 }

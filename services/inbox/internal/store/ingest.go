@@ -166,15 +166,40 @@ FROM (SELECT o.id, o.state AS old_state,
 WHERE c.id = n.id
 RETURNING n.old_state, ` + conversationColumns
 
+// ingestConsent records what the batch's STOP and START texts say on
+// their senders' SMS identities. Its input holds only the messages that
+// carry a consent (the statement is not sent when none does), and of those
+// only the ones this batch stored count: a redelivered STOP must not undo
+// the START that followed it. The latest message of each sender wins, and
+// so does an identity's newer choice over a message received before it.
+// The identities are locked in key order, like ingestUpdate's
+// conversations, so that concurrent batches wait instead of deadlocking.
+const ingestConsent = `UPDATE inbox.contact_identities ci SET consent = n.consent, consent_changed_at = n.at
+FROM (SELECT k.tenant_id, k.identity, c.consent, c.at
+      FROM (SELECT DISTINCT ON (i.tenant_id, i.identity) i.tenant_id, i.identity, i.consent, i.at
+            FROM unnest($1::int[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[])
+                AS i(ord, msg_id, tenant_id, identity, consent, at)
+            WHERE (SELECT 1 FROM inbox.messages m WHERE m.id = i.msg_id) IS NOT NULL
+            ORDER BY i.tenant_id, i.identity, i.at DESC, i.ord DESC) c
+      JOIN inbox.contact_identities k ON k.tenant_id = c.tenant_id AND k.channel = 'sms' AND k.identity = c.identity
+      WHERE k.consent_changed_at IS NULL OR k.consent_changed_at <= c.at
+      ORDER BY k.tenant_id, k.identity
+      FOR UPDATE OF k) n
+WHERE ci.tenant_id = n.tenant_id AND ci.channel = 'sms' AND ci.identity = n.identity`
+
 // Ingest stores messages in one transaction, each once, applies what they
 // do to their conversations (a customer writing re-opens an answered,
 // deferred or done conversation), audits the state changes, and commits
 // the events announce builds from the result with them, through the
 // outbox.
 //
+// A message of the SMS connector carrying Metadata["consent"] opted_out
+// (STOP) or opted_in (START) sets its sender's SMS identity's consent.
+//
 // The transaction takes two round trips to PostgreSQL: BEGIN and the
-// reading statements go in one pipeline; the updates, the audit, the events
-// and COMMIT in a second.
+// reading statements (and the consent update, when a message carries
+// one) go in one pipeline; the updates, the audit, the events and COMMIT
+// in a second.
 func (s *Store) Ingest(ctx context.Context, msgs []Inbound, now time.Time, announce func(IngestResult) ([]outbox.Record, error)) (IngestResult, error) {
 	a, err := newIngestArrays(msgs)
 	if err != nil {
@@ -193,6 +218,10 @@ func (s *Store) Ingest(ctx context.Context, msgs []Inbound, now time.Time, annou
 			a.threads, a.idents, a.bodies, a.metadata, a.sentAt, a.received, a.languages,
 			a.subjects, a.htmls, a.automatic, a.attachments)
 		b.Queue(ingestUpdate, a.ids, now)
+		if a.consent.any() {
+			c := &a.consent
+			b.Queue(ingestConsent, c.ords, c.ids, c.tenants, c.idents, c.values, c.at)
+		}
 		var err error
 		if res, err = readIngest(conn.SendBatch(ctx, b), msgs, a); err != nil {
 			return nil, err
@@ -305,6 +334,11 @@ func readIngest(br pgx.BatchResults, msgs []Inbound, a *ingestArrays) (res Inges
 	if err != nil {
 		return res, fmt.Errorf("update conversations: %w", err)
 	}
+	if a.consent.any() {
+		if _, err := br.Exec(); err != nil {
+			return res, fmt.Errorf("record consent: %w", err)
+		}
+	}
 	return res, nil
 }
 
@@ -342,7 +376,30 @@ type ingestArrays struct {
 	htmls       []*string
 	automatic   []bool
 	attachments []*string
+	// consent holds the messages that carry a consent change, apart: most
+	// carry none, and cost nothing more for it.
+	consent consentArrays
 }
+
+// consentArrays are the columns of ingestConsent: the SMS messages of a
+// batch whose Metadata["consent"] is opted_out or opted_in.
+type consentArrays struct {
+	ords    []int32
+	ids     [][16]byte
+	tenants [][16]byte
+	idents  []string
+	values  []string
+	at      []time.Time
+}
+
+func (c *consentArrays) any() bool { return len(c.ords) > 0 }
+
+// Values of the SMS connector's Metadata["consent"] that change what a
+// customer agreed to; "help" changes nothing.
+const (
+	ConsentOptedOut = "opted_out"
+	ConsentOptedIn  = "opted_in"
+)
 
 // newIngestArrays turns messages into the columns of a batch.
 func newIngestArrays(msgs []Inbound) (*ingestArrays, error) {
@@ -394,6 +451,13 @@ func newIngestArrays(msgs []Inbound) (*ingestArrays, error) {
 			a.htmls[i] = &m.HTML
 		}
 		a.automatic[i] = m.Automatic
+		if m.Channel == events.ChannelSMS {
+			if v := m.Metadata["consent"]; v == ConsentOptedOut || v == ConsentOptedIn {
+				c := &a.consent
+				c.ords, c.ids, c.tenants = append(c.ords, int32(i)), append(c.ids, id), append(c.tenants, tenant)
+				c.idents, c.values, c.at = append(c.idents, m.From.Identity), append(c.values, v), append(c.at, m.ReceivedAt)
+			}
+		}
 		if len(m.Attachments) > 0 {
 			raw, err := json.Marshal(m.Attachments)
 			if err != nil {
