@@ -17,6 +17,15 @@
 // is created through the admin API: mails stored per second from that
 // creation to the last stored row. Then mails appended one by one while the
 // connector waits in IDLE: latency from the APPEND to the stored row.
+//
+// Scenario "sms": Twilio's messaging webhooks, signed with an SMS account
+// created through the admin API, to 1,000 customers' conversations. First
+// -sms-n of them at concurrency -c as fast as they are answered: webhooks
+// answered 200 per second and the time to that answer. Then -sms-rate per
+// second for -sms-duration, paced whatever the answers (open loop): the
+// p99 time from each webhook's due time to its 200 answer, against the
+// target of 50 ms at 2,000 requests/s (Twilio gives up after 15 s). Last,
+// every MessageSid answered 200 must be stored once in inbox.messages.
 package main
 
 import (
@@ -57,6 +66,10 @@ type options struct {
 
 	emailMails     int
 	emailIdleMails int
+
+	smsN        int
+	smsRate     int
+	smsDuration time.Duration
 }
 
 func main() {
@@ -70,12 +83,15 @@ func main() {
 	flag.DurationVar(&o.pgbenchTime, "pgbench-time", 10*time.Second, "Duration of each pgbench run.")
 	flag.StringVar(&o.out, "out", "", "Also write the results as JSON to this file.")
 	flag.StringVar(&o.addr, "addr", "", "HTTP address of the measured binary; empty picks a free port.")
-	flag.StringVar(&o.scenarios, "scenarios", "chat,list,email", "Scenarios to run, comma-separated: chat (webhook to stored row), list (the inbox's lists on a large tenant), email (IMAP mail to stored row).")
+	flag.StringVar(&o.scenarios, "scenarios", "chat,list,email,sms", "Scenarios to run, comma-separated: chat (webhook to stored row), list (the inbox's lists on a large tenant), email (IMAP mail to stored row), sms (Twilio webhooks answered, as fast as possible and paced).")
 	flag.IntVar(&o.listConversations, "list-conversations", 100000, "Conversations of the list scenario's tenant.")
 	flag.IntVar(&o.listPerConversation, "list-messages-per-conversation", 10, "Messages per conversation in the list scenario.")
 	flag.IntVar(&o.listQueries, "list-queries", 200, "Measured requests per list query.")
 	flag.IntVar(&o.emailMails, "email-mails", 10000, "Mails waiting in the IMAP folder before its mailbox is created, in the email scenario's backfill.")
 	flag.IntVar(&o.emailIdleMails, "email-idle-mails", 200, "Mails appended one by one after the backfill, while the connector waits in IDLE, for the delivery latency.")
+	flag.IntVar(&o.smsN, "sms-n", 20000, "Signed Twilio webhooks of the sms scenario's throughput phase, sent at concurrency -c as fast as they are answered.")
+	flag.IntVar(&o.smsRate, "sms-rate", 2000, "Webhooks per second of the sms scenario's paced phase, sent on schedule whatever the answers; its p99 answer time is held to 50 ms.")
+	flag.DurationVar(&o.smsDuration, "sms-duration", 10*time.Second, "Duration of the sms scenario's paced phase.")
 	flag.StringVar(&o.extraArgs, "args", "", "Extra flags for the measured binary, space-separated (for tuning: -kafka.consumer.max-batch=512 -http.pprof).")
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
@@ -125,6 +141,11 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	}
 	if strings.Contains(o.scenarios, "email") {
 		if err := emailScenario(ctx, o, w, report); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(o.scenarios, "sms") {
+		if err := smsScenario(ctx, o, w, report); err != nil {
 			return err
 		}
 	}
