@@ -156,7 +156,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 	busCfg := d.Bus
 	busCfg.Brokers = d.Brokers
 	c.consumer, err = bus.NewConsumer(busCfg, bus.ConsumerOptions{Group: SendGroup, Topics: []string{events.TopicOutbound(events.ChannelEmail)}, Clock: d.Clock},
-		c.send, d.Producer, d.Telemetry)
+		bus.Each(c.sender.Handle, smtpsend.ErrInvalidCommand), d.Producer, d.Telemetry)
 	if err != nil {
 		return nil, err
 	}
@@ -486,24 +486,6 @@ func (c *Connector) deadLetter(mb events.Mailbox, raw imapsync.Raw, reason, deta
 		c.deadLettered.Add(context.Background(), 1, metric.WithAttributes(attribute.String("reason", reason)))
 		c.log.Warn("mail kept in the dead-letter topic", "mailbox_id", mb.ID, "uid", raw.UID, "reason", reason, "detail", detail)
 	}, nil
-}
-
-// send handles send commands from sb.outbound.email.v1.
-func (c *Connector) send(ctx context.Context, msgs []bus.Message) error {
-	for _, m := range msgs {
-		var cmd events.SendMessage
-		if err := m.Event.Decode(&cmd); err != nil {
-			return bus.Permanent(err)
-		}
-		err := c.sender.Handle(m.Context(ctx), cmd)
-		if errors.Is(err, smtpsend.ErrInvalidCommand) {
-			return bus.Permanent(err)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // mailbox is the sender's view of a mailbox.

@@ -210,29 +210,11 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 	busCfg := d.Bus
 	busCfg.Brokers = d.Brokers
 	c.sends, err = bus.NewConsumer(busCfg, bus.ConsumerOptions{Group: SendGroup, Topics: []string{events.TopicOutbound(events.ChannelSMS)}, Clock: d.Clock},
-		c.send, d.Producer, d.Telemetry)
+		bus.Each(c.sender.Handle, outbound.ErrInvalidCommand), d.Producer, d.Telemetry)
 	if err != nil {
 		return nil, fmt.Errorf("sms: %w", err)
 	}
 	return c, nil
-}
-
-// send handles send commands from sb.outbound.sms.v1.
-func (c *Connector) send(ctx context.Context, msgs []bus.Message) error {
-	for _, m := range msgs {
-		var cmd events.SendMessage
-		if err := m.Event.Decode(&cmd); err != nil {
-			return bus.Permanent(err)
-		}
-		err := c.sender.Handle(m.Context(ctx), cmd)
-		if errors.Is(err, outbound.ErrInvalidCommand) {
-			return bus.Permanent(err)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Run follows the account configuration and sends replies until ctx is

@@ -470,3 +470,28 @@ func (c *Consumer) deadLetter(ctx, hctx context.Context, m kafka.Message, kind s
 		}
 	}
 }
+
+// Each adapts a handler of one decoded event to a Handler: it decodes the
+// data of every message of a batch into a T and handles them in order. A
+// message whose data does not decode, or whose handling fails with an error
+// matching one of permanent (errors.Is), is a permanent failure, for the
+// dead-letter topic; any other error is retried.
+func Each[T any](handle func(ctx context.Context, v T) error, permanent ...error) Handler {
+	return func(ctx context.Context, msgs []Message) error {
+		for _, m := range msgs {
+			var v T
+			if err := m.Event.Decode(&v); err != nil {
+				return Permanent(err)
+			}
+			if err := handle(m.Context(ctx), v); err != nil {
+				for _, p := range permanent {
+					if errors.Is(err, p) {
+						return Permanent(err)
+					}
+				}
+				return err
+			}
+		}
+		return nil
+	}
+}
