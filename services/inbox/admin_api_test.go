@@ -1,7 +1,6 @@
 package inbox_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-oss/switchboard/pkg/events"
@@ -533,28 +531,7 @@ func TestAdminChangesAreAnnouncedOnTheConfigTopic(t *testing.T) {
 			"Ada cap 2 queues 0 skills 0 disabled", // the queue deleted
 		},
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, Topic: events.TopicConfig, MaxWait: 50 * time.Millisecond})
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	got := map[string][]string{}
-	done := func() bool {
-		for key, w := range want {
-			if len(got[key]) < len(w) {
-				return false
-			}
-		}
-		return true
-	}
-	for !done() {
-		m, err := r.FetchMessage(ctx)
-		require.NoError(t, err, "so far: %v", got)
-		ev, _, err := events.FromMessage(ctx, m)
-		require.NoError(t, err)
-		key := string(m.Key)
-		if _, ok := want[key]; !ok {
-			continue
-		}
+	got := readConfig(t, e, want, func(key string, ev events.Event) string {
 		require.Equal(t, b.Tenant.ID.String(), ev.Tenant)
 		switch ev.Type {
 		case events.TypeQueue, events.TypeSkill:
@@ -565,7 +542,7 @@ func TestAdminChangesAreAnnouncedOnTheConfigTopic(t *testing.T) {
 			if x.Deleted {
 				s += " deleted"
 			}
-			got[key] = append(got[key], s)
+			return s
 		case events.TypeUser:
 			var x events.User
 			require.NoError(t, ev.Decode(&x))
@@ -573,10 +550,11 @@ func TestAdminChangesAreAnnouncedOnTheConfigTopic(t *testing.T) {
 			if x.Disabled {
 				s += " disabled"
 			}
-			got[key] = append(got[key], s)
+			return s
 		default:
 			t.Fatalf("unexpected event type %s for %s", ev.Type, key)
+			return ""
 		}
-	}
+	})
 	require.Equal(t, want, got)
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -68,16 +67,8 @@ func TestAdminMailboxes(t *testing.T) {
 
 	// Every answer of this test, raw: no secret may ever be in one.
 	secrets := []string{"imap-pass-s3cret", "smtp-token-s3cret", "new-imap-s3cret", "imap-oauth-s3cret"}
-	var bodies []string
-	call := func(method, path, body string, want int, out any) {
-		t.Helper()
-		r := azCall(t, e, admin, method, path, body)
-		require.Equal(t, want, r.Status, "%s %s answered %s", method, path, r)
-		bodies = append(bodies, string(r.Body))
-		if out != nil {
-			require.NoError(t, json.Unmarshal(r.Body, out))
-		}
-	}
+	answers := &answerLog{t: t, e: e, token: admin}
+	call := answers.call
 
 	var m adminMailbox
 	call(http.MethodPost, base, mailboxBody("support@acme.example", "imap-pass-s3cret"), http.StatusCreated, &m)
@@ -110,19 +101,7 @@ func TestAdminMailboxes(t *testing.T) {
 	// Lists page like the other admin lists.
 	second := e.createMailbox(t, admin, "sales@acme.example")
 	third := e.createMailbox(t, admin, "billing@acme.example")
-	var ids []string
-	cursor := ""
-	for {
-		var l list[adminMailbox]
-		call(http.MethodGet, base+"?limit=2&cursor="+url.QueryEscape(cursor), "", http.StatusOK, &l)
-		for _, it := range l.Items {
-			ids = append(ids, it.ID)
-		}
-		if l.NextCursor == "" {
-			break
-		}
-		cursor = l.NextCursor
-	}
+	ids := pagedIDs(call, base, func(it adminMailbox) string { return it.ID })
 	require.Equal(t, []string{m.ID, second.ID, third.ID}, ids)
 
 	// Another tenant sees none of them, and may use the same address.
@@ -147,7 +126,7 @@ func TestAdminMailboxes(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, e.do(t, agent, http.MethodGet, base, "", nil))
 	require.Equal(t, http.StatusForbidden, e.do(t, agent, http.MethodGet, base+"/"+m.ID, "", nil))
 
-	for _, body := range bodies {
+	for _, body := range answers.bodies {
 		for _, s := range secrets {
 			require.NotContains(t, body, s, "an answer shows a secret")
 		}
@@ -175,28 +154,7 @@ func TestAdminMailboxes(t *testing.T) {
 // as many mailbox events as want lists, and returns them summarised.
 func readMailboxEvents(t *testing.T, e env, b inbox.Bootstrap, want map[string][]string) map[string][]string {
 	t.Helper()
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, Topic: events.TopicConfig, MaxWait: 50 * time.Millisecond})
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	got := map[string][]string{}
-	done := func() bool {
-		for key, w := range want {
-			if len(got[key]) < len(w) {
-				return false
-			}
-		}
-		return true
-	}
-	for !done() {
-		m, err := r.FetchMessage(ctx)
-		require.NoError(t, err, "so far: %v", got)
-		key := string(m.Key)
-		if _, ok := want[key]; !ok {
-			continue
-		}
-		ev, _, err := events.FromMessage(ctx, m)
-		require.NoError(t, err)
+	return readConfig(t, e, want, func(key string, ev events.Event) string {
 		require.Equal(t, events.TypeMailbox, ev.Type)
 		require.Equal(t, b.Tenant.ID.String(), ev.Tenant)
 		var x events.Mailbox
@@ -208,9 +166,8 @@ func readMailboxEvents(t *testing.T, e env, b inbox.Bootstrap, want map[string][
 		if x.Deleted {
 			s += " deleted"
 		}
-		got[key] = append(got[key], s)
-	}
-	return got
+		return s
+	})
 }
 
 // TestEmailMessagesKeepTheirEmailFields ingests an email on a mailbox made

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -64,16 +63,8 @@ func TestAdminSMSAccounts(t *testing.T) {
 	const base = "/v1/admin/sms-accounts"
 
 	secrets := []string{smsAuthToken, smsKeySecret, smsNewToken, smsNewSecret}
-	var bodies []string
-	call := func(method, path, body string, want int, out any) {
-		t.Helper()
-		r := azCall(t, e, admin, method, path, body)
-		require.Equal(t, want, r.Status, "%s %s answered %s", method, path, r)
-		bodies = append(bodies, string(r.Body))
-		if out != nil {
-			require.NoError(t, json.Unmarshal(r.Body, out))
-		}
-	}
+	answers := &answerLog{t: t, e: e, token: admin}
+	call := answers.call
 
 	var a adminSMSAccount
 	call(http.MethodPost, base, smsAccountBody("+14155550100"), http.StatusCreated, &a)
@@ -86,7 +77,7 @@ func TestAdminSMSAccounts(t *testing.T) {
 	// A number belongs to one account of the tenant.
 	r := azCall(t, e, admin, http.MethodPost, base, `{"name":"Twin","account_sid":"`+smsAccountSID+`","auth_token":"`+smsAuthToken+`",
 		"numbers":["+14155550199","+14155550100"]}`)
-	bodies = append(bodies, string(r.Body))
+	answers.bodies = append(answers.bodies, string(r.Body))
 	require.Equal(t, []string{"numbers[1]"}, azMustProblem(t, r, http.StatusBadRequest, "a taken number").fields())
 
 	// PATCH keeps the secrets it does not name and replaces those it names;
@@ -108,19 +99,7 @@ func TestAdminSMSAccounts(t *testing.T) {
 	// Lists page like the other admin lists.
 	second := e.createSMSAccount(t, admin, "+14155550102")
 	third := e.createSMSAccount(t, admin, "+14155550103")
-	var ids []string
-	cursor := ""
-	for {
-		var l list[adminSMSAccount]
-		call(http.MethodGet, base+"?limit=2&cursor="+url.QueryEscape(cursor), "", http.StatusOK, &l)
-		for _, it := range l.Items {
-			ids = append(ids, it.ID)
-		}
-		if l.NextCursor == "" {
-			break
-		}
-		cursor = l.NextCursor
-	}
+	ids := pagedIDs(call, base, func(it adminSMSAccount) string { return it.ID })
 	require.Equal(t, []string{a.ID, second.ID, third.ID}, ids)
 
 	// Another tenant sees none of them, and may use the same number.
@@ -145,7 +124,7 @@ func TestAdminSMSAccounts(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, e.do(t, agent, http.MethodGet, base, "", nil))
 	require.Equal(t, http.StatusForbidden, e.do(t, agent, http.MethodGet, base+"/"+a.ID, "", nil))
 
-	for _, body := range bodies {
+	for _, body := range answers.bodies {
 		for _, s := range secrets {
 			require.NotContains(t, body, s, "an answer shows a secret")
 		}
@@ -180,28 +159,7 @@ func (e env) createSMSAccount(t *testing.T, token, number string) adminSMSAccoun
 // as many SMS account events as want lists, and returns them summarised.
 func readSMSAccountEvents(t *testing.T, e env, b inbox.Bootstrap, want map[string][]string) map[string][]string {
 	t.Helper()
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, Topic: events.TopicConfig, MaxWait: 50 * time.Millisecond})
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	got := map[string][]string{}
-	done := func() bool {
-		for key, w := range want {
-			if len(got[key]) < len(w) {
-				return false
-			}
-		}
-		return true
-	}
-	for !done() {
-		m, err := r.FetchMessage(ctx)
-		require.NoError(t, err, "so far: %v", got)
-		key := string(m.Key)
-		if _, ok := want[key]; !ok {
-			continue
-		}
-		ev, _, err := events.FromMessage(ctx, m)
-		require.NoError(t, err)
+	return readConfig(t, e, want, func(key string, ev events.Event) string {
 		require.Equal(t, events.TypeSMSAccount, ev.Type)
 		require.Equal(t, b.Tenant.ID.String(), ev.Tenant)
 		var x events.SMSAccount
@@ -212,9 +170,8 @@ func readSMSAccountEvents(t *testing.T, e env, b inbox.Bootstrap, want map[strin
 		if x.Deleted {
 			s += " deleted"
 		}
-		got[key] = append(got[key], s)
-	}
-	return got
+		return s
+	})
 }
 
 // TestSMSConsent: a customer's STOP shows on their contact card and

@@ -1,27 +1,21 @@
 package api
 
 import (
-	"net/http"
-
-	"github.com/jackc/pgx/v5"
-
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/store"
 )
 
 // The mailbox routes: a tenant's shared mailboxes, which the email
-// connector reads and sends from. Every one needs manage_settings, reads
-// included: a mailbox shows its servers and logins, which agents have no
-// use for. Secrets (passwords, OAuth2 tokens) are written, never read
-// back: answers say whether each is set.
+// connector reads and sends from. Secrets (passwords, OAuth2 tokens) are
+// written, never read back (see accountRoutes).
 
 func (a *API) registerMailboxes(r Router) {
-	a.handle(r, "GET /v1/admin/mailboxes", a.listMailboxes)
-	a.handle(r, "POST /v1/admin/mailboxes", a.createMailbox)
-	a.handle(r, "GET /v1/admin/mailboxes/{id}", a.getMailbox)
-	a.handle(r, "PATCH /v1/admin/mailboxes/{id}", a.updateMailbox)
-	a.handle(r, "DELETE /v1/admin/mailboxes/{id}", a.deleteMailbox)
+	accountRoutes[store.MailboxSpec, store.Mailbox, MailboxRequest, MailboxUpdate]{api: a,
+		list: (*store.Store).ListMailboxes, get: (*store.Store).GetMailbox, create: (*store.Store).CreateMailbox,
+		update: (*store.Store).UpdateMailbox, remove: (*store.Store).DeleteMailbox,
+		position: func(m store.Mailbox) store.Position { return store.Position{At: m.CreatedAt, ID: m.ID} },
+	}.register(r, "/v1/admin/mailboxes")
 }
 
 // MailServerRequest is an IMAP or SMTP server in a mailbox's body, as
@@ -106,146 +100,31 @@ func set[T any](dst *T, v *T) {
 	}
 }
 
-func (a *API) listMailboxes(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	if err := need(p, domain.PermManageSettings); err != nil {
-		return err
-	}
-	tenant, err := tenantOf(p)
-	if err != nil {
-		return err
-	}
-	limit, after, err := page(r)
-	if err != nil {
-		return err
-	}
-	items, err := a.Store.ListMailboxes(r.Context(), tenant, after, limit+1)
-	if err != nil {
-		return err
-	}
-	return ok(w, pageOf(items, limit, func(m store.Mailbox) store.Position { return store.Position{At: m.CreatedAt, ID: m.ID} }))
-}
+func (in MailboxRequest) name() string { return in.Name }
 
-func (a *API) getMailbox(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	if err := need(p, domain.PermManageSettings); err != nil {
-		return err
-	}
-	tenant, err := tenantOf(p)
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	m, err := a.Store.GetMailbox(r.Context(), tenant, id)
-	if err != nil {
-		return err
-	}
-	return ok(w, m)
-}
-
-func (a *API) createMailbox(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	if err := need(p, domain.PermManageSettings); err != nil {
-		return err
-	}
-	tenant, err := tenantOf(p)
-	if err != nil {
-		return err
-	}
-	var in MailboxRequest
-	if err := decode(r, &in); err != nil {
-		return err
-	}
-	if err := validName("name", in.Name); err != nil {
-		return err
-	}
+func (in MailboxRequest) spec() (store.MailboxSpec, error) {
 	if in.IMAP == nil {
-		return domain.Invalid("imap", "is required: the server the mailbox is read from")
+		return store.MailboxSpec{}, domain.Invalid("imap", "is required: the server the mailbox is read from")
 	}
 	if in.SMTP == nil {
-		return domain.Invalid("smtp", "is required: the server replies are sent through")
+		return store.MailboxSpec{}, domain.Invalid("smtp", "is required: the server replies are sent through")
 	}
-	spec := store.MailboxSpec{Name: in.Name, Address: in.Address, DisplayName: in.DisplayName, IMAP: in.IMAP.server(), Folder: in.Folder,
-		MarkSeen: in.MarkSeen, MoveTo: in.MoveTo, SMTP: in.SMTP.server(), SentFolder: in.SentFolder, ReplyDomain: in.ReplyDomain}
-	if err := spec.Validate(); err != nil {
-		return err
-	}
-	var m store.Mailbox
-	err = a.Store.InTx(r.Context(), func(tx pgx.Tx) error {
-		m, err = a.Store.CreateMailbox(r.Context(), tx, tenant, spec, a.settingsNow())
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return created(w, m)
+	return store.MailboxSpec{Name: in.Name, Address: in.Address, DisplayName: in.DisplayName, IMAP: in.IMAP.server(), Folder: in.Folder,
+		MarkSeen: in.MarkSeen, MoveTo: in.MoveTo, SMTP: in.SMTP.server(), SentFolder: in.SentFolder, ReplyDomain: in.ReplyDomain}, nil
 }
 
-func (a *API) updateMailbox(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	if err := need(p, domain.PermManageSettings); err != nil {
-		return err
-	}
-	tenant, err := tenantOf(p)
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	var in MailboxUpdate
-	if err := decode(r, &in); err != nil {
-		return err
-	}
-	if in == (MailboxUpdate{}) {
-		return domain.Invalid("body", "names nothing to change")
-	}
-	if in.Name != nil {
-		if err := validName("name", *in.Name); err != nil {
-			return err
-		}
-	}
-	var m store.Mailbox
-	err = a.Store.InTx(r.Context(), func(tx pgx.Tx) error {
-		m, err = a.Store.UpdateMailbox(r.Context(), tx, tenant, id, a.settingsNow(), func(spec *store.MailboxSpec) {
-			set(&spec.Name, in.Name)
-			set(&spec.Address, in.Address)
-			set(&spec.DisplayName, in.DisplayName)
-			in.IMAP.apply(&spec.IMAP)
-			set(&spec.Folder, in.Folder)
-			set(&spec.MarkSeen, in.MarkSeen)
-			set(&spec.MoveTo, in.MoveTo)
-			in.SMTP.apply(&spec.SMTP)
-			set(&spec.SentFolder, in.SentFolder)
-			set(&spec.ReplyDomain, in.ReplyDomain)
-		})
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return ok(w, m)
-}
+func (u MailboxUpdate) newName() *string { return u.Name }
 
-// deleteMailbox stops the mailbox: the connector no longer reads nor
-// sends from it. Its conversations stay.
-func (a *API) deleteMailbox(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	if err := need(p, domain.PermManageSettings); err != nil {
-		return err
-	}
-	tenant, err := tenantOf(p)
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	err = a.Store.InTx(r.Context(), func(tx pgx.Tx) error {
-		return a.Store.DeleteMailbox(r.Context(), tx, tenant, id, a.settingsNow())
-	})
-	if err != nil {
-		return err
-	}
-	return noContent(w)
+func (u MailboxUpdate) apply(spec *store.MailboxSpec) error {
+	set(&spec.Name, u.Name)
+	set(&spec.Address, u.Address)
+	set(&spec.DisplayName, u.DisplayName)
+	u.IMAP.apply(&spec.IMAP)
+	set(&spec.Folder, u.Folder)
+	set(&spec.MarkSeen, u.MarkSeen)
+	set(&spec.MoveTo, u.MoveTo)
+	u.SMTP.apply(&spec.SMTP)
+	set(&spec.SentFolder, u.SentFolder)
+	set(&spec.ReplyDomain, u.ReplyDomain)
+	return nil
 }

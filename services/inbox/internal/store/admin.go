@@ -172,11 +172,11 @@ func (s *Store) AnnounceConfig(ctx context.Context, now time.Time) (Announced, e
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("read chat channels: %w", err)
 		}
-		mailboxes, err := announceMailboxes(ctx, tx, now)
+		mailboxes, err := mailboxKind.announce(ctx, tx, now)
 		if err != nil {
 			return err
 		}
-		sms, err := announceSMSAccounts(ctx, tx, now)
+		sms, err := smsAccountKind.announce(ctx, tx, now)
 		if err != nil {
 			return err
 		}

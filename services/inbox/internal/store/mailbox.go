@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/mail"
 	"net/netip"
 	"strings"
@@ -15,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchboard-oss/switchboard/pkg/events"
-	"github.com/switchboard-oss/switchboard/pkg/outbox"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
 )
 
@@ -103,7 +100,7 @@ func (s MailboxSpec) settings() mailboxSettings {
 		MoveTo: s.MoveTo, SMTP: s.SMTP, SentFolder: s.SentFolder, ReplyDomain: s.ReplyDomain}
 }
 
-func specOf(name string, st mailboxSettings) MailboxSpec {
+func (st mailboxSettings) spec(name string) MailboxSpec {
 	return MailboxSpec{Name: name, Address: st.Address, DisplayName: st.DisplayName, IMAP: st.IMAP, Folder: st.Folder, MarkSeen: st.MarkSeen,
 		MoveTo: st.MoveTo, SMTP: st.SMTP, SentFolder: st.SentFolder, ReplyDomain: st.ReplyDomain}
 }
@@ -244,13 +241,24 @@ func hostnameOK(h string) bool {
 	return strings.IndexFunc(last, func(r rune) bool { return r < '0' || r > '9' }) >= 0
 }
 
-// mailboxRecord announces a mailbox on the config topic, secrets included:
-// the email connector logs in with them.
-func mailboxRecord(tenant, id uuid.UUID, spec MailboxSpec, deleted bool, now time.Time) (outbox.Record, error) {
-	m := events.Mailbox{ID: id.String(), TenantID: tenant.String(), Name: spec.Name, Address: spec.Address, DisplayName: spec.DisplayName,
-		IMAP: spec.IMAP, Folder: spec.Folder, MarkSeen: spec.MarkSeen, MoveTo: spec.MoveTo, SMTP: spec.SMTP, SentFolder: spec.SentFolder,
-		ReplyDomain: spec.ReplyDomain, Deleted: deleted}
-	return configRecord("mailbox", events.TypeMailbox, tenant, id, m, now)
+// mailboxKind is the email channel's accounts.
+var mailboxKind = accountKind[MailboxSpec, mailboxSettings, Mailbox]{channel: "email", noun: "mailbox", plural: "mailboxes",
+	configKind: "mailbox", eventType: events.TypeMailbox, taken: mailboxAddressTaken}
+
+func (s MailboxSpec) accountName() string { return s.Name }
+
+// event announces the mailbox, secrets included: the email connector logs
+// in with them.
+func (s MailboxSpec) event(tenant, id uuid.UUID, deleted bool) any {
+	return events.Mailbox{ID: id.String(), TenantID: tenant.String(), Name: s.Name, Address: s.Address, DisplayName: s.DisplayName,
+		IMAP: s.IMAP, Folder: s.Folder, MarkSeen: s.MarkSeen, MoveTo: s.MoveTo, SMTP: s.SMTP, SentFolder: s.SentFolder,
+		ReplyDomain: s.ReplyDomain, Deleted: deleted}
+}
+
+// withoutSecrets is spec with its credentials dropped.
+func (s MailboxSpec) withoutSecrets() MailboxSpec {
+	s.IMAP.Password, s.IMAP.OAuth2Token, s.SMTP.Password, s.SMTP.OAuth2Token = "", "", "", ""
+	return s
 }
 
 // mailboxAddressTaken is the unique index of 003 on live mailboxes'
@@ -265,130 +273,25 @@ func mailboxAddressTaken(err error) error {
 // CreateMailbox creates a mailbox of tenant and announces it to the email
 // connector.
 func (s *Store) CreateMailbox(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, spec MailboxSpec, now time.Time) (Mailbox, error) {
-	if err := spec.Validate(); err != nil {
-		return Mailbox{}, err
-	}
-	id := uuid.New()
-	_, err := tx.Exec(ctx, `INSERT INTO inbox.channel_accounts (id, tenant_id, channel, name, settings, created_at) VALUES ($1, $2, 'email', $3, $4, $5)`,
-		id, tenant, spec.Name, mustJSON(spec.settings()), now)
-	if e := mailboxAddressTaken(err); e != nil {
-		return Mailbox{}, e
-	}
-	if err != nil {
-		return Mailbox{}, fmt.Errorf("create mailbox: %w", err)
-	}
-	rec, err := mailboxRecord(tenant, id, spec, false, now)
-	if err != nil {
-		return Mailbox{}, err
-	}
-	return spec.Info(id, now), s.outbox.Add(ctx, tx, rec)
-}
-
-type mailboxRow struct {
-	id        uuid.UUID
-	spec      MailboxSpec
-	createdAt time.Time
-}
-
-// loadMailboxes reads the live mailboxes matching where (a condition on
-// the channel_accounts row, then maybe an order, a limit, a lock).
-func loadMailboxes(ctx context.Context, db rowQuerier, where string, args ...any) ([]mailboxRow, error) {
-	rows, err := db.Query(ctx, `SELECT id, name, settings, created_at FROM inbox.channel_accounts
-		WHERE channel = 'email' AND deleted_at IS NULL AND `+where, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read mailboxes: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (mailboxRow, error) {
-		var (
-			m    mailboxRow
-			name string
-			raw  []byte
-			st   mailboxSettings
-		)
-		if err := row.Scan(&m.id, &name, &raw, &m.createdAt); err != nil {
-			return m, err
-		}
-		if err := json.Unmarshal(raw, &st); err != nil {
-			return m, fmt.Errorf("decode settings of mailbox %s: %w", m.id, err)
-		}
-		m.spec = specOf(name, st)
-		return m, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read mailboxes: %w", err)
-	}
-	return out, nil
+	return mailboxKind.create(ctx, s, tx, tenant, spec, now)
 }
 
 // ListMailboxes returns up to limit mailboxes of tenant after the
 // position, oldest first; deleted ones are gone.
 func (s *Store) ListMailboxes(ctx context.Context, tenant uuid.UUID, after *Position, limit int) ([]Mailbox, error) {
-	var (
-		rows []mailboxRow
-		err  error
-	)
-	if after == nil {
-		rows, err = loadMailboxes(ctx, s.pool, `tenant_id = $1 ORDER BY created_at, id LIMIT $2`, tenant, limit)
-	} else {
-		rows, err = loadMailboxes(ctx, s.pool, `tenant_id = $1 AND (created_at, id) > ($3, $4) ORDER BY created_at, id LIMIT $2`,
-			tenant, limit, after.At, after.ID)
-	}
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Mailbox, len(rows))
-	for i, r := range rows {
-		out[i] = r.spec.Info(r.id, r.createdAt)
-	}
-	return out, nil
+	return mailboxKind.list(ctx, s.pool, tenant, after, limit)
 }
 
 // GetMailbox returns a mailbox of tenant.
 func (s *Store) GetMailbox(ctx context.Context, tenant, id uuid.UUID) (Mailbox, error) {
-	rows, err := loadMailboxes(ctx, s.pool, `tenant_id = $1 AND id = $2`, tenant, id)
-	if err != nil {
-		return Mailbox{}, err
-	}
-	if len(rows) == 0 {
-		return Mailbox{}, ErrNotFound
-	}
-	return rows[0].spec.Info(rows[0].id, rows[0].createdAt), nil
+	return mailboxKind.get(ctx, s.pool, tenant, id)
 }
 
 // UpdateMailbox changes a mailbox of tenant, its row locked meanwhile: fn
-// changes its spec, secrets included (what fn leaves keeps its value),
-// which is then validated, written and announced.
-func (s *Store) UpdateMailbox(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, now time.Time, fn func(spec *MailboxSpec)) (Mailbox, error) {
-	rows, err := loadMailboxes(ctx, tx, `tenant_id = $1 AND id = $2 FOR UPDATE`, tenant, id)
-	if err != nil {
-		return Mailbox{}, err
-	}
-	if len(rows) == 0 {
-		return Mailbox{}, ErrNotFound
-	}
-	spec := rows[0].spec
-	fn(&spec)
-	if err := spec.Validate(); err != nil {
-		return Mailbox{}, err
-	}
-	_, err = tx.Exec(ctx, `UPDATE inbox.channel_accounts SET name = $2, settings = $3 WHERE id = $1`, id, spec.Name, mustJSON(spec.settings()))
-	if e := mailboxAddressTaken(err); e != nil {
-		return Mailbox{}, e
-	}
-	if err != nil {
-		return Mailbox{}, fmt.Errorf("update mailbox: %w", err)
-	}
-	rec, err := mailboxRecord(tenant, id, spec, false, now)
-	if err != nil {
-		return Mailbox{}, err
-	}
-	return spec.Info(id, rows[0].createdAt), s.outbox.Add(ctx, tx, rec)
-}
-
-// withoutSecrets is spec with its credentials dropped.
-func (s MailboxSpec) withoutSecrets() MailboxSpec {
-	s.IMAP.Password, s.IMAP.OAuth2Token, s.SMTP.Password, s.SMTP.OAuth2Token = "", "", "", ""
-	return s
+// changes its spec, secrets included (what fn leaves keeps its value) or
+// refuses the change, then the spec is validated, written and announced.
+func (s *Store) UpdateMailbox(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, now time.Time, fn func(spec *MailboxSpec) error) (Mailbox, error) {
+	return mailboxKind.update(ctx, s, tx, tenant, id, now, fn)
 }
 
 // DeleteMailbox deletes a mailbox of tenant and tells the email connector
@@ -396,56 +299,5 @@ func (s MailboxSpec) withoutSecrets() MailboxSpec {
 // conversations refer to it; its credentials are dropped, since nothing
 // will log in with them again.
 func (s *Store) DeleteMailbox(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, now time.Time) error {
-	rows, err := loadMailboxes(ctx, tx, `tenant_id = $1 AND id = $2 FOR UPDATE`, tenant, id)
-	if err != nil {
-		return err
-	}
-	if len(rows) == 0 {
-		return ErrNotFound
-	}
-	spec := rows[0].spec.withoutSecrets()
-	if _, err := tx.Exec(ctx, `UPDATE inbox.channel_accounts SET deleted_at = $2, settings = $3 WHERE id = $1`,
-		id, now, mustJSON(spec.settings())); err != nil {
-		return fmt.Errorf("delete mailbox: %w", err)
-	}
-	rec, err := mailboxRecord(tenant, id, spec, true, now)
-	if err != nil {
-		return err
-	}
-	return s.outbox.Add(ctx, tx, rec)
-}
-
-// announceMailboxes are the records of every mailbox, deleted ones
-// included (so that a connector that missed the deletion stops).
-func announceMailboxes(ctx context.Context, tx pgx.Tx, now time.Time) ([]outbox.Record, error) {
-	rows, err := tx.Query(ctx, `SELECT id, tenant_id, name, settings, deleted_at IS NOT NULL FROM inbox.channel_accounts WHERE channel = 'email'`)
-	if err != nil {
-		return nil, fmt.Errorf("read mailboxes: %w", err)
-	}
-	var recs []outbox.Record
-	_, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (struct{}, error) {
-		var (
-			id, tenant uuid.UUID
-			name       string
-			raw        []byte
-			deleted    bool
-			st         mailboxSettings
-		)
-		if err := row.Scan(&id, &tenant, &name, &raw, &deleted); err != nil {
-			return struct{}{}, err
-		}
-		if err := json.Unmarshal(raw, &st); err != nil {
-			return struct{}{}, fmt.Errorf("decode settings of mailbox %s: %w", id, err)
-		}
-		rec, err := mailboxRecord(tenant, id, specOf(name, st), deleted, now)
-		if err != nil {
-			return struct{}{}, err
-		}
-		recs = append(recs, rec)
-		return struct{}{}, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read mailboxes: %w", err)
-	}
-	return recs, nil
+	return mailboxKind.remove(ctx, s, tx, tenant, id, now)
 }

@@ -2,8 +2,6 @@ package store_test
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +12,6 @@ import (
 
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/testkit"
-	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/store"
 )
 
@@ -25,11 +22,7 @@ func validMailbox() store.MailboxSpec {
 }
 
 func TestMailboxSpecValidate(t *testing.T) {
-	for _, c := range []struct {
-		name   string
-		change func(s *store.MailboxSpec)
-		field  string // "" when valid
-	}{
+	checkValidate(t, validMailbox, []validateCase[store.MailboxSpec]{
 		{"valid", func(*store.MailboxSpec) {}, ""},
 		{"IPv4 host", func(s *store.MailboxSpec) { s.IMAP.Host = "192.0.2.1" }, ""},
 		{"IPv6 host", func(s *store.MailboxSpec) { s.SMTP.Host = "2001:db8::1" }, ""},
@@ -46,20 +39,7 @@ func TestMailboxSpecValidate(t *testing.T) {
 		{"folder blank", func(s *store.MailboxSpec) { s.Folder = "  " }, "folder"},
 		{"display name with a tab", func(s *store.MailboxSpec) { s.DisplayName = "a\tb" }, "display_name"},
 		{"reply_domain valid", func(s *store.MailboxSpec) { s.ReplyDomain = "reply.example.com" }, ""},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			s := validMailbox()
-			c.change(&s)
-			err := s.Validate()
-			if c.field == "" {
-				require.NoError(t, err)
-				return
-			}
-			var fe *domain.FieldError
-			require.True(t, errors.As(err, &fe), "Validate() = %v, want a field error on %s", err, c.field)
-			require.Equal(t, c.field, fe.Field)
-		})
-	}
+	})
 }
 
 // TestAnnounceConfigAnnouncesMailboxes: at start the inbox announces every
@@ -97,26 +77,14 @@ func TestAnnounceConfigAnnouncesMailboxes(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, store.Announced{ChatChannels: 1, Mailboxes: 2}, n)
 
-	rows, err := pool.Query(ctx, `SELECT key, value FROM inbox.outbox WHERE topic = $1 ORDER BY seq`, events.TopicConfig)
-	require.NoError(t, err)
-	got := map[string]events.Mailbox{}
-	for rows.Next() {
-		var key, value []byte
-		require.NoError(t, rows.Scan(&key, &value))
-		var m events.Mailbox
-		if !strings.HasPrefix(string(key), "mailbox/") {
-			continue
-		}
-		require.NoError(t, json.Unmarshal(value, &m))
-		got[string(key)] = m
-	}
-	require.NoError(t, rows.Err())
+	// The outbox holds what AnnounceConfig added only: an event a key.
+	got := configEvents[events.Mailbox](t, ctx, pool, "mailbox/")
 	require.Len(t, got, 2)
-	l := got["mailbox/"+live.ID.String()]
+	l := got["mailbox/"+live.ID.String()][0]
 	require.Equal(t, tenant.ID.String(), l.TenantID)
 	require.False(t, l.Deleted)
 	require.Equal(t, "pw", l.IMAP.Password, "the connector logs in with the announced secrets")
-	g := got["mailbox/"+gone.ID.String()]
+	g := got["mailbox/"+gone.ID.String()][0]
 	require.True(t, g.Deleted)
 	require.Empty(t, g.IMAP.Password, "a deleted mailbox's secrets are forgotten")
 

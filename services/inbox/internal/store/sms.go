@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
@@ -12,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchboard-oss/switchboard/pkg/events"
-	"github.com/switchboard-oss/switchboard/pkg/outbox"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
 )
 
@@ -92,7 +90,7 @@ func (s SMSAccountSpec) settings() smsSettings {
 		Numbers: orEmpty(s.Numbers), MessagingServiceSIDs: orEmpty(s.MessagingServiceSIDs)}
 }
 
-func smsSpecOf(name string, st smsSettings) SMSAccountSpec {
+func (st smsSettings) spec(name string) SMSAccountSpec {
 	return SMSAccountSpec{Name: name, AccountSID: st.AccountSID, AuthToken: st.AuthToken, APIKeySID: st.APIKeySID,
 		APIKeySecret: st.APIKeySecret, Numbers: st.Numbers, MessagingServiceSIDs: st.MessagingServiceSIDs}
 }
@@ -174,13 +172,25 @@ func (s SMSAccountSpec) withoutSecrets() SMSAccountSpec {
 	return s
 }
 
-// smsAccountRecord announces an SMS account on the config topic, secrets
-// included: the connector verifies webhooks and calls Twilio with them.
-func smsAccountRecord(tenant, id uuid.UUID, spec SMSAccountSpec, deleted bool, now time.Time) (outbox.Record, error) {
-	a := events.SMSAccount{ID: id.String(), TenantID: tenant.String(), Name: spec.Name, AccountSID: spec.AccountSID,
-		AuthToken: spec.AuthToken, APIKeySID: spec.APIKeySID, APIKeySecret: spec.APIKeySecret, Numbers: spec.Numbers,
-		MessagingServiceSIDs: spec.MessagingServiceSIDs, Deleted: deleted}
-	return configRecord("sms_account", events.TypeSMSAccount, tenant, id, a, now)
+// smsAccountKind is the sms channel's accounts. A number belongs to one
+// live account of a tenant: inbox.sms_numbers holds the claims.
+var smsAccountKind = accountKind[SMSAccountSpec, smsSettings, SMSAccount]{channel: "sms", noun: "SMS account", plural: "SMS accounts",
+	configKind: "sms_account", eventType: events.TypeSMSAccount,
+	afterWrite: func(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, spec SMSAccountSpec, deleted bool) error {
+		if deleted {
+			return claimNumbers(ctx, tx, tenant, id, nil)
+		}
+		return claimNumbers(ctx, tx, tenant, id, spec.Numbers)
+	}}
+
+func (s SMSAccountSpec) accountName() string { return s.Name }
+
+// event announces the account, secrets included: the connector verifies
+// webhooks and calls Twilio with them.
+func (s SMSAccountSpec) event(tenant, id uuid.UUID, deleted bool) any {
+	return events.SMSAccount{ID: id.String(), TenantID: tenant.String(), Name: s.Name, AccountSID: s.AccountSID,
+		AuthToken: s.AuthToken, APIKeySID: s.APIKeySID, APIKeySecret: s.APIKeySecret, Numbers: s.Numbers,
+		MessagingServiceSIDs: s.MessagingServiceSIDs, Deleted: deleted}
 }
 
 // claimNumbers makes numbers the numbers of account, and only those,
@@ -217,93 +227,18 @@ func claimNumbers(ctx context.Context, tx pgx.Tx, tenant, account uuid.UUID, num
 // CreateSMSAccount creates an SMS account of tenant and announces it to
 // the SMS connector.
 func (s *Store) CreateSMSAccount(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, spec SMSAccountSpec, now time.Time) (SMSAccount, error) {
-	if err := spec.Validate(); err != nil {
-		return SMSAccount{}, err
-	}
-	id := uuid.New()
-	if _, err := tx.Exec(ctx, `INSERT INTO inbox.channel_accounts (id, tenant_id, channel, name, settings, created_at) VALUES ($1, $2, 'sms', $3, $4, $5)`,
-		id, tenant, spec.Name, mustJSON(spec.settings()), now); err != nil {
-		return SMSAccount{}, fmt.Errorf("create SMS account: %w", err)
-	}
-	if err := claimNumbers(ctx, tx, tenant, id, spec.Numbers); err != nil {
-		return SMSAccount{}, err
-	}
-	rec, err := smsAccountRecord(tenant, id, spec, false, now)
-	if err != nil {
-		return SMSAccount{}, err
-	}
-	return spec.Info(id, now), s.outbox.Add(ctx, tx, rec)
-}
-
-type smsAccountRow struct {
-	id        uuid.UUID
-	spec      SMSAccountSpec
-	createdAt time.Time
-}
-
-// loadSMSAccounts reads the live SMS accounts matching where (a condition
-// on the channel_accounts row, then maybe an order, a limit, a lock).
-func loadSMSAccounts(ctx context.Context, db rowQuerier, where string, args ...any) ([]smsAccountRow, error) {
-	rows, err := db.Query(ctx, `SELECT id, name, settings, created_at FROM inbox.channel_accounts
-		WHERE channel = 'sms' AND deleted_at IS NULL AND `+where, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read SMS accounts: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (smsAccountRow, error) {
-		var (
-			a    smsAccountRow
-			name string
-			raw  []byte
-			st   smsSettings
-		)
-		if err := row.Scan(&a.id, &name, &raw, &a.createdAt); err != nil {
-			return a, err
-		}
-		if err := json.Unmarshal(raw, &st); err != nil {
-			return a, fmt.Errorf("decode settings of SMS account %s: %w", a.id, err)
-		}
-		a.spec = smsSpecOf(name, st)
-		return a, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read SMS accounts: %w", err)
-	}
-	return out, nil
+	return smsAccountKind.create(ctx, s, tx, tenant, spec, now)
 }
 
 // ListSMSAccounts returns up to limit SMS accounts of tenant after the
 // position, oldest first; deleted ones are gone.
 func (s *Store) ListSMSAccounts(ctx context.Context, tenant uuid.UUID, after *Position, limit int) ([]SMSAccount, error) {
-	var (
-		rows []smsAccountRow
-		err  error
-	)
-	if after == nil {
-		rows, err = loadSMSAccounts(ctx, s.pool, `tenant_id = $1 ORDER BY created_at, id LIMIT $2`, tenant, limit)
-	} else {
-		rows, err = loadSMSAccounts(ctx, s.pool, `tenant_id = $1 AND (created_at, id) > ($3, $4) ORDER BY created_at, id LIMIT $2`,
-			tenant, limit, after.At, after.ID)
-	}
-	if err != nil {
-		return nil, err
-	}
-	out := make([]SMSAccount, len(rows))
-	for i, r := range rows {
-		out[i] = r.spec.Info(r.id, r.createdAt)
-	}
-	return out, nil
+	return smsAccountKind.list(ctx, s.pool, tenant, after, limit)
 }
 
 // GetSMSAccount returns an SMS account of tenant.
 func (s *Store) GetSMSAccount(ctx context.Context, tenant, id uuid.UUID) (SMSAccount, error) {
-	rows, err := loadSMSAccounts(ctx, s.pool, `tenant_id = $1 AND id = $2`, tenant, id)
-	if err != nil {
-		return SMSAccount{}, err
-	}
-	if len(rows) == 0 {
-		return SMSAccount{}, ErrNotFound
-	}
-	return rows[0].spec.Info(rows[0].id, rows[0].createdAt), nil
+	return smsAccountKind.get(ctx, s.pool, tenant, id)
 }
 
 // UpdateSMSAccount changes an SMS account of tenant, its row locked
@@ -311,33 +246,11 @@ func (s *Store) GetSMSAccount(ctx context.Context, tenant, id uuid.UUID) (SMSAcc
 // its value) or refuses the change, then the spec is validated, written
 // and announced.
 func (s *Store) UpdateSMSAccount(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, now time.Time, fn func(spec *SMSAccountSpec) error) (SMSAccount, error) {
-	rows, err := loadSMSAccounts(ctx, tx, `tenant_id = $1 AND id = $2 FOR UPDATE`, tenant, id)
-	if err != nil {
-		return SMSAccount{}, err
-	}
-	if len(rows) == 0 {
-		return SMSAccount{}, ErrNotFound
-	}
-	spec := rows[0].spec
-	spec.Numbers, spec.MessagingServiceSIDs = slices.Clone(spec.Numbers), slices.Clone(spec.MessagingServiceSIDs)
-	if err := fn(&spec); err != nil {
-		return SMSAccount{}, err
-	}
-	if err := spec.Validate(); err != nil {
-		return SMSAccount{}, err
-	}
-	if _, err := tx.Exec(ctx, `UPDATE inbox.channel_accounts SET name = $2, settings = $3 WHERE id = $1`,
-		id, spec.Name, mustJSON(spec.settings())); err != nil {
-		return SMSAccount{}, fmt.Errorf("update SMS account: %w", err)
-	}
-	if err := claimNumbers(ctx, tx, tenant, id, spec.Numbers); err != nil {
-		return SMSAccount{}, err
-	}
-	rec, err := smsAccountRecord(tenant, id, spec, false, now)
-	if err != nil {
-		return SMSAccount{}, err
-	}
-	return spec.Info(id, rows[0].createdAt), s.outbox.Add(ctx, tx, rec)
+	return smsAccountKind.update(ctx, s, tx, tenant, id, now, func(spec *SMSAccountSpec) error {
+		// fn may change the lists in place.
+		spec.Numbers, spec.MessagingServiceSIDs = slices.Clone(spec.Numbers), slices.Clone(spec.MessagingServiceSIDs)
+		return fn(spec)
+	})
 }
 
 // DeleteSMSAccount deletes an SMS account of tenant and tells the SMS
@@ -346,53 +259,5 @@ func (s *Store) UpdateSMSAccount(ctx context.Context, tx pgx.Tx, tenant, id uuid
 // dropped, since nothing will use them again, and its numbers are free
 // for another account.
 func (s *Store) DeleteSMSAccount(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, now time.Time) error {
-	rows, err := loadSMSAccounts(ctx, tx, `tenant_id = $1 AND id = $2 FOR UPDATE`, tenant, id)
-	if err != nil {
-		return err
-	}
-	if len(rows) == 0 {
-		return ErrNotFound
-	}
-	spec := rows[0].spec.withoutSecrets()
-	if _, err := tx.Exec(ctx, `UPDATE inbox.channel_accounts SET deleted_at = $2, settings = $3 WHERE id = $1`,
-		id, now, mustJSON(spec.settings())); err != nil {
-		return fmt.Errorf("delete SMS account: %w", err)
-	}
-	if err := claimNumbers(ctx, tx, tenant, id, nil); err != nil {
-		return err
-	}
-	rec, err := smsAccountRecord(tenant, id, spec, true, now)
-	if err != nil {
-		return err
-	}
-	return s.outbox.Add(ctx, tx, rec)
-}
-
-// announceSMSAccounts are the records of every SMS account, deleted ones
-// included (so that a connector that missed the deletion stops).
-func announceSMSAccounts(ctx context.Context, tx pgx.Tx, now time.Time) ([]outbox.Record, error) {
-	rows, err := tx.Query(ctx, `SELECT id, tenant_id, name, settings, deleted_at IS NOT NULL FROM inbox.channel_accounts WHERE channel = 'sms'`)
-	if err != nil {
-		return nil, fmt.Errorf("read SMS accounts: %w", err)
-	}
-	recs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outbox.Record, error) {
-		var (
-			id, tenant uuid.UUID
-			name       string
-			raw        []byte
-			deleted    bool
-			st         smsSettings
-		)
-		if err := row.Scan(&id, &tenant, &name, &raw, &deleted); err != nil {
-			return outbox.Record{}, err
-		}
-		if err := json.Unmarshal(raw, &st); err != nil {
-			return outbox.Record{}, fmt.Errorf("decode settings of SMS account %s: %w", id, err)
-		}
-		return smsAccountRecord(tenant, id, smsSpecOf(name, st), deleted, now)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read SMS accounts: %w", err)
-	}
-	return recs, nil
+	return smsAccountKind.remove(ctx, s, tx, tenant, id, now)
 }

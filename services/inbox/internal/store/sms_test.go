@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -39,11 +38,7 @@ func TestSMSAccountSpecValidate(t *testing.T) {
 		}
 		return out
 	}
-	for _, c := range []struct {
-		name   string
-		change func(s *store.SMSAccountSpec)
-		field  string // "" when valid
-	}{
+	checkValidate(t, validSMSAccount, []validateCase[store.SMSAccountSpec]{
 		{"valid", func(*store.SMSAccountSpec) {}, ""},
 		{"an API key", func(s *store.SMSAccountSpec) { s.APIKeySID, s.APIKeySecret = testKeySID, testKeySecret }, ""},
 		{"a messaging service only", func(s *store.SMSAccountSpec) { s.Numbers, s.MessagingServiceSIDs = nil, []string{testServiceSID} }, ""},
@@ -76,43 +71,7 @@ func TestSMSAccountSpecValidate(t *testing.T) {
 		{"101 numbers", func(s *store.SMSAccountSpec) { s.Numbers = many(101) }, "numbers"},
 		{"service SID wrong", func(s *store.SMSAccountSpec) { s.MessagingServiceSIDs = []string{"MG123"} }, "messaging_service_sids[0]"},
 		{"service twice", func(s *store.SMSAccountSpec) { s.MessagingServiceSIDs = []string{testServiceSID, testServiceSID} }, "messaging_service_sids[1]"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			s := validSMSAccount()
-			c.change(&s)
-			err := s.Validate()
-			if c.field == "" {
-				require.NoError(t, err)
-				return
-			}
-			var fe *domain.FieldError
-			require.True(t, errors.As(err, &fe), "Validate() = %v, want a field error on %s", err, c.field)
-			require.Equal(t, c.field, fe.Field)
-		})
-	}
-}
-
-// smsAccountEvents reads the SMS account events in the outbox, by key.
-func smsAccountEvents(t *testing.T, ctx context.Context, q interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}) map[string][]events.SMSAccount {
-	t.Helper()
-	rows, err := q.Query(ctx, `SELECT key, value FROM inbox.outbox WHERE topic = $1 ORDER BY seq`, events.TopicConfig)
-	require.NoError(t, err)
-	defer rows.Close()
-	got := map[string][]events.SMSAccount{}
-	for rows.Next() {
-		var key, value []byte
-		require.NoError(t, rows.Scan(&key, &value))
-		if !strings.HasPrefix(string(key), "sms_account/") {
-			continue
-		}
-		var a events.SMSAccount
-		require.NoError(t, json.Unmarshal(value, &a))
-		got[string(key)] = append(got[string(key)], a)
-	}
-	require.NoError(t, rows.Err())
-	return got
+	})
 }
 
 // TestSMSAccountsAreConfiguration: accounts are created, changed and
@@ -182,7 +141,7 @@ func TestSMSAccountsAreConfiguration(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT settings::text FROM inbox.channel_accounts WHERE id = $1`, gone.ID).Scan(&settings))
 	require.NotContains(t, settings, testAuthToken)
 
-	evs := smsAccountEvents(t, ctx, pool)
+	evs := configEvents[events.SMSAccount](t, ctx, pool, "sms_account/")
 	require.Len(t, evs["sms_account/"+live.ID.String()], 3)
 	first := evs["sms_account/"+live.ID.String()][0]
 	require.Equal(t, events.SMSAccount{ID: live.ID.String(), TenantID: tenant.ID.String(), Name: "Support line", AccountSID: testAccountSID,
@@ -197,7 +156,7 @@ func TestSMSAccountsAreConfiguration(t *testing.T) {
 	n, err := s.AnnounceConfig(ctx, now)
 	require.NoError(t, err)
 	require.Equal(t, 3, n.SMSAccounts)
-	evs = smsAccountEvents(t, ctx, pool)
+	evs = configEvents[events.SMSAccount](t, ctx, pool, "sms_account/")
 	require.Equal(t, testAuthToken, evs["sms_account/"+live.ID.String()][0].AuthToken, "the connector verifies webhooks with the announced token")
 	require.True(t, evs["sms_account/"+gone.ID.String()][0].Deleted)
 
