@@ -327,6 +327,10 @@ type Delivery struct {
 	Status    string    `json:"status"`
 	Error     string    `json:"error,omitempty"`
 	At        time.Time `json:"at"`
+	// OptedOut says the recipient opted out of the channel (an SMS
+	// customer who texted STOP, as Twilio's error 21610 reports): nothing
+	// more may be sent to them until they opt back in.
+	OptedOut bool `json:"opted_out,omitempty"`
 }
 
 // Queue, Skill and User are configuration for routing, on TopicConfig.

@@ -268,4 +268,15 @@ func TestSMSConsent(t *testing.T) {
 	require.Equal(t, "Welcome back: it left the warehouse.", cmd.Text)
 	require.Equal(t, customer, cmd.To)
 	require.Equal(t, acct.ID, cmd.ChannelAccountID)
+
+	// Twilio refuses that reply: the customer opted out where we did not
+	// see it (error 21610). The connector says so; the next reply is refused.
+	d := events.Delivery{MessageID: cmd.MessageID, TenantID: cmd.TenantID, Status: events.DeliveryFailed,
+		Error: "Twilio error 21610: Attempt to send to unsubscribed recipient", At: time.Now().UTC(), OptedOut: true}
+	ev, err := events.New(events.TypeDelivery, "test", d.TenantID, d.At, d)
+	require.NoError(t, err)
+	require.NoError(t, e.producer.Publish(context.Background(), events.TopicDelivery, []byte(d.MessageID), ev))
+	testkit.Eventually(t, 20*time.Second, func() bool { return card(conv.ContactID).Consent == "opted_out" }, "Twilio's 21610 did not opt the customer out")
+	r = azCall(t, e, admin, http.MethodPost, path+"/reply", `{"text":"Hello?"}`)
+	azMustProblem(t, r, http.StatusConflict, "a reply after Twilio's 21610")
 }

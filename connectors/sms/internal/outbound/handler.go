@@ -492,6 +492,9 @@ func (h *Handler) publish(ctx context.Context, rec Record) error {
 	d := events.Delivery{MessageID: rec.MessageID, TenantID: rec.TenantID, Status: events.DeliverySent, At: rec.UpdatedAt.UTC()}
 	if rec.Status == StatusFailed {
 		d.Status, d.Error = events.DeliveryFailed, rec.LastError
+		// Derived from the record, so that a status published again says
+		// the same: the customer opted out (we knew, or Twilio told us).
+		d.OptedOut = rec.LastError == ReasonOptedOut || strings.HasPrefix(rec.LastError, fmt.Sprintf("Twilio error %d:", codeUnsubscribed))
 	}
 	if err := h.cfg.Publish(ctx, d); err != nil {
 		return fmt.Errorf("publish %s delivery of message %s: %w", rec.Status, rec.MessageID, err)

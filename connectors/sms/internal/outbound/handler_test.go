@@ -277,6 +277,9 @@ func TestHandler(t *testing.T) {
 		out, err := f.consent.OptedOut(ctx, "acct-1", cmd.To)
 		require.NoError(t, err)
 		require.True(t, out)
+		d := f.deliveries()
+		require.Len(t, d, 1)
+		require.True(t, d[0].OptedOut, "the inbox learns of the opt-out")
 
 		// The next message to the number is refused without calling Twilio.
 		require.NoError(t, f.h.Handle(ctx, testCommand("m-21610-next", cmd.To)))
@@ -297,7 +300,7 @@ func TestHandler(t *testing.T) {
 		require.Equal(t, 0, rec.Attempts)
 		d := f.deliveries()
 		require.Len(t, d, 1)
-		require.Equal(t, events.Delivery{MessageID: cmd.MessageID, TenantID: "t-1", Status: events.DeliveryFailed, Error: "the customer opted out of SMS (STOP)", At: rec.UpdatedAt.UTC()}, d[0])
+		require.Equal(t, events.Delivery{MessageID: cmd.MessageID, TenantID: "t-1", Status: events.DeliveryFailed, Error: "the customer opted out of SMS (STOP)", At: rec.UpdatedAt.UTC(), OptedOut: true}, d[0])
 	})
 
 	t.Run("a crash after Twilio created the message: the replay adopts it", func(t *testing.T) {

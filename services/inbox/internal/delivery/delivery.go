@@ -51,7 +51,7 @@ func (h *Handler) Handle(ctx context.Context, msgs []bus.Message) error {
 		if len(d.Error) > 2000 {
 			d.Error = d.Error[:2000]
 		}
-		reports = append(reports, store.DeliveryReport{MessageID: id, Tenant: tenant, Status: d.Status, Error: d.Error, At: d.At})
+		reports = append(reports, store.DeliveryReport{MessageID: id, Tenant: tenant, Status: d.Status, Error: d.Error, At: d.At, OptedOut: d.OptedOut})
 	}
 	if err := h.store.ApplyDeliveries(ctx, reports); err != nil {
 		if pg.IsTransient(err) {

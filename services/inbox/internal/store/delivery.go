@@ -16,6 +16,8 @@ type DeliveryReport struct {
 	Status    string
 	Error     string
 	At        time.Time
+	// OptedOut: the recipient opted out of the channel (SMS only).
+	OptedOut bool
 }
 
 // deliveryRank orders statuses in SQL as events.DeliveryRank does in Go.
@@ -46,6 +48,37 @@ func (s *Store) ApplyDeliveries(ctx context.Context, reports []DeliveryReport) e
 		pgx.QueryExecModeExec, ids, tenants, statuses, errs, ats)
 	if err != nil {
 		return fmt.Errorf("apply delivery reports: %w", err)
+	}
+	return s.applyOptOuts(ctx, reports)
+}
+
+// applyOptOuts records, on the SMS identity of each message's customer,
+// that they opted out, as the connector learned it (Twilio's error 21610):
+// the next reply is then refused before it is sent. A newer choice of the
+// customer (a START received after) stands.
+func (s *Store) applyOptOuts(ctx context.Context, reports []DeliveryReport) error {
+	var ids, tenants []string
+	var ats []time.Time
+	for _, r := range reports {
+		if r.OptedOut {
+			ids, tenants, ats = append(ids, r.MessageID.String()), append(tenants, r.Tenant.String()), append(ats, r.At)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	// An SMS thread key is "<our number>:<customer number>".
+	_, err := s.pool.Exec(ctx, `UPDATE inbox.contact_identities ci SET consent = 'opted_out', consent_changed_at = o.at
+		FROM (SELECT c.tenant_id, split_part(c.thread_key, ':', 2) AS identity, max(u.at) AS at
+		      FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS u(id, tenant_id, at)
+		      JOIN inbox.messages m ON m.id = u.id AND m.tenant_id = u.tenant_id AND m.direction = 'outbound'
+		      JOIN inbox.conversations c ON c.id = m.conversation_id AND c.channel = 'sms'
+		      GROUP BY 1, 2) o
+		WHERE ci.tenant_id = o.tenant_id AND ci.channel = 'sms' AND ci.identity = o.identity
+		  AND (ci.consent_changed_at IS NULL OR ci.consent_changed_at <= o.at)`,
+		pgx.QueryExecModeExec, ids, tenants, ats)
+	if err != nil {
+		return fmt.Errorf("record opt-outs reported by the SMS connector: %w", err)
 	}
 	return nil
 }
