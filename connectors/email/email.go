@@ -112,6 +112,9 @@ type Connector struct {
 	deadLettered metric.Int64Counter
 	fetched      metric.Int64Counter
 	lag          metric.Int64Gauge
+
+	// ownershipCheck is defaultOwnershipCheck; tests shorten it.
+	ownershipCheck time.Duration
 }
 
 // New migrates the connector's schema and builds it.
@@ -122,6 +125,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 	c := &Connector{
 		cfg: cfg, pool: d.Pool, producer: d.Producer, clock: d.Clock, log: d.Telemetry.Component("email"),
 		checkpoints: imapsync.NewCheckpoints(d.Pool), threads: threads.New(d.Pool), ledger: smtpsend.NewLedger(d.Pool),
+		ownershipCheck: defaultOwnershipCheck,
 	}
 	for _, migrate := range []func(context.Context, *pgxpool.Pool) error{imapsync.Migrate, smtpsend.Migrate, func(ctx context.Context, _ *pgxpool.Pool) error { return c.threads.Migrate(ctx) }} {
 		if err := migrate(ctx, d.Pool); err != nil {
@@ -197,11 +201,6 @@ func (c *Connector) Ready(ctx context.Context) error {
 // mailbox, whatever the number of replicas.
 func (c *Connector) syncMailbox(ctx context.Context, mb events.Mailbox) error {
 	log := c.log.With("mailbox_id", mb.ID, "tenant_id", mb.TenantID)
-	release, err := c.own(ctx, mb.ID, log)
-	if err != nil {
-		return err
-	}
-	defer release()
 	parser, err := mailparse.NewParser(mailparse.Options{
 		Limits:        mailparse.Limits{MaxRawBytes: c.cfg.IMAP.MaxMessageBytes, MaxAttachmentBytes: c.cfg.MaxAttachmentBytes},
 		Store:         c.blobs,
@@ -225,12 +224,29 @@ func (c *Connector) syncMailbox(ctx context.Context, mb events.Mailbox) error {
 		<-ctx.Done()
 		return nil
 	}
-	return s.Run(ctx)
+	for {
+		err := c.whileOwned(ctx, mb.ID, log, s.Run)
+		if ctx.Err() != nil {
+			return nil
+		}
+		log.Warn("mailbox sync interrupted; taking the mailbox again", "error", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.clock.After(time.Second):
+		}
+	}
 }
 
-// own takes the mailbox's advisory lock on a connection of its own, waiting
-// while another replica holds it.
-func (c *Connector) own(ctx context.Context, mailboxID string, log *slog.Logger) (release func(), err error) {
+// defaultOwnershipCheck is how often the session holding a mailbox's lock
+// is checked: if it is gone, so is the lock, and another replica may take
+// the mailbox.
+const defaultOwnershipCheck = 10 * time.Second
+
+// whileOwned takes the mailbox's advisory lock on a connection of its own,
+// waiting while another replica holds it, and runs run until ctx ends or
+// the lock is lost (its connection broke), then releases it.
+func (c *Connector) whileOwned(ctx context.Context, mailboxID string, log *slog.Logger, run func(context.Context) error) error {
 	key := "switchboard-email-mailbox:" + mailboxID
 	policy := retry.Default()
 	waiting := false
@@ -240,7 +256,7 @@ func (c *Connector) own(ctx context.Context, mailboxID string, log *slog.Logger)
 			var ok bool
 			err = conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, key).Scan(&ok)
 			if err == nil && ok {
-				return func() {
+				defer func() {
 					uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 					defer cancel()
 					if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key); err != nil {
@@ -248,7 +264,30 @@ func (c *Connector) own(ctx context.Context, mailboxID string, log *slog.Logger)
 						_ = conn.Conn().Close(uctx)
 					}
 					conn.Release()
-				}, nil
+				}()
+				rctx, cancel := context.WithCancelCause(ctx)
+				defer cancel(nil)
+				go func() {
+					for {
+						select {
+						case <-rctx.Done():
+							return
+						case <-c.clock.After(c.ownershipCheck):
+						}
+						pctx, pcancel := context.WithTimeout(rctx, 5*time.Second)
+						err := conn.Ping(pctx)
+						pcancel()
+						if err != nil && rctx.Err() == nil {
+							cancel(fmt.Errorf("lost the mailbox's lock: %w", err))
+							return
+						}
+					}
+				}()
+				err := run(rctx)
+				if cause := context.Cause(rctx); cause != nil && ctx.Err() == nil {
+					return cause
+				}
+				return err
 			}
 			conn.Release()
 			if err == nil && !waiting {
@@ -260,7 +299,7 @@ func (c *Connector) own(ctx context.Context, mailboxID string, log *slog.Logger)
 			log.Warn("cannot take the mailbox's lock; retrying", "error", err)
 		}
 		if err := policy.Sleep(ctx, c.clock, min(n, 5)); err != nil {
-			return nil, err
+			return err
 		}
 	}
 }

@@ -437,3 +437,34 @@ func TestMailboxMovedToAnotherAccountStartsOver(t *testing.T) {
 		e.received(mb.ID, id, 1)
 	}
 }
+
+// The replica that reads a mailbox holds an advisory lock on a connection
+// of its own. When that connection dies, the lock is gone and another
+// replica could take the mailbox: the sync stops, takes the lock again, and
+// goes on without losing a mail.
+func TestLostMailboxLockIsTakenAgain(t *testing.T) {
+	e := startConnector(t)
+	srv := startIMAP(t)
+	alice := srv.user(t, "alice")
+	appendMail(t, alice, "INBOX", simpleMail("lock-1@customer.example", "Bob <bob@customer.example>", "Before"))
+	mb := srv.mailbox("alice", "", nil)
+	e.publishMailbox(mb)
+	e.received(mb.ID, "lock-1@customer.example", 1)
+
+	ctx := testkit.Context(t)
+	holder := func() int {
+		var pid int
+		err := e.pool.QueryRow(ctx, `SELECT coalesce(max(pid), 0) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&pid)
+		require.NoError(t, err)
+		return pid
+	}
+	first := holder()
+	require.NotZero(t, first, "the mailbox's lock is held")
+	_, err := e.pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, first)
+	require.NoError(t, err)
+	testkit.Eventually(t, wait, func() bool { p := holder(); return p != 0 && p != first }, "the lock was never taken again")
+
+	appendMail(t, alice, "INBOX", simpleMail("lock-2@customer.example", "Bob <bob@customer.example>", "After"))
+	e.received(mb.ID, "lock-2@customer.example", 1)
+	require.Len(t, e.inboundOf(mb.ID, "lock-1@customer.example"), 1, "nothing published twice")
+}

@@ -80,6 +80,8 @@ func startConnector(t *testing.T) *env {
 	t.Cleanup(func() { _ = blobs.Close() })
 	c, err := New(testkit.Context(t), cfg, Deps{Pool: pool, Bus: testkit.BusConfig(brokers), Brokers: brokers, Producer: p, Blobs: blobs, Telemetry: tel})
 	require.NoError(t, err)
+	// Lost locks are noticed within the tests' patience.
+	c.ownershipCheck = 200 * time.Millisecond
 	testkit.Run(t, c)
 	testkit.Eventually(t, wait, func() bool { return c.Ready(context.Background()) == nil }, "the connector never became ready")
 	return &env{
