@@ -203,3 +203,14 @@ func TestBadSettingsNameTheSetting(t *testing.T) {
 		require.True(t, strings.Contains(string(out), want), "output %q lacks %q", out, want)
 	}
 }
+
+func TestSMSTargetNeedsThePublicURL(t *testing.T) {
+	cmd := exec.Command(binary, "-target=sms", "-kafka.brokers=127.0.0.1:1", "-redis.url=redis://127.0.0.1:1")
+	cmd.Env = append(os.Environ(), "SB_SMS_PUBLIC_BASE_URL=")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit)
+	require.Equal(t, 2, exit.ExitCode())
+	require.Contains(t, string(out), "-sms.public-base-url")
+	require.Contains(t, string(out), "SB_SMS_PUBLIC_BASE_URL")
+}

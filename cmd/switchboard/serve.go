@@ -112,6 +112,9 @@ func (c *Config) Validate() error {
 	if c.EmbeddedPartitions < 0 {
 		errs = append(errs, config.Invalid("kafka.embedded-partitions", fmt.Sprintf("must not be negative, got %d", c.EmbeddedPartitions), "set 0 for one per CPU"))
 	}
+	if slices.Contains(c.Targets, modSMS) && c.SMS.PublicBaseURL == "" {
+		errs = append(errs, config.Invalid("sms.public-base-url", "is empty, and Twilio's webhooks are signed for the URL Twilio calls", "set SB_SMS_PUBLIC_BASE_URL to the https URL of this service as Twilio reaches it, such as https://switchboard.example.com"))
+	}
 	if c.allInOne() && len(c.Targets) > 1 {
 		errs = append(errs, config.Invalid("target", "all cannot be combined with other targets", "set -target=all, or list the targets you want"))
 	}
