@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,24 +18,13 @@ import (
 // chatRun runs the chat scenario once on a fresh database and data
 // directory.
 func chatRun(ctx context.Context, o options, res *Result) error {
-	url, drop, err := freshDatabase(ctx, o.adminURL, "sbbench_")
+	env, err := newRunEnv(ctx, o, "sbbench_")
 	if err != nil {
 		return err
 	}
-	defer drop()
-	dataDir, err := os.MkdirTemp("", "sbbench-data-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dataDir)
-
-	b, err := testkit.CreateTenant(o.binary, url, "Bench")
-	if err != nil {
-		return err
-	}
-	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	node, err := testkit.StartNode(startCtx, testkit.NodeOptions{Binary: o.binary, DatabaseURL: url, DataDir: dataDir, Addr: o.addr, Args: strings.Fields(o.extraArgs)})
-	cancel()
+	defer env.close()
+	b := env.boot
+	node, err := env.start(ctx, o, o.addr)
 	if err != nil {
 		return err
 	}
@@ -45,15 +32,15 @@ func chatRun(ctx context.Context, o options, res *Result) error {
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency}, Timeout: 30 * time.Second}
 	// The channel goes live once the connector has read its announcement.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if status, err := send(client, node.Base(), b, "warmup", "warmup"); err == nil && status == http.StatusAccepted {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the chat channel never went live:\n%s", node.Logs())
-		}
-		time.Sleep(50 * time.Millisecond)
+	err = poll(ctx, 30*time.Second, 50*time.Millisecond, func() (bool, error) {
+		status, err := send(client, node.Base(), b, "warmup", "warmup")
+		return err == nil && status == http.StatusAccepted, nil
+	})
+	if errors.Is(err, errGaveUp) {
+		return fmt.Errorf("the chat channel never went live:\n%s", node.Logs())
+	}
+	if err != nil {
+		return err
 	}
 
 	var (
@@ -93,31 +80,29 @@ func chatRun(ctx context.Context, o options, res *Result) error {
 		}()
 	}
 	wg.Wait()
-	slices.Sort(lat)
-	res.WebhookP50, res.WebhookP99 = percentile(lat, 0.50), percentile(lat, 0.99)
+	res.WebhookP50, res.WebhookP99 = p50p99(lat)
 	res.Refused = int(refused.Load())
 
-	conn, err := pgx.Connect(ctx, url)
+	conn, err := pgx.Connect(ctx, env.dbURL)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(ctx)
-	deadline = time.Now().Add(5 * time.Minute)
-	for {
-		var stored int
+	var stored int
+	err = poll(ctx, 5*time.Minute, 100*time.Millisecond, func() (bool, error) {
 		if err := conn.QueryRow(ctx, `SELECT count(*) FROM inbox.messages WHERE external_id LIKE 'bench-%'`).Scan(&stored); err != nil {
-			return err
-		}
-		if stored == o.n {
-			break
+			return false, err
 		}
 		if stored > o.n {
-			return fmt.Errorf("%d messages stored for %d sent", stored, o.n)
+			return false, fmt.Errorf("%d messages stored for %d sent", stored, o.n)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d messages stored after 5 minutes", stored, o.n)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return stored == o.n, nil
+	})
+	if errors.Is(err, errGaveUp) {
+		return fmt.Errorf("only %d of %d messages stored after 5 minutes", stored, o.n)
+	}
+	if err != nil {
+		return err
 	}
 	var span, p50, p99 float64
 	err = conn.QueryRow(ctx, `SELECT

@@ -3,17 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"mime"
 	"net"
-	"net/http"
-	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -76,13 +72,7 @@ func emailScenario(ctx context.Context, o options, w io.Writer, report map[strin
 			r, res.Mails, res.BackfillSeconds, res.FirstStoredMs, res.StoredPerSecond, res.IdleP50, res.IdleP99, res.IdleMails)
 		results = append(results, res)
 	}
-	med := func(f func(EmailResult) float64) float64 {
-		vs := make([]float64, len(results))
-		for i, r := range results {
-			vs[i] = f(r)
-		}
-		return median(vs)
-	}
+	med := medianOver(results)
 	m := EmailResult{
 		Mails:           o.emailMails,
 		BackfillSeconds: med(func(r EmailResult) float64 { return r.BackfillSeconds }),
@@ -104,16 +94,11 @@ func emailScenario(ctx context.Context, o options, w io.Writer, report map[strin
 // in this process on 127.0.0.1, and the binary reading it.
 func emailRun(ctx context.Context, o options) (EmailResult, error) {
 	res := EmailResult{Mails: o.emailMails, IdleMails: o.emailIdleMails}
-	dbURL, drop, err := freshDatabase(ctx, o.adminURL, "sbbench_email_")
+	env, err := newRunEnv(ctx, o, "sbbench_email_")
 	if err != nil {
 		return res, err
 	}
-	defer drop()
-	dataDir, err := os.MkdirTemp("", "sbbench-data-")
-	if err != nil {
-		return res, err
-	}
-	defer os.RemoveAll(dataDir)
+	defer env.close()
 
 	srv, err := startIMAP()
 	if err != nil {
@@ -128,27 +113,20 @@ func emailRun(ctx context.Context, o options) (EmailResult, error) {
 		}
 	}
 
-	b, err := testkit.CreateTenant(o.binary, dbURL, "Bench")
-	if err != nil {
-		return res, err
-	}
-	args := append([]string{"-blob.dir", filepath.Join(dataDir, "blobs")}, strings.Fields(o.extraArgs)...)
-	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	node, err := testkit.StartNode(startCtx, testkit.NodeOptions{Binary: o.binary, DatabaseURL: dbURL, DataDir: dataDir, Addr: o.addr, Args: args})
-	cancel()
+	node, err := env.start(ctx, o, o.addr, "-blob.dir", filepath.Join(env.dataDir, "blobs"))
 	if err != nil {
 		return res, err
 	}
 	defer node.Stop()
 
-	conn, err := pgx.Connect(ctx, dbURL)
+	conn, err := pgx.Connect(ctx, env.dbURL)
 	if err != nil {
 		return res, err
 	}
 	defer conn.Close(ctx)
 
 	created := time.Now()
-	mailbox, err := createMailbox(ctx, node.Base(), b.APIToken.Token, srv)
+	mailbox, err := createMailbox(ctx, node.Base(), env.boot.APIToken.Token, srv)
 	if err != nil {
 		return res, err
 	}
@@ -214,35 +192,27 @@ func emailRun(ctx context.Context, o options) (EmailResult, error) {
 	if len(lat) != o.emailIdleMails {
 		return res, fmt.Errorf("%d of %d IDLE mails found by their message_id metadata", len(lat), o.emailIdleMails)
 	}
-	slices.Sort(lat)
-	res.IdleP50, res.IdleP99 = percentile(lat, 0.50), percentile(lat, 0.99)
+	res.IdleP50, res.IdleP99 = p50p99(lat)
 	return res, nil
 }
 
 // waitStored polls until the mailbox has want stored messages, for at most
 // emailWait.
 func waitStored(ctx context.Context, conn *pgx.Conn, mailbox string, want int, node *testkit.Node) error {
-	deadline := time.Now().Add(emailWait)
-	for {
-		var stored int
+	var stored int
+	err := poll(ctx, emailWait, 100*time.Millisecond, func() (bool, error) {
 		if err := conn.QueryRow(ctx, `SELECT count(*) FROM inbox.messages WHERE channel_account_id = $1`, mailbox).Scan(&stored); err != nil {
-			return fmt.Errorf("count stored mails: %w", err)
-		}
-		if stored == want {
-			return nil
+			return false, fmt.Errorf("count stored mails: %w", err)
 		}
 		if stored > want {
-			return fmt.Errorf("%d mails stored for %d appended", stored, want)
+			return false, fmt.Errorf("%d mails stored for %d appended", stored, want)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d mails stored after %s; the binary's log:\n%s", stored, want, emailWait, node.Logs())
-		}
-		select {
-		case <-time.After(100 * time.Millisecond):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return stored == want, nil
+	})
+	if errors.Is(err, errGaveUp) {
+		return fmt.Errorf("only %d of %d mails stored after %s; the binary's log:\n%s", stored, want, emailWait, node.Logs())
 	}
+	return err
 }
 
 // createMailbox creates the mailbox through the admin API and returns its
@@ -261,38 +231,12 @@ func createMailbox(ctx context.Context, base, token string, srv *imapServer) (st
 	if err != nil {
 		return "", err
 	}
-	body, err := json.Marshal(map[string]any{
+	return adminCreate(ctx, base, token, "/v1/admin/mailboxes", "mailbox", map[string]any{
 		"name":    "Bench support",
 		"address": "support@" + emailDomain,
 		"imap":    map[string]any{"host": "127.0.0.1", "port": srv.port, "tls": "none", "username": srv.username, "password": srv.password},
 		"smtp":    map[string]any{"host": "127.0.0.1", "port": port, "tls": "none"},
 	})
-	if err != nil {
-		return "", err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/admin/mailboxes", bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("create mailbox: %w", err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusCreated {
-		return "", fmt.Errorf("create mailbox: %d %s", resp.StatusCode, raw)
-	}
-	var m struct {
-		ID string `json:"id"`
-	}
-	if err := json.Unmarshal(raw, &m); err != nil || m.ID == "" {
-		return "", fmt.Errorf("create mailbox: no id in %s", raw)
-	}
-	return m.ID, nil
 }
 
 // imapServer is go-imap's in-memory server on 127.0.0.1, in this process.

@@ -6,14 +6,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/switchboard-oss/switchboard/pkg/testkit"
 )
 
 // ListResult is the list scenario's figures.
@@ -91,16 +86,13 @@ func listLoad(ctx context.Context, conn *pgx.Conn, tenant, chatAccount string, c
 // listRun loads the data and measures the list path through the API.
 func listRun(ctx context.Context, o options, w io.Writer) (ListResult, error) {
 	res := ListResult{Conversations: o.listConversations, Messages: o.listConversations * o.listPerConversation}
-	url_, drop, err := freshDatabase(ctx, o.adminURL, "sbbench_list_")
+	env, err := newRunEnv(ctx, o, "sbbench_list_")
 	if err != nil {
 		return res, err
 	}
-	defer drop()
-	b, err := testkit.CreateTenant(o.binary, url_, "Bench")
-	if err != nil {
-		return res, err
-	}
-	conn, err := pgx.Connect(ctx, url_)
+	defer env.close()
+	b := env.boot
+	conn, err := pgx.Connect(ctx, env.dbURL)
 	if err != nil {
 		return res, err
 	}
@@ -113,14 +105,7 @@ func listRun(ctx context.Context, o options, w io.Writer) (ListResult, error) {
 	}
 	res.LoadSeconds = time.Since(start).Seconds()
 
-	dataDir, err := os.MkdirTemp("", "sbbench-data-")
-	if err != nil {
-		return res, err
-	}
-	defer os.RemoveAll(dataDir)
-	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	node, err := testkit.StartNode(startCtx, testkit.NodeOptions{Binary: o.binary, DatabaseURL: url_, DataDir: dataDir, Addr: o.addr, Args: strings.Fields(o.extraArgs)})
-	cancel()
+	node, err := env.start(ctx, o, o.addr)
 	if err != nil {
 		return res, err
 	}
@@ -150,8 +135,8 @@ func listRun(ctx context.Context, o options, w io.Writer) (ListResult, error) {
 				lat = append(lat, time.Since(t0))
 			}
 		}
-		slices.Sort(lat)
-		return percentile(lat, 0.5), percentile(lat, 0.99), nil
+		p50, p99 = p50p99(lat)
+		return p50, p99, nil
 	}
 	received := url.Values{"tab": {"received"}, "channel": {"chat"}, "queue_id": {queue}, "limit": {"50"}}
 	if res.ReceivedP50, res.ReceivedP99, err = measure(received.Encode()); err != nil {

@@ -182,13 +182,7 @@ func chatScenario(ctx context.Context, o options, w io.Writer, report map[string
 		results = append(results, res)
 	}
 
-	med := func(f func(Result) float64) float64 {
-		vs := make([]float64, len(results))
-		for i, r := range results {
-			vs[i] = f(r)
-		}
-		return median(vs)
-	}
+	med := medianOver(results)
 	m := Result{
 		PgbenchInsertTPS:  med(func(r Result) float64 { return r.PgbenchInsertTPS }),
 		RedisSetOPS:       med(func(r Result) float64 { return r.RedisSetOPS }),
@@ -233,6 +227,24 @@ func median(vs []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// medianOver returns the median over results of the figure f reads.
+func medianOver[R any](results []R) func(f func(R) float64) float64 {
+	return func(f func(R) float64) float64 {
+		vs := make([]float64, len(results))
+		for i, r := range results {
+			vs[i] = f(r)
+		}
+		return median(vs)
+	}
+}
+
+// p50p99 sorts lat and returns its median and 99th percentile, in
+// milliseconds.
+func p50p99(lat []time.Duration) (p50, p99 float64) {
+	slices.Sort(lat)
+	return percentile(lat, 0.50), percentile(lat, 0.99)
 }
 
 // percentile of sorted durations, in milliseconds.

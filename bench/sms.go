@@ -1,20 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -123,13 +120,7 @@ func smsScenario(ctx context.Context, o options, w io.Writer, report map[string]
 			res.Stored, res.Answered, res.Lost, res.Duplicates, res.Failed)
 		results = append(results, res)
 	}
-	med := func(f func(SMSResult) float64) float64 {
-		vs := make([]float64, len(results))
-		for i, r := range results {
-			vs[i] = f(r)
-		}
-		return median(vs)
-	}
+	med := medianOver(results)
 	sum := func(f func(SMSResult) int) int {
 		n := 0
 		for _, r := range results {
@@ -175,21 +166,12 @@ func smsScenario(ctx context.Context, o options, w io.Writer, report map[string]
 // account created through the admin API, then both phases.
 func smsRun(ctx context.Context, o options) (SMSResult, error) {
 	res := SMSResult{Requests: o.smsN, Concurrency: o.concurrency, PacedRate: o.smsRate}
-	dbURL, drop, err := freshDatabase(ctx, o.adminURL, "sbbench_sms_")
+	env, err := newRunEnv(ctx, o, "sbbench_sms_")
 	if err != nil {
 		return res, err
 	}
-	defer drop()
-	dataDir, err := os.MkdirTemp("", "sbbench-data-")
-	if err != nil {
-		return res, err
-	}
-	defer os.RemoveAll(dataDir)
+	defer env.close()
 
-	b, err := testkit.CreateTenant(o.binary, dbURL, "Bench")
-	if err != nil {
-		return res, err
-	}
 	// The address is known before the start: the webhooks are signed for
 	// the public base URL, which is given explicitly.
 	addr := o.addr
@@ -204,24 +186,21 @@ func smsRun(ctx context.Context, o options) (SMSResult, error) {
 	if err != nil {
 		return res, err
 	}
-	args := append([]string{"-sms.public-base-url=" + base, "-sms.twilio.base-url=http://" + twilioAddr}, strings.Fields(o.extraArgs)...)
-	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	node, err := testkit.StartNode(startCtx, testkit.NodeOptions{Binary: o.binary, DatabaseURL: dbURL, DataDir: dataDir, Addr: addr, Args: args})
-	cancel()
+	node, err := env.start(ctx, o, addr, "-sms.public-base-url="+base, "-sms.twilio.base-url=http://"+twilioAddr)
 	if err != nil {
 		return res, err
 	}
 	defer node.Stop()
 
 	acct := smsAccount{sid: "AC" + randomHex(16), token: randomHex(16)}
-	if acct.id, err = createSMSAccount(ctx, base, b.APIToken.Token, acct); err != nil {
+	if acct.id, err = createSMSAccount(ctx, base, env.boot.APIToken.Token, acct); err != nil {
 		return res, err
 	}
 	client := &http.Client{
 		Transport: &http.Transport{MaxIdleConns: smsPacedWorkers, MaxIdleConnsPerHost: smsPacedWorkers},
 		Timeout:   smsTwilioTimeout,
 	}
-	return smsMeasure(ctx, o, &smsSender{client: client, base: base, acct: acct}, node, dbURL)
+	return smsMeasure(ctx, o, &smsSender{client: client, base: base, acct: acct}, node, env.dbURL)
 }
 
 // smsMeasure runs both phases on a running node whose SMS account s posts
@@ -230,15 +209,20 @@ func smsMeasure(ctx context.Context, o options, s *smsSender, node *testkit.Node
 	res := SMSResult{Requests: o.smsN, Concurrency: o.concurrency, PacedRate: o.smsRate}
 	// The account is live once the connector has read its configuration;
 	// until then its webhooks are refused with 403.
-	deadline := time.Now().Add(30 * time.Second)
 	warm := s.webhook(smsPhaseWarmup, 0)
-	for {
-		if status, err := s.post(ctx, warm); err == nil && status == http.StatusOK {
-			break
-		} else if time.Now().After(deadline) {
-			return res, fmt.Errorf("the SMS account never went live (last answer %d, %v); the binary's log:\n%s", status, err, node.Logs())
-		}
-		time.Sleep(50 * time.Millisecond)
+	var (
+		status  int
+		postErr error
+	)
+	err := poll(ctx, 30*time.Second, 50*time.Millisecond, func() (bool, error) {
+		status, postErr = s.post(ctx, warm)
+		return postErr == nil && status == http.StatusOK, nil
+	})
+	if errors.Is(err, errGaveUp) {
+		return res, fmt.Errorf("the SMS account never went live (last answer %d, %v); the binary's log:\n%s", status, postErr, node.Logs())
+	}
+	if err != nil {
+		return res, err
 	}
 	answered := []string{warm.sid}
 
@@ -282,9 +266,8 @@ func smsMeasure(ctx context.Context, o options, s *smsSender, node *testkit.Node
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	slices.Sort(lat)
 	res.AnsweredPerSecond = float64(len(lat)) / elapsed.Seconds()
-	res.AnswerP50, res.AnswerP99 = percentile(lat, 0.50), percentile(lat, 0.99)
+	res.AnswerP50, res.AnswerP99 = p50p99(lat)
 	res.Refused = int(refused.Load())
 	for i, h := range hooks {
 		if ok[i] {
@@ -348,9 +331,8 @@ func smsMeasure(ctx context.Context, o options, s *smsSender, node *testkit.Node
 	}
 	close(jobs)
 	wg.Wait()
-	slices.Sort(pacedLat)
-	res.PacedP50, res.PacedP99 = percentile(pacedLat, 0.50), percentile(pacedLat, 0.99)
-	res.PacedMax = percentile(pacedLat, 1)
+	res.PacedP50, res.PacedP99 = p50p99(pacedLat)
+	res.PacedMax = percentile(pacedLat, 1) // sorted by p50p99
 	res.PacedRefused = int(pacedRefused.Load())
 	if !lastAnswer.IsZero() {
 		res.PacedAchieved = float64(len(pacedLat)) / lastAnswer.Sub(start).Seconds()
@@ -446,32 +428,8 @@ type smsAccount struct {
 // createSMSAccount creates the account through the admin API and returns
 // its id.
 func createSMSAccount(ctx context.Context, base, adminToken string, a smsAccount) (string, error) {
-	body, err := json.Marshal(map[string]any{"name": "Bench SMS", "account_sid": a.sid, "auth_token": a.token, "numbers": []string{smsNumber}})
-	if err != nil {
-		return "", err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/admin/sms-accounts", bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return "", fmt.Errorf("create SMS account: %w", err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusCreated {
-		return "", fmt.Errorf("create SMS account: %d %s", resp.StatusCode, raw)
-	}
-	var m struct {
-		ID string `json:"id"`
-	}
-	if err := json.Unmarshal(raw, &m); err != nil || m.ID == "" {
-		return "", fmt.Errorf("create SMS account: no id in %s", raw)
-	}
-	return m.ID, nil
+	return adminCreate(ctx, base, adminToken, "/v1/admin/sms-accounts", "SMS account",
+		map[string]any{"name": "Bench SMS", "account_sid": a.sid, "auth_token": a.token, "numbers": []string{smsNumber}})
 }
 
 // smsWebhook is one signed messaging webhook, ready to post.

@@ -66,43 +66,18 @@ func (k accountRoutes[S, I, Req, Upd]) register(r Router, base string) {
 	k.api.handle(r, "DELETE "+base+"/{id}", k.serveDelete)
 }
 
-// settingsTenant checks that p may manage settings and returns its tenant.
-func settingsTenant(p domain.Principal) (uuid.UUID, error) {
-	if err := need(p, domain.PermManageSettings); err != nil {
-		return uuid.Nil, err
-	}
-	return tenantOf(p)
-}
-
-// settingsTarget is settingsTenant and the account the path names.
-func settingsTarget(r *http.Request, p domain.Principal) (tenant, id uuid.UUID, err error) {
-	if tenant, err = settingsTenant(p); err != nil {
-		return uuid.Nil, uuid.Nil, err
-	}
-	if id, err = pathID(r, "id"); err != nil {
-		return uuid.Nil, uuid.Nil, err
-	}
-	return tenant, id, nil
-}
-
 func (k accountRoutes[S, I, Req, Upd]) serveList(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	tenant, err := settingsTenant(p)
+	tenant, err := tenantFor(p, domain.PermManageSettings)
 	if err != nil {
 		return err
 	}
-	limit, after, err := page(r)
-	if err != nil {
-		return err
-	}
-	items, err := k.list(k.api.Store, r.Context(), tenant, after, limit+1)
-	if err != nil {
-		return err
-	}
-	return ok(w, pageOf(items, limit, k.position))
+	return servePage(w, r, tenant, func(ctx context.Context, tenant uuid.UUID, after *store.Position, limit int) ([]I, error) {
+		return k.list(k.api.Store, ctx, tenant, after, limit)
+	}, k.position)
 }
 
 func (k accountRoutes[S, I, Req, Upd]) serveGet(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	tenant, id, err := settingsTarget(r, p)
+	tenant, id, err := targetFor(r, p, domain.PermManageSettings)
 	if err != nil {
 		return err
 	}
@@ -114,7 +89,7 @@ func (k accountRoutes[S, I, Req, Upd]) serveGet(w http.ResponseWriter, r *http.R
 }
 
 func (k accountRoutes[S, I, Req, Upd]) serveCreate(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	tenant, err := settingsTenant(p)
+	tenant, err := tenantFor(p, domain.PermManageSettings)
 	if err != nil {
 		return err
 	}
@@ -132,10 +107,8 @@ func (k accountRoutes[S, I, Req, Upd]) serveCreate(w http.ResponseWriter, r *htt
 	if err := spec.Validate(); err != nil {
 		return err
 	}
-	var acct I
-	err = k.api.Store.InTx(r.Context(), func(tx pgx.Tx) error {
-		acct, err = k.create(k.api.Store, r.Context(), tx, tenant, spec, k.api.settingsNow())
-		return err
+	acct, err := inTx(r.Context(), k.api.Store, func(tx pgx.Tx) (I, error) {
+		return k.create(k.api.Store, r.Context(), tx, tenant, spec, k.api.settingsNow())
 	})
 	if err != nil {
 		return err
@@ -144,7 +117,7 @@ func (k accountRoutes[S, I, Req, Upd]) serveCreate(w http.ResponseWriter, r *htt
 }
 
 func (k accountRoutes[S, I, Req, Upd]) serveUpdate(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	tenant, id, err := settingsTarget(r, p)
+	tenant, id, err := targetFor(r, p, domain.PermManageSettings)
 	if err != nil {
 		return err
 	}
@@ -160,10 +133,8 @@ func (k accountRoutes[S, I, Req, Upd]) serveUpdate(w http.ResponseWriter, r *htt
 			return err
 		}
 	}
-	var acct I
-	err = k.api.Store.InTx(r.Context(), func(tx pgx.Tx) error {
-		acct, err = k.update(k.api.Store, r.Context(), tx, tenant, id, k.api.settingsNow(), in.apply)
-		return err
+	acct, err := inTx(r.Context(), k.api.Store, func(tx pgx.Tx) (I, error) {
+		return k.update(k.api.Store, r.Context(), tx, tenant, id, k.api.settingsNow(), in.apply)
 	})
 	if err != nil {
 		return err
@@ -174,15 +145,11 @@ func (k accountRoutes[S, I, Req, Upd]) serveUpdate(w http.ResponseWriter, r *htt
 // serveDelete stops the account: its connector no longer receives nor
 // sends through it. Its conversations stay.
 func (k accountRoutes[S, I, Req, Upd]) serveDelete(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	tenant, id, err := settingsTarget(r, p)
+	tenant, id, err := targetFor(r, p, domain.PermManageSettings)
 	if err != nil {
 		return err
 	}
-	err = k.api.Store.InTx(r.Context(), func(tx pgx.Tx) error {
+	return removeInTx(w, r, k.api.Store, func(tx pgx.Tx) error {
 		return k.remove(k.api.Store, r.Context(), tx, tenant, id, k.api.settingsNow())
 	})
-	if err != nil {
-		return err
-	}
-	return noContent(w)
 }

@@ -62,16 +62,6 @@ func (a *API) registerAdmin(r Router) {
 	a.registerSMSAccounts(r)
 }
 
-// tenantOf is the principal's tenant; one that does not parse owns
-// nothing, so whatever it asks for is not found.
-func tenantOf(p domain.Principal) (uuid.UUID, error) {
-	t, err := uuid.Parse(p.Tenant)
-	if err != nil {
-		return uuid.Nil, domain.ErrNotFound
-	}
-	return t, nil
-}
-
 // settingsNow is the time of a write, cut to PostgreSQL's microseconds so
 // that the answer to a write shows the times later reads will.
 func (a *API) settingsNow() time.Time { return a.Clock.Now().Truncate(time.Microsecond) }
@@ -156,6 +146,15 @@ type NameRequest struct {
 	Name string `json:"name"`
 }
 
+// decodeName reads a NameRequest and checks its name.
+func decodeName(r *http.Request) (string, error) {
+	var in NameRequest
+	if err := decode(r, &in); err != nil {
+		return "", err
+	}
+	return in.Name, validName("name", in.Name)
+}
+
 // namedRoutes are the store operations behind the routes of queues and
 // skills, which have the same shape: named entities routing hears of.
 type namedRoutes[T any] struct {
@@ -173,39 +172,23 @@ type namedRoutes[T any] struct {
 // manage_settings.
 func registerNamed[T any](a *API, r Router, n namedRoutes[T]) {
 	a.handle(r, "GET "+n.path, func(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-		tenant, err := tenantOf(p)
+		tenant, err := tenantFor(p)
 		if err != nil {
 			return err
 		}
-		limit, after, err := page(r)
-		if err != nil {
-			return err
-		}
-		items, err := n.list(r.Context(), tenant, after, limit+1)
-		if err != nil {
-			return err
-		}
-		return ok(w, pageOf(items, limit, n.pos))
+		return servePage(w, r, tenant, n.list, n.pos)
 	})
 	a.handle(r, "POST "+n.path, func(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-		if err := need(p, domain.PermManageSettings); err != nil {
-			return err
-		}
-		tenant, err := tenantOf(p)
+		tenant, err := tenantFor(p, domain.PermManageSettings)
 		if err != nil {
 			return err
 		}
-		var in NameRequest
-		if err := decode(r, &in); err != nil {
+		name, err := decodeName(r)
+		if err != nil {
 			return err
 		}
-		if err := validName("name", in.Name); err != nil {
-			return err
-		}
-		var out T
-		err = a.Store.InTx(r.Context(), func(tx pgx.Tx) error {
-			out, err = n.create(r.Context(), tx, tenant, in.Name, a.settingsNow())
-			return err
+		out, err := inTx(r.Context(), a.Store, func(tx pgx.Tx) (T, error) {
+			return n.create(r.Context(), tx, tenant, name, a.settingsNow())
 		})
 		if err != nil {
 			return err
@@ -213,11 +196,7 @@ func registerNamed[T any](a *API, r Router, n namedRoutes[T]) {
 		return created(w, out)
 	})
 	a.handle(r, "GET "+n.path+"/{id}", func(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-		tenant, err := tenantOf(p)
-		if err != nil {
-			return err
-		}
-		id, err := pathID(r, "id")
+		tenant, id, err := targetFor(r, p)
 		if err != nil {
 			return err
 		}
@@ -228,28 +207,16 @@ func registerNamed[T any](a *API, r Router, n namedRoutes[T]) {
 		return ok(w, out)
 	})
 	a.handle(r, "PATCH "+n.path+"/{id}", func(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-		if err := need(p, domain.PermManageSettings); err != nil {
-			return err
-		}
-		tenant, err := tenantOf(p)
+		tenant, id, err := targetFor(r, p, domain.PermManageSettings)
 		if err != nil {
 			return err
 		}
-		id, err := pathID(r, "id")
+		name, err := decodeName(r)
 		if err != nil {
 			return err
 		}
-		var in NameRequest
-		if err := decode(r, &in); err != nil {
-			return err
-		}
-		if err := validName("name", in.Name); err != nil {
-			return err
-		}
-		var out T
-		err = a.Store.InTx(r.Context(), func(tx pgx.Tx) error {
-			out, err = n.rename(r.Context(), tx, tenant, id, in.Name, a.settingsNow())
-			return err
+		out, err := inTx(r.Context(), a.Store, func(tx pgx.Tx) (T, error) {
+			return n.rename(r.Context(), tx, tenant, id, name, a.settingsNow())
 		})
 		if err != nil {
 			return err
@@ -257,24 +224,13 @@ func registerNamed[T any](a *API, r Router, n namedRoutes[T]) {
 		return ok(w, out)
 	})
 	a.handle(r, "DELETE "+n.path+"/{id}", func(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-		if err := need(p, domain.PermManageSettings); err != nil {
-			return err
-		}
-		tenant, err := tenantOf(p)
+		tenant, id, err := targetFor(r, p, domain.PermManageSettings)
 		if err != nil {
 			return err
 		}
-		id, err := pathID(r, "id")
-		if err != nil {
-			return err
-		}
-		err = a.Store.InTx(r.Context(), func(tx pgx.Tx) error {
+		return removeInTx(w, r, a.Store, func(tx pgx.Tx) error {
 			return n.remove(r.Context(), tx, tenant, id, a.settingsNow())
 		})
-		if err != nil {
-			return err
-		}
-		return noContent(w)
 	})
 }
 
@@ -309,22 +265,11 @@ type UserUpdate struct {
 }
 
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	if err := need(p, domain.PermManageUsers); err != nil {
-		return err
-	}
-	tenant, err := tenantOf(p)
+	tenant, err := tenantFor(p, domain.PermManageUsers)
 	if err != nil {
 		return err
 	}
-	limit, after, err := page(r)
-	if err != nil {
-		return err
-	}
-	items, err := a.Store.ListUsers(r.Context(), tenant, after, limit+1)
-	if err != nil {
-		return err
-	}
-	return ok(w, pageOf(items, limit, func(u store.User) store.Position { return store.Position{At: u.CreatedAt, ID: u.ID} }))
+	return servePage(w, r, tenant, a.Store.ListUsers, func(u store.User) store.Position { return store.Position{At: u.CreatedAt, ID: u.ID} })
 }
 
 // getUser serves admins, and any user asking about themselves.
@@ -350,10 +295,7 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request, p domain.Principal
 }
 
 func (a *API) createUser(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	if err := need(p, domain.PermManageUsers); err != nil {
-		return err
-	}
-	tenant, err := tenantOf(p)
+	tenant, err := tenantFor(p, domain.PermManageUsers)
 	if err != nil {
 		return err
 	}
@@ -387,21 +329,18 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, p domain.Princi
 		return err
 	}
 	now := a.settingsNow()
-	var u store.User
-	err = a.Store.InTx(r.Context(), func(tx pgx.Tx) error {
-		if u, err = a.Store.CreateUser(r.Context(), tx, tenant, spec, now); err != nil {
-			return err
+	u, err := inTx(r.Context(), a.Store, func(tx pgx.Tx) (store.User, error) {
+		u, err := a.Store.CreateUser(r.Context(), tx, tenant, spec, now)
+		if err != nil || in.Capacity == nil || *in.Capacity != 0 {
+			return u, err
 		}
-		if in.Capacity != nil && *in.Capacity == 0 {
-			// CreateUser reads 0 as "the default"; an explicit 0 (a user
-			// who takes no conversations) is set right after, in the same
-			// transaction, and announced again.
-			u, err = a.Store.UpdateUser(r.Context(), tx, tenant, u.ID, now, func(_ store.User, s *store.UserSpec) error {
-				s.Capacity = 0
-				return nil
-			})
-		}
-		return err
+		// CreateUser reads 0 as "the default"; an explicit 0 (a user who
+		// takes no conversations) is set right after, in the same
+		// transaction, and announced again.
+		return a.Store.UpdateUser(r.Context(), tx, tenant, u.ID, now, func(_ store.User, s *store.UserSpec) error {
+			s.Capacity = 0
+			return nil
+		})
 	})
 	if err != nil {
 		return err
@@ -410,14 +349,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, p domain.Princi
 }
 
 func (a *API) updateUser(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	if err := need(p, domain.PermManageUsers); err != nil {
-		return err
-	}
-	tenant, err := tenantOf(p)
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "id")
+	tenant, id, err := targetFor(r, p, domain.PermManageUsers)
 	if err != nil {
 		return err
 	}
@@ -442,39 +374,28 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request, p domain.Princi
 	if in.Password != nil && *in.Password == "" {
 		return domain.Invalid("password", "must not be empty")
 	}
-	var u store.User
-	err = a.Store.InTx(r.Context(), func(tx pgx.Tx) error {
-		u, err = a.Store.UpdateUser(r.Context(), tx, tenant, id, a.settingsNow(), func(cur store.User, spec *store.UserSpec) error {
+	u, err := inTx(r.Context(), a.Store, func(tx pgx.Tx) (store.User, error) {
+		u, err := a.Store.UpdateUser(r.Context(), tx, tenant, id, a.settingsNow(), func(cur store.User, spec *store.UserSpec) error {
 			if err := mayGrant(p, cur.Role, cur.Permissions); err != nil {
 				return fmt.Errorf("%w: this user holds more than you do", domain.ErrForbidden)
 			}
-			if in.Email != nil {
-				spec.Email = *in.Email
-			}
-			if in.Name != nil {
-				spec.Name = *in.Name
-			}
-			if in.Role != nil {
-				spec.Role = *in.Role
-			}
+			set(&spec.Email, in.Email)
+			set(&spec.Name, in.Name)
+			set(&spec.Role, in.Role)
 			if in.Permissions != nil {
 				spec.Permissions = dedupe(*in.Permissions)
 			}
 			if in.Languages != nil {
 				spec.Languages = dedupe(*in.Languages)
 			}
-			if in.Capacity != nil {
-				spec.Capacity = *in.Capacity
-			}
+			set(&spec.Capacity, in.Capacity)
 			if in.QueueIDs != nil {
 				spec.QueueIDs = queues
 			}
 			if in.SkillIDs != nil {
 				spec.SkillIDs = skills
 			}
-			if in.Password != nil {
-				spec.Password = *in.Password
-			}
+			set(&spec.Password, in.Password)
 			if err := spec.Validate(a.Languages.Valid); err != nil {
 				return err
 			}
@@ -483,15 +404,12 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request, p domain.Princi
 			}
 			return mayGrant(p, spec.Role, spec.Permissions)
 		})
-		if err != nil {
-			return err
+		if err != nil || in.Password == nil || id.String() == p.UserID {
+			return u, err
 		}
-		if in.Password != nil && id.String() != p.UserID {
-			// A reset password is often a compromised account: whoever
-			// held its sessions is let out with the old password.
-			return a.Store.RevokeSessions(r.Context(), tx, tenant, id, a.settingsNow())
-		}
-		return nil
+		// A reset password is often a compromised account: whoever held
+		// its sessions is let out with the old password.
+		return u, a.Store.RevokeSessions(r.Context(), tx, tenant, id, a.settingsNow())
 	})
 	if err != nil {
 		return err
@@ -502,18 +420,11 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request, p domain.Princi
 // disableUser disables a user rather than deleting them: their name stays
 // on the conversations and audit entries they worked on.
 func (a *API) disableUser(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	if err := need(p, domain.PermManageUsers); err != nil {
-		return err
-	}
-	tenant, err := tenantOf(p)
+	tenant, id, err := targetFor(r, p, domain.PermManageUsers)
 	if err != nil {
 		return err
 	}
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	err = a.Store.InTx(r.Context(), func(tx pgx.Tx) error {
+	return removeInTx(w, r, a.Store, func(tx pgx.Tx) error {
 		_, err := a.Store.DisableUser(r.Context(), tx, tenant, id, a.settingsNow(), func(u store.User) error {
 			if u.ID.String() == p.UserID {
 				// Checked once the user is known to exist, so that the
@@ -527,10 +438,6 @@ func (a *API) disableUser(w http.ResponseWriter, r *http.Request, p domain.Princ
 		})
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	return noContent(w)
 }
 
 // TagListRequest is the body of POST /v1/admin/tag-lists.
@@ -549,27 +456,15 @@ type TagListUpdate struct {
 }
 
 func (a *API) listTagLists(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	tenant, err := tenantOf(p)
+	tenant, err := tenantFor(p)
 	if err != nil {
 		return err
 	}
-	limit, after, err := page(r)
-	if err != nil {
-		return err
-	}
-	items, err := a.Store.ListTagLists(r.Context(), tenant, after, limit+1)
-	if err != nil {
-		return err
-	}
-	return ok(w, pageOf(items, limit, func(t store.TagList) store.Position { return store.Position{At: t.CreatedAt, ID: t.ID} }))
+	return servePage(w, r, tenant, a.Store.ListTagLists, func(t store.TagList) store.Position { return store.Position{At: t.CreatedAt, ID: t.ID} })
 }
 
 func (a *API) getTagList(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	tenant, err := tenantOf(p)
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "id")
+	tenant, id, err := targetFor(r, p)
 	if err != nil {
 		return err
 	}
@@ -581,10 +476,7 @@ func (a *API) getTagList(w http.ResponseWriter, r *http.Request, p domain.Princi
 }
 
 func (a *API) createTagList(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	if err := need(p, domain.PermManageSettings); err != nil {
-		return err
-	}
-	tenant, err := tenantOf(p)
+	tenant, err := tenantFor(p, domain.PermManageSettings)
 	if err != nil {
 		return err
 	}
@@ -596,10 +488,8 @@ func (a *API) createTagList(w http.ResponseWriter, r *http.Request, p domain.Pri
 	if err := spec.Validate(); err != nil {
 		return err
 	}
-	var t store.TagList
-	err = a.Store.InTx(r.Context(), func(tx pgx.Tx) error {
-		t, err = a.Store.CreateTagList(r.Context(), tx, tenant, spec, a.settingsNow())
-		return err
+	t, err := inTx(r.Context(), a.Store, func(tx pgx.Tx) (store.TagList, error) {
+		return a.Store.CreateTagList(r.Context(), tx, tenant, spec, a.settingsNow())
 	})
 	if err != nil {
 		return err
@@ -608,14 +498,7 @@ func (a *API) createTagList(w http.ResponseWriter, r *http.Request, p domain.Pri
 }
 
 func (a *API) updateTagList(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	if err := need(p, domain.PermManageSettings); err != nil {
-		return err
-	}
-	tenant, err := tenantOf(p)
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "id")
+	tenant, id, err := targetFor(r, p, domain.PermManageSettings)
 	if err != nil {
 		return err
 	}
@@ -626,20 +509,12 @@ func (a *API) updateTagList(w http.ResponseWriter, r *http.Request, p domain.Pri
 	if in == (TagListUpdate{}) {
 		return domain.Invalid("body", "names nothing to change")
 	}
-	var t store.TagList
-	err = a.Store.InTx(r.Context(), func(tx pgx.Tx) error {
-		t, err = a.Store.UpdateTagList(r.Context(), tx, tenant, id, func(spec *store.TagListSpec) {
-			if in.Name != nil {
-				spec.Name = *in.Name
-			}
-			if in.Values != nil {
-				spec.Values = *in.Values
-			}
-			if in.Mandatory != nil {
-				spec.Mandatory = *in.Mandatory
-			}
+	t, err := inTx(r.Context(), a.Store, func(tx pgx.Tx) (store.TagList, error) {
+		return a.Store.UpdateTagList(r.Context(), tx, tenant, id, func(spec *store.TagListSpec) {
+			set(&spec.Name, in.Name)
+			set(&spec.Values, in.Values)
+			set(&spec.Mandatory, in.Mandatory)
 		})
-		return err
 	})
 	if err != nil {
 		return err
@@ -648,24 +523,13 @@ func (a *API) updateTagList(w http.ResponseWriter, r *http.Request, p domain.Pri
 }
 
 func (a *API) deleteTagList(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	if err := need(p, domain.PermManageSettings); err != nil {
-		return err
-	}
-	tenant, err := tenantOf(p)
+	tenant, id, err := targetFor(r, p, domain.PermManageSettings)
 	if err != nil {
 		return err
 	}
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	err = a.Store.InTx(r.Context(), func(tx pgx.Tx) error {
+	return removeInTx(w, r, a.Store, func(tx pgx.Tx) error {
 		return a.Store.DeleteTagList(r.Context(), tx, tenant, id)
 	})
-	if err != nil {
-		return err
-	}
-	return noContent(w)
 }
 
 // APITokenRequest is the body of POST /v1/admin/api-tokens. Role defaults
@@ -677,31 +541,17 @@ type APITokenRequest struct {
 }
 
 func (a *API) listAPITokens(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	if err := need(p, domain.PermManageUsers); err != nil {
-		return err
-	}
-	tenant, err := tenantOf(p)
+	tenant, err := tenantFor(p, domain.PermManageUsers)
 	if err != nil {
 		return err
 	}
-	limit, after, err := page(r)
-	if err != nil {
-		return err
-	}
-	items, err := a.Store.ListAPITokens(r.Context(), tenant, after, limit+1)
-	if err != nil {
-		return err
-	}
-	return ok(w, pageOf(items, limit, func(t store.APITokenInfo) store.Position { return store.Position{At: t.CreatedAt, ID: t.ID} }))
+	return servePage(w, r, tenant, a.Store.ListAPITokens, func(t store.APITokenInfo) store.Position { return store.Position{At: t.CreatedAt, ID: t.ID} })
 }
 
 // createAPIToken answers with the token itself, this once: only its hash
 // is kept.
 func (a *API) createAPIToken(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	if err := need(p, domain.PermManageUsers); err != nil {
-		return err
-	}
-	tenant, err := tenantOf(p)
+	tenant, err := tenantFor(p, domain.PermManageUsers)
 	if err != nil {
 		return err
 	}
@@ -727,10 +577,8 @@ func (a *API) createAPIToken(w http.ResponseWriter, r *http.Request, p domain.Pr
 	if err := mayGrant(p, spec.Role, spec.Permissions); err != nil {
 		return err
 	}
-	var t store.IssuedAPIToken
-	err = a.Store.InTx(r.Context(), func(tx pgx.Tx) error {
-		t, err = a.Store.IssueAPIToken(r.Context(), tx, tenant, spec, a.settingsNow())
-		return err
+	t, err := inTx(r.Context(), a.Store, func(tx pgx.Tx) (store.IssuedAPIToken, error) {
+		return a.Store.IssueAPIToken(r.Context(), tx, tenant, spec, a.settingsNow())
 	})
 	if err != nil {
 		return err
@@ -739,22 +587,11 @@ func (a *API) createAPIToken(w http.ResponseWriter, r *http.Request, p domain.Pr
 }
 
 func (a *API) revokeAPIToken(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	if err := need(p, domain.PermManageUsers); err != nil {
-		return err
-	}
-	tenant, err := tenantOf(p)
+	tenant, id, err := targetFor(r, p, domain.PermManageUsers)
 	if err != nil {
 		return err
 	}
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	err = a.Store.InTx(r.Context(), func(tx pgx.Tx) error {
+	return removeInTx(w, r, a.Store, func(tx pgx.Tx) error {
 		return a.Store.RevokeAPIToken(r.Context(), tx, tenant, id, a.settingsNow())
 	})
-	if err != nil {
-		return err
-	}
-	return noContent(w)
 }

@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/switchboard-oss/switchboard/pkg/blob"
 	"github.com/switchboard-oss/switchboard/pkg/httpx"
@@ -169,6 +170,59 @@ func pathID(r *http.Request, name string) (uuid.UUID, error) {
 	return id, nil
 }
 
+// tenantOf is the principal's tenant; one that does not parse owns
+// nothing, so whatever it asks for is not found.
+func tenantOf(p domain.Principal) (uuid.UUID, error) {
+	t, err := uuid.Parse(p.Tenant)
+	if err != nil {
+		return uuid.Nil, domain.ErrNotFound
+	}
+	return t, nil
+}
+
+// tenantFor is the opening of a route: it refuses p without each of perms
+// (none: any user of the tenant), then returns p's tenant. Permissions
+// come first, so that a refused principal learns nothing else.
+func tenantFor(p domain.Principal, perms ...domain.Permission) (uuid.UUID, error) {
+	for _, perm := range perms {
+		if err := need(p, perm); err != nil {
+			return uuid.Nil, err
+		}
+	}
+	return tenantOf(p)
+}
+
+// targetFor is tenantFor and the object the path's {id} names.
+func targetFor(r *http.Request, p domain.Principal, perms ...domain.Permission) (tenant, id uuid.UUID, err error) {
+	if tenant, err = tenantFor(p, perms...); err != nil {
+		return uuid.Nil, uuid.Nil, err
+	}
+	if id, err = pathID(r, "id"); err != nil {
+		return uuid.Nil, uuid.Nil, err
+	}
+	return tenant, id, nil
+}
+
+// inTx runs fn in a transaction and returns what it made.
+func inTx[T any](ctx context.Context, s *store.Store, fn func(tx pgx.Tx) (T, error)) (T, error) {
+	var out T
+	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		out, err = fn(tx)
+		return err
+	})
+	return out, err
+}
+
+// removeInTx runs fn, which removes or stops an object, in a transaction
+// and answers 204 once it is committed.
+func removeInTx(w http.ResponseWriter, r *http.Request, s *store.Store, fn func(tx pgx.Tx) error) error {
+	if err := s.InTx(r.Context(), fn); err != nil {
+		return err
+	}
+	return noContent(w)
+}
+
 // decode reads a JSON body strictly.
 func decode(r *http.Request, v any) error { return httpx.DecodeJSON(r, v) }
 
@@ -205,6 +259,21 @@ type List[T any] struct {
 	Items []T `json:"items"`
 	// NextCursor fetches the next page; absent on the last one.
 	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// servePage answers the page that r asks for of the tenant's items, which
+// list returns in order; pos is where an item stands, for cursors.
+func servePage[T any](w http.ResponseWriter, r *http.Request, tenant uuid.UUID,
+	list func(ctx context.Context, tenant uuid.UUID, after *store.Position, limit int) ([]T, error), pos func(T) store.Position) error {
+	limit, after, err := page(r)
+	if err != nil {
+		return err
+	}
+	items, err := list(r.Context(), tenant, after, limit+1)
+	if err != nil {
+		return err
+	}
+	return ok(w, pageOf(items, limit, pos))
 }
 
 // pageOf cuts items fetched with limit+1 into a page.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -77,15 +78,6 @@ type ContactNoteRequest struct {
 	Body string `json:"body"`
 }
 
-// contactTenant is the principal's tenant; one that is not an id sees nothing.
-func contactTenant(p domain.Principal) (uuid.UUID, error) {
-	t, err := uuid.Parse(p.Tenant)
-	if err != nil {
-		return uuid.Nil, domain.ErrNotFound
-	}
-	return t, nil
-}
-
 // withinField names a field error's field inside prefix, so that the answer
 // points at the element of the request that is wrong.
 func withinField(prefix string, err error) error {
@@ -141,7 +133,7 @@ func (a *API) checkPreferredLanguage(l string) error {
 }
 
 func (a *API) listContacts(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	tenant, err := contactTenant(p)
+	tenant, err := tenantFor(p)
 	if err != nil {
 		return err
 	}
@@ -149,19 +141,14 @@ func (a *API) listContacts(w http.ResponseWriter, r *http.Request, p domain.Prin
 	if len(q) > MaxContactQueryBytes || !utf8.ValidString(q) || strings.ContainsRune(q, 0) {
 		return domain.Invalid("q", "must be at most 200 bytes of text")
 	}
-	limit, after, err := page(r)
-	if err != nil {
-		return err
+	search := func(ctx context.Context, tenant uuid.UUID, after *store.Position, limit int) ([]store.Contact, error) {
+		return a.Store.SearchContacts(ctx, tenant, q, after, limit)
 	}
-	items, err := a.Store.SearchContacts(r.Context(), tenant, q, after, limit+1)
-	if err != nil {
-		return err
-	}
-	return ok(w, pageOf(items, limit, func(c store.Contact) store.Position { return store.Position{At: c.CreatedAt, ID: c.ID} }))
+	return servePage(w, r, tenant, search, func(c store.Contact) store.Position { return store.Position{At: c.CreatedAt, ID: c.ID} })
 }
 
 func (a *API) createContact(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	tenant, err := contactTenant(p)
+	tenant, err := tenantFor(p)
 	if err != nil {
 		return err
 	}
@@ -202,11 +189,7 @@ func (a *API) createContact(w http.ResponseWriter, r *http.Request, p domain.Pri
 }
 
 func (a *API) getContact(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	tenant, err := contactTenant(p)
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "id")
+	tenant, id, err := targetFor(r, p)
 	if err != nil {
 		return err
 	}
@@ -218,11 +201,7 @@ func (a *API) getContact(w http.ResponseWriter, r *http.Request, p domain.Princi
 }
 
 func (a *API) updateContact(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	tenant, err := contactTenant(p)
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "id")
+	tenant, id, err := targetFor(r, p)
 	if err != nil {
 		return err
 	}
@@ -259,11 +238,7 @@ func (a *API) updateContact(w http.ResponseWriter, r *http.Request, p domain.Pri
 // 200 when the contact already had it (adding is idempotent), 409 when
 // another contact holds it.
 func (a *API) addContactIdentity(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	tenant, err := contactTenant(p)
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "id")
+	tenant, id, err := targetFor(r, p)
 	if err != nil {
 		return err
 	}
@@ -289,11 +264,7 @@ func (a *API) addContactIdentity(w http.ResponseWriter, r *http.Request, p domai
 // as it is stored (an email address in any case); one the contact does
 // not hold, or that no channel could have, is a 404.
 func (a *API) removeContactIdentity(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	tenant, err := contactTenant(p)
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "id")
+	tenant, id, err := targetFor(r, p)
 	if err != nil {
 		return err
 	}
@@ -311,14 +282,7 @@ func (a *API) removeContactIdentity(w http.ResponseWriter, r *http.Request, p do
 // mergeContacts merges the body's contact into the path's and answers
 // with the card of the one that remains.
 func (a *API) mergeContacts(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	if err := need(p, domain.PermAssignOthers); err != nil {
-		return err
-	}
-	tenant, err := contactTenant(p)
-	if err != nil {
-		return err
-	}
-	keep, err := pathID(r, "id")
+	tenant, keep, err := targetFor(r, p, domain.PermAssignOthers)
 	if err != nil {
 		return err
 	}
@@ -341,31 +305,18 @@ func (a *API) mergeContacts(w http.ResponseWriter, r *http.Request, p domain.Pri
 }
 
 func (a *API) listContactNotes(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	tenant, err := contactTenant(p)
+	tenant, id, err := targetFor(r, p)
 	if err != nil {
 		return err
 	}
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
+	notes := func(ctx context.Context, tenant uuid.UUID, after *store.Position, limit int) ([]store.ContactNote, error) {
+		return a.Store.ContactNotes(ctx, tenant, id, after, limit)
 	}
-	limit, after, err := page(r)
-	if err != nil {
-		return err
-	}
-	items, err := a.Store.ContactNotes(r.Context(), tenant, id, after, limit+1)
-	if err != nil {
-		return err
-	}
-	return ok(w, pageOf(items, limit, func(n store.ContactNote) store.Position { return store.Position{At: n.CreatedAt, ID: n.ID} }))
+	return servePage(w, r, tenant, notes, func(n store.ContactNote) store.Position { return store.Position{At: n.CreatedAt, ID: n.ID} })
 }
 
 func (a *API) addContactNote(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	tenant, err := contactTenant(p)
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "id")
+	tenant, id, err := targetFor(r, p)
 	if err != nil {
 		return err
 	}
