@@ -290,6 +290,23 @@ type SendMessage struct {
 	ReplyTo string `json:"reply_to,omitempty"`
 	// Attachments are files to send with the text, in the blob store.
 	Attachments []Attachment `json:"attachments,omitempty"`
+	// Automatic marks a message Switchboard sent on its own (an
+	// acknowledgement, a waiting message, the smart-close question): email
+	// carries Auto-Submitted: auto-replied (RFC 3834) so that the
+	// customer's auto-responder does not answer it.
+	Automatic bool `json:"automatic,omitempty"`
+	// Choices are answers the customer may pick instead of typing, where
+	// the channel shows buttons (chat): a chat front end posts the chosen
+	// one back as a message whose metadata "choice" is its ID.
+	Choices []Choice `json:"choices,omitempty"`
+}
+
+// Choice is one answer offered with a message.
+type Choice struct {
+	// ID comes back in the customer's message metadata "choice".
+	ID string `json:"id"`
+	// Label is what the button shows.
+	Label string `json:"label"`
 }
 
 // Delivery statuses, in the order a message goes through them.
@@ -339,6 +356,22 @@ type Queue struct {
 	TenantID string `json:"tenant_id"`
 	Name     string `json:"name"`
 	Deleted  bool   `json:"deleted,omitempty"`
+	// Automation is what the scheduler needs of the queue's own settings;
+	// nil on skills.
+	Automation *QueueAutomation `json:"automation,omitempty"`
+}
+
+// QueueAutomation is a queue's own automation: where set, it wins over the
+// tenant's.
+type QueueAutomation struct {
+	// WaitingMessageID is the waiting message assigned to the queue.
+	WaitingMessageID string `json:"waiting_message_id,omitempty"`
+	// Acknowledgement says the queue has its own acknowledgement.
+	Acknowledgement bool `json:"acknowledgement,omitempty"`
+	// InactivityMinutes, when positive, raises an inactivity alert on an
+	// assigned conversation of the queue that saw no activity for that
+	// long.
+	InactivityMinutes float64 `json:"inactivity_minutes,omitempty"`
 }
 
 // Skill is a category agents are good at.

@@ -45,5 +45,6 @@ func Topics() []TopicSpec {
 		{Name: TopicOutbound(ChannelChat), Partitions: 8},
 		{Name: TopicOutbound(ChannelEmail), Partitions: 8},
 		{Name: TopicOutbound(ChannelSMS), Partitions: 8},
+		{Name: TopicCommands, Partitions: 8},
 	}
 }
