@@ -101,10 +101,14 @@ type ContentFunc func(a events.Attachment) (io.ReadCloser, error)
 // mailbox itself, and cmd.ReplyTo instead of either when it is a valid
 // address (an agent's own; an invalid one is ignored, the reply still
 // going out); the subject ends with the thread's SubjectTag; X-Loop is
-// LoopValue(mb.Address). Auto-Submitted is deliberately absent: an agent's
-// reply is written by a person, and marking it auto-submitted (RFC 3834)
+// LoopValue(mb.Address). Auto-Submitted is absent from an agent's reply:
+// it is written by a person, and marking it auto-submitted (RFC 3834)
 // would make the customer's own auto-responders and filters treat it as
-// machine mail.
+// machine mail. A message Switchboard sends on its own (cmd.Automatic: an
+// acknowledgement, a waiting message, the smart-close question) carries
+// Auto-Submitted: auto-replied (RFC 3834 section 5) and
+// X-Auto-Response-Suppress: All (Exchange's equivalent), so that the
+// customer's auto-responder does not answer it in turn.
 //
 // The body is multipart/alternative with the text as text/plain and as
 // escaped HTML (paragraphs at blank lines, <br> at line breaks), both UTF-8
@@ -173,6 +177,10 @@ func Compose(cmd events.SendMessage, mb events.Mailbox, thread Thread, now time.
 	// go-message writes header fields last set first: they are set here
 	// from the bottom up, so that the message reads Date, From, To...
 	var h mail.Header
+	if cmd.Automatic {
+		h.Set("X-Auto-Response-Suppress", "All")
+		h.Set("Auto-Submitted", "auto-replied")
+	}
 	h.Set(LoopHeader, LoopValue(from.Address))
 	if parent != "" {
 		h.SetMsgIDList("References", refs)

@@ -127,6 +127,20 @@ func TestComposeHeaders(t *testing.T) {
 	require.Equal(t, out.MessageID, again.MessageID)
 }
 
+func TestComposeAutomaticMessage(t *testing.T) {
+	cmd := testCommand("msg-auto")
+	cmd.Automatic = true
+	thread := Thread{Subject: "Where is my order?"}
+	out, err := Compose(cmd, testMailbox(), thread, time.Date(2025, 3, 4, 10, 30, 0, 0, time.UTC), nil)
+	require.NoError(t, err)
+	h := parseBack(t, out.Raw).header
+	require.Equal(t, "auto-replied", h.Get("Auto-Submitted"), "an automatic message is marked (RFC 3834 section 5)")
+	require.Equal(t, "All", h.Get("X-Auto-Response-Suppress"))
+	irt, err := h.MsgIDList("In-Reply-To")
+	require.NoError(t, err)
+	require.Equal(t, []string{"c3@customer.example"}, irt, "it is threaded like a reply")
+}
+
 func TestComposeReferences(t *testing.T) {
 	tests := []struct {
 		name   string
