@@ -907,6 +907,95 @@ func azMatrix(fx *azFixture) []azCase {
 		target: smsAccount(constBody(`{"name":"Renamed","auth_token":"` + smsNewToken + `"}`))}})
 	add(azCase{route: "DELETE " + smsAccounts + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusNoContent, target: smsAccount(noBody)}})
 
+	// --- Automation: waiting messages, the tenant's settings and each
+	// queue's need manage_automation (supervisors and admins), to read too.
+
+	const waiting = "/v1/admin/waiting-messages"
+	waitingBody := func() string {
+		return fmt.Sprintf(`{"name":%q,"subject":"We are on it","body":"Hello {{customer_name}}","hours":{"new":4}}`, testkit.RandomName("wm-"))
+	}
+	waitingMessage := func(body func() string) func(t *testing.T) azTarget {
+		return func(t *testing.T) azTarget {
+			id := fx.create(t, fx.admin, waiting, waitingBody())
+			return azTarget{path: waiting + "/" + id, missing: waiting + "/" + uuid.NewString(), body: body(),
+				snap: fx.snap(waiting+"/"+id, waiting+"?limit=200")}
+		}
+	}
+	add(azCase{route: "GET " + waiting, calls: &azCalls{path: waiting,
+		other: func(t *testing.T) {
+			mine := fx.create(t, fx.other, waiting, waitingBody())
+			fx.create(t, fx.admin, waiting, waitingBody())
+			fx.separate(t, waiting+"?limit=200", mine)
+		},
+		agent: func(t *testing.T) {
+			azMustProblem(t, azCall(t, fx.e, fx.agent, get, waiting, ""), forbidden, "an agent listing waiting messages")
+		},
+		right: func(t *testing.T) {
+			id := fx.create(t, fx.admin, waiting, waitingBody())
+			require.Contains(t, azIDs(t, fx.ok(t, fx.admin, get, waiting+"?limit=200", "")), id)
+		},
+	}})
+	add(azCase{route: "POST " + waiting, calls: &azCalls{path: waiting, body: waitingBody(),
+		other: func(t *testing.T) {
+			// The name of one of A's: names are unique per tenant.
+			name := testkit.RandomName("wm-")
+			body := fmt.Sprintf(`{"name":%q,"subject":"s","body":"b","hours":{"external":2}}`, name)
+			fx.create(t, fx.admin, waiting, body)
+			before := fx.snap(waiting + "?limit=200")(t)
+			fx.create(t, fx.other, waiting, body)
+			require.Equal(t, before, fx.snap(waiting+"?limit=200")(t))
+		},
+		agent: func(t *testing.T) {
+			before := fx.snap(waiting + "?limit=200")(t)
+			azMustProblem(t, azCall(t, fx.e, fx.agent, post, waiting, waitingBody()), forbidden, "an agent creating a waiting message")
+			require.Equal(t, before, fx.snap(waiting+"?limit=200")(t))
+		},
+		right: func(t *testing.T) { fx.create(t, fx.admin, waiting, waitingBody()) },
+	}})
+	add(azCase{route: "GET " + waiting + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusOK, target: waitingMessage(noBody)}})
+	add(azCase{route: "PATCH " + waiting + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusOK,
+		target: waitingMessage(constBody(`{"hours":{"new":8,"help_requested":1}}`))}})
+	add(azCase{route: "DELETE " + waiting + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusNoContent, target: waitingMessage(noBody)}})
+
+	const automation = "/v1/admin/automation"
+	automationBody := func(text string) string {
+		return fmt.Sprintf(`{"channels":{"sms":true},"acknowledgement":{"body":%q},"smart_close":{"timeout_minutes":30,"texts":{"chat":{"question":"Anything else?"}}}}`, text)
+	}
+	add(azCase{route: "GET " + automation, calls: &azCalls{path: automation,
+		other: func(t *testing.T) {
+			fx.ok(t, fx.admin, put, automation, automationBody("A's own acknowledgement"))
+			require.NotContains(t, string(fx.ok(t, fx.other, get, automation, "").Body), "A's own", "B's admin sees A's settings")
+		},
+		agent: func(t *testing.T) {
+			azMustProblem(t, azCall(t, fx.e, fx.agent, get, automation, ""), forbidden, "an agent reading the automation settings")
+		},
+		right: func(t *testing.T) { fx.ok(t, fx.admin, get, automation, "") },
+	}})
+	add(azCase{route: "PUT " + automation, calls: &azCalls{path: automation, body: automationBody("x"),
+		other: func(t *testing.T) {
+			fx.ok(t, fx.admin, put, automation, automationBody("A's"))
+			before := fx.snap(automation)(t)
+			fx.ok(t, fx.other, put, automation, automationBody("B's"))
+			require.Equal(t, before, fx.snap(automation)(t), "B's admin changed A's settings")
+		},
+		agent: func(t *testing.T) {
+			before := fx.snap(automation)(t)
+			azMustProblem(t, azCall(t, fx.e, fx.agent, put, automation, automationBody("agent's")), forbidden, "an agent changing the automation settings")
+			require.Equal(t, before, fx.snap(automation)(t))
+		},
+		right: func(t *testing.T) { fx.ok(t, fx.admin, put, automation, automationBody("admin's")) },
+	}})
+	queueAutomation := func(body func() string) func(t *testing.T) azTarget {
+		return func(t *testing.T) azTarget {
+			id := fx.create(t, fx.admin, "/v1/admin/queues", fmt.Sprintf(`{"name":%q}`, testkit.RandomName("q-")))
+			path := "/v1/admin/queues/" + id + "/automation"
+			return azTarget{path: path, missing: "/v1/admin/queues/" + uuid.NewString() + "/automation", body: body(), snap: fx.snap(path)}
+		}
+	}
+	add(azCase{route: "GET /v1/admin/queues/{id}/automation", obj: &azObject{agent: forbidden, ok: http.StatusOK, target: queueAutomation(noBody)}})
+	add(azCase{route: "PUT /v1/admin/queues/{id}/automation", obj: &azObject{agent: forbidden, ok: http.StatusOK,
+		target: queueAutomation(constBody(`{"inactivity_minutes":20,"acknowledgement":{"body":"Thanks {{customer_name}}"}}`))}})
+
 	// --- Contacts: every user of the tenant reads and edits them; merging
 	// takes assign_others. -------------------------------------------------
 

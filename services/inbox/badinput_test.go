@@ -390,6 +390,8 @@ func biRoutes(fx *azFixture) []biRoute {
 			biInvalid("disposition with NUL", `{"disposition":"`+nul+`"}`, "disposition"),
 			biInvalid("notes over 5000 bytes", fmt.Sprintf(`{"disposition":"solved","notes":%q}`, long(5001)), "notes"),
 			biInvalid("notes with NUL", `{"disposition":"solved","notes":"`+nul+`"}`, "notes"),
+			biInvalid("smart_close_wait without smart_close", `{"disposition":"solved","smart_close_wait":true}`, "smart_close_wait"),
+			biInvalid("smart close without a question for the channel", `{"disposition":"solved","smart_close":true}`, "smart_close"),
 		}})
 
 	add(biRoute{route: "POST /v1/conversations/{id}/resume", target: conversation("/resume", "done"),
@@ -879,6 +881,87 @@ func biRoutes(fx *azFixture) []biRoute {
 			biInvalid("body blank", `{"body":"  "}`, "body"),
 			biInvalid("body over 10000 bytes", fmt.Sprintf(`{"body":%q}`, long(10001)), "body"),
 			biInvalid("body with NUL", `{"body":"`+nul+`"}`, "body"),
+		}})
+
+	// --- Automation ------------------------------------------------------
+
+	const waiting = "/v1/admin/waiting-messages"
+	wmCases := func(create bool) []biCase {
+		cs := []biCase{
+			biUnknown(`{"name":"Slow","subject":"s","body":"b","hours":{"new":4},"queue":"all"}`, "queue"),
+			biUnknown(`{"name":"Slow","subject":"s","body":"b","hours":{"new":4,"closing":2}}`, "closing"),
+			biWrongType(`{"name":"Slow","subject":"s","body":"b","hours":{"new":"4h"}}`, "hours.new"),
+			biWrongType(`{"name":"Slow","subject":"s","body":"b","hours":4}`, "hours"),
+			biOversized("body"),
+			biInvalid("hours 0", `{"name":"Slow","subject":"s","body":"b","hours":{"new":0}}`, "hours.new"),
+			biInvalid("hours negative", `{"name":"Slow","subject":"s","body":"b","hours":{"external":-1}}`, "hours.external"),
+			biInvalid("hours over a year", `{"name":"Slow","subject":"s","body":"b","hours":{"help_requested":8761}}`, "hours.help_requested"),
+			biInvalid("no hours: new named", `{"name":"Slow","subject":"s","body":"b","hours":{}}`, "hours.new"),
+			biInvalid("no hours: help_requested named", `{"name":"Slow","subject":"s","body":"b","hours":{"new":null}}`, "hours.help_requested"),
+			biInvalid("no hours: external named", `{"name":"Slow","subject":"s","body":"b","hours":{}}`, "hours.external"),
+			biInvalid("unknown variable", `{"name":"Slow","subject":"s","body":"Hello {{first_name}}","hours":{"new":4}}`, "body"),
+			biInvalid("unclosed variable", `{"name":"Slow","subject":"s","body":"Hello {{customer_name","hours":{"new":4}}`, "body"),
+			biInvalid("unknown variable in subject", `{"name":"Slow","subject":"{{ticket}}","body":"b","hours":{"new":4}}`, "subject"),
+			biInvalid("subject on two lines", `{"name":"Slow","subject":"a\nb","body":"b","hours":{"new":4}}`, "subject"),
+			biInvalid("body with NUL", `{"name":"Slow","subject":"s","body":"`+nul+`","hours":{"new":4}}`, "body"),
+			biInvalid("body over 10000 bytes", fmt.Sprintf(`{"name":"Slow","subject":"s","body":%q,"hours":{"new":4}}`, long(10001)), "body"),
+			biInvalid("name with NUL", `{"name":"`+nul+`","subject":"s","body":"b","hours":{"new":4}}`, "name"),
+		}
+		if create {
+			return append(cs,
+				biInvalid("hours absent", `{"name":"Slow","subject":"s","body":"b"}`, "hours.new"),
+				biInvalid("subject absent", `{"name":"Slow","body":"b","hours":{"new":4}}`, "subject"),
+				biInvalid("body absent", `{"name":"Slow","subject":"s","hours":{"new":4}}`, "body"),
+				biInvalid("name absent", `{"subject":"s","body":"b","hours":{"new":4}}`, "name"))
+		}
+		return append(cs, biInvalid("nothing to change", `{}`, "body"))
+	}
+	add(biRoute{route: "POST " + waiting,
+		target: func(t *testing.T, _ string) biTarget { return admin(waiting, waiting+"?limit=200") },
+		cases:  wmCases(true)})
+	add(biRoute{route: "PATCH " + waiting + "/{id}",
+		target: func(t *testing.T, _ string) biTarget {
+			id := fx.create(t, fx.admin, waiting, fmt.Sprintf(`{"name":%q,"subject":"s","body":"b","hours":{"new":4}}`, testkit.RandomName("wm-")))
+			return admin(waiting+"/"+id, waiting+"/"+id, waiting+"?limit=200")
+		},
+		cases: wmCases(false)})
+
+	const automation = "/v1/admin/automation"
+	add(biRoute{route: "PUT " + automation,
+		target: func(t *testing.T, _ string) biTarget { return admin(automation, automation) },
+		cases: []biCase{
+			biUnknown(`{"channels":{"sms":true,"fax":true}}`, "fax"),
+			biUnknown(`{"smart_close":{"texts":{"chat":{"question":"q","reminder":"r"}}}}`, "reminder"),
+			biWrongType(`{"channels":{"sms":"yes"}}`, "channels.sms"),
+			biWrongType(`{"smart_close":{"timeout_minutes":"1h"}}`, "smart_close.timeout_minutes"),
+			biOversized("acknowledgement"),
+			biInvalid("waiting message of nobody", `{"waiting_message_id":"`+random+`"}`, "waiting_message_id"),
+			biInvalid("acknowledgement without body", `{"acknowledgement":{"subject":"Hi"}}`, "acknowledgement.body"),
+			biInvalid("acknowledgement with an unknown variable", `{"acknowledgement":{"body":"{{delay}}"}}`, "acknowledgement.body"),
+			biInvalid("acknowledgement subject with NUL", `{"acknowledgement":{"subject":"`+nul+`","body":"b"}}`, "acknowledgement.subject"),
+			biInvalid("announced delay 0", `{"announced_delay_hours":0}`, "announced_delay_hours"),
+			biInvalid("timeout negative", `{"smart_close":{"timeout_minutes":-5}}`, "smart_close.timeout_minutes"),
+			biInvalid("first wait over a year", `{"smart_close":{"first_wait_minutes":600000}}`, "smart_close.first_wait_minutes"),
+			biInvalid("texts for fax", `{"smart_close":{"texts":{"fax":{"question":"q"}}}}`, "smart_close.texts.fax"),
+			biInvalid("question blank", `{"smart_close":{"texts":{"sms":{"question":" "}}}}`, "smart_close.texts.sms.question"),
+			biInvalid("follow-up with an unknown variable", `{"smart_close":{"texts":{"email":{"question":"q","follow_up":"{{x}}"}}}}`, "smart_close.texts.email.follow_up"),
+			biInvalid("yes label over 40 bytes", fmt.Sprintf(`{"smart_close":{"texts":{"chat":{"question":"q","yes_label":%q}}}}`, long(41)), "smart_close.texts.chat.yes_label"),
+		}})
+	add(biRoute{route: "PUT /v1/admin/queues/{id}/automation",
+		target: func(t *testing.T, _ string) biTarget {
+			id := fx.create(t, fx.admin, "/v1/admin/queues", fmt.Sprintf(`{"name":%q}`, testkit.RandomName("q-")))
+			path := "/v1/admin/queues/" + id + "/automation"
+			return admin(path, path)
+		},
+		cases: []biCase{
+			biUnknown(`{"inactivity_minutes":10,"smart_close":{}}`, "smart_close"),
+			biWrongType(`{"inactivity_minutes":"10"}`, "inactivity_minutes"),
+			biWrongType(`{"waiting_message_id":5}`, "waiting_message_id"),
+			biOversized("acknowledgement"),
+			biInvalid("inactivity 0", `{"inactivity_minutes":0}`, "inactivity_minutes"),
+			biInvalid("inactivity over a year", `{"inactivity_minutes":525601}`, "inactivity_minutes"),
+			biInvalid("waiting message of nobody", `{"waiting_message_id":"`+random+`"}`, "waiting_message_id"),
+			biInvalid("acknowledgement with an unknown variable", `{"acknowledgement":{"body":"Hi {{name}}"}}`, "acknowledgement.body"),
 		}})
 
 	return routes

@@ -25,6 +25,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/retry"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/api"
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/commands"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/delivery"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/ingest"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/language"
@@ -52,6 +53,9 @@ type Config struct {
 	// MaxUploadBytes bounds a file agents upload to attach to replies;
 	// 0 means api.DefaultMaxUploadBytes.
 	MaxUploadBytes int64
+	// CommandRetention is how long the ids of applied commands are kept
+	// to recognise one delivered again.
+	CommandRetention time.Duration
 }
 
 // RegisterFlags declares the flags under prefix.
@@ -60,6 +64,7 @@ func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	f.DurationVar(&c.OutboxPoll, prefix+"inbox.outbox.poll-interval", time.Second, "Longest wait between two looks at the outbox; commits wake the relay at once through LISTEN/NOTIFY, this only bounds the delay when a notification is lost.")
 	f.DurationVar(&c.OutboxLinger, prefix+"inbox.outbox.linger", 5*time.Millisecond, "How long the relay gathers the events of several commits before publishing them together; 0 publishes each commit's events at once.")
 	f.Int64Var(&c.MaxUploadBytes, prefix+"inbox.max-upload-bytes", api.DefaultMaxUploadBytes, "Largest file, in bytes, an agent may upload to attach to a reply (POST /v1/attachments); larger ones get 413. It replaces -http.max-body-bytes for that route only. Keep it within what the mailboxes' SMTP servers accept, base64 making a message a third larger.")
+	f.DurationVar(&c.CommandRetention, prefix+"inbox.commands.retention", 7*24*time.Hour, "How long the inbox remembers the ids of the commands it applied (from the scheduler and the router on sb.inbox.commands.v1), so that a command delivered again is not applied twice. Keep it at least as long as the topic's retention.")
 	c.Stream.RegisterFlags(prefix, f)
 }
 
@@ -68,6 +73,7 @@ func (c *Config) Validate(prefix string) error {
 	ck := config.NewChecker(prefix)
 	ck.AtLeast("inbox.outbox.batch-size", c.OutboxBatch, 1)
 	ck.Positive("inbox.outbox.poll-interval", c.OutboxPoll)
+	ck.Check(c.CommandRetention >= time.Hour, "inbox.commands.retention", fmt.Sprintf("%s is less than an hour", c.CommandRetention), "set at least the retention of sb.inbox.commands.v1, such as 168h")
 	ck.Check(c.MaxUploadBytes >= 0, "inbox.max-upload-bytes", fmt.Sprintf("must be at least 0, got %d", c.MaxUploadBytes), "set a size in bytes such as 20971520")
 	ck.Check(c.OutboxLinger >= 0 && c.OutboxLinger < c.OutboxPoll, "inbox.outbox.linger", fmt.Sprintf("%s must be at least 0 and below -inbox.outbox.poll-interval", c.OutboxLinger), "set a few milliseconds, such as 5ms")
 	return errors.Join(ck.Err(), c.Stream.Validate(prefix))
@@ -105,6 +111,10 @@ type Service struct {
 	qualifier *bus.Consumer
 	// deliveries applies what channels say of sent messages.
 	deliveries *bus.Consumer
+	// commands applies what the scheduler and the router ask.
+	commands *bus.Consumer
+	// prune forgets applied command ids past their retention.
+	prune lifecycle.Service
 	relay      *outbox.Relay
 	// stream serves GET /v1/stream from sb.conversations.v1.
 	stream *stream.Hub
@@ -133,7 +143,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("announce configuration: %w", err)
 	}
-	log.Info("configuration announced", "chat_channels", n.ChatChannels, "mailboxes", n.Mailboxes, "sms_accounts", n.SMSAccounts)
+	log.Info("configuration announced", "chat_channels", n.ChatChannels, "mailboxes", n.Mailboxes, "sms_accounts", n.SMSAccounts, "automation", n.Automation)
 
 	languages := language.New()
 	h, err := ingest.New(s, log, d.Telemetry.Meter.Meter("switchboard/inbox"), d.Clock)
@@ -154,6 +164,35 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	ch, err := commands.New(s, d.Clock, log, d.Telemetry.Meter.Meter("switchboard/inbox"))
+	if err != nil {
+		return nil, err
+	}
+	cmds, err := bus.NewConsumer(d.Bus, bus.ConsumerOptions{Group: commands.ConsumerGroup, Topics: []string{events.TopicCommands}, Clock: d.Clock},
+		ch.Handle, d.Producer, d.Telemetry)
+	if err != nil {
+		return nil, err
+	}
+	retention := cfg.CommandRetention
+	if retention <= 0 {
+		retention = 7 * 24 * time.Hour
+	}
+	prune := lifecycle.ServiceFunc(func(ctx context.Context) error {
+		for {
+			if n, err := s.PruneAppliedCommands(ctx, d.Clock.Now().Add(-retention)); err != nil {
+				if ctx.Err() == nil {
+					log.Warn("cannot prune applied commands; trying again later", "error", err)
+				}
+			} else if n > 0 {
+				log.Info("pruned applied commands", "count", n)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-d.Clock.After(time.Hour):
+			}
+		}
+	})
 	relay, err := s.Outbox().Relay(d.Pool, d.Producer, d.Telemetry, outbox.RelayOptions{BatchSize: cfg.OutboxBatch, PollInterval: cfg.OutboxPoll, Linger: cfg.OutboxLinger, Clock: d.Clock})
 	if err != nil {
 		return nil, err
@@ -172,19 +211,23 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		Blobs:          d.Blobs,
 		MaxUploadBytes: cfg.MaxUploadBytes,
 	}).Register(d.Router)
-	return &Service{store: s, consumer: consumer, qualifier: qualifier, deliveries: deliveries, relay: relay, stream: hub, redis: d.Redis, log: log}, nil
+	return &Service{store: s, consumer: consumer, qualifier: qualifier, deliveries: deliveries, commands: cmds, prune: prune,
+		relay: relay, stream: hub, redis: d.Redis, log: log}, nil
 }
 
-// Run consumes inbound messages and relays the outbox until ctx is
-// cancelled.
+// Run consumes inbound messages, delivery reports and commands, and
+// relays the outbox until ctx is cancelled.
 func (s *Service) Run(ctx context.Context) error {
-	return lifecycle.RunAll(ctx, s.consumer, s.qualifier, s.deliveries, s.relay, s.stream)
+	return lifecycle.RunAll(ctx, s.consumer, s.qualifier, s.deliveries, s.commands, s.prune, s.relay, s.stream)
 }
 
 // Ready reports whether the inbox consumes and reaches its database and
 // Redis.
 func (s *Service) Ready(ctx context.Context) error {
 	if err := s.consumer.Ready(ctx); err != nil {
+		return err
+	}
+	if err := s.commands.Ready(ctx); err != nil {
 		return err
 	}
 	if err := s.stream.Ready(ctx); err != nil {

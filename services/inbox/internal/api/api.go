@@ -113,9 +113,15 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		conflict *domain.ConflictError
 		missing  *domain.MissingTagsError
 		optedOut *domain.OptedOutError
+		noHours  *store.NoHoursError
 	)
 	switch {
 	case errors.As(err, &prob):
+	case errors.As(err, &noHours):
+		prob = httpx.NewProblem(http.StatusBadRequest, "the request is invalid: "+noHours.Error())
+		for _, f := range noHours.Fields() {
+			prob.Errors = append(prob.Errors, httpx.FieldError{Field: f, Reason: "at least one of the three is required"})
+		}
 	case errors.As(err, &field):
 		prob = httpx.Invalid(field.Field, field.Reason)
 	case errors.As(err, &conflict):
@@ -137,7 +143,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		prob = httpx.NewProblem(http.StatusNotFound, "no such object")
 	case errors.Is(err, domain.ErrForbidden):
 		prob = httpx.NewProblem(http.StatusForbidden, strings.TrimPrefix(err.Error(), "forbidden: "))
-	case errors.Is(err, domain.ErrConflict):
+	case errors.Is(err, domain.ErrConflict) || errors.Is(err, domain.ErrStale):
 		prob = httpx.NewProblem(http.StatusConflict, err.Error())
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		prob = httpx.NewProblem(http.StatusServiceUnavailable, "the request took too long; retry")
@@ -295,6 +301,7 @@ func (a *API) Register(r Router) {
 	a.registerConversations(r)
 	a.registerAttachments(r)
 	a.registerAdmin(r)
+	a.registerAutomation(r)
 	a.registerContacts(r)
 	a.registerOpenAPI(r)
 	if a.Stream != nil {

@@ -643,7 +643,12 @@ func (a *API) release(w http.ResponseWriter, r *http.Request, p domain.Principal
 type CompleteRequest struct {
 	Disposition string `json:"disposition"`
 	Notes       string `json:"notes,omitempty"`
-	SmartClose  bool   `json:"smart_close,omitempty"`
+	// SmartClose asks the customer whether they need anything else before
+	// the conversation is done ([004]); it waits for their answer.
+	SmartClose bool `json:"smart_close,omitempty"`
+	// SmartCloseWait waits the tenant's first period for the customer to
+	// write before asking (smart close only).
+	SmartCloseWait bool `json:"smart_close_wait,omitempty"`
 }
 
 func (a *API) complete(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
@@ -657,15 +662,38 @@ func (a *API) complete(w http.ResponseWriter, r *http.Request, p domain.Principa
 	if len(in.Notes) > 5000 {
 		return domain.Invalid("notes", "must be at most 5000 bytes")
 	}
+	if in.SmartCloseWait && !in.SmartClose {
+		return domain.Invalid("smart_close_wait", "applies with smart_close only")
+	}
+	now := a.Clock.Now()
 	return a.act(w, r, p, func(tx pgx.Tx, c *store.Conversation) (store.Change, error) {
 		next, err := domain.Complete(p, c.Domain(), strings.TrimSpace(in.Disposition), in.SmartClose)
 		if err != nil {
 			return store.Change{}, err
 		}
+		if in.SmartClose {
+			if err := a.Store.SmartCloseAvailable(r.Context(), tx, c); err != nil {
+				return store.Change{}, err
+			}
+		}
 		c.PreviousState, c.State = c.State, next
 		c.Assignees = []uuid.UUID{}
 		c.Disposition, c.CompletionNotes = strings.TrimSpace(in.Disposition), in.Notes
-		return store.Change{Action: domain.ActionComplete, Reason: in.Notes, Data: map[string]any{"disposition": c.Disposition, "smart_close": in.SmartClose}}, nil
+		change := store.Change{Action: domain.ActionComplete, Reason: in.Notes,
+			Data: map[string]any{"disposition": c.Disposition, "smart_close": in.SmartClose, "smart_close_wait": in.SmartCloseWait}}
+		if in.SmartClose && !in.SmartCloseWait {
+			// The question goes out now; the scheduler waits for the
+			// answer. Its key is the closing entry's, as when the
+			// scheduler asks after a wait: it is sent once either way.
+			q, err := a.Store.SendAutomatic(r.Context(), tx, c, store.PurposeSmartCloseQuestion, nil, strconv.FormatInt(c.Version+1, 10), now)
+			if err != nil {
+				return store.Change{}, err
+			}
+			c.ClosingAskedAt = &now
+			c.LastWriter = "agent"
+			change.Records, change.Message = q.Records, q.Message
+		}
+		return change, nil
 	})
 }
 

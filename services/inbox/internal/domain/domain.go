@@ -109,11 +109,15 @@ const (
 	PermManageSettings Permission = "manage_settings"
 	// PermManageUsers: users and API tokens.
 	PermManageUsers Permission = "manage_users"
+	// PermManageAutomation: waiting messages, acknowledgements, smart
+	// close, inactivity limits (coordinators and admins, [003]).
+	PermManageAutomation Permission = "manage_automation"
 )
 
 // AllPermissions lists every permission.
 func AllPermissions() []Permission {
-	return []Permission{PermModerate, PermAnswerHelpRequests, PermBypassQueue, PermAssignOthers, PermSeeAll, PermManageSettings, PermManageUsers}
+	return []Permission{PermModerate, PermAnswerHelpRequests, PermBypassQueue, PermAssignOthers, PermSeeAll, PermManageSettings, PermManageUsers,
+		PermManageAutomation}
 }
 
 // Valid reports whether p is a known permission.
@@ -124,7 +128,7 @@ func (p Permission) Valid() bool { return slices.Contains(AllPermissions(), p) }
 func RolePermissions(r Role) []Permission {
 	switch r {
 	case RoleSupervisor:
-		return []Permission{PermAnswerHelpRequests, PermBypassQueue, PermAssignOthers, PermSeeAll}
+		return []Permission{PermAnswerHelpRequests, PermBypassQueue, PermAssignOthers, PermSeeAll, PermManageAutomation}
 	case RoleAdmin:
 		return AllPermissions()
 	}

@@ -92,6 +92,16 @@ const (
 	ActionMarkRead        Action = "mark_read"
 	ActionLanguage        Action = "language"
 	ActionTags            Action = "tags"
+
+	// The actions of commands (see commands.go).
+	ActionWake              Action = "wake"
+	ActionOffer             Action = "offer"
+	ActionOfferExpired      Action = "offer_expired"
+	ActionAutomaticMessage  Action = "automatic_message"
+	ActionSmartCloseAsk     Action = "smart_close_ask"
+	ActionSmartCloseAnswer  Action = "smart_close_answer"
+	ActionSmartCloseTimeout Action = "smart_close_timeout"
+	ActionInactive          Action = "inactive"
 )
 
 // Conversation is the part of a conversation the rules look at.
@@ -103,6 +113,16 @@ type Conversation struct {
 	Assignees     []string
 	Locked        bool
 	Ignored       bool
+	// Version and StateVersion say which change and which entry into its
+	// state the conversation is at (commands check them).
+	Version      int64
+	StateVersion int64
+	// LastWriter is customer or agent.
+	LastWriter string
+	// LastAgent is the agent who last held it.
+	LastAgent string
+	// Asked: smart close sent its question (closing).
+	Asked bool
 }
 
 // Assigned reports whether user is one of the assignees.
@@ -263,6 +283,9 @@ func ReleaseTo(p Principal, c Conversation, to Release) (State, error) {
 func Complete(p Principal, c Conversation, disposition string, smartClose bool) (State, error) {
 	if disposition == "" {
 		return "", Invalid("disposition", "is required")
+	}
+	if c.Locked && smartClose {
+		return "", conflict(c, "the conversation is locked: smart close would write to the customer")
 	}
 	if !in(c.State, StateAssigned, StateAnswered) {
 		return "", conflict(c, "only an assigned or answered conversation can be completed")

@@ -55,29 +55,16 @@ func (s *Store) Act(ctx context.Context, p domain.Principal, id uuid.UUID, now t
 		if err != nil {
 			return err
 		}
-		c.UpdatedAt = now
+		settle(&c, from, now)
 		if err := writeConversation(ctx, tx, c); err != nil {
 			return err
 		}
-		entry := auditEntry{tenant: c.Tenant, conversation: c.ID, actorKind: p.ActorKind(), actorID: p.ActorID(),
-			action: change.Action, reason: change.Reason, data: change.Data, at: now}
-		if from != c.State {
-			entry.from, entry.to = from, c.State
-		}
-		if err := writeAudit(ctx, tx, entry); err != nil {
+		if err := writeAudit(ctx, tx, auditOf(c, from, p.ActorKind(), p.ActorID(), change, now)); err != nil {
 			return err
 		}
-		rec, err := changedEvent(change.Action, actorOf(p), from, change.Reason, c, now)
+		recs, err := changeRecords(change, actorOf(p), from, c, now)
 		if err != nil {
 			return err
-		}
-		recs := append([]outbox.Record{rec}, change.Records...)
-		if change.Message != nil {
-			mrec, err := messageEvent(*change.Message, c, now)
-			if err != nil {
-				return err
-			}
-			recs = append(recs, mrec)
 		}
 		if err := s.outbox.Add(ctx, tx, recs...); err != nil {
 			return err
@@ -88,11 +75,72 @@ func (s *Store) Act(ctx context.Context, p domain.Principal, id uuid.UUID, now t
 	return out, err
 }
 
+// settle completes a change to c made at now, from state from: the
+// version, the entry into a new state, and what belongs to the state it
+// left.
+func settle(c *Conversation, from domain.State, now time.Time) {
+	c.UpdatedAt = now
+	c.Version++
+	if from != c.State {
+		c.StateVersion, c.StateSince = c.Version, now
+	}
+	if c.State != domain.StateDeferred {
+		c.DeferredUntil = nil
+	}
+	if c.State != domain.StateOffered {
+		c.OfferExpiresAt = nil
+	}
+	if c.State != domain.StateClosing {
+		c.ClosingAskedAt = nil
+	}
+}
+
+// auditOf is the audit entry of a change to c from state from.
+func auditOf(c Conversation, from domain.State, actorKind, actorID string, change Change, now time.Time) auditEntry {
+	entry := auditEntry{tenant: c.Tenant, conversation: c.ID, actorKind: actorKind, actorID: actorID,
+		action: change.Action, reason: change.Reason, data: change.Data, at: now}
+	if from != c.State {
+		entry.from, entry.to = from, c.State
+	}
+	return entry
+}
+
+// changeRecords are the events of a change: the conversation as it is
+// after it, the change's own records, and the message it added.
+func changeRecords(change Change, actor events.Actor, from domain.State, c Conversation, now time.Time) ([]outbox.Record, error) {
+	rec, err := changedEvent(change.Action, actor, from, change.Reason, c, now)
+	if err != nil {
+		return nil, err
+	}
+	recs := append([]outbox.Record{rec}, change.Records...)
+	if change.Message != nil {
+		mrec, err := messageEvent(*change.Message, c, now)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, mrec)
+	}
+	return recs, nil
+}
+
 // writeConversation stores every field an action may change.
 func writeConversation(ctx context.Context, tx pgx.Tx, c Conversation) error {
+	sql, args, err := conversationUpdate(c)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, sql, args...); err != nil {
+		return fmt.Errorf("write conversation %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// conversationUpdate is the statement that stores every field an action
+// may change.
+func conversationUpdate(c Conversation) (string, []any, error) {
 	tags, err := json.Marshal(c.Tags)
 	if err != nil {
-		return fmt.Errorf("encode tags: %w", err)
+		return "", nil, fmt.Errorf("encode tags: %w", err)
 	}
 	var prev, disposition, notes *string
 	if c.PreviousState != "" {
@@ -105,18 +153,15 @@ func writeConversation(ctx context.Context, tx pgx.Tx, c Conversation) error {
 	if c.CompletionNotes != "" {
 		notes = &c.CompletionNotes
 	}
-	_, err = tx.Exec(ctx, `UPDATE inbox.conversations SET state = $2, previous_state = $3, queue_id = $4, assignee_ids = $5,
+	return `UPDATE inbox.conversations SET state = $2, previous_state = $3, queue_id = $4, assignee_ids = $5,
 		last_agent_id = $6, fence = $7, required_skill_id = $8, required_language = $9, priority = $10, language = $11,
 		tags = $12, flagged = $13, locked = $14, ignored = $15, muted = $16, unread = $17, last_writer = $18,
-		deferred_until = $19, disposition = $20, completion_notes = $21, updated_at = $22
-		WHERE id = $1`,
+		deferred_until = $19, disposition = $20, completion_notes = $21, updated_at = $22,
+		version = $23, state_version = $24, state_since = $25, offer_expires_at = $26, closing_asked_at = $27
+		WHERE id = $1`, []any{
 		c.ID, string(c.State), prev, c.QueueID, c.Assignees, c.LastAgentID, c.Fence, c.RequiredSkillID, c.RequiredLanguage,
 		c.Priority, c.Language, tags, c.Flagged, c.Locked, c.Ignored, c.Muted, c.Unread, c.LastWriter, c.DeferredUntil,
-		disposition, notes, c.UpdatedAt)
-	if err != nil {
-		return fmt.Errorf("write conversation %s: %w", c.ID, err)
-	}
-	return nil
+		disposition, notes, c.UpdatedAt, c.Version, c.StateVersion, c.StateSince, c.OfferExpiresAt, c.ClosingAskedAt}, nil
 }
 
 // Assign makes user the conversation's only assignee and moves it to
@@ -171,26 +216,15 @@ func (s *Store) Reply(ctx context.Context, tx pgx.Tx, p domain.Principal, c *Con
 	if len(missing) > 0 {
 		return Change{}, &domain.MissingTagsError{Lists: missing}
 	}
-	// The customer: who wrote last, on this thread, and what they wrote
-	// about. The reply answers that message (an email's In-Reply-To).
-	// Their SMS consent comes along: a customer who texted STOP gets
-	// nothing more (carriers require it, and Twilio would refuse it).
-	var to, inReplyTo, theirSubject, consent string
-	err = tx.QueryRow(ctx, `SELECT m.sender, m.external_id, coalesce(m.subject, ''),
-			coalesce((SELECT ci.consent FROM inbox.contact_identities ci
-			          WHERE ci.tenant_id = m.tenant_id AND ci.channel = 'sms' AND ci.identity = m.sender), '')
-		FROM inbox.messages m
-		WHERE m.conversation_id = $1 AND m.direction = 'inbound' ORDER BY m.received_at DESC, m.id DESC LIMIT 1`, c.ID).Scan(&to, &inReplyTo, &theirSubject, &consent)
-	if errors.Is(err, pgx.ErrNoRows) {
-		to = c.ThreadKey
-	} else if err != nil {
-		return Change{}, fmt.Errorf("find the customer's last message: %w", err)
+	cust, err := lastCustomer(ctx, tx, c)
+	if err != nil {
+		return Change{}, err
 	}
-	if c.Channel == events.ChannelSMS && consent == ConsentOptedOut {
-		return Change{}, &domain.OptedOutError{Field: "to", To: to}
+	if c.Channel == events.ChannelSMS && cust.consent == ConsentOptedOut {
+		return Change{}, &domain.OptedOutError{Field: "to", To: cust.to}
 	}
 	if c.Channel == events.ChannelEmail && in.Subject == "" {
-		in.Subject = replySubject(theirSubject)
+		in.Subject = replySubject(cust.subject)
 	}
 	var replyTo string
 	if in.ReplyToAgent {
@@ -202,38 +236,11 @@ func (s *Store) Reply(ctx context.Context, tx pgx.Tx, p domain.Principal, c *Con
 			return Change{}, fmt.Errorf("find the agent's address: %w", err)
 		}
 	}
-	var attachments []byte
-	if len(in.Attachments) > 0 {
-		attachments = mustJSON(in.Attachments)
-	}
-	id, err := uuid.NewV7()
-	if err != nil {
-		return Change{}, fmt.Errorf("message id: %w", err)
-	}
-	m := Message{ID: id, ConversationID: c.ID, Direction: "outbound", Sender: p.ActorID(), AuthorID: p.ActorID(), Body: in.Text,
-		Subject: in.Subject, CC: in.CC, ExternalID: id.String(), Language: c.Language, Tags: c.Tags, ReceivedAt: now,
-		DeliveryStatus: events.DeliveryPending, Attachments: attachmentsOf(in.Attachments)}
-	var subject *string
-	if in.Subject != "" {
-		subject = &in.Subject
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO inbox.messages (id, tenant_id, conversation_id, event_id, channel_account_id, external_id,
-			direction, sender, author_id, body, subject, cc, received_at, language, tags, delivery_status, delivery_updated_at, attachments)
-		VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, $7, $8, $9, $10, $11, $12, $13, 'pending', $11, $14)`,
-		m.ID, c.Tenant, c.ID, m.ID.String(), c.ChannelAccountID, m.ExternalID, m.AuthorID, m.Body, subject, in.CC, now, m.Language, mustJSON(m.Tags), attachments)
-	if err != nil {
-		return Change{}, fmt.Errorf("store reply: %w", err)
-	}
-	cmd, err := events.New(events.TypeSendMessage, EventSource, c.Tenant.String(), now, events.SendMessage{
-		MessageID: m.ID.String(), ConversationID: c.ID.String(), TenantID: c.Tenant.String(), Channel: c.Channel,
-		ChannelAccountID: c.ChannelAccountID.String(), ThreadKey: c.ThreadKey, To: to, InReplyTo: inReplyTo,
-		Text: in.Text, Subject: in.Subject, CC: in.CC, AuthorID: p.ActorID(), ReplyTo: replyTo, Attachments: in.Attachments,
-	})
+	m, cmd, err := s.compose(ctx, tx, c, cust, draft{text: in.Text, subject: in.Subject, cc: in.CC, attachments: in.Attachments,
+		replyTo: replyTo, author: p.ActorID()}, now)
 	if err != nil {
 		return Change{}, err
 	}
-	cmd.Subject = c.ID.String()
-
 	if uid, err := uuid.Parse(p.UserID); err == nil {
 		c.LastAgentID = &uid
 	}
@@ -243,7 +250,7 @@ func (s *Store) Reply(ctx context.Context, tx pgx.Tx, p domain.Principal, c *Con
 	c.LastWriter = "agent"
 	c.Unread = false
 	return Change{Action: domain.ActionReply, Data: map[string]string{"message_id": m.ID.String()},
-		Records: []outbox.Record{{Topic: events.TopicOutbound(c.Channel), Key: c.EventKey(), Event: cmd}}, Message: &m}, nil
+		Records: []outbox.Record{cmd}, Message: &m}, nil
 }
 
 // replySubject is the subject of a reply to an email about subject: the

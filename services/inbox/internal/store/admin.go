@@ -129,11 +129,15 @@ func chatChannelRecord(c events.ChatChannel, now time.Time) (outbox.Record, erro
 // Announced counts what AnnounceConfig published.
 type Announced struct {
 	ChatChannels, Mailboxes, SMSAccounts int
+	// Automation counts waiting messages, tenants' automation settings and
+	// queues.
+	Automation int
 }
 
 // AnnounceConfig publishes, through the outbox, the current state of every
-// configuration entity the connectors need: chat channels, mailboxes and
-// SMS accounts.
+// configuration entity the connectors and the scheduler need: chat
+// channels, mailboxes, SMS accounts, and the automation settings (waiting
+// messages, tenants' settings, queues).
 // The inbox does it at start, so that their views converge even when the
 // config topic lost entries (an embedded broker's data directory removed,
 // a topic recreated). Consumers treat entries as upserts, so the
@@ -180,8 +184,12 @@ func (s *Store) AnnounceConfig(ctx context.Context, now time.Time) (Announced, e
 		if err != nil {
 			return err
 		}
-		n = Announced{ChatChannels: len(recs), Mailboxes: len(mailboxes), SMSAccounts: len(sms)}
-		recs = append(append(recs, mailboxes...), sms...)
+		automation, err := announceAutomation(ctx, tx, now)
+		if err != nil {
+			return err
+		}
+		n = Announced{ChatChannels: len(recs), Mailboxes: len(mailboxes), SMSAccounts: len(sms), Automation: len(automation)}
+		recs = append(append(append(recs, mailboxes...), sms...), automation...)
 		return s.outbox.Add(ctx, tx, recs...)
 	})
 	return n, err

@@ -44,7 +44,18 @@ type Conversation struct {
 	Disposition      string            `json:"disposition,omitempty"`
 	CompletionNotes  string            `json:"completion_notes,omitempty"`
 	UpdatedAt        time.Time         `json:"updated_at"`
-	Fence            int64             `json:"-"`
+	// Version counts the conversation's changes; StateVersion is the
+	// version at which it entered its state, at StateSince. Commands name
+	// what they expect of them (events.Expectation).
+	Version      int64     `json:"version"`
+	StateVersion int64     `json:"state_version"`
+	StateSince   time.Time `json:"state_since"`
+	// OfferExpiresAt is when an offer to the assignee lapses (offered).
+	OfferExpiresAt *time.Time `json:"offer_expires_at,omitempty"`
+	// ClosingAskedAt is when the smart-close question went out (closing);
+	// absent while smart close still waits before asking.
+	ClosingAskedAt *time.Time `json:"closing_asked_at,omitempty"`
+	Fence          int64      `json:"-"`
 }
 
 // conversationColumns are read by scanConversation, for a conversations
@@ -53,7 +64,8 @@ const conversationColumns = `c.id, c.tenant_id, c.contact_id, (SELECT n.name FRO
 	c.channel, c.channel_account_id, c.thread_key, c.state, coalesce(c.previous_state, ''), c.queue_id, c.assignee_ids,
 	c.last_agent_id, c.required_skill_id, c.required_language, c.priority, c.language, c.tags, c.flagged, c.locked,
 	c.ignored, c.muted, c.unread, c.last_writer, c.started_at, c.last_message_at, c.deferred_until,
-	coalesce(c.disposition, ''), coalesce(c.completion_notes, ''), c.updated_at, c.fence`
+	coalesce(c.disposition, ''), coalesce(c.completion_notes, ''), c.updated_at, c.version, c.state_version, c.state_since,
+	c.offer_expires_at, c.closing_asked_at, c.fence`
 
 // scanConversation reads conversationColumns.
 func scanConversation(row pgx.CollectableRow) (Conversation, error) {
@@ -62,7 +74,8 @@ func scanConversation(row pgx.CollectableRow) (Conversation, error) {
 	err := row.Scan(&c.ID, &c.Tenant, &c.ContactID, &c.ContactName, &c.Channel, &c.ChannelAccountID, &c.ThreadKey,
 		&c.State, &c.PreviousState, &c.QueueID, &c.Assignees, &c.LastAgentID, &c.RequiredSkillID, &c.RequiredLanguage,
 		&c.Priority, &c.Language, &tags, &c.Flagged, &c.Locked, &c.Ignored, &c.Muted, &c.Unread, &c.LastWriter,
-		&c.StartedAt, &c.LastMessageAt, &c.DeferredUntil, &c.Disposition, &c.CompletionNotes, &c.UpdatedAt, &c.Fence)
+		&c.StartedAt, &c.LastMessageAt, &c.DeferredUntil, &c.Disposition, &c.CompletionNotes, &c.UpdatedAt,
+		&c.Version, &c.StateVersion, &c.StateSince, &c.OfferExpiresAt, &c.ClosingAskedAt, &c.Fence)
 	if err != nil {
 		return c, err
 	}
@@ -77,7 +90,11 @@ func scanConversation(row pgx.CollectableRow) (Conversation, error) {
 
 // Domain is the part of the conversation the rules look at.
 func (c Conversation) Domain() domain.Conversation {
-	d := domain.Conversation{ID: c.ID.String(), State: c.State, PreviousState: c.PreviousState, Locked: c.Locked, Ignored: c.Ignored}
+	d := domain.Conversation{ID: c.ID.String(), State: c.State, PreviousState: c.PreviousState, Locked: c.Locked, Ignored: c.Ignored,
+		Version: c.Version, StateVersion: c.StateVersion, LastWriter: c.LastWriter, Asked: c.ClosingAskedAt != nil}
+	if c.LastAgentID != nil {
+		d.LastAgent = c.LastAgentID.String()
+	}
 	if c.QueueID != nil {
 		d.Queue = c.QueueID.String()
 	}

@@ -38,6 +38,12 @@ type ConversationRef struct {
 	QueueID   *uuid.UUID   `json:"queue_id"`
 	Assignees []uuid.UUID  `json:"assignee_ids"`
 	Muted     bool         `json:"muted"`
+	// Version, StateVersion and StateSince are the conversation's (see
+	// Conversation), so that a reader of messages alone knows where it
+	// stands.
+	Version      int64     `json:"version"`
+	StateVersion int64     `json:"state_version"`
+	StateSince   time.Time `json:"state_since"`
 }
 
 // messageEvent announces a message of a conversation.
@@ -46,7 +52,8 @@ func messageEvent(m Message, c Conversation, now time.Time) (outbox.Record, erro
 	if err != nil {
 		return outbox.Record{}, fmt.Errorf("encode message %s: %w", m.ID, err)
 	}
-	snap, err := json.Marshal(ConversationRef{ID: c.ID, State: c.State, QueueID: c.QueueID, Assignees: c.Assignees, Muted: c.Muted})
+	snap, err := json.Marshal(ConversationRef{ID: c.ID, State: c.State, QueueID: c.QueueID, Assignees: c.Assignees, Muted: c.Muted,
+		Version: c.Version, StateVersion: c.StateVersion, StateSince: c.StateSince})
 	if err != nil {
 		return outbox.Record{}, fmt.Errorf("encode conversation %s: %w", c.ID, err)
 	}

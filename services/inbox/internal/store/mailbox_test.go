@@ -75,7 +75,9 @@ func TestAnnounceConfigAnnouncesMailboxes(t *testing.T) {
 
 	n, err := s.AnnounceConfig(ctx, now)
 	require.NoError(t, err)
-	require.Equal(t, store.Announced{ChatChannels: 1, Mailboxes: 2}, n)
+	// Automation: the tenant's settings (it has no queue nor waiting
+	// message).
+	require.Equal(t, store.Announced{ChatChannels: 1, Mailboxes: 2, Automation: 1}, n)
 
 	// The outbox holds what AnnounceConfig added only: an event a key.
 	got := configEvents[events.Mailbox](t, ctx, pool, "mailbox/")

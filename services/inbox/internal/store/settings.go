@@ -52,9 +52,10 @@ var (
 	skillKind = namedKind{table: "inbox.skills", members: "inbox.user_skills", memberCol: "skill_id", kind: "skill", typ: events.TypeSkill}
 )
 
-// record announces the entity; events.Skill is events.Queue.
-func (k namedKind) record(tenant uuid.UUID, q Queue, deleted bool, now time.Time) (outbox.Record, error) {
-	return configRecord(k.kind, k.typ, tenant, q.ID, events.Queue{ID: q.ID.String(), TenantID: tenant.String(), Name: q.Name, Deleted: deleted}, now)
+// record announces the entity; events.Skill is events.Queue. auto is a
+// queue's automation, nil for skills and new or deleted queues.
+func (k namedKind) record(tenant uuid.UUID, q Queue, auto *events.QueueAutomation, deleted bool, now time.Time) (outbox.Record, error) {
+	return configRecord(k.kind, k.typ, tenant, q.ID, events.Queue{ID: q.ID.String(), TenantID: tenant.String(), Name: q.Name, Deleted: deleted, Automation: auto}, now)
 }
 
 func (k namedKind) list(ctx context.Context, db rowQuerier, tenant uuid.UUID, after *Position, limit int) ([]Queue, error) {
@@ -99,7 +100,7 @@ func (k namedKind) create(ctx context.Context, s *Store, tx pgx.Tx, tenant uuid.
 	if err != nil {
 		return Queue{}, fmt.Errorf("create %s: %w", k.kind, err)
 	}
-	rec, err := k.record(tenant, q, false, now)
+	rec, err := k.record(tenant, q, nil, false, now)
 	if err != nil {
 		return Queue{}, err
 	}
@@ -121,7 +122,13 @@ func (k namedKind) rename(ctx context.Context, s *Store, tx pgx.Tx, tenant, id u
 	if err != nil {
 		return Queue{}, fmt.Errorf("rename %s: %w", k.kind, err)
 	}
-	rec, err := k.record(tenant, q, false, now)
+	var auto *events.QueueAutomation
+	if k.kind == queueKind.kind {
+		if auto, err = queueAutomationEvent(ctx, tx, id); err != nil {
+			return Queue{}, err
+		}
+	}
+	rec, err := k.record(tenant, q, auto, false, now)
 	if err != nil {
 		return Queue{}, err
 	}
@@ -153,7 +160,7 @@ func (k namedKind) remove(ctx context.Context, s *Store, tx pgx.Tx, tenant, id u
 	if _, err := tx.Exec(ctx, `DELETE FROM `+k.table+` WHERE tenant_id = $1 AND id = $2`, tenant, id); err != nil {
 		return fmt.Errorf("delete %s: %w", k.kind, err)
 	}
-	rec, err := k.record(tenant, Queue{ID: id, Name: name}, true, now)
+	rec, err := k.record(tenant, Queue{ID: id, Name: name}, nil, true, now)
 	if err != nil {
 		return err
 	}
