@@ -115,7 +115,7 @@ type Service struct {
 	commands *bus.Consumer
 	// prune forgets applied command ids past their retention.
 	prune lifecycle.Service
-	relay      *outbox.Relay
+	relay *outbox.Relay
 	// stream serves GET /v1/stream from sb.conversations.v1.
 	stream *stream.Hub
 	redis  *goredis.Client

@@ -159,9 +159,9 @@ func conversationUpdate(c Conversation) (string, []any, error) {
 		deferred_until = $19, disposition = $20, completion_notes = $21, updated_at = $22,
 		version = $23, state_version = $24, state_since = $25, offer_expires_at = $26, closing_asked_at = $27
 		WHERE id = $1`, []any{
-		c.ID, string(c.State), prev, c.QueueID, c.Assignees, c.LastAgentID, c.Fence, c.RequiredSkillID, c.RequiredLanguage,
-		c.Priority, c.Language, tags, c.Flagged, c.Locked, c.Ignored, c.Muted, c.Unread, c.LastWriter, c.DeferredUntil,
-		disposition, notes, c.UpdatedAt, c.Version, c.StateVersion, c.StateSince, c.OfferExpiresAt, c.ClosingAskedAt}, nil
+			c.ID, string(c.State), prev, c.QueueID, c.Assignees, c.LastAgentID, c.Fence, c.RequiredSkillID, c.RequiredLanguage,
+			c.Priority, c.Language, tags, c.Flagged, c.Locked, c.Ignored, c.Muted, c.Unread, c.LastWriter, c.DeferredUntil,
+			disposition, notes, c.UpdatedAt, c.Version, c.StateVersion, c.StateSince, c.OfferExpiresAt, c.ClosingAskedAt}, nil
 }
 
 // Assign makes user the conversation's only assignee and moves it to
