@@ -79,6 +79,7 @@ require (
 	github.com/shopspring/decimal v1.4.0 // indirect
 	github.com/spf13/cast v1.7.0 // indirect
 	github.com/ssor/bom v0.0.0-20170718123548-6386211fdfcf // indirect
+	github.com/switchboard-oss/switchboard/services/scheduler v0.0.0
 	github.com/tinylib/msgp v1.6.4 // indirect
 	github.com/twilio/twilio-go v1.31.0 // indirect
 	github.com/twmb/franz-go v1.22.2 // indirect
@@ -116,4 +117,5 @@ replace (
 	github.com/switchboard-oss/switchboard/connectors/sms => ../../connectors/sms
 	github.com/switchboard-oss/switchboard/pkg => ../../pkg
 	github.com/switchboard-oss/switchboard/services/inbox => ../../services/inbox
+	github.com/switchboard-oss/switchboard/services/scheduler => ../../services/scheduler
 )

@@ -30,6 +30,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/redis"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/services/inbox"
+	"github.com/switchboard-oss/switchboard/services/scheduler"
 )
 
 // envAliases are the conventional variables read besides the SB_ ones.
@@ -61,6 +62,7 @@ type Config struct {
 	Redis     redis.Config
 	Blob      blob.Config
 	Inbox     inbox.Config
+	Scheduler scheduler.Config
 	Chat      chat.Config
 	Email     email.Config
 	SMS       sms.Config
@@ -69,7 +71,7 @@ type Config struct {
 // RegisterFlags declares every flag.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Targets = config.StringList{lifecycle.TargetAll}
-	f.Var(&c.Targets, "target", "Components to run, comma-separated: all (everything in one process), or any of inbox, chat, email, sms. Each target is also a Deployment of its own in the Helm chart.")
+	f.Var(&c.Targets, "target", "Components to run, comma-separated: all (everything in one process), or any of inbox, scheduler, chat, email, sms. Each target is also a Deployment of its own in the Helm chart.")
 	f.StringVar(&c.DataDir, "data-dir", "switchboard-data", "Directory of the process's local data: the embedded Kafka's log and offsets (with -target=all and no -kafka.brokers), and message attachments unless -blob.dir or -blob.s3.endpoint is set.")
 	f.IntVar(&c.EmbeddedPort, "kafka.embedded-port", 0, "Loopback port of the embedded Kafka broker, 0 for any free port; set one to inspect the topics with Kafka tools.")
 	f.IntVar(&c.EmbeddedPartitions, "kafka.embedded-partitions", 0, "Partitions of each multi-partition topic in the embedded broker, when it creates them; 0 means one per CPU, at least 2. One process has few cores: fewer partitions make bigger batches and fewer database transactions than a cluster's counts would. A real cluster gets the production counts from `switchboard admin create-topics`.")
@@ -81,6 +83,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Redis.RegisterFlags("", f)
 	c.Blob.RegisterFlags("", f)
 	c.Inbox.RegisterFlags("", f)
+	c.Scheduler.RegisterFlags("", f)
 	c.Chat.RegisterFlags("", f)
 	c.Email.RegisterFlags("", f)
 	c.SMS.RegisterFlags("", f)
@@ -99,6 +102,7 @@ func (c *Config) Validate() error {
 		c.Redis.Validate(""),
 		c.Blob.Validate(""),
 		c.Inbox.Validate(""),
+		c.Scheduler.Validate(""),
 		c.Chat.Validate(""),
 		c.Email.Validate(""),
 		c.SMS.Validate(""),
@@ -193,6 +197,7 @@ const (
 	modProducer = "producer"
 	modRedis    = "redis"
 	modInbox    = "inbox"
+	modSched    = "scheduler"
 	modChat     = "chat"
 	modEmail    = "email"
 	modBlobs    = "blobs"
@@ -208,6 +213,7 @@ func (a *app) register(m *lifecycle.Manager) error {
 		{Name: modRedis, Init: a.initRedis},
 		// The database first: when it is unreachable, nothing else starts.
 		{Name: modInbox, Target: true, Deps: []string{modDatabase, modRedis, modProducer, modServer, modBlobs}, Init: a.initInbox},
+		{Name: modSched, Target: true, Deps: []string{modDatabase, modProducer, modServer}, Init: a.initScheduler},
 		{Name: modChat, Target: true, Deps: []string{modServer, modProducer}, Init: a.initChat},
 		{Name: modBlobs, Init: a.initBlobs},
 		{Name: modEmail, Target: true, Deps: []string{modDatabase, modProducer, modBlobs}, Init: a.initEmail},
@@ -311,6 +317,15 @@ func (a *app) initInbox(ctx context.Context) (lifecycle.Service, error) {
 		Redis:     a.redis,
 		Router:    a.server,
 		Blobs:     a.blobs,
+		Telemetry: a.tel,
+	})
+}
+
+func (a *app) initScheduler(ctx context.Context) (lifecycle.Service, error) {
+	return scheduler.New(ctx, a.cfg.Scheduler, scheduler.Deps{
+		Pool:      a.pool,
+		Bus:       a.cfg.Bus,
+		Producer:  a.producer,
 		Telemetry: a.tel,
 	})
 }
