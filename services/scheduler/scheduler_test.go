@@ -422,3 +422,34 @@ func TestInactivityOncePerPeriod(t *testing.T) {
 	testkit.Eventually(t, 10*time.Second, func() bool { return time.Now().After(e.cmds.of(c.ID)[1].at.Add(time.Second)) }, "time stands still")
 	require.Len(t, e.cmds.of(c.ID), 2, "an inactivity alert came twice for one period")
 }
+
+func TestAcknowledgementWhenAConversationStarts(t *testing.T) {
+	e := start(t)
+	before := newConv("new", 1)
+	e.changed(t, "created", before) // no acknowledgement configured yet
+	e.config(t, events.TypeAutomation, "automation", e.tenant.String(), events.Automation{TenantID: e.tenant.String(), Acknowledgement: true})
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		var n int
+		_ = e.pool.QueryRow(context.Background(), `SELECT count(*) FROM scheduler.tenant_settings`).Scan(&n)
+		return n == 1
+	}, "the settings did not arrive")
+	after := newConv("new", 1)
+	e.changed(t, "created", after)
+	chat := newConv("new", 1)
+	chat.Channel = events.ChannelChat // automatic messages are off on chat
+	e.changed(t, "created", chat)
+	testkit.Eventually(t, 10*time.Second, func() bool { return len(e.cmds.of(after.ID)) == 1 }, "no acknowledgement")
+	got := e.cmds.of(after.ID)[0]
+	require.Equal(t, events.CommandSendAutomatic, got.cmd.Kind)
+	require.Equal(t, events.AutomaticAcknowledgement, got.cmd.Automatic.Purpose)
+	require.Equal(t, events.Expectation{State: "new", StateVersion: 1}, got.cmd.Expect)
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		var n int
+		_ = e.pool.QueryRow(context.Background(), `SELECT count(*) FROM scheduler.conversations WHERE id = ANY($1)`, []uuid.UUID{before.ID, chat.ID}).Scan(&n)
+		return n == 2
+	}, "the scheduler did not take the events in")
+	require.Empty(t, e.pendingDue(t, before.ID))
+	require.Empty(t, e.pendingDue(t, chat.ID))
+	require.Empty(t, e.cmds.of(before.ID), "a conversation that started before the acknowledgement existed got one")
+	require.Empty(t, e.cmds.of(chat.ID), "an acknowledgement went out on a channel where automatic messages are off")
+}

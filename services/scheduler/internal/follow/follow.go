@@ -267,7 +267,7 @@ func (f *Follower) HandleConversations(ctx context.Context, msgs []bus.Message) 
 		if err != nil {
 			return err
 		}
-		touched := map[uuid.UUID]bool{}
+		touched, created := map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
 		for _, it := range items {
 			v := fold(views[it.conversation], it)
 			if v == nil {
@@ -275,6 +275,9 @@ func (f *Follower) HandleConversations(ctx context.Context, msgs []bus.Message) 
 			}
 			views[it.conversation] = v
 			touched[it.conversation] = true
+			if it.action == actionCreated {
+				created[it.conversation] = true
+			}
 		}
 		var changed []*rules.View
 		for _, id := range ids {
@@ -282,25 +285,32 @@ func (f *Follower) HandleConversations(ctx context.Context, msgs []bus.Message) 
 				changed = append(changed, views[id])
 			}
 		}
-		return f.reconcile(ctx, tx, changed, true)
+		return f.reconcile(ctx, tx, changed, created)
 	})
 	return classify(err)
 }
 
-// reconcile makes the timers of views what the rules want, saving the
-// views first when save is set.
-func (f *Follower) reconcile(ctx context.Context, tx pgx.Tx, views []*rules.View, save bool) error {
+// reconcile makes the timers of views what the rules want. created, when
+// not nil, names the conversations that started in the events just
+// folded: whether they get an acknowledgement is decided now, by the
+// settings of the moment, and the views are saved.
+func (f *Follower) reconcile(ctx context.Context, tx pgx.Tx, views []*rules.View, created map[uuid.UUID]bool) error {
 	if len(views) == 0 {
 		return nil
-	}
-	if save {
-		if err := store.SaveViews(ctx, tx, views); err != nil {
-			return err
-		}
 	}
 	settings, err := store.LoadSettings(ctx, tx, views)
 	if err != nil {
 		return err
+	}
+	if created != nil {
+		for _, v := range views {
+			if created[v.ID] && !settings.For(v).Acknowledges(v.Channel) {
+				v.AckVersion = 0
+			}
+		}
+		if err := store.SaveViews(ctx, tx, views); err != nil {
+			return err
+		}
 	}
 	var desired []rules.Timer
 	convs := make([]uuid.UUID, len(views))
@@ -415,7 +425,7 @@ func (f *Follower) Revisit(ctx context.Context, tenant uuid.UUID, queue *uuid.UU
 				return nil
 			}
 			after = views[n-1].ID
-			return f.reconcile(ctx, tx, views, false)
+			return f.reconcile(ctx, tx, views, nil)
 		})
 		if err != nil {
 			return total, err

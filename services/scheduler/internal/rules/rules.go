@@ -60,8 +60,9 @@ type View struct {
 	ActivityVersion int64
 	ActivityAt      time.Time
 	// AckVersion, when not 0, is the state version of the entry into new
-	// that created the conversation: it gets an acknowledgement while it is
-	// still there.
+	// that created the conversation, when an acknowledgement applied then:
+	// it gets one while it is still there. An acknowledgement enabled later
+	// does not reach conversations that started before.
 	AckVersion int64
 	// Answer is the customer's answer to the smart-close question, given
 	// during the closing entry AnswerVersion, at AnswerAt.
@@ -115,6 +116,13 @@ func (s Settings) WaitingMessage() string {
 	return s.Tenant.WaitingMessageID
 }
 
+// Acknowledges reports whether a conversation of channel starting under
+// these settings gets an acknowledgement: the tenant or its queue has one,
+// and automatic messages go out on the channel.
+func (s Settings) Acknowledges(channel string) bool {
+	return s.Tenant.AutomaticOn(channel) && (s.Tenant.Acknowledgement || (s.Queue != nil && s.Queue.Acknowledgement))
+}
+
 // Timers lists the timers v should have now.
 func Timers(v View, s Settings) []Timer {
 	var out []Timer
@@ -165,8 +173,7 @@ func Timers(v View, s Settings) []Timer {
 	if !automaticOn {
 		return out
 	}
-	if v.State == StateNew && v.AckVersion != 0 && v.AckVersion == v.StateVersion &&
-		(s.Tenant.Acknowledgement || (s.Queue != nil && s.Queue.Acknowledgement)) {
+	if v.State == StateNew && v.AckVersion != 0 && v.AckVersion == v.StateVersion && s.Acknowledges(v.Channel) {
 		add("ack", 0, v.StateSince, events.InboxCommand{Kind: events.CommandSendAutomatic, Expect: entry,
 			Automatic: &events.Automatic{Purpose: events.AutomaticAcknowledgement}})
 	}
