@@ -38,6 +38,11 @@ type NodeOptions struct {
 	Addr string
 	// Args are extra flags.
 	Args []string
+	// Targets is -target; empty means all, with embedded Kafka and Redis.
+	// Other targets need KAFKA_BROKERS and REDIS_URL in Env.
+	Targets string
+	// Env are more environment variables, NAME=value.
+	Env []string
 }
 
 // FreeAddr returns a loopback address with a port that was free a moment ago.
@@ -50,8 +55,8 @@ func FreeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// StartNode starts `switchboard -target=all` and waits until /readyz says
-// ready or ctx ends.
+// StartNode starts `switchboard -target=all` (or o.Targets) and waits until
+// /readyz says ready or ctx ends.
 func StartNode(ctx context.Context, o NodeOptions) (*Node, error) {
 	if o.Addr == "" {
 		addr, err := FreeAddr()
@@ -60,10 +65,15 @@ func StartNode(ctx context.Context, o NodeOptions) (*Node, error) {
 		}
 		o.Addr = addr
 	}
-	args := append([]string{"-target=all", "-data-dir", o.DataDir, "-http.addr", o.Addr, "-log.level", "warn"}, o.Args...)
+	if o.Targets == "" {
+		o.Targets = "all"
+	}
+	args := append([]string{"-target=" + o.Targets, "-data-dir", o.DataDir, "-http.addr", o.Addr, "-log.level", "warn"}, o.Args...)
 	cmd := exec.Command(o.Binary, args...)
-	// Embedded Kafka and Redis, whatever the caller's environment says.
+	// Embedded Kafka and Redis, whatever the caller's environment says,
+	// unless Env names others.
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+o.DatabaseURL, "SB_KAFKA_BROKERS=", "KAFKA_BROKERS=", "SB_REDIS_URL=", "REDIS_URL=")
+	cmd.Env = append(cmd.Env, o.Env...)
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
