@@ -198,6 +198,16 @@ func NewConsumer(cfg Config, opts ConsumerOptions, handler Handler, dlq *Produce
 	return c, nil
 }
 
+// sessionTimeout is the group session timeout, also the rebalance
+// timeout: a rebalance waits for the members as long as Kafka keeps a
+// silent one.
+func (c *Consumer) sessionTimeout() time.Duration {
+	if c.cfg.SessionTimeout > 0 {
+		return c.cfg.SessionTimeout
+	}
+	return 30 * time.Second
+}
+
 // Busy reports whether the consumer handled a batch within d: work that
 // can wait yields to it (see the inbox's language detection).
 func (c *Consumer) Busy(d time.Duration) bool {
@@ -228,8 +238,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		QueueCapacity:         2 * c.cfg.MaxBatch,
 		WatchPartitionChanges: true,
 		HeartbeatInterval:     time.Second,
-		SessionTimeout:        30 * time.Second,
-		RebalanceTimeout:      30 * time.Second,
+		SessionTimeout:        c.sessionTimeout(),
+		RebalanceTimeout:      c.sessionTimeout(),
 		JoinGroupBackoff:      time.Second,
 		ReadBackoffMin:        50 * time.Millisecond,
 		ReadBackoffMax:        time.Second,

@@ -54,6 +54,10 @@ type Config struct {
 	MaxAttempts int
 	// DrainTimeout bounds the handling of in-flight batches at shutdown.
 	DrainTimeout time.Duration
+	// SessionTimeout is how long a consumer group member may go without a
+	// heartbeat before Kafka gives its partitions to the others; 0 means
+	// 30 seconds.
+	SessionTimeout time.Duration
 }
 
 // RegisterFlags declares the flags under prefix.
@@ -67,6 +71,7 @@ func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	f.DurationVar(&c.RetryMax, prefix+"kafka.consumer.retry-max", 10*time.Second, "Longest wait between two attempts at a failed message.")
 	f.IntVar(&c.MaxAttempts, prefix+"kafka.consumer.max-attempts", 8, "Attempts at a failing message before it goes to the dead-letter topic sb.dlq.v1. Failures because a dependency is down (the database) are retried without limit instead.")
 	f.DurationVar(&c.DrainTimeout, prefix+"kafka.consumer.drain-timeout", 15*time.Second, "At shutdown, longest wait for the batches in hand to be handled and committed.")
+	f.DurationVar(&c.SessionTimeout, prefix+"kafka.consumer.session-timeout", 30*time.Second, "How long a consumer that stopped without leaving its group (killed, frozen, cut off) keeps its partitions before Kafka hands them to the other replicas: the longest pause of a partition's consumption after such a crash. Shorter fails over sooner, but a replica paused that long (a long GC, a slow node) loses its partitions and the group rebalances. Kafka brokers accept 6s to 30m by default (group.min/max.session.timeout.ms); heartbeats go every second.")
 }
 
 // Validate checks the settings; brokers are checked by the caller, which
@@ -85,6 +90,8 @@ func (c *Config) Validate(prefix string) error {
 	ck.Check(c.RetryMax >= c.RetryInitial, "kafka.consumer.retry-max", fmt.Sprintf("%s is less than -kafka.consumer.retry-initial %s", c.RetryMax, c.RetryInitial), "set it to at least the initial wait")
 	ck.AtLeast("kafka.consumer.max-attempts", c.MaxAttempts, 1)
 	ck.Positive("kafka.consumer.drain-timeout", c.DrainTimeout)
+	ck.Check(c.SessionTimeout == 0 || c.SessionTimeout >= 3*time.Second, "kafka.consumer.session-timeout",
+		fmt.Sprintf("%s is shorter than three heartbeats (one a second)", c.SessionTimeout), "set at least 6s, Kafka's default minimum")
 	return ck.Err()
 }
 

@@ -211,6 +211,14 @@ func TestWakeGoesBackToTheAgentOrToNew(t *testing.T) {
 	fx.outcome(t, "wake-marker")
 	require.Len(t, fx.audit(t, back.ID), len(last), "a command delivered twice was applied twice")
 
+	// Resumed before its time (Reprendre, [004]): the wake-up is stale.
+	resumed := fx.deferred(t, "resumed early")
+	got = fx.act(t, fx.agent, resumed.ID, "resume", "")
+	require.Equal(t, "assigned", got.State)
+	fx.send(t, "wake-5", resumed, events.InboxCommand{Kind: events.CommandWake, Expect: entry(resumed)})
+	outcome, _ = fx.outcome(t, "wake-5")
+	require.Equal(t, "stale", outcome)
+
 	// The agent cannot take it any more (left the queue): to new.
 	away := fx.deferred(t, "the agent left")
 	moved := fx.deferred(t, "stale one")

@@ -132,6 +132,7 @@ func TestActions(t *testing.T) {
 	wantErr(t, "Defer(past)", Defer(agent, assigned, now.Add(-time.Minute), now), ErrInvalid)
 	wantErr(t, "Defer(future)", Defer(agent, assigned, now.Add(time.Hour), now), nil)
 	wantErr(t, "Resume(done)", Resume(agent, Conversation{State: StateDone}), nil)
+	wantErr(t, "Resume(deferred)", Resume(agent, Conversation{State: StateDeferred}), nil)
 	wantErr(t, "Resume(new)", Resume(agent, Conversation{State: StateNew}), ErrConflict)
 }
 

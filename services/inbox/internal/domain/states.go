@@ -301,14 +301,15 @@ func Complete(p Principal, c Conversation, disposition string, smartClose bool) 
 	return StateDone, nil
 }
 
-// Resume checks that p may re-open a done conversation, which is assigned
-// to p.
+// Resume checks that p may take back a done, closing or deferred
+// conversation ([004] "Reprendre"), which is assigned to p. Resuming a
+// deferred one before its time cancels its wake-up.
 func Resume(p Principal, c Conversation) error {
 	if p.UserID == "" {
 		return fmt.Errorf("%w: only a user can resume a conversation", ErrForbidden)
 	}
-	if !in(c.State, StateDone, StateClosing) {
-		return conflict(c, "only a done conversation can be resumed")
+	if !in(c.State, StateDone, StateClosing, StateDeferred) {
+		return conflict(c, "only a done, closing or deferred conversation can be resumed")
 	}
 	return nil
 }
