@@ -212,9 +212,9 @@ func TestTimersSurviveKills(t *testing.T) {
 	timeout := minutesUntil(askedSince, t0.Add(5*time.Second))
 	mustAPI(t, http.StatusOK, http.MethodPut, base+"/v1/admin/automation", admin, map[string]any{"channels": map[string]bool{"chat": true},
 		"acknowledgement": map[string]string{"body": "Merci {{customer_name}}, nous avons bien reçu votre message."},
-		"smart_close": map[string]any{"timeout_minutes": timeout, "first_wait_minutes": minutesUntil(firstSince, t0.Add(10*time.Second)), "texts": smartTexts}}, nil)
+		"smart_close":     map[string]any{"timeout_minutes": timeout, "first_wait_minutes": minutesUntil(firstSince, t0.Add(10*time.Second)), "texts": smartTexts}}, nil)
 	mustAPI(t, http.StatusOK, http.MethodPatch, base+"/v1/admin/waiting-messages/"+wm.ID, admin, map[string]any{
-		"hours": map[string]float64{"new": t0.Add(10*time.Second).Sub(waitSince).Hours()}}, nil)
+		"hours": map[string]float64{"new": t0.Add(10 * time.Second).Sub(waitSince).Hours()}}, nil)
 	mustAPI(t, http.StatusOK, http.MethodPut, base+"/v1/admin/queues/"+qWaiting.ID+"/automation", admin, map[string]any{"waiting_message_id": wm.ID}, nil)
 	mustAPI(t, http.StatusOK, http.MethodPut, base+"/v1/admin/queues/"+qInactive.ID+"/automation", admin, map[string]any{
 		"inactivity_minutes": minutesUntil(activeSince, t0.Add(10*time.Second))}, nil)
