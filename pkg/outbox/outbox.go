@@ -17,7 +17,6 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"io/fs"
@@ -221,13 +220,11 @@ func (r *Relay) Run(ctx context.Context) error {
 // session holds one connection: it waits to become the active relay, then
 // listens and publishes until an error or ctx.
 func (r *Relay) session(ctx context.Context) error {
-	pooled, err := r.pool.Acquire(ctx)
+	// The connection holds a session lock and a LISTEN.
+	conn, err := pg.Dedicated(ctx, r.pool)
 	if err != nil {
-		return fmt.Errorf("acquire connection: %w", err)
+		return err
 	}
-	// The connection holds a session lock and a LISTEN: it must not return
-	// to the pool, whatever happens; closing it releases both.
-	conn := pooled.Hijack()
 	defer conn.Close(context.WithoutCancel(ctx))
 	for {
 		var got bool
@@ -244,8 +241,8 @@ func (r *Relay) session(ctx context.Context) error {
 		}
 	}
 	r.log.Info("active relay")
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{r.o.channel}.Sanitize()); err != nil {
-		return fmt.Errorf("listen: %w", err)
+	if err := pg.Listen(ctx, conn, r.o.channel); err != nil {
+		return err
 	}
 	for {
 		n, err := r.publishBatch(ctx, conn)
@@ -255,16 +252,14 @@ func (r *Relay) session(ctx context.Context) error {
 		if n == r.opts.BatchSize {
 			continue // more waiting
 		}
-		wctx, cancel := context.WithTimeout(ctx, r.opts.PollInterval)
-		_, err = conn.WaitForNotification(wctx)
-		cancel()
+		notified, err := pg.Wait(ctx, conn, r.opts.PollInterval)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("wait for notification: %w", err)
+		if err != nil {
+			return err
 		}
-		if err == nil && r.opts.Linger > 0 {
+		if notified && r.opts.Linger > 0 {
 			select {
 			case <-ctx.Done():
 				return nil

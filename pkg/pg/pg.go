@@ -223,3 +223,37 @@ func IsDataError(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23"))
 }
+
+// Dedicated takes a connection out of pool for good, for a session that
+// holds a LISTEN or a session-level lock: it must never go back to the
+// pool, whatever happens. Closing it ends the session and releases both.
+func Dedicated(ctx context.Context, pool *pgxpool.Pool) (*pgx.Conn, error) {
+	pooled, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("acquire connection: %w", err)
+	}
+	return pooled.Hijack(), nil
+}
+
+// Listen makes conn listen on channel.
+func Listen(ctx context.Context, conn *pgx.Conn, channel string) error {
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		return fmt.Errorf("listen on %s: %w", channel, err)
+	}
+	return nil
+}
+
+// Wait waits up to d for a notification on conn, a listening connection.
+// It reports whether one came (false: d passed, or ctx ended).
+func Wait(ctx context.Context, conn *pgx.Conn, d time.Duration) (bool, error) {
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	_, err := conn.WaitForNotification(wctx)
+	switch {
+	case err == nil:
+		return true, nil
+	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
+		return false, nil
+	}
+	return false, fmt.Errorf("wait for notification: %w", err)
+}

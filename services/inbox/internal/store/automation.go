@@ -495,37 +495,18 @@ func scanWaitingMessage(row pgx.CollectableRow) (WaitingMessage, error) {
 	return w, err
 }
 
-func loadWaitingMessages(ctx context.Context, db rowQuerier, where string, args ...any) ([]WaitingMessage, error) {
-	rows, err := db.Query(ctx, `SELECT `+waitingMessageColumns+` FROM inbox.waiting_messages WHERE `+where, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read waiting messages: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, scanWaitingMessage)
-	if err != nil {
-		return nil, fmt.Errorf("read waiting messages: %w", err)
-	}
-	return out, nil
-}
+var waitingMessages = tenantRows[WaitingMessage]{table: "inbox.waiting_messages", columns: waitingMessageColumns, what: "waiting messages",
+	scan: scanWaitingMessage}
 
 // ListWaitingMessages returns up to limit waiting messages of tenant after
 // the position, oldest first.
 func (s *Store) ListWaitingMessages(ctx context.Context, tenant uuid.UUID, after *Position, limit int) ([]WaitingMessage, error) {
-	if after == nil {
-		return loadWaitingMessages(ctx, s.pool, `tenant_id = $1 ORDER BY created_at, id LIMIT $2`, tenant, limit)
-	}
-	return loadWaitingMessages(ctx, s.pool, `tenant_id = $1 AND (created_at, id) > ($3, $4) ORDER BY created_at, id LIMIT $2`, tenant, limit, after.At, after.ID)
+	return waitingMessages.page(ctx, s.pool, tenant, after, limit)
 }
 
 // GetWaitingMessage returns a waiting message of tenant.
 func (s *Store) GetWaitingMessage(ctx context.Context, tenant, id uuid.UUID) (WaitingMessage, error) {
-	ws, err := loadWaitingMessages(ctx, s.pool, `tenant_id = $1 AND id = $2`, tenant, id)
-	if err != nil {
-		return WaitingMessage{}, err
-	}
-	if len(ws) == 0 {
-		return WaitingMessage{}, ErrNotFound
-	}
-	return ws[0], nil
+	return waitingMessages.one(ctx, s.pool, tenant, id, false)
 }
 
 func waitingMessageRecord(tenant uuid.UUID, w WaitingMessage, deleted bool, now time.Time) (outbox.Record, error) {
@@ -561,14 +542,10 @@ func (s *Store) CreateWaitingMessage(ctx context.Context, tx pgx.Tx, tenant uuid
 // its spec, which is then validated, written and announced. It takes
 // effect at once, for conversations already waiting too.
 func (s *Store) UpdateWaitingMessage(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, now time.Time, fn func(spec *WaitingMessageSpec)) (WaitingMessage, error) {
-	ws, err := loadWaitingMessages(ctx, tx, `tenant_id = $1 AND id = $2 FOR UPDATE`, tenant, id)
+	w, err := waitingMessages.one(ctx, tx, tenant, id, true)
 	if err != nil {
 		return WaitingMessage{}, err
 	}
-	if len(ws) == 0 {
-		return WaitingMessage{}, ErrNotFound
-	}
-	w := ws[0]
 	spec := WaitingMessageSpec{Name: w.Name, Subject: w.Subject, Body: w.Body, Hours: w.Hours}
 	fn(&spec)
 	if err := spec.Validate(); err != nil {
@@ -595,12 +572,9 @@ func (s *Store) UpdateWaitingMessage(ctx context.Context, tx pgx.Tx, tenant, id 
 // NULL), and the sends already scheduled are cancelled. Each of them is
 // announced again.
 func (s *Store) DeleteWaitingMessage(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, now time.Time) error {
-	ws, err := loadWaitingMessages(ctx, tx, `tenant_id = $1 AND id = $2 FOR UPDATE`, tenant, id)
+	w, err := waitingMessages.one(ctx, tx, tenant, id, true)
 	if err != nil {
 		return err
-	}
-	if len(ws) == 0 {
-		return ErrNotFound
 	}
 	rows, err := tx.Query(ctx, `SELECT id FROM inbox.queues WHERE tenant_id = $1 AND waiting_message_id = $2 ORDER BY id FOR UPDATE`, tenant, id)
 	if err != nil {
@@ -617,7 +591,7 @@ func (s *Store) DeleteWaitingMessage(ctx context.Context, tx pgx.Tx, tenant, id 
 	if _, err := tx.Exec(ctx, `DELETE FROM inbox.waiting_messages WHERE id = $1`, id); err != nil {
 		return fmt.Errorf("delete waiting message: %w", err)
 	}
-	rec, err := waitingMessageRecord(tenant, ws[0], true, now)
+	rec, err := waitingMessageRecord(tenant, w, true, now)
 	if err != nil {
 		return err
 	}

@@ -341,14 +341,13 @@ func (s *Store) SendAutomatic(ctx context.Context, tx pgx.Tx, c *Conversation, p
 		if waitingMessage == nil || effective == nil || *effective != *waitingMessage {
 			return Change{}, &domain.StaleError{Reason: "the waiting message is no longer assigned to the conversation's queue or tenant"}
 		}
-		ws, err := loadWaitingMessages(ctx, tx, `tenant_id = $1 AND id = $2`, c.Tenant, *waitingMessage)
+		w, err := waitingMessages.one(ctx, tx, c.Tenant, *waitingMessage, false)
+		if errors.Is(err, ErrNotFound) {
+			return Change{}, &domain.StaleError{Reason: "the waiting message was deleted"}
+		}
 		if err != nil {
 			return Change{}, err
 		}
-		if len(ws) == 0 {
-			return Change{}, &domain.StaleError{Reason: "the waiting message was deleted"}
-		}
-		w := ws[0]
 		if (events.WaitingHours{New: w.Hours.New, HelpRequested: w.Hours.HelpRequested, External: w.Hours.External}).For(string(c.State)) == nil {
 			return Change{}, &domain.StaleError{Reason: "the waiting message has no hours for " + string(c.State)}
 		}

@@ -459,39 +459,69 @@ func (t TagListSpec) Validate() error {
 	return nil
 }
 
-const tagListColumns = `id, name, "values", mandatory, created_at`
-
-func loadTagLists(ctx context.Context, db rowQuerier, where string, args ...any) ([]TagList, error) {
-	rows, err := db.Query(ctx, `SELECT `+tagListColumns+` FROM inbox.tag_lists WHERE `+where, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read tag lists: %w", err)
-	}
-	lists, err := pgx.CollectRows(rows, pgx.RowToStructByPos[TagList])
-	if err != nil {
-		return nil, fmt.Errorf("read tag lists: %w", err)
-	}
-	return lists, nil
+// tenantRows reads a table of entities of a tenant (tag lists, waiting
+// messages), one implementation for their pages and lookups.
+type tenantRows[T any] struct {
+	// table is qualified; columns are read by scan; what names the
+	// entities in errors.
+	table, columns, what string
+	scan                 pgx.RowToFunc[T]
 }
+
+// load reads the rows matching where (a condition, then maybe an order, a
+// limit or FOR UPDATE).
+func (r tenantRows[T]) load(ctx context.Context, db rowQuerier, where string, args ...any) ([]T, error) {
+	rows, err := db.Query(ctx, `SELECT `+r.columns+` FROM `+r.table+` WHERE `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", r.what, err)
+	}
+	out, err := pgx.CollectRows(rows, r.scan)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", r.what, err)
+	}
+	return out, nil
+}
+
+// page returns up to limit rows of tenant after the position, oldest
+// first.
+func (r tenantRows[T]) page(ctx context.Context, db rowQuerier, tenant uuid.UUID, after *Position, limit int) ([]T, error) {
+	if after == nil {
+		return r.load(ctx, db, `tenant_id = $1 ORDER BY created_at, id LIMIT $2`, tenant, limit)
+	}
+	return r.load(ctx, db, `tenant_id = $1 AND (created_at, id) > ($3, $4) ORDER BY created_at, id LIMIT $2`, tenant, limit, after.At, after.ID)
+}
+
+// one returns the row id of tenant, locked when lock is set; ErrNotFound
+// when there is none.
+func (r tenantRows[T]) one(ctx context.Context, db rowQuerier, tenant, id uuid.UUID, lock bool) (T, error) {
+	where := `tenant_id = $1 AND id = $2`
+	if lock {
+		where += ` FOR UPDATE`
+	}
+	out, err := r.load(ctx, db, where, tenant, id)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	if len(out) == 0 {
+		var zero T
+		return zero, ErrNotFound
+	}
+	return out[0], nil
+}
+
+var tagLists = tenantRows[TagList]{table: "inbox.tag_lists", columns: `id, name, "values", mandatory, created_at`, what: "tag lists",
+	scan: pgx.RowToStructByPos[TagList]}
 
 // ListTagLists returns up to limit tag lists of tenant after the
 // position, oldest first.
 func (s *Store) ListTagLists(ctx context.Context, tenant uuid.UUID, after *Position, limit int) ([]TagList, error) {
-	if after == nil {
-		return loadTagLists(ctx, s.pool, `tenant_id = $1 ORDER BY created_at, id LIMIT $2`, tenant, limit)
-	}
-	return loadTagLists(ctx, s.pool, `tenant_id = $1 AND (created_at, id) > ($3, $4) ORDER BY created_at, id LIMIT $2`, tenant, limit, after.At, after.ID)
+	return tagLists.page(ctx, s.pool, tenant, after, limit)
 }
 
 // GetTagList returns a tag list of tenant.
 func (s *Store) GetTagList(ctx context.Context, tenant, id uuid.UUID) (TagList, error) {
-	lists, err := loadTagLists(ctx, s.pool, `tenant_id = $1 AND id = $2`, tenant, id)
-	if err != nil {
-		return TagList{}, err
-	}
-	if len(lists) == 0 {
-		return TagList{}, ErrNotFound
-	}
-	return lists[0], nil
+	return tagLists.one(ctx, s.pool, tenant, id, false)
 }
 
 // CreateTagList creates a tag list of tenant.
@@ -515,14 +545,10 @@ func (s *Store) CreateTagList(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, 
 // is then validated and written. Tags already given keep their values,
 // even one the list no longer offers: they record what an agent chose.
 func (s *Store) UpdateTagList(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, fn func(spec *TagListSpec)) (TagList, error) {
-	lists, err := loadTagLists(ctx, tx, `tenant_id = $1 AND id = $2 FOR UPDATE`, tenant, id)
+	t, err := tagLists.one(ctx, tx, tenant, id, true)
 	if err != nil {
 		return TagList{}, err
 	}
-	if len(lists) == 0 {
-		return TagList{}, ErrNotFound
-	}
-	t := lists[0]
 	spec := TagListSpec{Name: t.Name, Values: t.Values, Mandatory: t.Mandatory}
 	fn(&spec)
 	if err := spec.Validate(); err != nil {

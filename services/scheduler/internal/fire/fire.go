@@ -21,6 +21,7 @@ import (
 
 	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/pg"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/services/scheduler/internal/store"
@@ -113,15 +114,13 @@ func (l *Loop) Run(ctx context.Context) error {
 
 // session listens on one connection and fires until an error or ctx.
 func (l *Loop) session(ctx context.Context) error {
-	pooled, err := l.store.Pool().Acquire(ctx)
+	conn, err := pg.Dedicated(ctx, l.store.Pool())
 	if err != nil {
-		return fmt.Errorf("acquire connection: %w", err)
+		return err
 	}
-	// The connection holds a LISTEN: it must not go back to the pool.
-	conn := pooled.Hijack()
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{store.NotifyChannel}.Sanitize()); err != nil {
-		return fmt.Errorf("listen: %w", err)
+	if err := pg.Listen(ctx, conn, store.NotifyChannel); err != nil {
+		return err
 	}
 	l.running.Store(true)
 	for {
@@ -148,14 +147,8 @@ func (l *Loop) session(ctx context.Context) error {
 			// shortly rather than spin.
 			wait = 20 * time.Millisecond
 		}
-		wctx, cancel := context.WithTimeout(ctx, wait)
-		_, err = conn.WaitForNotification(wctx)
-		cancel()
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("wait for notification: %w", err)
+		if _, err := pg.Wait(ctx, conn, wait); err != nil || ctx.Err() != nil {
+			return err
 		}
 	}
 }
