@@ -546,6 +546,7 @@ func TestInactivityAlert(t *testing.T) {
 	fx := newCmdFixture(t)
 	c := fx.chat(t, "hello")
 	held := fx.act(t, fx.agent, c.ID, "assign", "")
+	stream, _ := stOpen(t, fx.e, fx.agent, "")
 	fx.send(t, "inactive-1", held, events.InboxCommand{Kind: events.CommandInactivity, Minutes: 20,
 		Expect: events.Expectation{State: "assigned", Version: held.Version}})
 	outcome, reason := fx.outcome(t, "inactive-1")
@@ -556,6 +557,9 @@ func TestInactivityAlert(t *testing.T) {
 	require.Empty(t, last.From, "an alert does not change the state")
 	require.Contains(t, string(last.Data), fx.agentUser.ID.String(), "the alert names the agent")
 	require.Equal(t, "assigned", fx.conv(t, c.ID).State)
+	stream.until(t, "the inactivity alert on the agent's stream", func(ev stEvent) bool {
+		return ev.Type == events.TypeConversationChanged && ev.Conversation == c.ID && ev.Action == "inactive"
+	})
 
 	// Activity since: the alert is stale.
 	fx.act(t, fx.agent, c.ID, "route", fmt.Sprintf(`{"queue_id":%q}`, fx.q.ID))
