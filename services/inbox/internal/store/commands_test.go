@@ -1,0 +1,49 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/testkit"
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/store"
+)
+
+// TestAppliedCommandsArePruned: command ids are remembered for the
+// retention, then forgotten; a missing conversation's command is recorded
+// too, so that it is not looked up again.
+func TestAppliedCommandsArePruned(t *testing.T) {
+	ctx := context.Background()
+	s := store.New(testkit.Postgres(t))
+	require.NoError(t, s.Migrate(ctx))
+	cmd := func(id string) store.Command {
+		c, err := store.NewCommand(id, "scheduler", events.InboxCommand{TenantID: uuid.NewString(), ConversationID: uuid.NewString(),
+			Kind: events.CommandWake, Expect: events.Expectation{State: "deferred"}})
+		require.NoError(t, err)
+		return c
+	}
+	never := func(context.Context, pgx.Tx, *store.Conversation, store.Command) (store.Change, error) {
+		t.Fatal("a command of no conversation was applied")
+		return store.Change{}, nil
+	}
+	old := time.Now().Add(-10 * 24 * time.Hour)
+	outs, err := s.ApplyCommands(ctx, []store.Command{cmd("old-1"), cmd("old-2")}, old, never)
+	require.NoError(t, err)
+	require.Equal(t, store.OutcomeMissing, outs[0].Result)
+	outs, err = s.ApplyCommands(ctx, []store.Command{cmd("new-1"), cmd("old-1")}, time.Now(), never)
+	require.NoError(t, err)
+	require.Equal(t, []string{store.OutcomeMissing, store.OutcomeDuplicate}, []string{outs[0].Result, outs[1].Result})
+
+	n, err := s.PruneAppliedCommands(ctx, time.Now().Add(-7*24*time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, int64(2), n)
+	outs, err = s.ApplyCommands(ctx, []store.Command{cmd("new-1"), cmd("old-1")}, time.Now(), never)
+	require.NoError(t, err)
+	require.Equal(t, []string{store.OutcomeDuplicate, store.OutcomeMissing}, []string{outs[0].Result, outs[1].Result},
+		"the recent id is remembered, the pruned one forgotten")
+}
