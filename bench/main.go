@@ -26,6 +26,28 @@
 // p99 time from each webhook's due time to its 200 answer, against the
 // target of 50 ms at 2,000 requests/s (Twilio gives up after 15 s). Last,
 // every MessageSid answered 200 must be stored once in inbox.messages.
+//
+// Scenario "timers": the scheduler and the inbox, beside -timers-pending
+// (1,000,000) pending timers seeded straight in SQL into scheduler.timers
+// (through the API that many would take hours here), due a day to a month
+// ahead so that none comes due during the measurements. Through the real
+// path (chat webhooks, an agent who takes and defers through the API, the
+// scheduler firing wake commands that the inbox applies): -timers-n (6,000)
+// conversations deferred until times -timers-rate (200) per second apart,
+// and the lateness of their wakes at the inbox (applied_at - due_at of
+// inbox.applied_commands) p50/p99/max, against the target p99 <= 1 s, goal
+// 250 ms. A burst of -timers-burst (50,000) wakes due at the same instant,
+// both sides seeded in SQL (the inbox's deferred conversations, the
+// scheduler's views and timers): the time from that instant until the
+// last is applied, and until the last is published. Cancels:
+// -timers-cancel (2,000) conversations deferred far ahead, each re-opened
+// by a customer message, until their timers are gone. Reschedules:
+// -timers-reschedule (10,000) conversations waiting in new under a
+// waiting message, one PATCH of its hours, until every timer has its new
+// due time. -timers-runs (1: a run takes about three minutes on two cores)
+// runs on fresh databases, medians reported. Ceilings: pgbench's
+// single-row INSERT rate and redis-benchmark's SET rate, measured in the
+// same run.
 package main
 
 import (
@@ -70,6 +92,14 @@ type options struct {
 	smsN        int
 	smsRate     int
 	smsDuration time.Duration
+
+	timersPending    int
+	timersSteady     int
+	timersRate       int
+	timersBurst      int
+	timersCancel     int
+	timersReschedule int
+	timersRuns       int
 }
 
 func main() {
@@ -83,7 +113,7 @@ func main() {
 	flag.DurationVar(&o.pgbenchTime, "pgbench-time", 10*time.Second, "Duration of each pgbench run.")
 	flag.StringVar(&o.out, "out", "", "Also write the results as JSON to this file.")
 	flag.StringVar(&o.addr, "addr", "", "HTTP address of the measured binary; empty picks a free port.")
-	flag.StringVar(&o.scenarios, "scenarios", "chat,list,email,sms", "Scenarios to run, comma-separated: chat (webhook to stored row), list (the inbox's lists on a large tenant), email (IMAP mail to stored row), sms (Twilio webhooks answered, as fast as possible and paced).")
+	flag.StringVar(&o.scenarios, "scenarios", "chat,list,email,sms,timers", "Scenarios to run, comma-separated: chat (webhook to stored row), list (the inbox's lists on a large tenant), email (IMAP mail to stored row), sms (Twilio webhooks answered, as fast as possible and paced), timers (the scheduler's wake-ups applied by the inbox, at a steady rate and in a burst, beside a million pending; cancels and reschedules).")
 	flag.IntVar(&o.listConversations, "list-conversations", 100000, "Conversations of the list scenario's tenant.")
 	flag.IntVar(&o.listPerConversation, "list-messages-per-conversation", 10, "Messages per conversation in the list scenario.")
 	flag.IntVar(&o.listQueries, "list-queries", 200, "Measured requests per list query.")
@@ -92,6 +122,13 @@ func main() {
 	flag.IntVar(&o.smsN, "sms-n", 20000, "Signed Twilio webhooks of the sms scenario's throughput phase, sent at concurrency -c as fast as they are answered.")
 	flag.IntVar(&o.smsRate, "sms-rate", 2000, "Webhooks per second of the sms scenario's paced phase, sent on schedule whatever the answers; its p99 answer time is held to 50 ms.")
 	flag.DurationVar(&o.smsDuration, "sms-duration", 10*time.Second, "Duration of the sms scenario's paced phase.")
+	flag.IntVar(&o.timersPending, "timers-pending", 1000000, "Pending timers of the timers scenario, seeded in SQL and due a day to a month ahead: never due during the run.")
+	flag.IntVar(&o.timersSteady, "timers-n", 6000, "Conversations the timers scenario creates, takes and defers through the API, due -timers-rate per second apart, for the lateness of their wakes.")
+	flag.IntVar(&o.timersRate, "timers-rate", 200, "Wakes due per second in the timers scenario's steady phase.")
+	flag.IntVar(&o.timersBurst, "timers-burst", 50000, "Wakes due at the same instant in the timers scenario's burst, seeded in SQL on both sides.")
+	flag.IntVar(&o.timersCancel, "timers-cancel", 2000, "Deferred conversations the timers scenario re-opens by a customer message each, cancelling their wake-ups.")
+	flag.IntVar(&o.timersReschedule, "timers-reschedule", 10000, "Conversations waiting in new whose waiting-message timers one PATCH of the waiting message's hours moves, in the timers scenario.")
+	flag.IntVar(&o.timersRuns, "timers-runs", 1, "Runs of the timers scenario (each on a fresh database with its pending timers); the medians are reported.")
 	flag.StringVar(&o.extraArgs, "args", "", "Extra flags for the measured binary, space-separated (for tuning: -kafka.consumer.max-batch=512 -http.pprof).")
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
@@ -146,6 +183,11 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	}
 	if strings.Contains(o.scenarios, "sms") {
 		if err := smsScenario(ctx, o, w, report); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(o.scenarios, "timers") {
+		if err := timersScenario(ctx, o, w, report); err != nil {
 			return err
 		}
 	}
