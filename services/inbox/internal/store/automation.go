@@ -626,85 +626,65 @@ func (s *Store) DeleteWaitingMessage(ctx context.Context, tx pgx.Tx, tenant, id 
 // for AnnounceConfig: waiting messages, tenant settings and queues.
 func announceAutomation(ctx context.Context, tx pgx.Tx, now time.Time) ([]outbox.Record, error) {
 	var recs []outbox.Record
-	rows, err := tx.Query(ctx, `SELECT tenant_id, `+waitingMessageColumns+` FROM inbox.waiting_messages ORDER BY tenant_id, id`)
-	if err != nil {
-		return nil, fmt.Errorf("read waiting messages: %w", err)
-	}
-	type tw struct {
-		tenant uuid.UUID
-		w      WaitingMessage
-	}
-	wms, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (tw, error) {
-		var x tw
-		err := row.Scan(&x.tenant, &x.w.ID, &x.w.Name, &x.w.Subject, &x.w.Body, &x.w.Hours.New, &x.w.Hours.HelpRequested, &x.w.Hours.External, &x.w.CreatedAt, &x.w.UpdatedAt)
-		return x, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read waiting messages: %w", err)
-	}
-	for _, x := range wms {
-		rec, err := waitingMessageRecord(x.tenant, x.w, false, now)
+	for _, q := range []struct {
+		what, sql string
+		record    func(row pgx.CollectableRow) (outbox.Record, error)
+	}{
+		{"waiting messages", `SELECT tenant_id, ` + waitingMessageColumns + ` FROM inbox.waiting_messages ORDER BY tenant_id, id`,
+			func(row pgx.CollectableRow) (outbox.Record, error) {
+				var (
+					tenant uuid.UUID
+					w      WaitingMessage
+				)
+				if err := row.Scan(&tenant, &w.ID, &w.Name, &w.Subject, &w.Body, &w.Hours.New, &w.Hours.HelpRequested, &w.Hours.External,
+					&w.CreatedAt, &w.UpdatedAt); err != nil {
+					return outbox.Record{}, err
+				}
+				return waitingMessageRecord(tenant, w, false, now)
+			}},
+		{"tenant automation", `SELECT id, automation, waiting_message_id FROM inbox.tenants ORDER BY id`,
+			func(row pgx.CollectableRow) (outbox.Record, error) {
+				var (
+					tenant uuid.UUID
+					raw    []byte
+					wm     *uuid.UUID
+					a      TenantAutomation
+				)
+				if err := row.Scan(&tenant, &raw, &wm); err != nil {
+					return outbox.Record{}, err
+				}
+				if err := decodeSettings(raw, wm, &a); err != nil {
+					return outbox.Record{}, err
+				}
+				return automationRecord(tenant, a, now)
+			}},
+		{"queues", `SELECT tenant_id, id, name, created_at, automation, waiting_message_id FROM inbox.queues ORDER BY tenant_id, id`,
+			func(row pgx.CollectableRow) (outbox.Record, error) {
+				var (
+					tenant uuid.UUID
+					q      Queue
+					raw    []byte
+					wm     *uuid.UUID
+					a      QueueAutomation
+				)
+				if err := row.Scan(&tenant, &q.ID, &q.Name, &q.CreatedAt, &raw, &wm); err != nil {
+					return outbox.Record{}, err
+				}
+				if err := decodeSettings(raw, wm, &a); err != nil {
+					return outbox.Record{}, err
+				}
+				return queueKind.record(tenant, q, a.event(), false, now)
+			}},
+	} {
+		rows, err := tx.Query(ctx, q.sql)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("read %s: %w", q.what, err)
 		}
-		recs = append(recs, rec)
-	}
-	rows, err = tx.Query(ctx, `SELECT id, automation, waiting_message_id FROM inbox.tenants ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("read tenant automation: %w", err)
-	}
-	type ta struct {
-		tenant uuid.UUID
-		raw    []byte
-		wm     *uuid.UUID
-	}
-	tas, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ta, error) {
-		var x ta
-		err := row.Scan(&x.tenant, &x.raw, &x.wm)
-		return x, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read tenant automation: %w", err)
-	}
-	for _, x := range tas {
-		var a TenantAutomation
-		if err := decodeSettings(x.raw, x.wm, &a); err != nil {
-			return nil, err
-		}
-		rec, err := automationRecord(x.tenant, a, now)
+		some, err := pgx.CollectRows(rows, q.record)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("read %s: %w", q.what, err)
 		}
-		recs = append(recs, rec)
-	}
-	rows, err = tx.Query(ctx, `SELECT tenant_id, id, name, created_at, automation, waiting_message_id FROM inbox.queues ORDER BY tenant_id, id`)
-	if err != nil {
-		return nil, fmt.Errorf("read queues: %w", err)
-	}
-	type qa struct {
-		tenant uuid.UUID
-		q      Queue
-		raw    []byte
-		wm     *uuid.UUID
-	}
-	qas, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (qa, error) {
-		var x qa
-		err := row.Scan(&x.tenant, &x.q.ID, &x.q.Name, &x.q.CreatedAt, &x.raw, &x.wm)
-		return x, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read queues: %w", err)
-	}
-	for _, x := range qas {
-		var a QueueAutomation
-		if err := decodeSettings(x.raw, x.wm, &a); err != nil {
-			return nil, err
-		}
-		rec, err := queueKind.record(x.tenant, x.q, a.event(), false, now)
-		if err != nil {
-			return nil, err
-		}
-		recs = append(recs, rec)
+		recs = append(recs, some...)
 	}
 	return recs, nil
 }

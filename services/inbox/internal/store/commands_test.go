@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,4 +47,48 @@ func TestAppliedCommandsArePruned(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{store.OutcomeDuplicate, store.OutcomeMissing}, []string{outs[0].Result, outs[1].Result},
 		"the recent id is remembered, the pruned one forgotten")
+}
+
+// TestAnnounceConfigAnnouncesAutomation: at start the inbox announces the
+// automation of every tenant, its waiting messages and its queues with
+// their own, so that the scheduler's view converges.
+func TestAnnounceConfigAnnouncesAutomation(t *testing.T) {
+	ctx := context.Background()
+	pool := testkit.Postgres(t)
+	s := store.New(pool)
+	require.NoError(t, s.Migrate(ctx))
+	now := time.Now()
+	four := 4.0
+	require.NoError(t, s.InTx(ctx, func(tx pgx.Tx) error {
+		tenant, err := s.CreateTenant(ctx, tx, "t")
+		if err != nil {
+			return err
+		}
+		q, err := s.CreateQueue(ctx, tx, tenant.ID, "Support", now)
+		if err != nil {
+			return err
+		}
+		w, err := s.CreateWaitingMessage(ctx, tx, tenant.ID, store.WaitingMessageSpec{Name: "Slow", Subject: "s", Body: "b",
+			Hours: store.WaitingHours{New: &four}}, now)
+		if err != nil {
+			return err
+		}
+		_, err = s.PutQueueAutomation(ctx, tx, tenant.ID, q.ID, store.QueueAutomation{WaitingMessageID: &w.ID}, now)
+		return err
+	}))
+	_, err := pool.Exec(ctx, `DELETE FROM inbox.outbox`)
+	require.NoError(t, err)
+	n, err := s.AnnounceConfig(ctx, now)
+	require.NoError(t, err)
+	require.Equal(t, 3, n.Automation, "the waiting message, the tenant's settings, the queue")
+	var types []string
+	rows, err := pool.Query(ctx, `SELECT convert_from(key, 'UTF8') FROM inbox.outbox ORDER BY seq`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var k string
+		require.NoError(t, rows.Scan(&k))
+		types = append(types, k[:strings.Index(k, "/")])
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{"waiting_message", "automation", "queue"}, types)
 }
