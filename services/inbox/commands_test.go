@@ -177,6 +177,16 @@ func (fx *cmdFixture) outcome(t *testing.T, id string) (string, string) {
 	return outcome, reason
 }
 
+// run sends cmd, expecting c's current state and stay in it, under a
+// fresh id, and says what became of it.
+func (fx *cmdFixture) run(t *testing.T, c cmdConv, cmd events.InboxCommand) (string, string) {
+	t.Helper()
+	id := "cmd-" + uuid.NewString()
+	cmd.Expect = entry(fx.conv(t, c.ID))
+	fx.send(t, id, c, cmd)
+	return fx.outcome(t, id)
+}
+
 // entry is what a command expects of c as it is now.
 func entry(c cmdConv) events.Expectation {
 	return events.Expectation{State: c.State, StateVersion: c.StateVersion}
@@ -324,15 +334,7 @@ func TestAutomaticMessageRules(t *testing.T) {
 	waiting := func(id string) events.InboxCommand {
 		return events.InboxCommand{Kind: events.CommandSendAutomatic, Automatic: &events.Automatic{Purpose: events.AutomaticWaiting, WaitingMessageID: id}}
 	}
-	n := 0
-	run := func(t *testing.T, c cmdConv, cmd events.InboxCommand) (string, string) {
-		t.Helper()
-		n++
-		id := fmt.Sprintf("auto-%d", n)
-		cmd.Expect = entry(fx.conv(t, c.ID))
-		fx.send(t, id, c, cmd)
-		return fx.outcome(t, id)
-	}
+	run := fx.run
 
 	t.Run("email acknowledgement and waiting message, rendered", func(t *testing.T) {
 		c := email(t, "Where is my order?", false)
@@ -444,15 +446,7 @@ func TestSmartCloseCommands(t *testing.T) {
 		fx.act(t, fx.agent, c.ID, "route", fmt.Sprintf(`{"queue_id":%q}`, fx.q.ID))
 		return fx.act(t, fx.agent, c.ID, "reply", `{"text":"Done."}`)
 	}
-	n := 0
-	run := func(t *testing.T, c cmdConv, cmd events.InboxCommand) (string, string) {
-		t.Helper()
-		n++
-		id := fmt.Sprintf("sc-%d", n)
-		cmd.Expect = entry(fx.conv(t, c.ID))
-		fx.send(t, id, c, cmd)
-		return fx.outcome(t, id)
-	}
+	run := fx.run
 
 	t.Run("asked at once; no answer closes", func(t *testing.T) {
 		c := answered(t, "first")
