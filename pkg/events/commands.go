@@ -45,12 +45,6 @@ const (
 	CommandInactivity = "inactivity"
 )
 
-// CommandKinds lists every command kind.
-func CommandKinds() []string {
-	return []string{CommandWake, CommandOffer, CommandExpireOffer, CommandSendAutomatic, CommandSmartCloseAsk,
-		CommandSmartCloseAnswer, CommandSmartCloseTimeout, CommandInactivity}
-}
-
 // Purposes of an automatic message.
 const (
 	// AutomaticAcknowledgement is the first answer when a conversation
@@ -104,7 +98,7 @@ type Automatic struct {
 type InboxCommand struct {
 	TenantID       string `json:"tenant_id"`
 	ConversationID string `json:"conversation_id"`
-	// Kind is one of CommandKinds.
+	// Kind is one of the Command constants.
 	Kind string `json:"kind"`
 	// Expect is what must still hold for the command to apply.
 	Expect Expectation `json:"expect"`

@@ -427,6 +427,13 @@ func TestAcknowledgementWhenAConversationStarts(t *testing.T) {
 	e := start(t)
 	before := newConv("new", 1)
 	e.changed(t, "created", before) // no acknowledgement configured yet
+	// The settings travel on another topic: publish them only once the
+	// scheduler took the conversation in, or they could overtake it.
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		var n int
+		_ = e.pool.QueryRow(context.Background(), `SELECT count(*) FROM scheduler.conversations WHERE id = $1`, before.ID).Scan(&n)
+		return n == 1
+	}, "the scheduler did not take the first conversation in")
 	e.config(t, events.TypeAutomation, "automation", e.tenant.String(), events.Automation{TenantID: e.tenant.String(), Acknowledgement: true})
 	testkit.Eventually(t, 10*time.Second, func() bool {
 		var n int

@@ -97,7 +97,7 @@ func (k accountRoutes[S, I, Req, Upd]) serveCreate(w http.ResponseWriter, r *htt
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	if err := validName("name", in.name()); err != nil {
+	if err := store.CheckName("name", in.name()); err != nil {
 		return err
 	}
 	spec, err := in.spec()
@@ -129,7 +129,7 @@ func (k accountRoutes[S, I, Req, Upd]) serveUpdate(w http.ResponseWriter, r *htt
 		return domain.Invalid("body", "names nothing to change")
 	}
 	if name := in.newName(); name != nil {
-		if err := validName("name", *name); err != nil {
+		if err := store.CheckName("name", *name); err != nil {
 			return err
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -65,18 +64,6 @@ func (a *API) registerAdmin(r Router) {
 // settingsNow is the time of a write, cut to PostgreSQL's microseconds so
 // that the answer to a write shows the times later reads will.
 func (a *API) settingsNow() time.Time { return a.Clock.Now().Truncate(time.Microsecond) }
-
-// validName checks a name; NUL is refused here because PostgreSQL text
-// cannot hold it, and it would otherwise surface as a server error.
-func validName(field, name string) error {
-	if err := store.CheckName(field, name); err != nil {
-		return err
-	}
-	if strings.ContainsRune(name, 0) {
-		return domain.Invalid(field, "must not contain NUL")
-	}
-	return nil
-}
 
 func noContent(w http.ResponseWriter) error {
 	w.WriteHeader(http.StatusNoContent)
@@ -152,7 +139,7 @@ func decodeName(r *http.Request) (string, error) {
 	if err := decode(r, &in); err != nil {
 		return "", err
 	}
-	return in.Name, validName("name", in.Name)
+	return in.Name, store.CheckName("name", in.Name)
 }
 
 // namedRoutes are the store operations behind the routes of queues and
@@ -322,7 +309,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, p domain.Princi
 	if err := spec.Validate(a.Languages.Valid); err != nil {
 		return err
 	}
-	if err := validName("name", spec.Name); err != nil {
+	if err := store.CheckName("name", spec.Name); err != nil {
 		return err
 	}
 	if err := mayGrant(p, spec.Role, spec.Permissions); err != nil {
@@ -399,7 +386,7 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request, p domain.Princi
 			if err := spec.Validate(a.Languages.Valid); err != nil {
 				return err
 			}
-			if err := validName("name", spec.Name); err != nil {
+			if err := store.CheckName("name", spec.Name); err != nil {
 				return err
 			}
 			return mayGrant(p, spec.Role, spec.Permissions)
@@ -563,7 +550,7 @@ func (a *API) createAPIToken(w http.ResponseWriter, r *http.Request, p domain.Pr
 	if spec.Role == "" {
 		spec.Role = domain.RoleAgent
 	}
-	if err := validName("name", spec.Name); err != nil {
+	if err := store.CheckName("name", spec.Name); err != nil {
 		return err
 	}
 	if !spec.Role.Valid() {

@@ -108,12 +108,11 @@ func sender(source string) string {
 }
 
 // apply applies one command to its locked conversation.
-func (h *Handler) apply(ctx context.Context, tx pgx.Tx, c *store.Conversation, cmd store.Command) (store.Change, error) {
+func (h *Handler) apply(ctx context.Context, tx pgx.Tx, c *store.Conversation, cmd store.Command, now time.Time) (store.Change, error) {
 	e := cmd.Expect
 	if err := domain.Expect(c.Domain(), domain.State(e.State), e.StateVersion, e.Version); err != nil {
 		return store.Change{}, err
 	}
-	now := h.clock.Now()
 	due := map[string]any{}
 	if !cmd.DueAt.IsZero() {
 		due["due_at"] = cmd.DueAt

@@ -274,23 +274,35 @@ type queryRower interface {
 }
 
 func tenantAutomation(ctx context.Context, db queryRower, tenant uuid.UUID, lock bool) (TenantAutomation, error) {
-	var (
-		raw []byte
-		wm  *uuid.UUID
-		a   TenantAutomation
-	)
 	sql := `SELECT automation, waiting_message_id FROM inbox.tenants WHERE id = $1`
 	if lock {
 		sql += ` FOR UPDATE`
 	}
-	err := db.QueryRow(ctx, sql, tenant).Scan(&raw, &wm)
+	var a TenantAutomation
+	return a, readSettings(ctx, db, &a, sql, tenant)
+}
+
+// queueAutomation returns a queue's own automation settings.
+func queueAutomation(ctx context.Context, db queryRower, tenant, queue uuid.UUID) (QueueAutomation, error) {
+	var a QueueAutomation
+	return a, readSettings(ctx, db, &a, `SELECT automation, waiting_message_id FROM inbox.queues WHERE tenant_id = $1 AND id = $2`, tenant, queue)
+}
+
+// readSettings reads the automation and waiting_message_id columns that
+// sql selects into into (a *TenantAutomation or *QueueAutomation).
+func readSettings(ctx context.Context, db queryRower, into any, sql string, args ...any) error {
+	var (
+		raw []byte
+		wm  *uuid.UUID
+	)
+	err := db.QueryRow(ctx, sql, args...).Scan(&raw, &wm)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return a, ErrNotFound
+		return ErrNotFound
 	}
 	if err != nil {
-		return a, fmt.Errorf("read tenant automation: %w", err)
+		return fmt.Errorf("read automation settings: %w", err)
 	}
-	return a, decodeSettings(raw, wm, &a)
+	return decodeSettings(raw, wm, into)
 }
 
 // waitingMessageOf checks that wm, when set, is a waiting message of
@@ -345,19 +357,7 @@ func automationRecord(tenant uuid.UUID, a TenantAutomation, now time.Time) (outb
 
 // GetQueueAutomation returns a queue's own automation settings.
 func (s *Store) GetQueueAutomation(ctx context.Context, tenant, queue uuid.UUID) (QueueAutomation, error) {
-	var (
-		raw []byte
-		wm  *uuid.UUID
-		a   QueueAutomation
-	)
-	err := s.pool.QueryRow(ctx, `SELECT automation, waiting_message_id FROM inbox.queues WHERE tenant_id = $1 AND id = $2`, tenant, queue).Scan(&raw, &wm)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return a, ErrNotFound
-	}
-	if err != nil {
-		return a, fmt.Errorf("read queue automation: %w", err)
-	}
-	return a, decodeSettings(raw, wm, &a)
+	return queueAutomation(ctx, s.pool, tenant, queue)
 }
 
 // PutQueueAutomation replaces a queue's own automation settings and
@@ -386,23 +386,6 @@ func (s *Store) PutQueueAutomation(ctx context.Context, tx pgx.Tx, tenant, queue
 		return a, err
 	}
 	return a, s.outbox.Add(ctx, tx, rec)
-}
-
-// queueAutomationEvent reads what the scheduler needs of a queue's
-// settings.
-func queueAutomationEvent(ctx context.Context, db queryRower, queue uuid.UUID) (*events.QueueAutomation, error) {
-	var (
-		raw []byte
-		wm  *uuid.UUID
-		a   QueueAutomation
-	)
-	if err := db.QueryRow(ctx, `SELECT automation, waiting_message_id FROM inbox.queues WHERE id = $1`, queue).Scan(&raw, &wm); err != nil {
-		return nil, fmt.Errorf("read queue automation: %w", err)
-	}
-	if err := decodeSettings(raw, wm, &a); err != nil {
-		return nil, err
-	}
-	return a.event(), nil
 }
 
 // WaitingHours are the hours after which a waiting message goes out, per
@@ -438,9 +421,6 @@ type WaitingMessageSpec struct {
 func (w WaitingMessageSpec) Validate() error {
 	if err := CheckName("name", w.Name); err != nil {
 		return err
-	}
-	if strings.ContainsRune(w.Name, 0) {
-		return domain.Invalid("name", "must not contain NUL")
 	}
 	if strings.TrimSpace(w.Subject) == "" {
 		return domain.Invalid("subject", "is required")
@@ -609,11 +589,11 @@ func (s *Store) DeleteWaitingMessage(ctx context.Context, tx pgx.Tx, tenant, id 
 		if err != nil {
 			return err
 		}
-		auto, err := queueAutomationEvent(ctx, tx, q)
+		auto, err := queueAutomation(ctx, tx, tenant, q)
 		if err != nil {
 			return err
 		}
-		rec, err := queueKind.record(tenant, qs, auto, false, now)
+		rec, err := queueKind.record(tenant, qs, auto.event(), false, now)
 		if err != nil {
 			return err
 		}

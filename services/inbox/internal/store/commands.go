@@ -67,8 +67,8 @@ type Outcome struct {
 // CommandFunc applies one command to its conversation, locked: it checks
 // what the command expects, changes c and returns the change, or a
 // *domain.StaleError when the conversation moved on (it may have changed c
-// by then: the change is dropped).
-type CommandFunc func(ctx context.Context, tx pgx.Tx, c *Conversation, cmd Command) (Change, error)
+// by then: the change is dropped). now is the time of the batch.
+type CommandFunc func(ctx context.Context, tx pgx.Tx, c *Conversation, cmd Command, now time.Time) (Change, error)
 
 // ApplyCommands applies a batch of commands in one transaction, in order,
 // each once: a command whose id was applied (or found stale) before is
@@ -134,7 +134,7 @@ func (s *Store) ApplyCommands(ctx context.Context, cmds []Command, now time.Time
 				continue
 			}
 			before := *c
-			change, err := apply(ctx, tx, c, cmd)
+			change, err := apply(ctx, tx, c, cmd, now)
 			var st *domain.StaleError
 			if errors.As(err, &st) {
 				*c = before
@@ -298,6 +298,21 @@ func (ac automationContext) vars(c *Conversation, now time.Time) map[string]stri
 	return v
 }
 
+// automaticTarget loads what an automatic message on c needs (the
+// settings, the customer) and says why one may not go out, "" when it may.
+func automaticTarget(ctx context.Context, tx pgx.Tx, c *Conversation) (automationContext, customer, string, error) {
+	ac, err := loadAutomationContext(ctx, tx, c)
+	if err != nil {
+		return ac, customer{}, "", err
+	}
+	cu, err := lastCustomer(ctx, tx, c)
+	if err != nil {
+		return ac, cu, "", err
+	}
+	channelOn := events.Automation{SMS: ac.tenant.Channels.SMS, Chat: ac.tenant.Channels.Chat}.AutomaticOn(c.Channel)
+	return ac, cu, domain.AutomaticMessage(c.Channel, channelOn, cu.automatic, cu.consent == ConsentOptedOut), nil
+}
+
 // SendAutomatic sends an automatic message on c, locked in tx: an
 // acknowledgement, a waiting message (waitingMessage), the smart-close
 // question or its follow-up. It renders the text configured now, and
@@ -307,16 +322,11 @@ func (ac automationContext) vars(c *Conversation, now time.Time) map[string]stri
 // assigned or without hours for the state, a text not configured, a
 // message already sent for the same reason (key).
 func (s *Store) SendAutomatic(ctx context.Context, tx pgx.Tx, c *Conversation, purpose string, waitingMessage *uuid.UUID, key string, now time.Time) (Change, error) {
-	ac, err := loadAutomationContext(ctx, tx, c)
+	ac, cu, why, err := automaticTarget(ctx, tx, c)
 	if err != nil {
 		return Change{}, err
 	}
-	cu, err := lastCustomer(ctx, tx, c)
-	if err != nil {
-		return Change{}, err
-	}
-	channelOn := events.Automation{SMS: ac.tenant.Channels.SMS, Chat: ac.tenant.Channels.Chat}.AutomaticOn(c.Channel)
-	if why := domain.AutomaticMessage(c.Channel, channelOn, cu.automatic, cu.consent == ConsentOptedOut); why != "" {
+	if why != "" {
 		return Change{}, &domain.StaleError{Reason: why}
 	}
 	var (
@@ -408,19 +418,14 @@ func (s *Store) SendAutomatic(ctx context.Context, tx pgx.Tx, c *Conversation, p
 // that the tenant has a question for its channel and that it may be sent
 // there (the same rules as every automatic message).
 func (s *Store) SmartCloseAvailable(ctx context.Context, tx pgx.Tx, c *Conversation) error {
-	ac, err := loadAutomationContext(ctx, tx, c)
+	ac, cu, why, err := automaticTarget(ctx, tx, c)
 	if err != nil {
 		return err
 	}
 	if t, ok := ac.tenant.SmartClose.Texts[c.Channel]; !ok || strings.TrimSpace(t.Question) == "" {
 		return domain.Invalid("smart_close", "the tenant has no smart-close question for "+c.Channel+" (PUT /v1/admin/automation)")
 	}
-	cu, err := lastCustomer(ctx, tx, c)
-	if err != nil {
-		return err
-	}
-	channelOn := events.Automation{SMS: ac.tenant.Channels.SMS, Chat: ac.tenant.Channels.Chat}.AutomaticOn(c.Channel)
-	switch domain.AutomaticMessage(c.Channel, channelOn, cu.automatic, cu.consent == ConsentOptedOut) {
+	switch why {
 	case domain.SkipOptedOut:
 		return &domain.OptedOutError{Field: "smart_close", To: cu.to}
 	case domain.SkipChannelOff:

@@ -28,7 +28,7 @@ func TestAppliedCommandsArePruned(t *testing.T) {
 		require.NoError(t, err)
 		return c
 	}
-	never := func(context.Context, pgx.Tx, *store.Conversation, store.Command) (store.Change, error) {
+	never := func(context.Context, pgx.Tx, *store.Conversation, store.Command, time.Time) (store.Change, error) {
 		t.Fatal("a command of no conversation was applied")
 		return store.Change{}, nil
 	}

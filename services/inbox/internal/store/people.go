@@ -41,10 +41,15 @@ func uniqueViolation(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
-// CheckName validates the name of a queue, skill, tag list or user.
+// CheckName validates the name of a queue, skill, tag list, user, waiting
+// message or channel account. NUL is refused because PostgreSQL text
+// cannot hold it, and it would otherwise surface as a server error.
 func CheckName(field, name string) error {
 	if n := len(strings.TrimSpace(name)); n == 0 || len(name) > 200 {
 		return domain.Invalid(field, "must be 1 to 200 bytes, not blank")
+	}
+	if strings.ContainsRune(name, 0) {
+		return domain.Invalid(field, "must not contain NUL")
 	}
 	return nil
 }

@@ -124,9 +124,11 @@ func (k namedKind) rename(ctx context.Context, s *Store, tx pgx.Tx, tenant, id u
 	}
 	var auto *events.QueueAutomation
 	if k.kind == queueKind.kind {
-		if auto, err = queueAutomationEvent(ctx, tx, id); err != nil {
+		a, err := queueAutomation(ctx, tx, tenant, id)
+		if err != nil {
 			return Queue{}, err
 		}
+		auto = a.event()
 	}
 	rec, err := k.record(tenant, q, auto, false, now)
 	if err != nil {
@@ -438,9 +440,6 @@ type TagListSpec struct {
 func (t TagListSpec) Validate() error {
 	if err := CheckName("name", t.Name); err != nil {
 		return err
-	}
-	if strings.ContainsRune(t.Name, 0) {
-		return domain.Invalid("name", "must not contain NUL")
 	}
 	if len(t.Values) == 0 || len(t.Values) > MaxTagValues {
 		return domain.Invalid("values", fmt.Sprintf("must hold 1 to %d values", MaxTagValues))

@@ -177,7 +177,7 @@ func channelOfKey(key []byte) string {
 // scheduler never heard of it) and returns the view, or nil when the
 // event is older than what the view knows.
 func fold(v *rules.View, it *item) *rules.View {
-	version := int64(0)
+	var version int64
 	if it.snap != nil {
 		version = it.snap.Version
 	} else {

@@ -33,9 +33,6 @@ const (
 	StateDone          = "done"
 )
 
-// WaitingStates are the states a waiting message can be sent in ([003]).
-func WaitingStates() []string { return []string{StateNew, StateHelpRequested, StateExternal} }
-
 // View is what the scheduler knows of a conversation, from its events.
 type View struct {
 	ID       uuid.UUID

@@ -67,12 +67,3 @@ func (s *Store) NextDue(ctx context.Context, conn *pgx.Conn) (time.Time, bool, e
 	}
 	return *next, true, nil
 }
-
-// Pending counts the pending timers.
-func (s *Store) Pending(ctx context.Context) (int64, error) {
-	var n int64
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM scheduler.timers WHERE fired_at IS NULL`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count pending timers: %w", err)
-	}
-	return n, nil
-}
