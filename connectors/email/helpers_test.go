@@ -308,10 +308,26 @@ func (s *imapSession) Login(username, password string) error {
 	return nil
 }
 
+// Idle reports what the folder's tracker queued, then polls it until the
+// client ends the IDLE. imapmemserver's own Idle only reports updates
+// queued after it started, so mail appended between the client's last
+// command and its IDLE would wait for the next command; a real server
+// (RFC 2177) reports it at once.
 func (s *imapSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	s.srv.idling.Add(1)
 	defer s.srv.idling.Add(-1)
-	return s.UserSession.Idle(w, stop)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := s.UserSession.Poll(w, true); err != nil {
+			return err
+		}
+		select {
+		case <-stop:
+			return nil
+		case <-tick.C:
+		}
+	}
 }
 
 func (s *imapSession) Close() error {
