@@ -7,7 +7,7 @@ require (
 	github.com/emersion/go-message v0.18.2
 	github.com/emersion/go-smtp v0.25.1
 	github.com/google/uuid v1.6.0
-	github.com/jackc/pgx/v5 v5.12.0
+	github.com/jackc/pgx/v5 v5.13.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/segmentio/kafka-go v0.4.51
 	github.com/stretchr/testify v1.12.1
@@ -20,11 +20,15 @@ require (
 )
 
 require (
+	github.com/pemistahl/lingua-go v1.4.0 // indirect
+	golang.org/x/exp v0.0.0-20221106115401-f9659909a136 // indirect
+)
+
+require (
 	dario.cat/mergo v1.0.1 // indirect
 	github.com/Masterminds/goutils v1.1.1 // indirect
 	github.com/Masterminds/semver/v3 v3.5.0 // indirect
 	github.com/Masterminds/sprig/v3 v3.3.0 // indirect
-	github.com/abadojack/whatlanggo v1.0.1 // indirect
 	github.com/alicebob/miniredis/v2 v2.40.0 // indirect
 	github.com/aymerick/douceur v0.2.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
@@ -79,6 +83,7 @@ require (
 	github.com/shopspring/decimal v1.4.0 // indirect
 	github.com/spf13/cast v1.7.0 // indirect
 	github.com/ssor/bom v0.0.0-20170718123548-6386211fdfcf // indirect
+	github.com/switchboard-oss/switchboard/services/router v0.0.0
 	github.com/switchboard-oss/switchboard/services/scheduler v0.0.0
 	github.com/tinylib/msgp v1.6.4 // indirect
 	github.com/twilio/twilio-go v1.31.0 // indirect
@@ -117,5 +122,6 @@ replace (
 	github.com/switchboard-oss/switchboard/connectors/sms => ../../connectors/sms
 	github.com/switchboard-oss/switchboard/pkg => ../../pkg
 	github.com/switchboard-oss/switchboard/services/inbox => ../../services/inbox
+	github.com/switchboard-oss/switchboard/services/router => ../../services/router
 	github.com/switchboard-oss/switchboard/services/scheduler => ../../services/scheduler
 )

@@ -30,6 +30,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/redis"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/services/inbox"
+	"github.com/switchboard-oss/switchboard/services/router"
 	"github.com/switchboard-oss/switchboard/services/scheduler"
 )
 
@@ -63,15 +64,19 @@ type Config struct {
 	Blob      blob.Config
 	Inbox     inbox.Config
 	Scheduler scheduler.Config
-	Chat      chat.Config
-	Email     email.Config
-	SMS       sms.Config
+	Router    router.Config
+	// PresenceWindow is how long an agent's heartbeat keeps them present,
+	// for the inbox (which records heartbeats) and the router.
+	PresenceWindow time.Duration
+	Chat           chat.Config
+	Email          email.Config
+	SMS            sms.Config
 }
 
 // RegisterFlags declares every flag.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Targets = config.StringList{lifecycle.TargetAll}
-	f.Var(&c.Targets, "target", "Components to run, comma-separated: all (everything in one process), or any of inbox, scheduler, chat, email, sms. Each target is also a Deployment of its own in the Helm chart.")
+	f.Var(&c.Targets, "target", "Components to run, comma-separated: all (everything in one process), or any of inbox, router, scheduler, chat, email, sms. Each target is also a Deployment of its own in the Helm chart.")
 	f.StringVar(&c.DataDir, "data-dir", "switchboard-data", "Directory of the process's local data: the embedded Kafka's log and offsets (with -target=all and no -kafka.brokers), and message attachments unless -blob.dir or -blob.s3.endpoint is set.")
 	f.IntVar(&c.EmbeddedPort, "kafka.embedded-port", 0, "Loopback port of the embedded Kafka broker, 0 for any free port; set one to inspect the topics with Kafka tools.")
 	f.IntVar(&c.EmbeddedPartitions, "kafka.embedded-partitions", 0, "Partitions of each multi-partition topic in the embedded broker, when it creates them; 0 means one per CPU, at least 2. One process has few cores: fewer partitions make bigger batches and fewer database transactions than a cluster's counts would. A real cluster gets the production counts from `switchboard admin create-topics`.")
@@ -84,6 +89,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Blob.RegisterFlags("", f)
 	c.Inbox.RegisterFlags("", f)
 	c.Scheduler.RegisterFlags("", f)
+	c.Router.RegisterFlags("", f)
+	f.DurationVar(&c.PresenceWindow, "presence.window", redis.DefaultPresenceWindow, "How long an agent's heartbeat keeps them present. Clients beat every third of it (an open GET /v1/stream beats for them); an agent silent for a window is taken as gone within half a window more, and their pending offers go to someone else. Set the same value on the inbox and the router.")
 	c.Chat.RegisterFlags("", f)
 	c.Email.RegisterFlags("", f)
 	c.SMS.RegisterFlags("", f)
@@ -103,6 +110,7 @@ func (c *Config) Validate() error {
 		c.Blob.Validate(""),
 		c.Inbox.Validate(""),
 		c.Scheduler.Validate(""),
+		c.Router.Validate(""),
 		c.Chat.Validate(""),
 		c.Email.Validate(""),
 		c.SMS.Validate(""),
@@ -112,6 +120,9 @@ func (c *Config) Validate() error {
 	}
 	if !c.allInOne() && c.Redis.URL == "" {
 		errs = append(errs, config.Invalid("redis.url", "is empty, and the embedded Redis only runs with -target=all", "set REDIS_URL, such as redis://redis:6379/0"))
+	}
+	if c.PresenceWindow < time.Second || c.PresenceWindow > 10*time.Minute {
+		errs = append(errs, config.Invalid("presence.window", fmt.Sprintf("%s is outside 1s to 10m", c.PresenceWindow), "set 30s"))
 	}
 	if c.EmbeddedPartitions < 0 {
 		errs = append(errs, config.Invalid("kafka.embedded-partitions", fmt.Sprintf("must not be negative, got %d", c.EmbeddedPartitions), "set 0 for one per CPU"))
@@ -198,6 +209,7 @@ const (
 	modRedis    = "redis"
 	modInbox    = "inbox"
 	modSched    = "scheduler"
+	modRouter   = "router"
 	modChat     = "chat"
 	modEmail    = "email"
 	modBlobs    = "blobs"
@@ -214,6 +226,7 @@ func (a *app) register(m *lifecycle.Manager) error {
 		// The database first: when it is unreachable, nothing else starts.
 		{Name: modInbox, Target: true, Deps: []string{modDatabase, modRedis, modProducer, modServer, modBlobs}, Init: a.initInbox},
 		{Name: modSched, Target: true, Deps: []string{modDatabase, modProducer, modServer}, Init: a.initScheduler},
+		{Name: modRouter, Target: true, Deps: []string{modDatabase, modRedis, modProducer, modServer}, Init: a.initRouter},
 		{Name: modChat, Target: true, Deps: []string{modServer, modProducer}, Init: a.initChat},
 		{Name: modBlobs, Init: a.initBlobs},
 		{Name: modEmail, Target: true, Deps: []string{modDatabase, modProducer, modBlobs}, Init: a.initEmail},
@@ -315,8 +328,25 @@ func (a *app) initInbox(ctx context.Context) (lifecycle.Service, error) {
 		Brokers:   a.brokers,
 		Producer:  a.producer,
 		Redis:     a.redis,
+		Presence:  a.presence(),
 		Router:    a.server,
 		Blobs:     a.blobs,
+		Telemetry: a.tel,
+	})
+}
+
+// presence is where agents' heartbeats live, for the inbox and the router.
+func (a *app) presence() *redis.Presence {
+	return redis.NewPresence(a.redis, redis.PresencePrefix, a.cfg.PresenceWindow, nil)
+}
+
+func (a *app) initRouter(ctx context.Context) (lifecycle.Service, error) {
+	return router.New(ctx, a.cfg.Router, router.Deps{
+		Pool:      a.pool,
+		Redis:     a.redis,
+		Presence:  a.presence(),
+		Bus:       a.cfg.Bus,
+		Producer:  a.producer,
 		Telemetry: a.tel,
 	})
 }

@@ -43,6 +43,12 @@ const (
 	// CommandInactivity tells the agent of an assigned conversation that it
 	// has been inactive for the queue's limit.
 	CommandInactivity = "inactivity"
+	// CommandWithdrawOffer takes back an offer because its agent went
+	// away or offline (not counted as missed).
+	CommandWithdrawOffer = "withdraw_offer"
+	// CommandRequeue puts a conversation held by an agent who has been
+	// offline for the queue's limit back in its queue.
+	CommandRequeue = "requeue"
 )
 
 // Purposes of an automatic message.
@@ -83,6 +89,10 @@ type Offer struct {
 	UserID string `json:"user_id"`
 	// ExpiresAt is when the offer lapses if the agent did not accept it.
 	ExpiresAt time.Time `json:"expires_at"`
+	// Fence is the fencing token of the decision: the inbox refuses an
+	// offer whose token is older than the one it stored with the
+	// conversation's last assignment. 0 carries none.
+	Fence int64 `json:"fence,omitempty"`
 }
 
 // Automatic names the automatic message of a CommandSendAutomatic; the
@@ -132,7 +142,7 @@ func (c *InboxCommand) Validate() error {
 		return &FieldError{Field: "expect", Reason: "versions must not be negative"}
 	}
 	switch c.Kind {
-	case CommandWake, CommandExpireOffer, CommandSmartCloseAsk, CommandSmartCloseTimeout:
+	case CommandWake, CommandExpireOffer, CommandSmartCloseAsk, CommandSmartCloseTimeout, CommandWithdrawOffer, CommandRequeue:
 	case CommandOffer:
 		if c.Offer == nil {
 			return &FieldError{Field: "offer", Reason: "is required by an offer"}
@@ -142,6 +152,9 @@ func (c *InboxCommand) Validate() error {
 		}
 		if c.Offer.ExpiresAt.IsZero() {
 			return &FieldError{Field: "offer.expires_at", Reason: "is required"}
+		}
+		if c.Offer.Fence < 0 {
+			return &FieldError{Field: "offer.fence", Reason: "must not be negative"}
 		}
 	case CommandSendAutomatic:
 		if c.Automatic == nil {

@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -253,11 +254,14 @@ type Actor struct {
 // who did it, the state before and after, and the conversation after it.
 // Conversation is the inbox's representation (see its API), passed as is.
 type ConversationChanged struct {
-	Action       string          `json:"action"`
-	Actor        Actor           `json:"actor"`
-	From         string          `json:"from_state,omitempty"`
-	To           string          `json:"to_state"`
-	Reason       string          `json:"reason,omitempty"`
+	Action string `json:"action"`
+	Actor  Actor  `json:"actor"`
+	From   string `json:"from_state,omitempty"`
+	To     string `json:"to_state"`
+	Reason string `json:"reason,omitempty"`
+	// Data is what the audit log records of the action (the missed
+	// agent of an expired offer, a transfer's target), as is.
+	Data         json.RawMessage `json:"data,omitempty"`
 	Conversation json.RawMessage `json:"conversation"`
 }
 
@@ -359,6 +363,10 @@ type Queue struct {
 	// Automation is what the scheduler needs of the queue's own settings;
 	// nil on skills.
 	Automation *QueueAutomation `json:"automation,omitempty"`
+	// Routing is how the queue hands out its conversations; nil on
+	// skills, and on queues announced before routing settings existed
+	// (read as DefaultQueueRouting).
+	Routing *QueueRouting `json:"routing,omitempty"`
 }
 
 // QueueAutomation is a queue's own automation: where set, it wins over the
@@ -372,6 +380,97 @@ type QueueAutomation struct {
 	// assigned conversation of the queue that saw no activity for that
 	// long.
 	InactivityMinutes float64 `json:"inactivity_minutes,omitempty"`
+}
+
+// Routing modes of a queue.
+const (
+	// RoutingPull: agents take conversations from the queue themselves.
+	RoutingPull = "pull"
+	// RoutingPush: the router offers each conversation to one agent.
+	RoutingPush = "push"
+	// RoutingBoth: the router offers, and agents may also take.
+	RoutingBoth = "both"
+)
+
+// QueueRouting is a queue's routing settings.
+type QueueRouting struct {
+	// Mode is RoutingPull, RoutingPush or RoutingBoth.
+	Mode string `json:"mode"`
+	// OfferSeconds is how long an agent has to accept an offer.
+	OfferSeconds int `json:"offer_seconds"`
+	// MissedOfferAway makes an agent who lets an offer lapse away.
+	MissedOfferAway bool `json:"missed_offer_away,omitempty"`
+	// Weights is what one conversation of each channel counts against an
+	// agent's capacity (chat 1, SMS 1, email 0.5, say); a channel not
+	// named counts 1.
+	Weights map[string]float64 `json:"weights,omitempty"`
+	// AgingSeconds is how long a conversation waits to gain one level of
+	// priority: a waiting conversation overtakes one of a higher priority
+	// that arrived that much later per level, so none starves.
+	AgingSeconds int `json:"aging_seconds"`
+	// RequeueOfflineSeconds, when positive, puts the conversations held
+	// by an agent offline for that long back in the queue.
+	RequeueOfflineSeconds int `json:"requeue_offline_seconds,omitempty"`
+}
+
+// DefaultQueueRouting is the routing of a queue nobody configured: pull,
+// as before push routing existed.
+func DefaultQueueRouting() QueueRouting {
+	return QueueRouting{Mode: RoutingPull, OfferSeconds: 30, AgingSeconds: 600}
+}
+
+// Weight is what a conversation of channel counts against capacity.
+func (r QueueRouting) Weight(channel string) float64 {
+	if w, ok := r.Weights[channel]; ok {
+		return w
+	}
+	return 1
+}
+
+// Validate checks the settings; the error is a *FieldError.
+func (r QueueRouting) Validate() error {
+	switch r.Mode {
+	case RoutingPull, RoutingPush, RoutingBoth:
+	default:
+		return &FieldError{Field: "mode", Reason: fmt.Sprintf("must be pull, push or both, got %q", r.Mode)}
+	}
+	if r.OfferSeconds < 5 || r.OfferSeconds > 3600 {
+		return &FieldError{Field: "offer_seconds", Reason: "must be between 5 and 3600"}
+	}
+	if r.AgingSeconds < 1 || r.AgingSeconds > 7*24*3600 {
+		return &FieldError{Field: "aging_seconds", Reason: "must be between 1 and 604800"}
+	}
+	if r.RequeueOfflineSeconds < 0 || r.RequeueOfflineSeconds > 7*24*3600 {
+		return &FieldError{Field: "requeue_offline_seconds", Reason: "must be between 0 (never) and 604800"}
+	}
+	for ch, w := range r.Weights {
+		switch ch {
+		case ChannelChat, ChannelEmail, ChannelSMS:
+		default:
+			return &FieldError{Field: "weights." + ch, Reason: "is not a channel (chat, email, sms)"}
+		}
+		if w < 0.01 || w > 100 || math.IsNaN(w) {
+			return &FieldError{Field: "weights." + ch, Reason: "must be between 0.01 and 100"}
+		}
+	}
+	return nil
+}
+
+// TypePresence: an agent's presence changed, on TopicConfig with key
+// ConfigKey("presence", UserID); compaction keeps each agent's latest.
+const TypePresence = "sb.config.presence.v1"
+
+// Presence is an agent's presence as they set it. Whether they are still
+// connected is in Redis (heartbeats); this says what they chose, and when.
+type Presence struct {
+	TenantID string `json:"tenant_id"`
+	UserID   string `json:"user_id"`
+	// Status is online, away or offline.
+	Status string    `json:"status"`
+	Since  time.Time `json:"since"`
+	// Reason says why, when it was not the agent's choice
+	// (missed_offer).
+	Reason string `json:"reason,omitempty"`
 }
 
 // Skill is a category agents are good at.

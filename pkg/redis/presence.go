@@ -22,6 +22,14 @@ const (
 	StatusOffline = "offline"
 )
 
+// PresencePrefix starts the presence keys the inbox writes and the router
+// reads.
+const PresencePrefix = "switchboard:"
+
+// DefaultPresenceWindow is how long a heartbeat keeps an agent present
+// unless configured otherwise; clients beat every third of it.
+const DefaultPresenceWindow = 30 * time.Second
+
 // ErrInvalidStatus is wrapped by Heartbeat's error for a status other than
 // StatusOnline or StatusAway, so that an API can answer 400.
 var ErrInvalidStatus = errors.New(`invalid status: want "online" or "away"`)
@@ -108,6 +116,56 @@ func (p *Presence) Heartbeat(ctx context.Context, tenant, agent, status string) 
 	}
 	return nil
 }
+
+// Beat records that agent of tenant is still connected, now, without
+// touching its status. appeared reports that the agent had no heartbeat in
+// the set: it is new, was taken as gone (TakeStale) or Redis lost its data;
+// the caller then writes the status again with Heartbeat and tells whoever
+// routes that the agent is back.
+func (p *Presence) Beat(ctx context.Context, tenant, agent string) (appeared bool, err error) {
+	if tenant == "" || agent == "" {
+		return false, fmt.Errorf("heartbeat of agent %q in tenant %q: tenant and agent must not be empty", agent, tenant)
+	}
+	set := p.setKey(tenant)
+	var added *goredis.IntCmd
+	_, err = p.rdb.TxPipelined(ctx, func(pipe goredis.Pipeliner) error {
+		added = pipe.ZAdd(ctx, set, goredis.Z{Score: float64(p.clock.Now().UnixMilli()), Member: agent})
+		pipe.PExpire(ctx, set, keyLifetimeWindows*p.window)
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("heartbeat of agent %s in tenant %s: %w", agent, tenant, err)
+	}
+	return added.Val() == 1, nil
+}
+
+// TakeStale removes from tenant's set the agents whose last heartbeat is
+// older than the window and returns them, in one transaction: of several
+// callers, one gets each agent. Their next Beat reports them appeared.
+func (p *Presence) TakeStale(ctx context.Context, tenant string) ([]string, error) {
+	set := p.setKey(tenant)
+	below := "(" + strconv.FormatInt(p.cutoff(), 10)
+	var stale *goredis.StringSliceCmd
+	_, err := p.rdb.TxPipelined(ctx, func(pipe goredis.Pipeliner) error {
+		stale = pipe.ZRangeByScore(ctx, set, &goredis.ZRangeBy{Min: "-inf", Max: below})
+		pipe.ZRemRangeByScore(ctx, set, "-inf", below)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("take the silent agents of tenant %s: %w", tenant, err)
+	}
+	return stale.Val(), nil
+}
+
+// Keys returns the names of tenant's heartbeat set (member: agent id,
+// score: last heartbeat in Unix milliseconds) and status hash, for scripts
+// that read presence atomically with other keys.
+func (p *Presence) Keys(tenant string) (set, status string) {
+	return p.setKey(tenant), p.statusKey(tenant)
+}
+
+// Window is how long a heartbeat keeps an agent present.
+func (p *Presence) Window() time.Duration { return p.window }
 
 // Leave records that agent of tenant disconnected, so that it shows offline
 // at once rather than when the window runs out.

@@ -113,3 +113,51 @@ func normalize(agents []redis.Agent) []redis.Agent {
 	}
 	return agents
 }
+
+func TestPresenceBeatAndTakeStale(t *testing.T) {
+	const window = 30 * time.Second
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			rdb, prefix, _ := b.open(t)
+			clock := newFakeClock()
+			p := redis.NewPresence(rdb, prefix, window, clock)
+			ctx := testkit.Context(t)
+
+			appeared, err := p.Beat(ctx, "acme", "alice")
+			require.NoError(t, err)
+			require.True(t, appeared, "a first beat")
+			require.NoError(t, p.Heartbeat(ctx, "acme", "alice", redis.StatusAway))
+			appeared, err = p.Beat(ctx, "acme", "alice")
+			require.NoError(t, err)
+			require.False(t, appeared, "a beat of a present agent")
+			status, _, err := p.Status(ctx, "acme", "alice")
+			require.NoError(t, err)
+			require.Equal(t, redis.StatusAway, status, "a beat keeps the status")
+			_, err = p.Beat(ctx, "acme", "bob")
+			require.NoError(t, err)
+
+			clock.Advance(window / 2)
+			_, err = p.Beat(ctx, "acme", "bob")
+			require.NoError(t, err)
+			stale, err := p.TakeStale(ctx, "acme")
+			require.NoError(t, err)
+			require.Empty(t, stale, "nobody is silent for a window yet")
+
+			clock.Advance(window/2 + time.Millisecond)
+			stale, err = p.TakeStale(ctx, "acme")
+			require.NoError(t, err)
+			require.Equal(t, []string{"alice"}, stale)
+			stale, err = p.TakeStale(ctx, "acme")
+			require.NoError(t, err)
+			require.Empty(t, stale, "each silent agent is taken once")
+
+			appeared, err = p.Beat(ctx, "acme", "alice")
+			require.NoError(t, err)
+			require.True(t, appeared, "an agent taken as gone appears again")
+			set, hash := p.Keys("acme")
+			require.Equal(t, prefix+"presence:acme", set)
+			require.Equal(t, prefix+"status:acme", hash)
+			require.Equal(t, window, p.Window())
+		})
+	}
+}

@@ -94,6 +94,9 @@ type Deps struct {
 	Redis *goredis.Client
 	// RedisPrefix starts the inbox's Redis keys; empty means RedisPrefix.
 	RedisPrefix string
+	// Presence keeps agents' heartbeats, shared with the router; nil
+	// means one under RedisPrefix with redis.DefaultPresenceWindow.
+	Presence *redis.Presence
 	// Router receives the API routes.
 	Router api.Router
 	// Blobs keeps message attachments.
@@ -134,6 +137,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if d.Blobs == nil {
 		return nil, errors.New("inbox: Deps.Blobs is required: attachments are served from and uploaded to it")
 	}
+	if d.Presence == nil {
+		d.Presence = redis.NewPresence(d.Redis, d.RedisPrefix, redis.DefaultPresenceWindow, d.Clock)
+	}
 	log := d.Telemetry.Component("inbox")
 	s := store.New(d.Pool)
 	if err := s.Migrate(ctx); err != nil {
@@ -146,7 +152,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	log.Info("configuration announced", "chat_channels", n.ChatChannels, "mailboxes", n.Mailboxes, "sms_accounts", n.SMSAccounts, "automation", n.Automation)
 
 	languages := language.New()
-	h, err := ingest.New(s, log, d.Telemetry.Meter.Meter("switchboard/inbox"), d.Clock)
+	h, err := ingest.New(s, log, d.Telemetry.Meter.Meter("switchboard/inbox"), d.Clock, languages.Detect)
 	if err != nil {
 		return nil, err
 	}
@@ -204,6 +210,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	api.New(api.Deps{
 		Store:          s,
 		Locker:         redis.NewLocker(d.Redis, d.RedisPrefix, d.Clock),
+		Presence:       d.Presence,
 		Languages:      languages,
 		Clock:          d.Clock,
 		Log:            log,

@@ -14,9 +14,11 @@ import (
 )
 
 // The admin routes: a tenant's queues, skills, users, tag lists, API
-// tokens and mailboxes (mailboxes.go). Queues, skills and tag lists are
-// read by every user of the tenant (agents pick from them) and written
-// with manage_settings; mailboxes need manage_settings to read too; users
+// tokens, mailboxes and SMS accounts (mailboxes.go, sms_accounts.go), and
+// where new conversations go (routing_rules.go). Queues, skills and tag
+// lists are read by every user of the tenant (agents pick from them) and
+// written with manage_settings; mailboxes, SMS accounts, default queues
+// and routing rules need manage_settings to read too; users
 // and API tokens need manage_users. Nobody grants more than they hold, so
 // an admin with some rights cannot mint a more powerful user or token and
 // act through it.
@@ -59,6 +61,7 @@ func (a *API) registerAdmin(r Router) {
 
 	a.registerMailboxes(r)
 	a.registerSMSAccounts(r)
+	a.registerRoutingRules(r)
 }
 
 // settingsNow is the time of a write, cut to PostgreSQL's microseconds so

@@ -42,8 +42,10 @@ const (
 
 // Deps are what the API works with.
 type Deps struct {
-	Store     *store.Store
-	Locker    *redis.Locker
+	Store  *store.Store
+	Locker *redis.Locker
+	// Presence keeps agents' heartbeats.
+	Presence  *redis.Presence
 	Languages *language.Detector
 	Clock     retry.Clock
 	Log       *slog.Logger
@@ -302,10 +304,17 @@ func (a *API) Register(r Router) {
 	a.registerAttachments(r)
 	a.registerAdmin(r)
 	a.registerAutomation(r)
+	a.registerPresence(r)
 	a.registerContacts(r)
 	a.registerOpenAPI(r)
 	if a.Stream != nil {
-		a.handle(r, "GET /v1/stream", func(w http.ResponseWriter, r *http.Request, _ domain.Principal) error {
+		a.handle(r, "GET /v1/stream", func(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
+			// An open stream counts as the agent's heartbeat.
+			if tenant, user, err := me(p); err == nil && a.Presence != nil {
+				ctx, stop := context.WithCancel(r.Context())
+				defer stop()
+				go a.beatWhile(ctx, tenant, user)
+			}
 			a.Stream.ServeHTTP(w, r)
 			return nil
 		}, httpx.WithoutTimeout())

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -127,28 +128,41 @@ func (h *Handler) apply(ctx context.Context, tx pgx.Tx, c *store.Conversation, c
 		return store.Change{Action: domain.ActionWake, Reason: "the deferral ended", Data: due}, nil
 
 	case events.CommandOffer:
-		if c.State != domain.StateNew {
-			return store.Change{}, &domain.StaleError{Reason: "only a new conversation can be offered"}
-		}
 		user, _ := uuid.Parse(cmd.Offer.UserID) // checked by NewCommand
-		if err := store.UserInTenant(ctx, tx, c.Tenant, user); err != nil {
-			return store.Change{}, &domain.StaleError{Reason: "the agent offered it is not an enabled user of the tenant"}
-		}
-		expires := cmd.Offer.ExpiresAt.UTC()
-		c.PreviousState, c.State = c.State, domain.StateOffered
-		c.Assignees = []uuid.UUID{user}
-		c.OfferExpiresAt = &expires
-		return store.Change{Action: domain.ActionOffer, Data: map[string]any{"user_id": user, "expires_at": expires}}, nil
+		return store.Offer(ctx, tx, c, user, cmd.Offer.ExpiresAt, cmd.Offer.Fence)
 
-	case events.CommandExpireOffer:
-		var missed string
+	case events.CommandExpireOffer, events.CommandWithdrawOffer:
+		if c.State != domain.StateOffered {
+			return store.Change{}, &domain.StaleError{Reason: "the conversation is not offered"}
+		}
+		var agent uuid.UUID
 		if len(c.Assignees) > 0 {
-			missed = c.Assignees[0].String()
+			agent = c.Assignees[0]
 		}
 		c.PreviousState, c.State = c.State, domain.StateNew
 		c.Assignees = []uuid.UUID{}
-		due["user_id"] = missed
+		c.OfferExpiresAt = nil
+		due["user_id"] = agent.String()
+		if cmd.Kind == events.CommandWithdrawOffer {
+			return store.Change{Action: domain.ActionOfferWithdrawn, Reason: "the agent went away or offline", Data: due}, nil
+		}
+		if agent != uuid.Nil {
+			away, err := h.store.MissedOffer(ctx, tx, c, agent, now)
+			if err != nil {
+				return store.Change{}, err
+			}
+			due["made_away"] = away
+		}
 		return store.Change{Action: domain.ActionOfferExpired, Reason: "the agent did not accept the offer in time", Data: due}, nil
+
+	case events.CommandRequeue:
+		if !slices.Contains([]domain.State{domain.StateAssigned, domain.StateAnswered}, c.State) || len(c.Assignees) == 0 {
+			return store.Change{}, &domain.StaleError{Reason: "nobody holds the conversation"}
+		}
+		due["assignee_ids"] = c.Assignees
+		c.PreviousState, c.State = c.State, domain.StateNew
+		c.Assignees = []uuid.UUID{}
+		return store.Change{Action: domain.ActionRequeue, Reason: "its agent has been offline for the queue's limit", Data: due}, nil
 
 	case events.CommandSendAutomatic:
 		var wm *uuid.UUID

@@ -102,6 +102,12 @@ const (
 	ActionSmartCloseAnswer  Action = "smart_close_answer"
 	ActionSmartCloseTimeout Action = "smart_close_timeout"
 	ActionInactive          Action = "inactive"
+	ActionOfferWithdrawn    Action = "offer_withdrawn"
+	ActionRequeue           Action = "requeue"
+
+	// The answers to an offer (push routing).
+	ActionAccept        Action = "accept"
+	ActionOfferRejected Action = "offer_rejected"
 )
 
 // Conversation is the part of a conversation the rules look at.
@@ -154,6 +160,24 @@ func AssignSelf(p Principal, c Conversation) error {
 	}
 	if !in(c.State, StateNew, StateOffered, StateAnswered) {
 		return conflict(c, "only a new, offered or answered conversation can be taken")
+	}
+	if c.State == StateOffered && !c.Assigned(p.UserID) {
+		return conflict(c, "it is offered to another agent; it comes back to the queue if they do not accept it")
+	}
+	return nil
+}
+
+// AnswerOffer checks that p may accept or reject c: it must be offered to
+// them.
+func AnswerOffer(p Principal, c Conversation) error {
+	if p.UserID == "" {
+		return fmt.Errorf("%w: only a user answers an offer", ErrForbidden)
+	}
+	if c.State != StateOffered {
+		return conflict(c, "only an offered conversation can be accepted or rejected")
+	}
+	if !c.Assigned(p.UserID) {
+		return conflict(c, "it is offered to another agent")
 	}
 	return nil
 }

@@ -22,12 +22,15 @@ type Handler struct {
 	store      *store.Store
 	log        *slog.Logger
 	clock      retry.Clock
+	detect     func(text string) string
 	stored     metric.Int64Counter
 	duplicates metric.Int64Counter
 }
 
-// New builds the handler.
-func New(s *store.Store, log *slog.Logger, meter metric.Meter, clock retry.Clock) (*Handler, error) {
+// New builds the handler. detect names the language of a text ("" when
+// unsure); ingestion asks it only for the first message of a new
+// conversation whose tenant has a routing rule on languages.
+func New(s *store.Store, log *slog.Logger, meter metric.Meter, clock retry.Clock, detect func(text string) string) (*Handler, error) {
 	stored, err := meter.Int64Counter("switchboard.inbox.messages.stored", metric.WithDescription("Inbound messages stored."))
 	if err != nil {
 		return nil, err
@@ -36,7 +39,7 @@ func New(s *store.Store, log *slog.Logger, meter metric.Meter, clock retry.Clock
 	if err != nil {
 		return nil, err
 	}
-	return &Handler{store: s, log: log, clock: clock, stored: stored, duplicates: dups}, nil
+	return &Handler{store: s, log: log, clock: clock, detect: detect, stored: stored, duplicates: dups}, nil
 }
 
 // Handle stores a batch of inbound messages in one transaction. Invalid
@@ -58,11 +61,13 @@ func (h *Handler) Handle(ctx context.Context, msgs []bus.Message) error {
 		if m.Event.Tenant != p.TenantID {
 			return bus.Permanent(fmt.Errorf("event %s: ce_tenant %q differs from tenant_id %q", m.Event.ID, m.Event.Tenant, p.TenantID))
 		}
-		// The language is detected behind ingestion (package qualify).
+		// The language is detected behind ingestion (package qualify),
+		// but for the first message of a new conversation that a routing
+		// rule on languages reaches (store.Ingest).
 		in = append(in, store.Inbound{EventID: m.Event.ID, Msg: p})
 	}
 	now := h.clock.Now()
-	res, err := h.store.Ingest(ctx, in, now, func(res store.IngestResult) ([]outbox.Record, error) {
+	res, err := h.store.Ingest(ctx, in, now, h.detect, func(res store.IngestResult) ([]outbox.Record, error) {
 		return store.IngestEvents(in, res, now)
 	})
 	switch {

@@ -108,7 +108,7 @@ func auditOf(c Conversation, from domain.State, actorKind, actorID string, chang
 // changeRecords are the events of a change: the conversation as it is
 // after it, the change's own records, and the message it added.
 func changeRecords(change Change, actor events.Actor, from domain.State, c Conversation, now time.Time) ([]outbox.Record, error) {
-	rec, err := changedEvent(change.Action, actor, from, change.Reason, c, now)
+	rec, err := changedEvent(change.Action, actor, from, change.Reason, change.Data, c, now)
 	if err != nil {
 		return nil, err
 	}

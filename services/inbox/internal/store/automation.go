@@ -381,7 +381,7 @@ func (s *Store) PutQueueAutomation(ctx context.Context, tx pgx.Tx, tenant, queue
 		tenant, queue, raw, a.WaitingMessageID); err != nil {
 		return a, fmt.Errorf("write queue automation: %w", err)
 	}
-	rec, err := queueKind.record(tenant, q, a.event(), false, now)
+	rec, err := queueRecord(ctx, tx, tenant, q, now)
 	if err != nil {
 		return a, err
 	}
@@ -589,11 +589,7 @@ func (s *Store) DeleteWaitingMessage(ctx context.Context, tx pgx.Tx, tenant, id 
 		if err != nil {
 			return err
 		}
-		auto, err := queueAutomation(ctx, tx, tenant, q)
-		if err != nil {
-			return err
-		}
-		rec, err := queueKind.record(tenant, qs, auto.event(), false, now)
+		rec, err := queueRecord(ctx, tx, tenant, qs, now)
 		if err != nil {
 			return err
 		}
@@ -638,22 +634,23 @@ func announceAutomation(ctx context.Context, tx pgx.Tx, now time.Time) ([]outbox
 				}
 				return automationRecord(tenant, a, now)
 			}},
-		{"queues", `SELECT tenant_id, id, name, created_at, automation, waiting_message_id FROM inbox.queues ORDER BY tenant_id, id`,
+		{"queues", `SELECT tenant_id, id, name, created_at, automation, waiting_message_id, routing FROM inbox.queues ORDER BY tenant_id, id`,
 			func(row pgx.CollectableRow) (outbox.Record, error) {
 				var (
-					tenant uuid.UUID
-					q      Queue
-					raw    []byte
-					wm     *uuid.UUID
-					a      QueueAutomation
+					tenant  uuid.UUID
+					q       Queue
+					raw     []byte
+					wm      *uuid.UUID
+					a       QueueAutomation
+					routing *events.QueueRouting
 				)
-				if err := row.Scan(&tenant, &q.ID, &q.Name, &q.CreatedAt, &raw, &wm); err != nil {
+				if err := row.Scan(&tenant, &q.ID, &q.Name, &q.CreatedAt, &raw, &wm, &routing); err != nil {
 					return outbox.Record{}, err
 				}
 				if err := decodeSettings(raw, wm, &a); err != nil {
 					return outbox.Record{}, err
 				}
-				return queueKind.record(tenant, q, a.event(), false, now)
+				return queueKind.record(tenant, q, a.event(), routing, false, now)
 			}},
 	} {
 		rows, err := tx.Query(ctx, q.sql)

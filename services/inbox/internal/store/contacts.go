@@ -555,7 +555,7 @@ func announceMerge(ctx context.Context, s *Store, tx pgx.Tx, p domain.Principal,
 		data := map[string]string{"contact_id": c.ContactID.String(), "merged_contact_id": from.String()}
 		entries[i] = auditEntry{tenant: c.Tenant, conversation: c.ID, actorKind: p.ActorKind(), actorID: p.ActorID(),
 			action: domain.ActionUpdate, reason: reason, data: data, at: now}
-		rec, err := changedEvent(domain.ActionUpdate, actorOf(p), c.State, reason, c, now)
+		rec, err := changedEvent(domain.ActionUpdate, actorOf(p), c.State, reason, nil, c, now)
 		if err != nil {
 			return err
 		}

@@ -14,13 +14,19 @@ import (
 
 // changedEvent announces an action on a conversation, with the
 // conversation as it is after it.
-func changedEvent(action domain.Action, actor events.Actor, from domain.State, reason string, c Conversation, now time.Time) (outbox.Record, error) {
+func changedEvent(action domain.Action, actor events.Actor, from domain.State, reason string, data any, c Conversation, now time.Time) (outbox.Record, error) {
 	snap, err := json.Marshal(c)
 	if err != nil {
 		return outbox.Record{}, fmt.Errorf("encode conversation %s: %w", c.ID, err)
 	}
+	var raw json.RawMessage
+	if data != nil {
+		if raw, err = json.Marshal(data); err != nil {
+			return outbox.Record{}, fmt.Errorf("encode the data of %s on conversation %s: %w", action, c.ID, err)
+		}
+	}
 	ev, err := events.New(events.TypeConversationChanged, EventSource, c.Tenant.String(), now, events.ConversationChanged{
-		Action: string(action), Actor: actor, From: string(from), To: string(c.State), Reason: reason, Conversation: snap,
+		Action: string(action), Actor: actor, From: string(from), To: string(c.State), Reason: reason, Data: raw, Conversation: snap,
 	})
 	if err != nil {
 		return outbox.Record{}, err
@@ -82,9 +88,9 @@ func IngestEvents(msgs []Inbound, res IngestResult, now time.Time) ([]outbox.Rec
 		var err error
 		switch {
 		case t.Created:
-			rec, err = changedEvent(domain.ActionCreated, actor, "", "", t.Conversation, now)
+			rec, err = changedEvent(domain.ActionCreated, actor, "", t.Classification.Reason(), t.Classification.Data(), t.Conversation, now)
 		case t.Reopened():
-			rec, err = changedEvent(domain.ActionCustomerMessage, actor, t.From, "the customer wrote again", t.Conversation, now)
+			rec, err = changedEvent(domain.ActionCustomerMessage, actor, t.From, "the customer wrote again", nil, t.Conversation, now)
 		default:
 			continue
 		}
@@ -96,8 +102,12 @@ func IngestEvents(msgs []Inbound, res IngestResult, now time.Time) ([]outbox.Rec
 	for _, s := range res.Stored {
 		in := msgs[s.Index]
 		c := byID[s.ConversationID.String()]
+		language := in.Language
+		if s.Language != "" {
+			language = s.Language
+		}
 		m := Message{ID: s.ID, ConversationID: s.ConversationID, Direction: "inbound", Sender: in.Msg.From.Identity,
-			Body: in.Msg.Text, ExternalID: in.Msg.ExternalID, Language: in.Language, Tags: s.Tags, Metadata: in.Msg.Metadata,
+			Body: in.Msg.Text, ExternalID: in.Msg.ExternalID, Language: language, Tags: s.Tags, Metadata: in.Msg.Metadata,
 			ReceivedAt: in.Msg.ReceivedAt, Subject: in.Msg.Subject, HTML: in.Msg.HTML, Automatic: in.Msg.Automatic,
 			Attachments: attachmentsOf(in.Msg.Attachments)}
 		if !in.Msg.SentAt.IsZero() {

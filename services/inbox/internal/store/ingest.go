@@ -30,6 +30,8 @@ type StoredMessage struct {
 	Index int
 	// Tags were carried over from the conversation.
 	Tags map[string]string
+	// Language is the language routing detected, "" when it did not.
+	Language string
 }
 
 // Touched is a conversation a batch brought new messages to, as it is
@@ -42,6 +44,9 @@ type Touched struct {
 	From domain.State
 	// Key is its Kafka key.
 	Key []byte
+	// Classification is how routing placed it; nil when the batch did
+	// not create it or routing changed nothing.
+	Classification *Classification
 }
 
 // Reopened reports whether the customer's message moved it back to work.
@@ -199,11 +204,16 @@ WHERE ci.tenant_id = n.tenant_id AND ci.channel = 'sms' AND ci.identity = n.iden
 // A message of the SMS connector carrying Metadata["consent"] opted_out
 // (STOP) or opted_in (START) sets its sender's SMS identity's consent.
 //
+// Each conversation the batch creates is placed by its tenant's routing
+// rules and its channel account's default queue (see ingest_routing.go);
+// detect (nil: never) detects the language of its first message when a
+// rule asks for one.
+//
 // The transaction takes two round trips to PostgreSQL: BEGIN and the
 // reading statements (and the consent update, when a message carries
 // one) go in one pipeline; the updates, the audit, the events and COMMIT
 // in a second.
-func (s *Store) Ingest(ctx context.Context, msgs []Inbound, now time.Time, announce func(IngestResult) ([]outbox.Record, error)) (IngestResult, error) {
+func (s *Store) Ingest(ctx context.Context, msgs []Inbound, now time.Time, detect func(text string) string, announce func(IngestResult) ([]outbox.Record, error)) (IngestResult, error) {
 	a, err := newIngestArrays(msgs)
 	if err != nil {
 		return IngestResult{}, err
@@ -225,10 +235,16 @@ func (s *Store) Ingest(ctx context.Context, msgs []Inbound, now time.Time, annou
 			c := &a.consent
 			b.Queue(ingestConsent, c.ords, c.ids, c.tenants, c.idents, c.values, c.at)
 		}
-		var err error
-		if res, err = readIngest(conn.SendBatch(ctx, b), msgs, a); err != nil {
+		queueRoutingReads(b, a)
+		var (
+			err     error
+			routing routingInput
+		)
+		if res, routing, err = readIngest(conn.SendBatch(ctx, b), msgs, a); err != nil {
 			return nil, err
 		}
+		b = &pgx.Batch{}
+		classify(b, routing, msgs, a, &res, detect)
 		var audit []auditEntry
 		for i := range res.Touched {
 			t := &res.Touched[i]
@@ -236,13 +252,12 @@ func (s *Store) Ingest(ctx context.Context, msgs []Inbound, now time.Time, annou
 			switch {
 			case t.Created:
 				audit = append(audit, auditEntry{tenant: t.Tenant, conversation: t.ID, actorKind: "customer", actorID: t.ContactID.String(),
-					action: domain.ActionCreated, to: domain.StateNew, at: now})
+					action: domain.ActionCreated, to: domain.StateNew, reason: t.Classification.Reason(), data: t.Classification.Data(), at: now})
 			case t.Reopened():
 				audit = append(audit, auditEntry{tenant: t.Tenant, conversation: t.ID, actorKind: "customer", actorID: t.ContactID.String(),
 					action: domain.ActionCustomerMessage, from: t.From, to: t.State, reason: "the customer wrote again", at: now})
 			}
 		}
-		b = &pgx.Batch{}
 		queueAudit(b, audit)
 		if announce != nil {
 			recs, err := announce(res)
@@ -262,7 +277,7 @@ func (s *Store) Ingest(ctx context.Context, msgs []Inbound, now time.Time, annou
 }
 
 // readIngest reads the results of the first pipeline of Ingest.
-func readIngest(br pgx.BatchResults, msgs []Inbound, a *ingestArrays) (res IngestResult, err error) {
+func readIngest(br pgx.BatchResults, msgs []Inbound, a *ingestArrays) (res IngestResult, routing routingInput, err error) {
 	defer func() {
 		if cerr := br.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("ingest batch: %w", cerr)
@@ -270,24 +285,24 @@ func readIngest(br pgx.BatchResults, msgs []Inbound, a *ingestArrays) (res Inges
 	}()
 	for _, step := range []string{"begin", "set plan mode"} {
 		if _, err := br.Exec(); err != nil {
-			return res, fmt.Errorf("%s: %w", step, err)
+			return res, routing, fmt.Errorf("%s: %w", step, err)
 		}
 	}
 	var unknown []int32
 	if err := br.QueryRow().Scan(&unknown); err != nil {
-		return res, fmt.Errorf("check channel accounts: %w", err)
+		return res, routing, fmt.Errorf("check channel accounts: %w", err)
 	}
 	if len(unknown) > 0 {
 		m := msgs[unknown[0]].Msg
-		return res, fmt.Errorf("%w: %s of tenant %s on channel %s", ErrUnknownAccount, m.ChannelAccountID, m.TenantID, m.Channel)
+		return res, routing, fmt.Errorf("%w: %s of tenant %s on channel %s", ErrUnknownAccount, m.ChannelAccountID, m.TenantID, m.Channel)
 	}
 	if _, err := br.Exec(); err != nil {
-		return res, fmt.Errorf("store contacts: %w", err)
+		return res, routing, fmt.Errorf("store contacts: %w", err)
 	}
 
 	rows, err := br.Query()
 	if err != nil {
-		return res, fmt.Errorf("store messages: %w", err)
+		return res, routing, fmt.Errorf("store messages: %w", err)
 	}
 	created := map[uuid.UUID]bool{}
 	for rows.Next() {
@@ -299,7 +314,7 @@ func readIngest(br pgx.BatchResults, msgs []Inbound, a *ingestArrays) (res Inges
 		)
 		if err := rows.Scan(&kind, &ord, &convID, &tags); err != nil {
 			rows.Close()
-			return res, fmt.Errorf("store messages: %w", err)
+			return res, routing, fmt.Errorf("store messages: %w", err)
 		}
 		if kind == "c" {
 			created[convID] = true
@@ -308,18 +323,18 @@ func readIngest(br pgx.BatchResults, msgs []Inbound, a *ingestArrays) (res Inges
 		m := StoredMessage{ID: a.ids[*ord], ConversationID: convID, Index: int(*ord)}
 		if err := json.Unmarshal(tags, &m.Tags); err != nil {
 			rows.Close()
-			return res, fmt.Errorf("decode carried tags: %w", err)
+			return res, routing, fmt.Errorf("decode carried tags: %w", err)
 		}
 		res.Stored = append(res.Stored, m)
 	}
 	if err := rows.Err(); err != nil {
-		return res, fmt.Errorf("store messages: %w", err)
+		return res, routing, fmt.Errorf("store messages: %w", err)
 	}
 	res.Duplicates = len(msgs) - len(res.Stored)
 
 	rows, err = br.Query()
 	if err != nil {
-		return res, fmt.Errorf("update conversations: %w", err)
+		return res, routing, fmt.Errorf("update conversations: %w", err)
 	}
 	res.Touched, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Touched, error) {
 		var t Touched
@@ -335,14 +350,15 @@ func readIngest(br pgx.BatchResults, msgs []Inbound, a *ingestArrays) (res Inges
 		return t, nil
 	})
 	if err != nil {
-		return res, fmt.Errorf("update conversations: %w", err)
+		return res, routing, fmt.Errorf("update conversations: %w", err)
 	}
 	if a.consent.any() {
 		if _, err := br.Exec(); err != nil {
-			return res, fmt.Errorf("record consent: %w", err)
+			return res, routing, fmt.Errorf("record consent: %w", err)
 		}
 	}
-	return res, nil
+	routing, err = readRoutingInput(br)
+	return res, routing, err
 }
 
 // prefixed scans one leading column into first, then hands the rest of

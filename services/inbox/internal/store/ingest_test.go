@@ -40,7 +40,7 @@ func TestIngestFollowsTheStateMachine(t *testing.T) {
 			TenantID: tenant.ID.String(), Channel: "chat", ChannelAccountID: channel.ID.String(),
 			ExternalID: fmt.Sprintf("m-%d", n), ThreadKey: thread, From: events.Party{Identity: "u"}, Text: "hello",
 			ReceivedAt: time.Now(),
-		}}}, time.Now(), nil)
+		}}}, time.Now(), nil, nil)
 		require.NoError(t, err)
 		return res
 	}
@@ -75,7 +75,7 @@ func TestIngestFollowsTheStateMachine(t *testing.T) {
 		TenantID: tenant.ID.String(), Channel: "chat", ChannelAccountID: channel.ID.String(),
 		ExternalID: fmt.Sprintf("m-%d", n), ThreadKey: "redelivery", From: events.Party{Identity: "u"}, Text: "hello",
 		ReceivedAt: time.Now(),
-	}}}, time.Now(), nil)
+	}}}, time.Now(), nil, nil)
 	require.NoError(t, err)
 	require.Equal(t, 1, again.Duplicates)
 	require.Empty(t, again.Stored)

@@ -93,9 +93,9 @@ func TestAnnounceConfigAnnouncesMailboxes(t *testing.T) {
 	// Mail of the mailbox is accepted, on the email channel only.
 	msg := events.MessageReceived{TenantID: tenant.ID.String(), Channel: events.ChannelEmail, ChannelAccountID: live.ID.String(),
 		ExternalID: "<1@x>", ThreadKey: "<1@x>", From: events.Party{Identity: "ada@example.com"}, Text: "hello", ReceivedAt: now}
-	_, err = s.Ingest(ctx, []store.Inbound{{EventID: uuid.NewString(), Msg: msg}}, now, nil)
+	_, err = s.Ingest(ctx, []store.Inbound{{EventID: uuid.NewString(), Msg: msg}}, now, nil, nil)
 	require.NoError(t, err)
 	msg.Channel, msg.ExternalID = events.ChannelChat, "<2@x>"
-	_, err = s.Ingest(ctx, []store.Inbound{{EventID: uuid.NewString(), Msg: msg}}, now, nil)
+	_, err = s.Ingest(ctx, []store.Inbound{{EventID: uuid.NewString(), Msg: msg}}, now, nil, nil)
 	require.ErrorIs(t, err, store.ErrUnknownAccount)
 }

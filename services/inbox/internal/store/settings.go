@@ -52,10 +52,25 @@ var (
 	skillKind = namedKind{table: "inbox.skills", members: "inbox.user_skills", memberCol: "skill_id", kind: "skill", typ: events.TypeSkill}
 )
 
-// record announces the entity; events.Skill is events.Queue. auto is a
-// queue's automation, nil for skills and new or deleted queues.
-func (k namedKind) record(tenant uuid.UUID, q Queue, auto *events.QueueAutomation, deleted bool, now time.Time) (outbox.Record, error) {
-	return configRecord(k.kind, k.typ, tenant, q.ID, events.Queue{ID: q.ID.String(), TenantID: tenant.String(), Name: q.Name, Deleted: deleted, Automation: auto}, now)
+// record announces the entity; events.Skill is events.Queue. auto and
+// routing are a queue's own settings, nil for skills and new or deleted
+// queues.
+func (k namedKind) record(tenant uuid.UUID, q Queue, auto *events.QueueAutomation, routing *events.QueueRouting, deleted bool, now time.Time) (outbox.Record, error) {
+	return configRecord(k.kind, k.typ, tenant, q.ID, events.Queue{ID: q.ID.String(), TenantID: tenant.String(), Name: q.Name, Deleted: deleted,
+		Automation: auto, Routing: routing}, now)
+}
+
+// queueRecord announces queue q with its current settings.
+func queueRecord(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, q Queue, now time.Time) (outbox.Record, error) {
+	a, err := queueAutomation(ctx, tx, tenant, q.ID)
+	if err != nil {
+		return outbox.Record{}, err
+	}
+	r, err := queueRouting(ctx, tx, tenant, q.ID)
+	if err != nil {
+		return outbox.Record{}, err
+	}
+	return queueKind.record(tenant, q, a.event(), r, false, now)
 }
 
 func (k namedKind) list(ctx context.Context, db rowQuerier, tenant uuid.UUID, after *Position, limit int) ([]Queue, error) {
@@ -100,7 +115,7 @@ func (k namedKind) create(ctx context.Context, s *Store, tx pgx.Tx, tenant uuid.
 	if err != nil {
 		return Queue{}, fmt.Errorf("create %s: %w", k.kind, err)
 	}
-	rec, err := k.record(tenant, q, nil, false, now)
+	rec, err := k.record(tenant, q, nil, nil, false, now)
 	if err != nil {
 		return Queue{}, err
 	}
@@ -122,15 +137,12 @@ func (k namedKind) rename(ctx context.Context, s *Store, tx pgx.Tx, tenant, id u
 	if err != nil {
 		return Queue{}, fmt.Errorf("rename %s: %w", k.kind, err)
 	}
-	var auto *events.QueueAutomation
+	var rec outbox.Record
 	if k.kind == queueKind.kind {
-		a, err := queueAutomation(ctx, tx, tenant, id)
-		if err != nil {
-			return Queue{}, err
-		}
-		auto = a.event()
+		rec, err = queueRecord(ctx, tx, tenant, q, now)
+	} else {
+		rec, err = k.record(tenant, q, nil, nil, false, now)
 	}
-	rec, err := k.record(tenant, q, auto, false, now)
 	if err != nil {
 		return Queue{}, err
 	}
@@ -162,7 +174,7 @@ func (k namedKind) remove(ctx context.Context, s *Store, tx pgx.Tx, tenant, id u
 	if _, err := tx.Exec(ctx, `DELETE FROM `+k.table+` WHERE tenant_id = $1 AND id = $2`, tenant, id); err != nil {
 		return fmt.Errorf("delete %s: %w", k.kind, err)
 	}
-	rec, err := k.record(tenant, Queue{ID: id, Name: name}, nil, true, now)
+	rec, err := k.record(tenant, Queue{ID: id, Name: name}, nil, nil, true, now)
 	if err != nil {
 		return err
 	}

@@ -163,10 +163,10 @@ func TestSMSAccountsAreConfiguration(t *testing.T) {
 	// Texts of the account are accepted, on the sms channel only.
 	msg := events.MessageReceived{TenantID: tenant.ID.String(), Channel: events.ChannelSMS, ChannelAccountID: live.ID.String(),
 		ExternalID: "SM1", ThreadKey: "+14155550100:+33612345678", From: events.Party{Identity: "+33612345678"}, Text: "hello", ReceivedAt: now}
-	_, err = s.Ingest(ctx, []store.Inbound{{EventID: uuid.NewString(), Msg: msg}}, now, nil)
+	_, err = s.Ingest(ctx, []store.Inbound{{EventID: uuid.NewString(), Msg: msg}}, now, nil, nil)
 	require.NoError(t, err)
 	msg.Channel, msg.ExternalID = events.ChannelEmail, "SM2"
-	_, err = s.Ingest(ctx, []store.Inbound{{EventID: uuid.NewString(), Msg: msg}}, now, nil)
+	_, err = s.Ingest(ctx, []store.Inbound{{EventID: uuid.NewString(), Msg: msg}}, now, nil, nil)
 	require.ErrorIs(t, err, store.ErrUnknownAccount)
 }
 
@@ -209,7 +209,7 @@ func TestIngestRecordsSMSConsent(t *testing.T) {
 	}
 	ingest := func(msgs ...store.Inbound) {
 		t.Helper()
-		_, err := s.Ingest(ctx, msgs, now, nil)
+		_, err := s.Ingest(ctx, msgs, now, nil, nil)
 		require.NoError(t, err)
 	}
 	consent := func(from string) (string, *time.Time) {

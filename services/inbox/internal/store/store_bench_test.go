@@ -61,7 +61,7 @@ func BenchmarkIngest(b *testing.B) {
 						Text: "Bonjour, je n'ai pas reçu ma commande, pouvez-vous vérifier ?", ReceivedAt: time.Now(),
 					}})
 				}
-				if _, err := s.Ingest(ctx, in, time.Now(), nil); err != nil {
+				if _, err := s.Ingest(ctx, in, time.Now(), nil, nil); err != nil {
 					b.Error(err)
 					return
 				}

@@ -1,0 +1,198 @@
+package main_test
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/switchboard-oss/switchboard/pkg/testkit"
+)
+
+// routedAgent is an agent of the router tests, logged in.
+type routedAgent struct {
+	id, token string
+}
+
+// beater keeps the heartbeats of the agents it is told to, every half
+// second, until the test ends.
+type beater struct {
+	mu  sync.Mutex
+	on  map[string]bool
+	who map[string]routedAgent
+}
+
+func startBeater(t *testing.T, base string) *beater {
+	b := &beater{on: map[string]bool{}, who: map[string]routedAgent{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() {
+		for ctx.Err() == nil {
+			b.mu.Lock()
+			var tokens []string
+			for id, on := range b.on {
+				if on {
+					tokens = append(tokens, b.who[id].token)
+				}
+			}
+			b.mu.Unlock()
+			for _, tok := range tokens {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/me/heartbeat", nil)
+				req.Header.Set("Authorization", "Bearer "+tok)
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}()
+	return b
+}
+
+func (b *beater) set(a routedAgent, on bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.who[a.id], b.on[a.id] = a, on
+}
+
+// TestOfferLifecycleEndToEnd runs push routing through the binary: offers
+// accepted, rejected, missed (re-offered excluding who missed it, counted
+// once), and withdrawn when an agent's heartbeats stop.
+func TestOfferLifecycleEndToEnd(t *testing.T) {
+	dbURL := testkit.DatabaseURL(t)
+	addr, err := testkit.FreeAddr()
+	require.NoError(t, err)
+	base := "http://" + addr
+	b, err := testkit.CreateTenant(binary, dbURL, "Acme")
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	n, err := testkit.StartNode(ctx, testkit.NodeOptions{Binary: binary, DatabaseURL: dbURL, DataDir: t.TempDir(), Addr: addr,
+		Args: []string{"-presence.window=3s"}})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		n.Kill()
+		if t.Failed() {
+			t.Logf("switchboard output:\n%s", n.Logs())
+		}
+	})
+	admin := b.APIToken.Token
+	client := &http.Client{Timeout: 10 * time.Second}
+
+	var queue struct {
+		ID string `json:"id"`
+	}
+	mustAPI(t, http.StatusCreated, http.MethodPost, base+"/v1/admin/queues", admin, map[string]string{"name": "Chat"}, &queue)
+	mustAPI(t, http.StatusOK, http.MethodPut, base+"/v1/admin/queues/"+queue.ID+"/routing", admin, map[string]any{
+		"mode": "push", "offer_seconds": 5}, nil)
+	beats := startBeater(t, base)
+	agents := map[string]routedAgent{}
+	for _, name := range []string{"ada", "bob"} {
+		var u struct {
+			ID string `json:"id"`
+		}
+		mustAPI(t, http.StatusCreated, http.MethodPost, base+"/v1/admin/users", admin, map[string]any{
+			"email": name + "@acme.test", "name": name, "role": "agent", "queue_ids": []string{queue.ID}, "capacity": 2,
+			"password": "correct horse battery"}, &u)
+		var login struct {
+			AccessToken string `json:"access_token"`
+		}
+		mustAPI(t, http.StatusOK, http.MethodPost, base+"/v1/auth/login", "", map[string]string{
+			"tenant_id": b.Tenant.ID, "email": name + "@acme.test", "password": "correct horse battery"}, &login)
+		a := routedAgent{id: u.ID, token: login.AccessToken}
+		agents[u.ID] = a
+		mustAPI(t, http.StatusOK, http.MethodPut, base+"/v1/me/presence", a.token, map[string]string{"status": "online"}, nil)
+		beats.set(a, true)
+	}
+	other := func(id string) routedAgent {
+		for k, a := range agents {
+			if k != id {
+				return a
+			}
+		}
+		t.Fatal("no other agent")
+		return routedAgent{}
+	}
+	get := func(id string) scConversation {
+		var c scConversation
+		mustAPI(t, http.StatusOK, http.MethodGet, base+"/v1/conversations/"+id, admin, nil, &c)
+		return c
+	}
+	// offeredTo waits until conversation id is offered, and returns to whom.
+	offeredTo := func(id, not string) routedAgent {
+		t.Helper()
+		var c scConversation
+		testkit.Eventually(t, 30*time.Second, func() bool {
+			c = get(id)
+			return c.State == "offered" && len(c.AssigneeIDs) == 1 && c.AssigneeIDs[0] != not
+		}, "conversation %s was not offered (now %+v)", id, c)
+		return agents[c.AssigneeIDs[0]]
+	}
+	arrive := func(session string) string {
+		chatSay(t, client, base, b, "m-"+session, session, "Bonjour "+session+"customer", nil)
+		id := sessionConversation(t, base, admin, session+"customer")
+		mustAPI(t, http.StatusOK, http.MethodPost, base+"/v1/conversations/"+id+"/route", admin, map[string]string{"queue_id": queue.ID}, nil)
+		return id
+	}
+	missed := func() map[string]int {
+		var l struct {
+			Items []struct {
+				ID           string `json:"id"`
+				MissedOffers int    `json:"missed_offers"`
+			} `json:"items"`
+		}
+		mustAPI(t, http.StatusOK, http.MethodGet, base+"/v1/routing/agents", admin, nil, &l)
+		out := map[string]int{}
+		for _, a := range l.Items {
+			out[a.ID] = a.MissedOffers
+		}
+		return out
+	}
+
+	// Accept.
+	c1 := arrive("one")
+	x := offeredTo(c1, "")
+	y := other(x.id)
+	mustAPI(t, http.StatusConflict, http.MethodPost, base+"/v1/conversations/"+c1+"/accept", y.token, nil, nil)
+	var c scConversation
+	mustAPI(t, http.StatusOK, http.MethodPost, base+"/v1/conversations/"+c1+"/accept", x.token, nil, &c)
+	require.Equal(t, "assigned", c.State)
+
+	// Longest idle first: the next goes to y, who rejects it; it goes to x,
+	// who lets it lapse; then back to y (both excluded, y idle longest).
+	c2 := arrive("two")
+	require.Equal(t, y.id, offeredTo(c2, "").id)
+	mustAPI(t, http.StatusOK, http.MethodPost, base+"/v1/conversations/"+c2+"/reject", y.token, nil, nil)
+	require.Equal(t, x.id, offeredTo(c2, y.id).id, "re-offered to someone else than who rejected it")
+	require.Equal(t, y.id, offeredTo(c2, x.id).id, "after x's offer lapsed")
+	m := missed()
+	require.Equal(t, 1, m[x.id], "x missed one offer")
+	require.Equal(t, 0, m[y.id], "a rejection is not a missed offer")
+	mustAPI(t, http.StatusOK, http.MethodPost, base+"/v1/conversations/"+c2+"/accept", y.token, nil, nil)
+
+	// x goes silent with an offer pending: it is withdrawn and re-offered.
+	c3 := arrive("three")
+	holder := offeredTo(c3, "")
+	beats.set(holder, false)
+	next := offeredTo(c3, holder.id)
+	require.NotEqual(t, holder.id, next.id)
+	var audit struct {
+		Items []struct {
+			Action string `json:"action"`
+		} `json:"items"`
+	}
+	mustAPI(t, http.StatusOK, http.MethodGet, base+"/v1/conversations/"+c3+"/audit", admin, nil, &audit)
+	actions := make([]string, len(audit.Items))
+	for i, e := range audit.Items {
+		actions[i] = e.Action
+	}
+	require.True(t, slices.Contains(actions, "offer_withdrawn"), "audit %v", actions)
+	require.Equal(t, 1, missed()[x.id], "a withdrawal is not a missed offer")
+}
