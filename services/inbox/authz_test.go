@@ -256,7 +256,8 @@ func (fx *azFixture) create(t *testing.T, token, path, body string) string {
 }
 
 // conv takes a conversation of the pool, routes it to q and brings it to
-// state: new, assigned (to A's admin) or done.
+// state: new, offered (to A's admin, by the router's command: see offer),
+// assigned (to A's admin) or done.
 func (fx *azFixture) conv(t *testing.T, q inbox.Queue, state string) string {
 	t.Helper()
 	require.NotEmpty(t, fx.pool, "the pool of conversations is used up: make it larger")
@@ -266,6 +267,8 @@ func (fx *azFixture) conv(t *testing.T, q inbox.Queue, state string) string {
 	fx.ok(t, fx.admin, http.MethodPost, p+"/route", fmt.Sprintf(`{"queue_id":%q}`, q.ID))
 	switch state {
 	case "new":
+	case "offered":
+		fx.offer(t, q, id)
 	case "assigned":
 		fx.ok(t, fx.admin, http.MethodPost, p+"/assign", "")
 	case "done":
@@ -566,6 +569,61 @@ func azMatrix(fx *azFixture) []azCase {
 		right: func(t *testing.T) { me(t, fx.admin, fx.a, fx.adminUser) },
 	}})
 
+	// Presence and heartbeats are the caller's own: every user reads and
+	// sets theirs, and touches no one else's.
+	presence := func(t *testing.T, token string) azPresence {
+		var p azPresence
+		require.NoError(t, json.Unmarshal(fx.ok(t, token, get, "/v1/me/presence", "").Body, &p))
+		return p
+	}
+	// setPresence sets token's presence and checks that the others' did
+	// not change.
+	setPresence := func(t *testing.T, token, status string, others ...string) {
+		before := make([]string, len(others))
+		for i, o := range others {
+			before[i] = presence(t, o).chosen()
+		}
+		var p azPresence
+		require.NoError(t, json.Unmarshal(fx.ok(t, token, put, "/v1/me/presence", fmt.Sprintf(`{"status":%q}`, status)).Body, &p))
+		require.Equal(t, status, p.Status)
+		require.Equal(t, status, presence(t, token).Status)
+		for i, o := range others {
+			require.Equal(t, before[i], presence(t, o).chosen(), "setting one's presence changed another's")
+		}
+	}
+	add(azCase{route: "GET /v1/me/presence", calls: &azCalls{path: "/v1/me/presence",
+		other: func(t *testing.T) {
+			setPresence(t, fx.admin, "online")
+			setPresence(t, fx.other, "away", fx.admin)
+			require.Equal(t, "away", presence(t, fx.other).Status)
+			require.Equal(t, "online", presence(t, fx.admin).Status, "B's admin's presence shows as A's")
+		},
+		agent: func(t *testing.T) { presence(t, fx.agent) },
+		right: func(t *testing.T) { presence(t, fx.admin) },
+	}})
+	add(azCase{route: "PUT /v1/me/presence", calls: &azCalls{path: "/v1/me/presence", body: `{"status":"online"}`,
+		other: func(t *testing.T) { setPresence(t, fx.other, "online", fx.admin, fx.agent) },
+		agent: func(t *testing.T) { setPresence(t, fx.agent, "away", fx.admin, fx.mate) },
+		right: func(t *testing.T) { setPresence(t, fx.admin, "away", fx.agent, fx.mate) },
+	}})
+	beat := func(t *testing.T, token string, others ...string) {
+		before := make([]string, len(others))
+		for i, o := range others {
+			before[i] = presence(t, o).chosen()
+		}
+		r := azCall(t, fx.e, token, post, "/v1/me/heartbeat", "")
+		require.Equal(t, http.StatusNoContent, r.Status, "answered %s", r)
+		require.True(t, presence(t, token).Connected, "a heartbeat did not make its user connected")
+		for i, o := range others {
+			require.Equal(t, before[i], presence(t, o).chosen(), "a heartbeat changed another's presence")
+		}
+	}
+	add(azCase{route: "POST /v1/me/heartbeat", calls: &azCalls{path: "/v1/me/heartbeat",
+		other: func(t *testing.T) { beat(t, fx.other, fx.admin) },
+		agent: func(t *testing.T) { beat(t, fx.agent, fx.admin) },
+		right: func(t *testing.T) { beat(t, fx.admin, fx.agent) },
+	}})
+
 	// --- Conversations ------------------------------------------------
 
 	add(azCase{route: "GET /v1/conversations", calls: &azCalls{path: "/v1/conversations",
@@ -650,6 +708,10 @@ func azMatrix(fx *azFixture) []azCase {
 		func() string {
 			return fmt.Sprintf(`{"until":%q}`, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
 		}, forbidden, http.StatusOK))
+	// An offer is answered by its agent only (A's admin here): the
+	// teammate, who sees it, is told it is offered to someone else.
+	add(conversation("POST /v1/conversations/{id}/accept", "offered", noBody, http.StatusConflict, http.StatusOK))
+	add(conversation("POST /v1/conversations/{id}/reject", "offered", noBody, http.StatusConflict, http.StatusOK))
 	add(azCase{route: "PATCH /v1/messages/{id}", obj: &azObject{agent: hidden, ok: http.StatusOK, target: func(t *testing.T) azTarget {
 		id := fx.conv(t, fx.q2, "new")
 		return azTarget{path: "/v1/messages/" + fx.firstMessage(t, fx.admin, id), missing: "/v1/messages/" + uuid.NewString(),
@@ -907,6 +969,100 @@ func azMatrix(fx *azFixture) []azCase {
 		target: smsAccount(constBody(`{"name":"Renamed","auth_token":"` + smsNewToken + `"}`))}})
 	add(azCase{route: "DELETE " + smsAccounts + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusNoContent, target: smsAccount(noBody)}})
 
+	// --- Routing at creation: channel accounts' default queues and the
+	// routing rules need manage_settings, to read too (rules name
+	// customers). Rules made here match none of the test's conversations.
+
+	const channelAccounts = "/v1/admin/channel-accounts"
+	add(azCase{route: "GET " + channelAccounts, calls: &azCalls{path: channelAccounts,
+		other: func(t *testing.T) { fx.separate(t, channelAccounts+"?limit=200", fx.b.ChatChannel.ID.String()) },
+		agent: func(t *testing.T) {
+			azMustProblem(t, azCall(t, fx.e, fx.agent, get, channelAccounts, ""), forbidden, "an agent listing channel accounts")
+		},
+		right: func(t *testing.T) {
+			require.Contains(t, azIDs(t, fx.ok(t, fx.admin, get, channelAccounts+"?limit=200", "")), fx.a.ChatChannel.ID.String())
+		},
+	}})
+	add(azCase{route: "PUT " + channelAccounts + "/{id}/routing", obj: &azObject{agent: forbidden, ok: http.StatusOK, target: func(t *testing.T) azTarget {
+		id := fx.spareChatChannel(t)
+		return azTarget{path: channelAccounts + "/" + id + "/routing", missing: channelAccounts + "/" + uuid.NewString() + "/routing",
+			body: fmt.Sprintf(`{"default_queue_id":%q}`, fx.q3.ID), snap: fx.snap(channelAccounts + "?limit=200")}
+	}}})
+
+	const rules = "/v1/admin/routing-rules"
+	ruleBody := func() string { return routingRuleBody(testkit.RandomName("rule-")) }
+	rule := func(body func() string) func(t *testing.T) azTarget {
+		return func(t *testing.T) azTarget {
+			id := fx.create(t, fx.admin, rules, ruleBody())
+			return azTarget{path: rules + "/" + id, missing: rules + "/" + uuid.NewString(), body: body(), snap: fx.snap(rules+"/"+id, rules)}
+		}
+	}
+	add(azCase{route: "GET " + rules, calls: &azCalls{path: rules,
+		other: func(t *testing.T) {
+			mine := fx.create(t, fx.other, rules, ruleBody())
+			fx.create(t, fx.admin, rules, ruleBody())
+			fx.separate(t, rules, mine)
+		},
+		agent: func(t *testing.T) {
+			azMustProblem(t, azCall(t, fx.e, fx.agent, get, rules, ""), forbidden, "an agent listing routing rules")
+		},
+		right: func(t *testing.T) {
+			id := fx.create(t, fx.admin, rules, ruleBody())
+			require.Contains(t, azIDs(t, fx.ok(t, fx.admin, get, rules, "")), id)
+		},
+	}})
+	add(azCase{route: "POST " + rules, calls: &azCalls{path: rules, body: ruleBody(),
+		other: func(t *testing.T) {
+			// The name of one of A's: names are unique per tenant.
+			name := testkit.RandomName("twin-")
+			fx.create(t, fx.admin, rules, routingRuleBody(name))
+			before := fx.snap(rules)(t)
+			fx.create(t, fx.other, rules, routingRuleBody(name))
+			require.Equal(t, before, fx.snap(rules)(t))
+		},
+		agent: func(t *testing.T) {
+			before := fx.snap(rules)(t)
+			azMustProblem(t, azCall(t, fx.e, fx.agent, post, rules, ruleBody()), forbidden, "an agent creating a routing rule")
+			require.Equal(t, before, fx.snap(rules)(t))
+		},
+		right: func(t *testing.T) { fx.create(t, fx.admin, rules, ruleBody()) },
+	}})
+	// order lists the rules of token's tenant, reversed.
+	order := func(t *testing.T, token string) string {
+		ids := azIDs(t, fx.ok(t, token, get, rules, ""))
+		slices.Reverse(ids)
+		raw, err := json.Marshal(map[string][]string{"ids": ids})
+		require.NoError(t, err)
+		return string(raw)
+	}
+	add(azCase{route: "PUT " + rules + "/order", calls: &azCalls{path: rules + "/order", body: `{"ids":[]}`,
+		other: func(t *testing.T) {
+			fx.create(t, fx.admin, rules, ruleBody())
+			fx.create(t, fx.other, rules, ruleBody())
+			fx.create(t, fx.other, rules, ruleBody())
+			before := fx.snap(rules)(t)
+			fx.ok(t, fx.other, put, rules+"/order", order(t, fx.other))
+			require.Equal(t, before, fx.snap(rules)(t), "B's admin reordered A's rules")
+		},
+		agent: func(t *testing.T) {
+			fx.create(t, fx.admin, rules, ruleBody())
+			before := fx.snap(rules)(t)
+			azMustProblem(t, azCall(t, fx.e, fx.agent, put, rules+"/order", order(t, fx.admin)), forbidden, "an agent reordering routing rules")
+			require.Equal(t, before, fx.snap(rules)(t))
+		},
+		right: func(t *testing.T) {
+			fx.create(t, fx.admin, rules, ruleBody())
+			before := azIDs(t, fx.ok(t, fx.admin, get, rules, ""))
+			after := azIDs(t, fx.ok(t, fx.admin, put, rules+"/order", order(t, fx.admin)))
+			slices.Reverse(after)
+			require.Equal(t, before, after)
+		},
+	}})
+	add(azCase{route: "GET " + rules + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusOK, target: rule(noBody)}})
+	add(azCase{route: "PATCH " + rules + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusOK,
+		target: rule(constBody(`{"priority":-4,"conditions":{"keywords":["xyzzy-never","plugh-never"]}}`))}})
+	add(azCase{route: "DELETE " + rules + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusNoContent, target: rule(noBody)}})
+
 	// --- Automation: waiting messages, the tenant's settings and each
 	// queue's need manage_automation (supervisors and admins), to read too.
 
@@ -995,6 +1151,29 @@ func azMatrix(fx *azFixture) []azCase {
 	add(azCase{route: "GET /v1/admin/queues/{id}/automation", obj: &azObject{agent: forbidden, ok: http.StatusOK, target: queueAutomation(noBody)}})
 	add(azCase{route: "PUT /v1/admin/queues/{id}/automation", obj: &azObject{agent: forbidden, ok: http.StatusOK,
 		target: queueAutomation(constBody(`{"inactivity_minutes":20,"acknowledgement":{"body":"Thanks {{customer_name}}"}}`))}})
+
+	// --- Push routing: a queue's routing settings need manage_settings,
+	// to read too; the agents' part in routing needs see_all. -----------
+
+	queueRouting := func(body func() string) func(t *testing.T) azTarget {
+		return func(t *testing.T) azTarget {
+			id := fx.create(t, fx.admin, "/v1/admin/queues", fmt.Sprintf(`{"name":%q}`, testkit.RandomName("q-")))
+			path := "/v1/admin/queues/" + id + "/routing"
+			return azTarget{path: path, missing: "/v1/admin/queues/" + uuid.NewString() + "/routing", body: body(), snap: fx.snap(path)}
+		}
+	}
+	add(azCase{route: "GET /v1/admin/queues/{id}/routing", obj: &azObject{agent: forbidden, ok: http.StatusOK, target: queueRouting(noBody)}})
+	add(azCase{route: "PUT /v1/admin/queues/{id}/routing", obj: &azObject{agent: forbidden, ok: http.StatusOK,
+		target: queueRouting(constBody(`{"mode":"push","offer_seconds":20,"missed_offer_away":true,"weights":{"email":0.5}}`))}})
+	add(azCase{route: "GET /v1/routing/agents", calls: &azCalls{path: "/v1/routing/agents",
+		other: func(t *testing.T) { fx.separate(t, "/v1/routing/agents", fx.otherUser.ID.String()) },
+		agent: func(t *testing.T) {
+			azMustProblem(t, azCall(t, fx.e, fx.agent, get, "/v1/routing/agents", ""), forbidden, "an agent listing the agents in routing")
+		},
+		right: func(t *testing.T) {
+			require.Contains(t, azIDs(t, fx.ok(t, fx.admin, get, "/v1/routing/agents", "")), fx.agentUser.ID.String())
+		},
+	}})
 
 	// --- Contacts: every user of the tenant reads and edits them; merging
 	// takes assign_others. -------------------------------------------------
@@ -1255,6 +1434,7 @@ func TestAuthzMatrix(t *testing.T) {
 		bContact, _ := fx.contact(t, fx.other)
 		bUser := fx.create(t, fx.other, "/v1/admin/users", fmt.Sprintf(`{"email":%q,"name":"B agent"}`, testkit.RandomName("b-")+"@example.com"))
 		bMessage := fx.firstMessage(t, fx.other, fx.bConv)
+		aRule := fx.create(t, fx.admin, "/v1/admin/routing-rules", routingRuleBody(testkit.RandomName("rule-")))
 		bc := "/v1/conversations/" + fx.bConv
 		for _, c := range []struct {
 			name, method, path, body string
@@ -1275,6 +1455,14 @@ func TestAuthzMatrix(t *testing.T) {
 			{"list A's tag list", http.MethodGet, "/v1/conversations?tag=%s:late", "", list},
 			{"list A's channel account", http.MethodGet, "/v1/conversations?channel_account_id=%s", "", fx.a.ChatChannel.ID.String()},
 			{"mark A's queue read", http.MethodPost, "/v1/conversations/mark-read?queue_id=%s", "", fx.q2.ID.String()},
+			{"routing rule to A's queue", http.MethodPost, "/v1/admin/routing-rules", `{"name":"Twin","queue_id":%q}`, fx.q2.ID.String()},
+			{"routing rule with A's skill", http.MethodPost, "/v1/admin/routing-rules", `{"name":"Twin","required_skill_id":%q}`, skill},
+			{"routing rule on A's channel account", http.MethodPost, "/v1/admin/routing-rules", `{"name":"Twin","conditions":{"channel_account_ids":[%q]}}`,
+				fx.a.ChatChannel.ID.String()},
+			{"routing rule for A's contact", http.MethodPost, "/v1/admin/routing-rules", `{"name":"Twin","conditions":{"contact_ids":[%q]}}`, aContact},
+			{"order A's routing rule", http.MethodPut, "/v1/admin/routing-rules/order", `{"ids":[%q]}`, aRule},
+			{"default queue of A's", http.MethodPut, "/v1/admin/channel-accounts/" + fx.b.ChatChannel.ID.String() + "/routing", `{"default_queue_id":%q}`,
+				fx.q2.ID.String()},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				fill := func(id string) (string, string) {

@@ -196,6 +196,27 @@ func biRoutes(fx *azFixture) []biRoute {
 			{kind: "invalid", name: "an API token", status: http.StatusBadRequest, field: "Authorization", on: "api-token"},
 		}})
 
+	// Presence: what A's admin set, and whether they are connected (no
+	// call here beats for them, so a refused heartbeat that beat shows).
+	add(biRoute{route: "PUT /v1/me/presence",
+		target: func(t *testing.T, _ string) biTarget { return admin("/v1/me/presence", "/v1/me/presence") },
+		cases: []biCase{
+			biUnknown(`{"status":"away","message":"lunch"}`, "message"),
+			biWrongType(`{"status":1}`, "status"),
+			biWrongType(`[]`, "body"),
+			biOversized("status"),
+			biInvalid("status absent", `{}`, "status"),
+			biInvalid("status unknown", `{"status":"busy"}`, "status"),
+			biInvalid("status with NUL", `{"status":"`+nul+`"}`, "status"),
+		}})
+	add(biRoute{route: "POST /v1/me/heartbeat",
+		target: func(t *testing.T, _ string) biTarget { return admin("/v1/me/heartbeat", "/v1/me/presence") },
+		cases: []biCase{
+			biUnknown(`{"status":"online"}`, "status"),
+			biWrongType(`[]`, "body"),
+			biOversized("status"),
+		}})
+
 	// --- Conversations ----------------------------------------------
 
 	// mark-read takes its filters in the query string, and no body.
@@ -416,6 +437,19 @@ func biRoutes(fx *azFixture) []biRoute {
 			biInvalid("reason over 2000 bytes", fmt.Sprintf(`{"until":%q,"reason":%q}`, future(time.Hour), long(2001)), "reason"),
 			biInvalid("reason with NUL", `{"until":"`+future(time.Hour)+`","reason":"`+nul+`"}`, "reason"),
 		}})
+
+	// The answers to an offer (to A's admin) take no body.
+	for _, answer := range []string{"accept", "reject"} {
+		add(biRoute{route: "POST /v1/conversations/{id}/" + answer, target: conversation("/"+answer, "offered"),
+			cases: []biCase{
+				biUnknown(`{"reason":"busy"}`, "reason"),
+				biWrongType(`[]`, "body"),
+				biOversized("reason"),
+				biTransition("new", ""),
+				biTransition("assigned", ""),
+				biTransition("done", ""),
+			}})
+	}
 
 	var tagList string
 	tags := make(map[string]string, 51)
@@ -782,6 +816,102 @@ func biRoutes(fx *azFixture) []biRoute {
 			biInvalid("messaging service wrong", `{"messaging_service_sids":["MG"]}`, "messaging_service_sids[0]"),
 		}})
 
+	// --- Routing at creation ------------------------------------------
+
+	add(biRoute{route: "PUT /v1/admin/channel-accounts/{id}/routing",
+		target: func(t *testing.T, _ string) biTarget {
+			path := "/v1/admin/channel-accounts/" + fx.spareChatChannel(t) + "/routing"
+			return admin(path, "/v1/admin/channel-accounts?limit=200")
+		},
+		cases: []biCase{
+			biUnknown(`{"default_queue_id":null,"queue_id":null}`, "queue_id"),
+			biWrongType(`{"default_queue_id":5}`, "default_queue_id"),
+			biWrongType(`[]`, "body"),
+			biOversized("default_queue_id"),
+			biInvalid("default_queue_id absent", `{}`, "default_queue_id"),
+			biInvalid("default_queue_id not an id", `{"default_queue_id":"support"}`, "default_queue_id"),
+			biInvalid("no such queue", `{"default_queue_id":"`+random+`"}`, "default_queue_id"),
+		}})
+
+	const rules = "/v1/admin/routing-rules"
+	keywords := make([]string, 101)
+	for i := range keywords {
+		keywords[i] = fmt.Sprintf("k%d", i)
+	}
+	keywordsJSON, _ := json.Marshal(map[string]any{"name": "Many", "conditions": map[string]any{"keywords": keywords}})
+	takenRule := ""
+	ruleCases := func(create bool) []biCase {
+		cs := []biCase{
+			biUnknown(`{"name":"R","colour":"red"}`, "colour"),
+			biUnknown(`{"name":"R","conditions":{"subject":["refund"]}}`, "subject"),
+			biWrongType(`{"name":"R","conditions":{"keywords":"refund"}}`, "conditions.keywords"),
+			biWrongType(`{"name":"R","conditions":[]}`, "conditions"),
+			biWrongType(`{"name":"R","priority":"high"}`, "priority"),
+			biWrongType(`{"name":"R","queue_id":5}`, "queue_id"),
+			biOversized("name"),
+			biInvalid("name with NUL", `{"name":"`+nul+`"}`, "name"),
+			biInvalid("name over 200 bytes", fmt.Sprintf(`{"name":%q}`, long(201)), "name"),
+			{kind: "invalid", name: "name taken", body: `{"name":"{{TAKEN}}"}`, status: http.StatusBadRequest, field: "name"},
+			biInvalid("keyword empty", `{"name":"R","conditions":{"keywords":[""]}}`, "conditions.keywords[0]"),
+			biInvalid("keyword over 100 characters", fmt.Sprintf(`{"name":"R","conditions":{"keywords":[%q]}}`, long(101)), "conditions.keywords[0]"),
+			biInvalid("keyword without a letter", `{"name":"R","conditions":{"keywords":["ok","?!"]}}`, "conditions.keywords[1]"),
+			biInvalid("keyword with NUL", `{"name":"R","conditions":{"keywords":["`+nul+`"]}}`, "conditions.keywords[0]"),
+			biInvalid("101 keywords", string(keywordsJSON), "conditions.keywords"),
+			biInvalid("channel unknown", `{"name":"R","conditions":{"channels":["fax"]}}`, "conditions.channels[0]"),
+			biInvalid("language unknown", `{"name":"R","conditions":{"languages":["fr","fra"]}}`, "conditions.languages[1]"),
+			biInvalid("identity with a space", `{"name":"R","conditions":{"customer_identities":["+33 6 12 34 56 78"]}}`, "conditions.customer_identities[0]"),
+			biInvalid("channel account not an id", `{"name":"R","conditions":{"channel_account_ids":["chat"]}}`, "conditions.channel_account_ids[0]"),
+			biInvalid("no such channel account", `{"name":"R","conditions":{"channel_account_ids":["`+random+`"]}}`, "conditions.channel_account_ids[0]"),
+			biInvalid("no such contact", `{"name":"R","conditions":{"contact_ids":["`+random+`"]}}`, "conditions.contact_ids[0]"),
+			biInvalid("queue_id not an id", `{"name":"R","queue_id":"support"}`, "queue_id"),
+			biInvalid("no such queue", `{"name":"R","queue_id":"`+random+`"}`, "queue_id"),
+			biInvalid("no such skill", `{"name":"R","required_skill_id":"`+random+`"}`, "required_skill_id"),
+			biInvalid("required_language unknown", `{"name":"R","required_language":"french"}`, "required_language"),
+			biInvalid("priority over 10", `{"name":"R","priority":11}`, "priority"),
+			biInvalid("priority not an integer", `{"name":"R","priority":2.5}`, "priority"),
+		}
+		if create {
+			return append(cs, biInvalid("name absent", `{"priority":1}`, "name"))
+		}
+		return append(cs, biInvalid("nothing to change", `{}`, "body"))
+	}
+	takeRule := func(t *testing.T) {
+		if takenRule == "" {
+			takenRule = testkit.RandomName("taken-")
+			fx.create(t, fx.admin, rules, routingRuleBody(takenRule))
+		}
+	}
+	add(biRoute{route: "POST " + rules,
+		target: func(t *testing.T, _ string) biTarget {
+			takeRule(t)
+			return admin(rules, rules).with("TAKEN", takenRule)
+		},
+		cases: ruleCases(true)})
+	add(biRoute{route: "PATCH " + rules + "/{id}",
+		target: func(t *testing.T, _ string) biTarget {
+			takeRule(t)
+			id := fx.create(t, fx.admin, rules, routingRuleBody(testkit.RandomName("r-")))
+			return admin(rules+"/"+id, rules+"/"+id, rules).with("TAKEN", takenRule)
+		},
+		cases: ruleCases(false)})
+	add(biRoute{route: "PUT " + rules + "/order",
+		target: func(t *testing.T, _ string) biTarget {
+			takeRule(t)
+			id := fx.create(t, fx.admin, rules, routingRuleBody(testkit.RandomName("r-")))
+			return admin(rules+"/order", rules).with("RULE", id)
+		},
+		cases: []biCase{
+			biUnknown(`{"ids":[],"reverse":true}`, "reverse"),
+			biWrongType(`{"ids":"{{RULE}}"}`, "ids"),
+			biWrongType(`{"ids":[5]}`, "ids"),
+			biOversized("ids"),
+			biInvalid("ids absent", `{}`, "ids"),
+			biInvalid("not an id", `{"ids":["first"]}`, "ids[0]"),
+			biInvalid("no such rule", `{"ids":["{{RULE}}","`+random+`"]}`, "ids[1]"),
+			biInvalid("a rule twice", `{"ids":["{{RULE}}","{{RULE}}"]}`, "ids[1]"),
+			biInvalid("rules missing", `{"ids":["{{RULE}}"]}`, "ids"),
+		}})
+
 	// --- Contacts --------------------------------------------------------
 
 	ident := func(channel, identity string) string {
@@ -962,6 +1092,35 @@ func biRoutes(fx *azFixture) []biRoute {
 			biInvalid("inactivity over a year", `{"inactivity_minutes":525601}`, "inactivity_minutes"),
 			biInvalid("waiting message of nobody", `{"waiting_message_id":"`+random+`"}`, "waiting_message_id"),
 			biInvalid("acknowledgement with an unknown variable", `{"acknowledgement":{"body":"Hi {{name}}"}}`, "acknowledgement.body"),
+		}})
+
+	// --- Push routing ----------------------------------------------------
+
+	add(biRoute{route: "PUT /v1/admin/queues/{id}/routing",
+		target: func(t *testing.T, _ string) biTarget {
+			id := fx.create(t, fx.admin, "/v1/admin/queues", fmt.Sprintf(`{"name":%q}`, testkit.RandomName("q-")))
+			path := "/v1/admin/queues/" + id + "/routing"
+			return admin(path, path)
+		},
+		cases: []biCase{
+			biUnknown(`{"mode":"push","speed":"fast"}`, "speed"),
+			biWrongType(`{"mode":"push","offer_seconds":"30"}`, "offer_seconds"),
+			biWrongType(`{"mode":"push","offer_seconds":30.5}`, "offer_seconds"),
+			biWrongType(`{"mode":"push","missed_offer_away":"yes"}`, "missed_offer_away"),
+			// encoding/json names a map's value by the map alone.
+			biWrongType(`{"mode":"push","weights":{"chat":"1"}}`, "weights"),
+			biOversized("mode"),
+			biInvalid("mode unknown", `{"mode":"fast"}`, "mode"),
+			biInvalid("mode empty", `{"mode":""}`, "mode"),
+			biInvalid("offer_seconds under 5", `{"mode":"push","offer_seconds":4}`, "offer_seconds"),
+			biInvalid("offer_seconds over an hour", `{"mode":"push","offer_seconds":3601}`, "offer_seconds"),
+			biInvalid("aging_seconds 0", `{"mode":"push","aging_seconds":0}`, "aging_seconds"),
+			biInvalid("aging_seconds over a week", `{"mode":"push","aging_seconds":604801}`, "aging_seconds"),
+			biInvalid("requeue_offline_seconds negative", `{"mode":"push","requeue_offline_seconds":-1}`, "requeue_offline_seconds"),
+			biInvalid("requeue_offline_seconds over a week", `{"mode":"push","requeue_offline_seconds":604801}`, "requeue_offline_seconds"),
+			biInvalid("weight of no channel", `{"mode":"push","weights":{"fax":1}}`, "weights.fax"),
+			biInvalid("weight 0", `{"mode":"push","weights":{"chat":0}}`, "weights.chat"),
+			biInvalid("weight over 100", `{"mode":"push","weights":{"email":101}}`, "weights.email"),
 		}})
 
 	return routes

@@ -113,6 +113,9 @@ func TestActions(t *testing.T) {
 	wantErr(t, "Transfer(bypass, agent)", Transfer(agent, assigned, TransferTarget{QueueID: "q2"}, true), ErrForbidden)
 	wantErr(t, "Transfer(bypass, supervisor)", Transfer(supervisor, assigned, TransferTarget{QueueID: "q2"}, true), nil)
 
+	if s, err := ReleaseTo(agent, Conversation{State: StateAssigned, PreviousState: StateOffered, Assignees: []string{"a"}}, ReleasePrevious); err != nil || s != StateNew {
+		t.Errorf("ReleaseTo(previous) of an accepted offer = %s, %v; want new", s, err)
+	}
 	if s, err := ReleaseTo(agent, Conversation{State: StateAssigned, PreviousState: StateAnswered, Assignees: []string{"a"}}, ReleasePrevious); err != nil || s != StateAnswered {
 		t.Errorf("ReleaseTo(previous) = %s, %v; want answered", s, err)
 	}

@@ -294,7 +294,8 @@ func ReleaseTo(p Principal, c Conversation, to Release) (State, error) {
 	case ReleaseReceived, "":
 		return StateNew, nil
 	case ReleasePrevious:
-		if c.PreviousState == "" || c.PreviousState == StateAssigned {
+		// Offered (accepted) is no place to go back to: the offer ended.
+		if c.PreviousState == "" || c.PreviousState == StateAssigned || c.PreviousState == StateOffered {
 			return StateNew, nil
 		}
 		return c.PreviousState, nil
