@@ -227,6 +227,13 @@ func TestTimersSurviveKills(t *testing.T) {
 	producer, err := bus.NewProducer(testkit.BusConfig(brokers), telemetry.Discard())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = producer.Close() })
+	// The inbox applies an offer only to an agent with room for it: the
+	// offers go to agents of their own, 50 each (capacity 100 at most).
+	offerees := make([]idOf, (nOffered+49)/50)
+	for i := range offerees {
+		mustAPI(t, http.StatusCreated, http.MethodPost, base+"/v1/admin/users", admin, map[string]any{"email": fmt.Sprintf("offeree-%d@acme.test", i),
+			"name": fmt.Sprintf("Offeree %d", i), "role": "agent", "capacity": 100}, &offerees[i])
+	}
 	each("o", nOffered, func(s string) {
 		var i int
 		fmt.Sscanf(s, "o-%d", &i)
@@ -236,7 +243,7 @@ func TestTimersSurviveKills(t *testing.T) {
 			FROM inbox.conversations WHERE id = $1`, ids[s]).Scan(&stateVersion, &key))
 		ev, err := events.NewWithID("offer/"+ids[s], events.TypeInboxCommand, "switchboard/router", b.Tenant.ID, time.Now(), events.InboxCommand{
 			TenantID: b.Tenant.ID, ConversationID: ids[s], Kind: events.CommandOffer, Expect: events.Expectation{State: "new", StateVersion: stateVersion},
-			Offer: &events.Offer{UserID: agent.ID, ExpiresAt: t0.Add(5*time.Second + time.Duration(i%300)*100*time.Millisecond)}})
+			Offer: &events.Offer{UserID: offerees[i%len(offerees)].ID, ExpiresAt: t0.Add(5*time.Second + time.Duration(i%300)*100*time.Millisecond)}})
 		require.NoError(t, err)
 		require.NoError(t, producer.Publish(ctx, events.TopicCommands, []byte(key), ev))
 	})

@@ -57,8 +57,12 @@ var commandSpace = uuid.MustParse("5d0f6a3c-8d1e-4f5e-9c3e-2b8f0e7a6c11")
 // with "bypass the queue" goes: about 30 years of waiting.
 const bypassAhead = int64(1e12)
 
-// maxDrain bounds the offers one drain sends before it lets others in.
-const maxDrain = 1000
+// maxDrain bounds the offers one drain sends before it lets others in;
+// drainBatch is how many go out in one publish.
+const (
+	maxDrain   = 1000
+	drainBatch = 64
+)
 
 // Router follows events and routes.
 type Router struct {
@@ -403,6 +407,7 @@ func (r *Router) drainAgent(ctx context.Context, tenant, agent uuid.UUID, at tim
 
 // drain offers the waiting conversations of queue to available agents
 // until one side runs out. at is when the event that called it happened.
+// Decisions are sent in batches: one publish for up to drainBatch offers.
 func (r *Router) drain(ctx context.Context, tenant, queue uuid.UUID, at time.Time) error {
 	q, err := r.view.Queue(ctx, tenant, queue)
 	if err != nil {
@@ -411,62 +416,89 @@ func (r *Router) drain(ctx context.Context, tenant, queue uuid.UUID, at time.Tim
 	if !q.Push() {
 		return nil
 	}
-	for n := 0; n < maxDrain; n++ {
-		var d *state.Decision
-		if err := r.withState(ctx, tenant, func() (err error) {
-			d, err = r.state.Pick(ctx, tenant, queue)
-			return err
-		}); err != nil {
-			return err
+	for sent := 0; sent < maxDrain; {
+		var batch []*state.Decision
+		for len(batch) < drainBatch {
+			var d *state.Decision
+			if err := r.withState(ctx, tenant, func() (err error) {
+				d, err = r.state.Pick(ctx, tenant, queue)
+				return err
+			}); err != nil {
+				return err
+			}
+			if d == nil {
+				break
+			}
+			batch = append(batch, d)
 		}
-		if d == nil {
+		if len(batch) == 0 {
 			return nil
 		}
-		if err := r.offer(ctx, q, d, at); err != nil {
-			// The decision stays pending and is taken back after its
-			// grace: nothing is lost.
+		// A batch not sent stays pending and is taken back after its
+		// grace: nothing is lost.
+		if err := r.offer(ctx, q, batch, at); err != nil {
 			return err
+		}
+		sent += len(batch)
+		if len(batch) < drainBatch {
+			return nil
 		}
 	}
 	return nil
 }
 
-// offer sends the command for decision d.
-func (r *Router) offer(ctx context.Context, q view.Queue, d *state.Decision, at time.Time) error {
-	c, ok, err := r.view.Conversation(ctx, d.Conversation)
+// offer sends the commands of decisions ds.
+func (r *Router) offer(ctx context.Context, q view.Queue, ds []*state.Decision, at time.Time) error {
+	ids := make([]uuid.UUID, len(ds))
+	for i, d := range ds {
+		ids[i] = d.Conversation
+	}
+	keys, err := r.view.Keys(ctx, ids)
 	if err != nil {
 		return err
 	}
-	if !ok {
-		return fmt.Errorf("offer conversation %s: not in the view", d.Conversation)
-	}
 	now := r.clock.Now()
-	cmd := events.InboxCommand{TenantID: d.Tenant.String(), ConversationID: d.Conversation.String(), Kind: events.CommandOffer,
-		Expect: events.Expectation{State: "new", StateVersion: d.StateVersion},
-		Offer:  &events.Offer{UserID: d.Agent.String(), ExpiresAt: now.Add(time.Duration(q.Routing.OfferSeconds) * time.Second), Fence: d.Fence}}
-	if err := r.send(ctx, uuid.NewString(), c.Key, cmd); err != nil {
+	cmds := make([]command, 0, len(ds))
+	for _, d := range ds {
+		key, ok := keys[d.Conversation]
+		if !ok {
+			return fmt.Errorf("offer conversation %s: not in the view", d.Conversation)
+		}
+		cmds = append(cmds, command{id: uuid.NewString(), key: key, cmd: events.InboxCommand{
+			TenantID: d.Tenant.String(), ConversationID: d.Conversation.String(), Kind: events.CommandOffer,
+			Expect: events.Expectation{State: "new", StateVersion: d.StateVersion},
+			Offer:  &events.Offer{UserID: d.Agent.String(), ExpiresAt: now.Add(time.Duration(q.Routing.OfferSeconds) * time.Second), Fence: d.Fence}}})
+	}
+	if err := r.send(ctx, cmds...); err != nil {
 		return err
 	}
-	r.offers.Add(ctx, 1)
+	r.offers.Add(ctx, int64(len(ds)))
 	if !at.IsZero() {
-		r.latency.Record(ctx, now.Sub(at).Seconds())
+		r.latency.Record(ctx, r.clock.Now().Sub(at).Seconds())
 	}
 	return nil
 }
 
-func (r *Router) send(ctx context.Context, id string, key []byte, cmds ...events.InboxCommand) error {
+// command is a command to send, with its id and key.
+type command struct {
+	id  string
+	key []byte
+	cmd events.InboxCommand
+}
+
+func (r *Router) send(ctx context.Context, cmds ...command) error {
 	msgs := make([]kafka.Message, 0, len(cmds))
 	now := r.clock.Now()
-	for _, cmd := range cmds {
-		if err := cmd.Validate(); err != nil {
-			return fmt.Errorf("command for conversation %s: %w", cmd.ConversationID, err)
+	for _, c := range cmds {
+		if err := c.cmd.Validate(); err != nil {
+			return fmt.Errorf("command for conversation %s: %w", c.cmd.ConversationID, err)
 		}
-		ev, err := events.NewWithID(id, events.TypeInboxCommand, EventSource, cmd.TenantID, now, cmd)
+		ev, err := events.NewWithID(c.id, events.TypeInboxCommand, EventSource, c.cmd.TenantID, now, c.cmd)
 		if err != nil {
 			return err
 		}
-		ev.Subject = cmd.ConversationID
-		msgs = append(msgs, ev.Message(ctx, events.TopicCommands, key))
+		ev.Subject = c.cmd.ConversationID
+		msgs = append(msgs, ev.Message(ctx, events.TopicCommands, c.key))
 	}
 	return r.producer.PublishRecords(ctx, msgs...)
 }
@@ -482,7 +514,7 @@ func (r *Router) withdraw(ctx context.Context, tenant, agent uuid.UUID) error {
 		cmd := events.InboxCommand{TenantID: tenant.String(), ConversationID: c.ID.String(), Kind: events.CommandWithdrawOffer,
 			Expect: events.Expectation{State: "offered", StateVersion: c.StateVersion}}
 		id := uuid.NewSHA1(commandSpace, fmt.Appendf(nil, "withdraw|%s|%d", c.ID, c.StateVersion)).String()
-		if err := r.send(ctx, id, c.Key, cmd); err != nil {
+		if err := r.send(ctx, command{id: id, key: c.Key, cmd: cmd}); err != nil {
 			return err
 		}
 		r.withdrawals.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", events.CommandWithdrawOffer)))

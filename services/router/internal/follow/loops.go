@@ -91,7 +91,7 @@ func (r *Router) Requeue(ctx context.Context, interval time.Duration) error {
 			cmd := events.InboxCommand{TenantID: c.TenantID.String(), ConversationID: c.ID.String(), Kind: events.CommandRequeue,
 				Expect: events.Expectation{State: c.State, StateVersion: c.StateVersion}}
 			id := uuid.NewSHA1(commandSpace, fmt.Appendf(nil, "requeue|%s|%d", c.ID, c.StateVersion)).String()
-			if err := r.send(ctx, id, c.Key, cmd); err != nil {
+			if err := r.send(ctx, command{id: id, key: c.Key, cmd: cmd}); err != nil {
 				return err
 			}
 			r.withdrawals.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", events.CommandRequeue)))

@@ -382,17 +382,25 @@ func (s *Store) Held(ctx context.Context, tenant, agent uuid.UUID, states []stri
 	return pgx.CollectRows(rows, scanConversation)
 }
 
-// Conversation returns one conversation; ok is false when unknown.
-func (s *Store) Conversation(ctx context.Context, id uuid.UUID) (Conversation, bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+conversationColumns+` FROM router.conversations WHERE id = $1`, id)
+// Keys returns the Kafka keys of conversations ids.
+func (s *Store) Keys(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID][]byte, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, key FROM router.conversations WHERE id = ANY($1)`, ids)
 	if err != nil {
-		return Conversation{}, false, fmt.Errorf("read conversation %s: %w", id, err)
+		return nil, fmt.Errorf("read conversation keys: %w", err)
 	}
-	c, err := pgx.CollectExactlyOneRow(rows, scanConversation)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Conversation{}, false, nil
+	out := make(map[uuid.UUID][]byte, len(ids))
+	var (
+		id  uuid.UUID
+		key []byte
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &key}, func() error {
+		out[id] = append([]byte(nil), key...)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read conversation keys: %w", err)
 	}
-	return c, err == nil, err
+	return out, nil
 }
 
 func parseIDs(field string, ss []string) ([]uuid.UUID, error) {
