@@ -1,9 +1,11 @@
 package main_test
 
 import (
+	"bufio"
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -165,10 +167,44 @@ func TestOfferLifecycleEndToEnd(t *testing.T) {
 	mustAPI(t, http.StatusOK, http.MethodPost, base+"/v1/conversations/"+c1+"/accept", x.token, nil, &c)
 	require.Equal(t, "assigned", c.State)
 
+	// y's stream: offers arrive on it with their countdown.
+	streamed := make(chan string, 100)
+	sctx, stopStream := context.WithCancel(context.Background())
+	t.Cleanup(stopStream)
+	req, err := http.NewRequestWithContext(sctx, http.MethodGet, base+"/v1/stream", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+y.token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			if line, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				streamed <- line
+			}
+		}
+	}()
+
 	// Longest idle first: the next goes to y, who rejects it; it goes to x,
 	// who lets it lapse; then back to y (both excluded, y idle longest).
 	c2 := arrive("two")
 	require.Equal(t, y.id, offeredTo(c2, "").id)
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		for {
+			select {
+			case line := <-streamed:
+				if strings.Contains(line, `"action":"offer"`) && strings.Contains(line, c2) && strings.Contains(line, `"offer_expires_at"`) {
+					return true
+				}
+			default:
+				return false
+			}
+		}
+	}, "the offer of %s never reached y's stream", c2)
+	stopStream()
 	mustAPI(t, http.StatusOK, http.MethodPost, base+"/v1/conversations/"+c2+"/reject", y.token, nil, nil)
 	require.Equal(t, x.id, offeredTo(c2, y.id).id, "re-offered to someone else than who rejected it")
 	require.Equal(t, y.id, offeredTo(c2, x.id).id, "after x's offer lapsed")
