@@ -144,7 +144,7 @@ func (a *Admin) CreateQueue(ctx context.Context, tenant uuid.UUID, name string) 
 
 // CreateUser creates a user of a tenant.
 func (a *Admin) CreateUser(ctx context.Context, tenant uuid.UUID, spec UserSpec) (User, error) {
-	if err := spec.Validate(language.New().Valid); err != nil {
+	if err := spec.Validate(language.Known); err != nil {
 		return User{}, err
 	}
 	var u User

@@ -234,3 +234,9 @@ func (d *Detector) Languages() []string {
 // Valid reports whether code is an ISO 639-1 code (lower case), for
 // languages set by hand: any of them, not only those d detects.
 func (d *Detector) Valid(code string) bool { return d.known[code] }
+
+// Known reports whether code is an ISO 639-1 code, without a detector (for
+// validating settings where none is at hand).
+func Known(code string) bool {
+	return len(code) == 2 && strings.Contains(" "+iso6391+" ", " "+code+" ")
+}

@@ -219,6 +219,7 @@ func TestValid(t *testing.T) {
 		"xx": false, "fra": false, "": false, "FR": false, "sh": false, " fr": false,
 	} {
 		require.Equal(t, want, d.Valid(code), "Valid(%q)", code)
+		require.Equal(t, want, Known(code), "Known(%q)", code)
 	}
 	require.Len(t, strings.Fields(iso6391), 184)
 	for _, l := range lingua.AllLanguages() {
