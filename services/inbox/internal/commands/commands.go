@@ -39,6 +39,7 @@ type Handler struct {
 	clock    retry.Clock
 	log      *slog.Logger
 	applied  metric.Int64Counter
+	missed   metric.Int64Counter
 	lateness metric.Float64Histogram
 }
 
@@ -47,6 +48,9 @@ func New(s *store.Store, clock retry.Clock, log *slog.Logger, m metric.Meter) (*
 	h := &Handler{store: s, clock: clock, log: log}
 	var err error
 	if h.applied, err = m.Int64Counter("switchboard.inbox.commands", metric.WithDescription("Commands handled, by kind and outcome (applied, stale, missing, duplicate).")); err != nil {
+		return nil, err
+	}
+	if h.missed, err = m.Int64Counter("switchboard.inbox.offers.missed", metric.WithDescription("Offers agents let lapse (each also counted on the agent: GET /v1/routing/agents).")); err != nil {
 		return nil, err
 	}
 	if h.lateness, err = m.Float64Histogram("switchboard.inbox.command.lateness", metric.WithUnit("s"),
@@ -89,6 +93,9 @@ func (h *Handler) Handle(ctx context.Context, msgs []bus.Message) error {
 	}
 	for _, o := range outs {
 		h.applied.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", o.Command.Kind), attribute.String("outcome", o.Result)))
+		if o.Result == store.OutcomeApplied && o.Command.Kind == events.CommandExpireOffer {
+			h.missed.Add(ctx, 1)
+		}
 		if o.Result == store.OutcomeApplied && !o.Command.DueAt.IsZero() {
 			h.lateness.Record(ctx, now.Sub(o.Command.DueAt).Seconds(), metric.WithAttributes(attribute.String("kind", o.Command.Kind)))
 		}
