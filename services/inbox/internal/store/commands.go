@@ -101,6 +101,25 @@ func (s *Store) ApplyCommands(ctx context.Context, cmds []Command, now time.Time
 		for i := range locked {
 			convs[locked[i].ID] = &locked[i]
 		}
+		// The agents offered conversations are locked next, in id order
+		// too: an offer checks the agent's load under that lock, and
+		// batches of different partitions offering to the same agents
+		// must not wait on each other in a cycle.
+		var agents []uuid.UUID
+		for _, c := range cmds {
+			if c.Kind == events.CommandOffer && c.Offer != nil {
+				if id, err := uuid.Parse(c.Offer.UserID); err == nil {
+					agents = append(agents, id)
+				}
+			}
+		}
+		if len(agents) > 0 {
+			slices.SortFunc(agents, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
+			agents = slices.Compact(agents)
+			if _, err := tx.Exec(ctx, `SELECT 1 FROM (SELECT id FROM inbox.users WHERE id = ANY($1) ORDER BY id FOR UPDATE) AS u`, agents); err != nil {
+				return fmt.Errorf("lock offered agents: %w", err)
+			}
+		}
 		// Read once the conversations are locked: a transaction applying
 		// the same command concurrently (a rebalance) has committed by
 		// now, and its record is seen.

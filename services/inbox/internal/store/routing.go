@@ -267,6 +267,11 @@ func Offer(ctx context.Context, tx pgx.Tx, c *Conversation, user uuid.UUID, expi
 	if fence != 0 {
 		c.Fence = fence
 	}
+	// Written now, not with the rest of the batch, so that the next offer
+	// of the batch to this agent counts it.
+	if _, err := tx.Exec(ctx, `UPDATE inbox.conversations SET state = $2, assignee_ids = $3 WHERE id = $1`, c.ID, c.State, c.Assignees); err != nil {
+		return Change{}, fmt.Errorf("offer conversation %s: %w", c.ID, err)
+	}
 	return Change{Action: domain.ActionOffer, Data: map[string]any{"user_id": user, "expires_at": expires}}, nil
 }
 

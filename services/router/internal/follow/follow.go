@@ -206,35 +206,108 @@ type actionData struct {
 	BypassQueue bool   `json:"bypass_queue"`
 }
 
-// HandleConversations folds conversation events into the view and state,
-// and routes what they let go.
+// HandleConversations folds a batch of conversation events into the view
+// (one round trip) and the state, then drains once each queue they let
+// something go in.
 func (r *Router) HandleConversations(ctx context.Context, msgs []bus.Message) error {
+	changes := make([]view.Change, 0, len(msgs))
+	at := map[uuid.UUID]time.Time{} // conversation: its earliest event's time
 	for _, m := range msgs {
 		if m.Event.Type != events.TypeConversationChanged {
 			continue
 		}
-		if err := r.conversation(m.Context(ctx), m); err != nil {
+		ch, err := decodeChange(m)
+		if err != nil {
+			return err
+		}
+		changes = append(changes, ch)
+		if t, ok := at[ch.ID]; !ok || m.Event.Time.Before(t) {
+			at[ch.ID] = m.Event.Time
+		}
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	convs, err := r.view.ApplyAll(ctx, changes)
+	if err != nil || len(convs) == 0 {
+		return err
+	}
+	var qids []uuid.UUID
+	for _, c := range convs {
+		if c.QueueID != nil && !slices.Contains(qids, *c.QueueID) {
+			qids = append(qids, *c.QueueID)
+		}
+	}
+	queues, err := r.view.QueuesOf(ctx, qids)
+	if err != nil {
+		return err
+	}
+	type target struct{ tenant, queue uuid.UUID }
+	drains := map[target]time.Time{}
+	var order []target
+	want := func(tenant, queue uuid.UUID, t time.Time) {
+		k := target{tenant, queue}
+		if old, ok := drains[k]; !ok {
+			order = append(order, k)
+			drains[k] = t
+		} else if t.Before(old) {
+			drains[k] = t
+		}
+	}
+	for _, c := range convs {
+		q := view.Queue{Routing: events.DefaultQueueRouting()}
+		if c.QueueID != nil {
+			if qq, ok := queues[*c.QueueID]; ok {
+				q = qq
+			}
+		}
+		sc := stateConversation(c, q)
+		var freed []uuid.UUID
+		if err := r.withState(ctx, c.TenantID, func() (err error) {
+			freed, err = r.state.SyncConversation(ctx, c.TenantID, sc)
+			return err
+		}); err != nil {
+			return err
+		}
+		if sc.WaitQueue != uuid.Nil {
+			want(c.TenantID, sc.WaitQueue, at[c.ID])
+		}
+		for _, id := range freed {
+			a, ok, err := r.view.Agent(ctx, id)
+			if err != nil {
+				return err
+			}
+			if ok {
+				for _, q := range a.QueueIDs {
+					want(c.TenantID, q, at[c.ID])
+				}
+			}
+		}
+	}
+	for _, k := range order {
+		if err := r.drain(ctx, k.tenant, k.queue, drains[k]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (r *Router) conversation(ctx context.Context, m bus.Message) error {
+// decodeChange reads a conversation-changed event.
+func decodeChange(m bus.Message) (view.Change, error) {
 	tenant, err := uuid.Parse(m.Event.Tenant)
 	if err != nil {
-		return bus.Permanent(fmt.Errorf("event %s: ce_tenant %q is not a tenant id", m.Event.ID, m.Event.Tenant))
+		return view.Change{}, bus.Permanent(fmt.Errorf("event %s: ce_tenant %q is not a tenant id", m.Event.ID, m.Event.Tenant))
 	}
 	var ev events.ConversationChanged
 	if err := m.Event.Decode(&ev); err != nil {
-		return bus.Permanent(err)
+		return view.Change{}, bus.Permanent(err)
 	}
 	var s snapshot
 	if err := json.Unmarshal(ev.Conversation, &s); err != nil {
-		return bus.Permanent(fmt.Errorf("event %s: conversation: %w", m.Event.ID, err))
+		return view.Change{}, bus.Permanent(fmt.Errorf("event %s: conversation: %w", m.Event.ID, err))
 	}
 	if s.ID == uuid.Nil || s.State == "" || s.Version <= 0 {
-		return bus.Permanent(fmt.Errorf("event %s: the conversation has no id, state or version", m.Event.ID))
+		return view.Change{}, bus.Permanent(fmt.Errorf("event %s: the conversation has no id, state or version", m.Event.ID))
 	}
 	var data actionData
 	if len(ev.Data) > 0 {
@@ -249,35 +322,7 @@ func (r *Router) conversation(ctx context.Context, m bus.Message) error {
 	case "transfer":
 		ch.KeepBypass, ch.Bypass = false, data.BypassQueue
 	}
-	c, applied, err := r.view.Apply(ctx, ch)
-	if err != nil || !applied {
-		return err
-	}
-	q := view.Queue{Routing: events.DefaultQueueRouting()}
-	if c.QueueID != nil {
-		if q, err = r.view.Queue(ctx, tenant, *c.QueueID); err != nil {
-			return err
-		}
-	}
-	sc := stateConversation(c, q)
-	var freed []uuid.UUID
-	if err := r.withState(ctx, tenant, func() error {
-		freed, err = r.state.SyncConversation(ctx, tenant, sc)
-		return err
-	}); err != nil {
-		return err
-	}
-	if sc.WaitQueue != uuid.Nil {
-		if err := r.drain(ctx, tenant, sc.WaitQueue, m.Event.Time); err != nil {
-			return err
-		}
-	}
-	for _, a := range freed {
-		if err := r.drainAgent(ctx, tenant, a, m.Event.Time); err != nil {
-			return err
-		}
-	}
-	return nil
+	return ch, nil
 }
 
 // HandleConfig folds users, queues and presence into the view and state.

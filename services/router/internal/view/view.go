@@ -296,47 +296,78 @@ type Change struct {
 	KeepBypass bool
 }
 
-// Apply folds a change into the view and returns the conversation as it
-// now is; applied is false when the view already holds a newer version
-// (the event was delivered again).
+// applySQL folds one change; it returns no row when the view already holds
+// a newer version.
+const applySQL = `INSERT INTO router.conversations AS c (` + conversationColumns + `)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, CASE WHEN $15::uuid IS NULL THEN '{}'::uuid[] ELSE ARRAY[$15::uuid] END)
+	ON CONFLICT (id) DO UPDATE SET key = EXCLUDED.key, channel = EXCLUDED.channel, queue_id = EXCLUDED.queue_id, state = EXCLUDED.state,
+		version = EXCLUDED.version, state_version = EXCLUDED.state_version, state_since = EXCLUDED.state_since,
+		assignee_ids = EXCLUDED.assignee_ids, required_skill_id = EXCLUDED.required_skill_id,
+		required_language = EXCLUDED.required_language, priority = EXCLUDED.priority,
+		bypass = CASE WHEN $16 THEN c.bypass AND EXCLUDED.state IN ('new', 'offered') ELSE EXCLUDED.bypass END,
+		excluded = CASE
+			WHEN EXCLUDED.state NOT IN ('new', 'offered') OR EXCLUDED.queue_id IS DISTINCT FROM c.queue_id THEN '{}'::uuid[]
+			WHEN $15::uuid IS NULL OR $15::uuid = ANY(c.excluded) THEN c.excluded
+			ELSE c.excluded || $15::uuid END
+	WHERE c.version < EXCLUDED.version
+	RETURNING ` + conversationColumns
+
+// ApplyAll folds changes, in order, in one round trip, and returns the
+// conversations as they now are, leaving out those whose change the view
+// already held (delivered again).
 //
 // Excluded agents are kept while the conversation goes from new to offered
 // and back, and forgotten when someone takes it or it leaves its queue.
-func (s *Store) Apply(ctx context.Context, ch Change) (Conversation, bool, error) {
-	c := ch.Conversation
-	if c.Assignees == nil {
-		c.Assignees = []uuid.UUID{}
+func (s *Store) ApplyAll(ctx context.Context, changes []Change) ([]Conversation, error) {
+	batch := &pgx.Batch{}
+	for _, ch := range changes {
+		c := ch.Conversation
+		if c.Assignees == nil {
+			c.Assignees = []uuid.UUID{}
+		}
+		var exclude *uuid.UUID
+		if ch.Exclude != uuid.Nil {
+			exclude = &ch.Exclude
+		}
+		batch.Queue(applySQL, c.ID, c.TenantID, c.Key, c.Channel, c.QueueID, c.State, c.Version, c.StateVersion, c.StateSince, c.Assignees,
+			c.RequiredSkillID, c.RequiredLanguage, c.Priority, c.Bypass, exclude, ch.KeepBypass)
 	}
-	var exclude *uuid.UUID
-	if ch.Exclude != uuid.Nil {
-		exclude = &ch.Exclude
+	res := s.pool.SendBatch(ctx, batch)
+	defer res.Close()
+	out := make([]Conversation, 0, len(changes))
+	for _, ch := range changes {
+		rows, err := res.Query()
+		if err != nil {
+			return nil, fmt.Errorf("store conversation %s: %w", ch.ID, err)
+		}
+		c, err := pgx.CollectExactlyOneRow(rows, scanConversation)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store conversation %s: %w", ch.ID, err)
+		}
+		out = append(out, c)
 	}
-	rows, err := s.pool.Query(ctx, `INSERT INTO router.conversations AS c (`+conversationColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, CASE WHEN $15::uuid IS NULL THEN '{}'::uuid[] ELSE ARRAY[$15::uuid] END)
-		ON CONFLICT (id) DO UPDATE SET key = EXCLUDED.key, channel = EXCLUDED.channel, queue_id = EXCLUDED.queue_id, state = EXCLUDED.state,
-			version = EXCLUDED.version, state_version = EXCLUDED.state_version, state_since = EXCLUDED.state_since,
-			assignee_ids = EXCLUDED.assignee_ids, required_skill_id = EXCLUDED.required_skill_id,
-			required_language = EXCLUDED.required_language, priority = EXCLUDED.priority,
-			bypass = CASE WHEN $16 THEN c.bypass AND EXCLUDED.state IN ('new', 'offered') ELSE EXCLUDED.bypass END,
-			excluded = CASE
-				WHEN EXCLUDED.state NOT IN ('new', 'offered') OR EXCLUDED.queue_id IS DISTINCT FROM c.queue_id THEN '{}'::uuid[]
-				WHEN $15::uuid IS NULL OR $15::uuid = ANY(c.excluded) THEN c.excluded
-				ELSE c.excluded || $15::uuid END
-		WHERE c.version < EXCLUDED.version
-		RETURNING `+conversationColumns,
-		c.ID, c.TenantID, c.Key, c.Channel, c.QueueID, c.State, c.Version, c.StateVersion, c.StateSince, c.Assignees,
-		c.RequiredSkillID, c.RequiredLanguage, c.Priority, c.Bypass, exclude, ch.KeepBypass)
+	return out, res.Close()
+}
+
+// QueuesOf returns the queues ids, by id; one the router never heard of
+// has the default settings (pull).
+func (s *Store) QueuesOf(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]Queue, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, tenant_id, routing, deleted FROM router.queues WHERE id = ANY($1)`, ids)
 	if err != nil {
-		return Conversation{}, false, fmt.Errorf("store conversation %s: %w", c.ID, err)
+		return nil, fmt.Errorf("read queues: %w", err)
 	}
-	out, err := pgx.CollectExactlyOneRow(rows, scanConversation)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Conversation{}, false, nil
-	}
+	qs, err := pgx.CollectRows(rows, scanQueue)
 	if err != nil {
-		return Conversation{}, false, fmt.Errorf("store conversation %s: %w", c.ID, err)
+		return nil, fmt.Errorf("read queues: %w", err)
 	}
-	return out, true, nil
+	out := make(map[uuid.UUID]Queue, len(qs))
+	for _, q := range qs {
+		out[q.ID] = q
+	}
+	return out, nil
 }
 
 // Conversations returns a tenant's conversations that are not done.
