@@ -56,7 +56,7 @@ type Config struct {
 
 // RegisterFlags declares the flags under prefix.
 func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
-	f.DurationVar(&c.DecisionGrace, prefix+"router.decision-grace", 30*time.Second, "How long a routing decision waits for the inbox's event confirming its offer before the router takes it back and offers the conversation again (the router died before sending it, or the inbox refused it). Keep it well above the time a command takes through Kafka and the inbox.")
+	f.DurationVar(&c.DecisionGrace, prefix+"router.decision-grace", time.Minute, "How long a routing decision waits for the inbox's event confirming its offer before the router takes it back and offers the conversation again (the router died before sending it, or the inbox refused it). Keep it well above the time a command takes through Kafka and the inbox.")
 	f.DurationVar(&c.RequeueInterval, prefix+"router.requeue-interval", 10*time.Second, "How often the router looks for conversations held by agents gone longer than their queue's requeue_offline_seconds.")
 }
 
@@ -64,7 +64,7 @@ func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 func (c *Config) Validate(prefix string) error {
 	ck := config.NewChecker(prefix)
 	ck.Check(c.DecisionGrace >= time.Second && c.DecisionGrace <= 10*time.Minute, "router.decision-grace",
-		fmt.Sprintf("%s is outside 1s to 10m", c.DecisionGrace), "set 30s")
+		fmt.Sprintf("%s is outside 1s to 10m", c.DecisionGrace), "set 1m")
 	ck.Check(c.RequeueInterval >= 100*time.Millisecond && c.RequeueInterval <= time.Hour, "router.requeue-interval",
 		fmt.Sprintf("%s is outside 100ms to 1h", c.RequeueInterval), "set 10s")
 	return ck.Err()

@@ -155,21 +155,41 @@ return freed
 // {conversation, agent, fence, state_version} or false.
 const pickScript = lib + `
 local q, now, pres, cutoff = ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local maxa = tonumber(ARGV[8])
 local wait, idle = T .. 'q:' .. q .. ':wait', T .. 'q:' .. q .. ':idle'
 local convs = redis.call('ZRANGE', wait, 0, tonumber(ARGV[7]) - 1)
 if #convs == 0 then return false end
-local ids = redis.call('ZRANGE', idle, 0, tonumber(ARGV[8]) - 1)
-local agents = {}
-for _, a in ipairs(ids) do
-	local h = redis.call('HMGET', T .. 'a:' .. a, 'routable', 'cap', 'load', 'skills', 'langs')
-	local seen = redis.call('ZSCORE', pres, a)
-	if h[1] == '1' and seen and tonumber(seen) >= cutoff then
-		agents[#agents + 1] = {id = a, room = tonumber(h[2] or '0') - tonumber(h[3] or '0'), skills = h[4], langs = h[5]}
-	else
-		redis.call('ZREM', idle, a)
+-- Idle agents are read lazily, 16 at a time, and each agent's hash and
+-- heartbeat once: the first agent nearly always fits, and a pick costs a
+-- few reads whatever the size of the team.
+local ids, fetched, exhausted, cache, stale = {}, 0, false, {}, {}
+local function agentAt(i)
+	while i > #ids and not exhausted and fetched < maxa do
+		local chunk = redis.call('ZRANGE', idle, fetched, fetched + 15)
+		fetched = fetched + 16
+		if #chunk < 16 then exhausted = true end
+		for _, a in ipairs(chunk) do ids[#ids + 1] = a end
 	end
+	return ids[i]
 end
-if #agents == 0 then return false end
+local function info(a)
+	local x = cache[a]
+	if x == nil then
+		local h = redis.call('HMGET', T .. 'a:' .. a, 'routable', 'cap', 'load', 'skills', 'langs')
+		local seen = redis.call('ZSCORE', pres, a)
+		if h[1] == '1' and seen and tonumber(seen) >= cutoff then
+			x = {id = a, room = tonumber(h[2] or '0') - tonumber(h[3] or '0'), skills = h[4], langs = h[5]}
+		else
+			x = false
+			stale[#stale + 1] = a
+		end
+		cache[a] = x
+	end
+	return x
+end
+local function finish()
+	for _, a in ipairs(stale) do redis.call('ZREM', idle, a) end
+end
 for _, c in ipairs(convs) do
 	local ch = redis.call('HMGET', T .. 'c:' .. c, 'skill', 'lang', 'weight', 'sv')
 	local w = tonumber(ch[3] or '1000')
@@ -177,16 +197,22 @@ for _, c in ipairs(convs) do
 	local excluded = redis.call('SCARD', xk) > 0
 	local chosen
 	for pass = 1, 2 do
-		for _, ag in ipairs(agents) do
-			if ag.room >= w and has(ag.skills, ch[1]) and has(ag.langs, ch[2])
-				and (pass == 2 or not excluded or redis.call('SISMEMBER', xk, ag.id) == 0) then
+		local i = 1
+		while true do
+			local a = agentAt(i)
+			if not a then break end
+			local ag = info(a)
+			if ag and ag.room >= w and has(ag.skills, ch[1]) and has(ag.langs, ch[2])
+				and (pass == 2 or not excluded or redis.call('SISMEMBER', xk, a) == 0) then
 				chosen = ag
 				break
 			end
+			i = i + 1
 		end
 		if chosen or not excluded then break end
 	end
 	if chosen then
+		finish()
 		local a = chosen.id
 		redis.call('ZREM', wait, c)
 		hold(a, c, w)
@@ -208,7 +234,9 @@ for _, c in ipairs(convs) do
 		redis.call('HSET', T .. 'c:' .. c, 'holders', ',' .. a .. ',', 'pend', member)
 		return {c, a, fence, sv}
 	end
+	if #ids == 0 then break end
 end
+finish()
 return false
 `
 
