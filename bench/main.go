@@ -48,6 +48,21 @@
 // runs on fresh databases, medians reported. Ceilings: pgbench's
 // single-row INSERT rate and redis-benchmark's SET rate, measured in the
 // same run.
+//
+// Scenario "routing": push routing. -routing-agents (10,000) agents of
+// -routing-capacity (10), members of one push queue, created through the
+// admin API, their sessions minted in SQL, set online through the API;
+// the bench keeps their heartbeats fresh in the presence set itself. The
+// router's state is in -routing-redis (the local Redis). New conversations
+// by chat webhooks into the queue: -routing-rate (50) per second for
+// -routing-duration (15 s), for the time from each conversation's created
+// event to its offer arriving on agents' streams (GET /v1/stream, read
+// for -routing-streams agents), against the target p99 <= 100 ms, goal
+// 50 ms; then the rest of -routing-conversations (2,000 in all) as fast
+// as answered, a backlog, for the decisions per second. Also the router's
+// share from its histogram and busy time, and Redis's script time and
+// commands per offer. The 100,000 conversations take over 20
+// minutes here: -routing-conversations 100000.
 package main
 
 import (
@@ -100,6 +115,15 @@ type options struct {
 	timersCancel     int
 	timersReschedule int
 	timersRuns       int
+
+	routingAgents        int
+	routingCapacity      int
+	routingConversations int
+	routingRate          int
+	routingDuration      time.Duration
+	routingStreams       int
+	routingRedis         string
+	routingRuns          int
 }
 
 func main() {
@@ -113,7 +137,7 @@ func main() {
 	flag.DurationVar(&o.pgbenchTime, "pgbench-time", 10*time.Second, "Duration of each pgbench run.")
 	flag.StringVar(&o.out, "out", "", "Also write the results as JSON to this file.")
 	flag.StringVar(&o.addr, "addr", "", "HTTP address of the measured binary; empty picks a free port.")
-	flag.StringVar(&o.scenarios, "scenarios", "chat,list,email,sms,timers", "Scenarios to run, comma-separated: chat (webhook to stored row), list (the inbox's lists on a large tenant), email (IMAP mail to stored row), sms (Twilio webhooks answered, as fast as possible and paced), timers (the scheduler's wake-ups applied by the inbox, at a steady rate and in a burst, beside a million pending; cancels and reschedules).")
+	flag.StringVar(&o.scenarios, "scenarios", "chat,list,email,sms,timers,routing", "Scenarios to run, comma-separated: chat (webhook to stored row), list (the inbox's lists on a large tenant), email (IMAP mail to stored row), sms (Twilio webhooks answered, as fast as possible and paced), timers (the scheduler's wake-ups applied by the inbox, at a steady rate and in a burst, beside a million pending; cancels and reschedules), routing (new conversations pushed to thousands of online agents: creation to offer on the agent's stream, decisions per second).")
 	flag.IntVar(&o.listConversations, "list-conversations", 100000, "Conversations of the list scenario's tenant.")
 	flag.IntVar(&o.listPerConversation, "list-messages-per-conversation", 10, "Messages per conversation in the list scenario.")
 	flag.IntVar(&o.listQueries, "list-queries", 200, "Measured requests per list query.")
@@ -129,6 +153,14 @@ func main() {
 	flag.IntVar(&o.timersCancel, "timers-cancel", 2000, "Deferred conversations the timers scenario re-opens by a customer message each, cancelling their wake-ups.")
 	flag.IntVar(&o.timersReschedule, "timers-reschedule", 10000, "Conversations waiting in new whose waiting-message timers one PATCH of the waiting message's hours moves, in the timers scenario.")
 	flag.IntVar(&o.timersRuns, "timers-runs", 1, "Runs of the timers scenario (each on a fresh database with its pending timers); the medians are reported.")
+	flag.IntVar(&o.routingAgents, "routing-agents", 10000, "Agents of the routing scenario: created through the admin API, sessions minted in SQL, set online through the API, heartbeats kept fresh in Redis by the bench.")
+	flag.IntVar(&o.routingCapacity, "routing-capacity", 10, "Capacity of each agent of the routing scenario (conversations at once, 1 to 100).")
+	flag.IntVar(&o.routingConversations, "routing-conversations", 2000, "New chat conversations of the routing scenario in all, each offered to an agent as it arrives: -routing-rate per second for -routing-duration, the rest as fast as they are answered at -c (the backlog). At most -routing-agents x -routing-capacity; the issue's full size is 100000.")
+	flag.IntVar(&o.routingRate, "routing-rate", 50, "Webhooks per second of the routing scenario's paced phase, sent on schedule whatever the answers, for the latency from creation to offer.")
+	flag.DurationVar(&o.routingDuration, "routing-duration", 15*time.Second, "Duration of the routing scenario's paced phase; 0 leaves only the backlog.")
+	flag.IntVar(&o.routingStreams, "routing-streams", 2, "Agents of the routing scenario whose GET /v1/stream the bench reads; each sees every event of the queue, and times every offer.")
+	flag.StringVar(&o.routingRedis, "routing-redis", "redis://127.0.0.1:6379/15", "Redis of the binary in the routing scenario (-redis.url), where the router keeps its state and the bench refreshes heartbeats; the tenant's keys are removed afterwards. Empty: the embedded miniredis, with a presence window longer than the run instead of refreshed heartbeats.")
+	flag.IntVar(&o.routingRuns, "routing-runs", 1, "Runs of the routing scenario (each on a fresh database); the medians are reported.")
 	flag.StringVar(&o.extraArgs, "args", "", "Extra flags for the measured binary, space-separated (for tuning: -kafka.consumer.max-batch=512 -http.pprof).")
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
@@ -188,6 +220,11 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	}
 	if strings.Contains(o.scenarios, "timers") {
 		if err := timersScenario(ctx, o, w, report); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(o.scenarios, "routing") {
+		if err := routingScenario(ctx, o, w, report); err != nil {
 			return err
 		}
 	}
