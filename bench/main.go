@@ -61,8 +61,9 @@
 // 50 ms; then the rest of -routing-conversations (2,000 in all) as fast
 // as answered, a backlog, for the decisions per second. Also the router's
 // share from its histogram and busy time, and Redis's script time and
-// commands per offer. The 100,000 conversations take over 20
-// minutes here: -routing-conversations 100000.
+// commands per offer. The 100,000 conversations are
+// -routing-conversations 100000: far longer than a minute here (see the
+// README).
 package main
 
 import (

@@ -443,6 +443,10 @@ func routingRun(ctx context.Context, o options, w io.Writer, res *RoutingResult)
 		return err
 	}
 	defer rb.conn.Close(ctx)
+	var autovacuum string
+	if err := rb.conn.QueryRow(ctx, `SHOW autovacuum`).Scan(&autovacuum); err == nil && autovacuum != "on" {
+		rb.logf("note: autovacuum is %s on this server: nothing is vacuumed or analyzed during the run, and a long one (-routing-conversations 100000) slows down as dead rows and unmerged GIN entries pile up", autovacuum)
+	}
 
 	// The chat channel goes live once the connector has read its
 	// announcement; the warm-up's conversation has no queue.
