@@ -249,17 +249,18 @@ func TestConcurrentDetect(t *testing.T) {
 	}
 }
 
-// TestMemory logs the memory taken, in a fresh process, by building a
-// detector of the default languages and detecting once, in the mode named
-// by SB_LANGUAGE_MEMORY: "detector" (New), or lingua alone in high-accuracy
-// mode ("high"), preloaded ("preloaded") or in low-accuracy mode ("low").
-// Run it alone, once per mode:
+// BenchmarkMemory reports the memory taken by building a detector of the
+// default languages and detecting once, in the mode named by
+// SB_LANGUAGE_MEMORY: "detector" (New, the default), or lingua alone in
+// high-accuracy mode ("high"), preloaded ("preloaded") or in low-accuracy
+// mode ("low"). lingua keeps its models for the life of the process: run
+// it alone, once per mode:
 //
-//	SB_LANGUAGE_MEMORY=detector go test -count=1 -run TestMemory -v ./internal/language/
-func TestMemory(t *testing.T) {
+//	SB_LANGUAGE_MEMORY=high go test -run '^$' -bench BenchmarkMemory -benchtime 1x ./internal/language/
+func BenchmarkMemory(b *testing.B) {
 	mode := os.Getenv("SB_LANGUAGE_MEMORY")
 	if mode == "" {
-		t.Skip("SB_LANGUAGE_MEMORY not set")
+		mode = "detector"
 	}
 	const text = "Bonjour, ma commande n'est pas arrivée"
 	var before, after runtime.MemStats
@@ -274,17 +275,17 @@ func TestMemory(t *testing.T) {
 		for _, code := range DefaultCodes() {
 			languages = append(languages, lingua.GetLanguageFromIsoCode639_1(lingua.GetIsoCode639_1FromValue(code)))
 		}
-		b := lingua.NewLanguageDetectorBuilder().FromLanguages(languages...).WithMinimumRelativeDistance(minRelativeDistance)
+		lb := lingua.NewLanguageDetectorBuilder().FromLanguages(languages...).WithMinimumRelativeDistance(minRelativeDistance)
 		switch mode {
 		case "high":
 		case "preloaded":
-			b = b.WithPreloadedLanguageModels()
+			lb = lb.WithPreloadedLanguageModels()
 		case "low":
-			b = b.WithLowAccuracyMode()
+			lb = lb.WithLowAccuracyMode()
 		default:
-			t.Fatalf("SB_LANGUAGE_MEMORY=%q: want detector, high, preloaded or low", mode)
+			b.Fatalf("SB_LANGUAGE_MEMORY=%q: want detector, high, preloaded or low", mode)
 		}
-		ld := b.Build()
+		ld := lb.Build()
 		detect = func(s string) string {
 			l, _ := ld.DetectLanguageOf(s)
 			return strings.ToLower(l.IsoCode639_1().String())
@@ -299,9 +300,13 @@ func TestMemory(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	const mib = 1 << 20
-	t.Logf("%s: detected %q; build %v, first detect %v; HeapAlloc %.1f MiB (%.1f MiB after GC, %.1f before building), Sys %.1f MiB (%.1f before)",
-		mode, got, built.Round(time.Millisecond), first.Round(time.Millisecond),
-		float64(heap)/mib, float64(after.HeapAlloc)/mib, float64(before.HeapAlloc)/mib, float64(sys)/mib, float64(before.Sys)/mib)
+	b.Logf("%s: detected %q; build %v, first detect %v", mode, got, built.Round(time.Millisecond), first.Round(time.Millisecond))
+	for b.Loop() {
+		detect(text)
+	}
+	b.ReportMetric(float64(heap)/mib, "heap-MiB")
+	b.ReportMetric(float64(after.HeapAlloc)/mib, "heap-after-gc-MiB")
+	b.ReportMetric(float64(sys)/mib, "sys-MiB")
 }
 
 func BenchmarkDetect(b *testing.B) {
