@@ -244,7 +244,7 @@ func timersScenario(ctx context.Context, o options, w io.Writer, report map[stri
 	row("steady: lateness p99", ms(m.SteadyP99), fmt.Sprintf("target <= %.0f ms: %s, goal <= %.0f ms: %s",
 		timersTargetP99, verdict(m.SteadyP99 <= timersTargetP99), timersGoalP99, verdict(m.SteadyP99 <= timersGoalP99)))
 	row("steady: lateness max", ms(m.SteadyMax), "")
-	row("steady: of which due -> published, mean", ms(m.SteadyFireMean), fmt.Sprintf("p99 <= %.0f ms (the scheduler's histogram bucket)", m.SteadyFireP99))
+	row("steady: of which due -> published, mean", ms(m.SteadyFireMean), p99Bucket(m.SteadyFireP99))
 	row("steady: wakes applied", count(m.SteadyApplied, runs*m.Steady), fmt.Sprintf("all: %s (at %.0f/s; set %.1f s before the first was due)",
 		verdict(m.SteadyApplied == runs*m.Steady), m.SteadyRateSeen, m.SteadyAheadSeconds))
 	row(fmt.Sprintf("burst, %d due at once: last applied after due", m.Burst), sec(m.BurstLastSeconds), fmt.Sprintf("%.0f applied/s", m.BurstRate))
@@ -1147,7 +1147,9 @@ func (s metricsSnapshot) busy(before metricsSnapshot, name string) (int, float64
 
 // delta returns the mean, in milliseconds, of the observations of name
 // since before, and the upper bound of the bucket holding their 99th
-// percentile.
+// percentile. When that bucket is the open one above the largest bound,
+// p99 is the largest finite bound negated: "more than |p99|", which a JSON
+// report can carry where +Inf cannot.
 func (s metricsSnapshot) delta(before metricsSnapshot, name string) (mean, p99 float64) {
 	a, b := s[name], before[name]
 	if a == nil {
@@ -1166,10 +1168,24 @@ func (s metricsSnapshot) delta(before metricsSnapshot, name string) (mean, p99 f
 		bounds = append(bounds, le)
 	}
 	slices.Sort(bounds)
+	largest := 0.0
 	for _, le := range bounds {
+		if math.IsInf(le, 1) {
+			break
+		}
+		largest = le
 		if a.buckets[le]-b.buckets[le] >= 0.99*count {
 			return mean, 1000 * le
 		}
 	}
-	return mean, math.Inf(1)
+	return mean, -1000 * largest
+}
+
+// p99Bucket describes a p99 from delta: the bucket bound it lies under, or
+// the largest bound it exceeds.
+func p99Bucket(ms float64) string {
+	if ms < 0 {
+		return fmt.Sprintf("p99 > %.0f ms (above the scheduler's largest histogram bucket)", -ms)
+	}
+	return fmt.Sprintf("p99 <= %.0f ms (the scheduler's histogram bucket)", ms)
 }
