@@ -54,6 +54,8 @@ type Config struct {
 	DataDir            string
 	EmbeddedPort       int
 	EmbeddedPartitions int
+	EmbeddedKeep       int64
+	EmbeddedTrim       time.Duration
 	StopTimeout        time.Duration
 
 	Telemetry telemetry.Config
@@ -80,6 +82,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.DataDir, "data-dir", "switchboard-data", "Directory of the process's local data: the embedded Kafka's log and offsets (with -target=all and no -kafka.brokers), and message attachments unless -blob.dir or -blob.s3.endpoint is set.")
 	f.IntVar(&c.EmbeddedPort, "kafka.embedded-port", 0, "Loopback port of the embedded Kafka broker, 0 for any free port; set one to inspect the topics with Kafka tools.")
 	f.IntVar(&c.EmbeddedPartitions, "kafka.embedded-partitions", 0, "Partitions of each multi-partition topic in the embedded broker, when it creates them; 0 means one per CPU, at least 2. One process has few cores: fewer partitions make bigger batches and fewer database transactions than a cluster's counts would. A real cluster gets the production counts from `switchboard admin create-topics`.")
+	f.Int64Var(&c.EmbeddedKeep, "kafka.embedded-keep-records", 1000, "Records the embedded broker keeps in each partition beyond what every consumer reading it has committed. Its log lives in memory: the broker deletes what all consumers have handled every -kafka.embedded-trim-interval, never what one of them has not (a stopped inbox loses nothing), and never touches sb.config.v1 (compacted) or sb.dlq.v1. -1 keeps everything, and memory then grows with every message.")
+	f.DurationVar(&c.EmbeddedTrim, "kafka.embedded-trim-interval", 30*time.Second, "How often the embedded broker deletes the records every consumer has handled (see -kafka.embedded-keep-records).")
 	f.DurationVar(&c.StopTimeout, "shutdown.component-timeout", 30*time.Second, "At shutdown, longest wait for each component to drain and stop before moving on.")
 	c.Telemetry.RegisterFlags("", f)
 	c.HTTP.RegisterFlags("", f)
@@ -126,6 +130,12 @@ func (c *Config) Validate() error {
 	}
 	if c.EmbeddedPartitions < 0 {
 		errs = append(errs, config.Invalid("kafka.embedded-partitions", fmt.Sprintf("must not be negative, got %d", c.EmbeddedPartitions), "set 0 for one per CPU"))
+	}
+	if c.EmbeddedKeep < -1 {
+		errs = append(errs, config.Invalid("kafka.embedded-keep-records", fmt.Sprintf("must be -1 or more, got %d", c.EmbeddedKeep), "set 1000, or -1 to keep every record"))
+	}
+	if c.EmbeddedTrim < time.Second {
+		errs = append(errs, config.Invalid("kafka.embedded-trim-interval", fmt.Sprintf("%s is shorter than 1s", c.EmbeddedTrim), "set 30s"))
 	}
 	if slices.Contains(c.Targets, modSMS) && c.SMS.PublicBaseURL == "" {
 		errs = append(errs, config.Invalid("sms.public-base-url", "is empty, and Twilio's webhooks are signed for the URL Twilio calls", "set SB_SMS_PUBLIC_BASE_URL to the https URL of this service as Twilio reaches it, such as https://switchboard.example.com"))
@@ -277,8 +287,18 @@ func (a *app) initKafka(ctx context.Context) (lifecycle.Service, error) {
 		return nil, err
 	}
 	a.brokers = k.Brokers()
-	a.tel.Component("kafka").Info("embedded Kafka started; for production set KAFKA_BROKERS", "addr", strings.Join(a.brokers, ","), "data_dir", dir)
-	return lifecycle.Idle(func() error { k.Close(); return nil }), nil
+	log := a.tel.Component("kafka")
+	if a.cfg.EmbeddedKeep < 0 {
+		log.Info("embedded Kafka started; it keeps every record in memory (-kafka.embedded-keep-records=-1): for trying only, for production set KAFKA_BROKERS", "addr", strings.Join(a.brokers, ","), "data_dir", dir)
+		return lifecycle.Idle(func() error { k.Close(); return nil }), nil
+	}
+	log.Info("embedded Kafka started; it deletes what every consumer has handled, keeping the last records of each partition: for trying, for production set KAFKA_BROKERS",
+		"addr", strings.Join(a.brokers, ","), "data_dir", dir, "keep_records", a.cfg.EmbeddedKeep, "trim_interval", a.cfg.EmbeddedTrim)
+	return lifecycle.ServiceFunc(func(ctx context.Context) error {
+		k.TrimLoop(ctx, topics, a.cfg.EmbeddedKeep, a.cfg.EmbeddedTrim)
+		k.Close()
+		return nil
+	}), nil
 }
 
 func (a *app) initProducer(context.Context) (lifecycle.Service, error) {

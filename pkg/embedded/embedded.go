@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -18,9 +19,16 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/events"
 )
 
+// SegmentBytes is the size of the embedded broker's log segments, in
+// bytes, except for compacted topics. Trimming (see Trim) frees a segment's
+// file once every record in it is trimmed, so segments are small enough for
+// what consumers have handled to leave the disk soon.
+const SegmentBytes = 4 << 20
+
 // Kafka is a running embedded broker.
 type Kafka struct {
 	cluster *kfake.Cluster
+	log     *slog.Logger
 }
 
 // StartKafka starts a single broker on 127.0.0.1:port (0 picks a free port)
@@ -42,11 +50,16 @@ func StartKafka(dir string, port int, topics []events.TopicSpec, log *slog.Logge
 	if err != nil {
 		return nil, fmt.Errorf("start embedded Kafka in %s: %w", dir, err)
 	}
+	k := &Kafka{cluster: c, log: log}
+	var existing []string
 	for _, t := range topics {
 		if c.TopicInfo(t.Name) != nil {
+			if !t.Compacted {
+				existing = append(existing, t.Name)
+			}
 			continue // created by an earlier run
 		}
-		var cfg map[string]string
+		cfg := map[string]string{"segment.bytes": strconv.Itoa(SegmentBytes)}
 		if t.Compacted {
 			cfg = map[string]string{"cleanup.policy": "compact"}
 		}
@@ -55,7 +68,11 @@ func StartKafka(dir string, port int, topics []events.TopicSpec, log *slog.Logge
 			return nil, fmt.Errorf("create topic %s in embedded Kafka: %w", t.Name, err)
 		}
 	}
-	return &Kafka{cluster: c}, nil
+	if err := k.setSegmentBytes(existing); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return k, nil
 }
 
 // Brokers returns the broker address.
