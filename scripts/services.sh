@@ -3,7 +3,10 @@
 # `make bench` use are up on 127.0.0.1: starts them when they are installed
 # and stopped, and says what is missing otherwise.
 #
-# Usage: scripts/services.sh [postgres] [redis]   (default: both)
+# Also installs the programs some tests start on their own (Dovecot) when
+# they are missing and the script runs as root on Debian.
+#
+# Usage: scripts/services.sh [postgres] [redis] [dovecot]   (default: postgres redis)
 set -euo pipefail
 
 wants=("$@")
@@ -55,6 +58,20 @@ redis() {
     return 1
   fi
   wait_for Redis sh -c 'redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG'
+}
+
+# dovecot: the email connector's test against a real IMAP server starts its
+# own Dovecot (connectors/email/dovecot_test.go); only the binary is needed.
+dovecot() {
+  if [ -x /usr/sbin/dovecot ]; then return 0; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "services: installing Dovecot (dovecot-imapd) for the email connector's tests"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q dovecot-imapd >/dev/null ||
+      { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dovecot-imapd >/dev/null; }
+  else
+    echo "services: /usr/sbin/dovecot is missing: install it (Debian: apt-get install dovecot-imapd) for the email connector's tests" >&2
+    return 1
+  fi
 }
 
 for w in "${wants[@]}"; do "$w"; done

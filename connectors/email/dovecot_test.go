@@ -72,7 +72,7 @@ type dovecot struct {
 func startDovecot(t *testing.T) *dovecot {
 	t.Helper()
 	if _, err := os.Stat(dovecotBinary); err != nil {
-		t.Skipf("%s not found: install Dovecot (apt-get install dovecot-imapd) to run this test", dovecotBinary)
+		t.Fatalf("%s not found: install Dovecot (apt-get install dovecot-imapd; make test does it as root) to run this test", dovecotBinary)
 	}
 	// Not t.TempDir(): its path is too long for Dovecot's unix sockets.
 	dir, err := os.MkdirTemp("", "sbdove")
