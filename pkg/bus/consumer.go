@@ -154,7 +154,7 @@ func NewConsumer(cfg Config, opts ConsumerOptions, handler Handler, dlq *Produce
 	c := &Consumer{
 		cfg: cfg, opts: opts, handler: handler, dlq: dlq,
 		log:    tel.Component("bus").With("group", opts.Group),
-		tracer: tel.Tracer.Tracer("switchboard/bus"),
+		tracer: tel.Tracer.Tracer(tracerName),
 		policy: retry.Policy{Initial: cfg.RetryInitial, Max: cfg.RetryMax, Multiplier: 2, MaxAttempts: cfg.MaxAttempts},
 		clock:  opts.Clock,
 		lag:    map[partitionKey]int64{},
@@ -189,7 +189,7 @@ func NewConsumer(cfg Config, opts ConsumerOptions, handler Handler, dlq *Produce
 				o.Observe(v, metric.WithAttributes(
 					attribute.String("messaging.consumer.group.name", opts.Group),
 					attribute.String("messaging.destination.name", k.topic),
-					attribute.Int("messaging.destination.partition.id", k.partition)))
+					partitionID(k.partition)))
 			}
 			return nil
 		})); err != nil {
@@ -411,27 +411,7 @@ func (c *Consumer) handleMsgs(ctx, hctx context.Context, msgs []Message, raw []k
 }
 
 func (c *Consumer) call(ctx context.Context, msgs []Message) (err error) {
-	links := make([]trace.Link, 0, len(msgs))
-	for _, m := range msgs {
-		if m.SpanContext.IsValid() {
-			links = append(links, trace.Link{SpanContext: m.SpanContext})
-		}
-	}
-	spanCtx := ctx
-	if len(msgs) == 1 {
-		// One message: its handling is a child of the producer's span, so
-		// the trace reads straight through.
-		spanCtx = msgs[0].Context(ctx)
-	}
-	spanCtx, span := c.tracer.Start(spanCtx, "process "+msgs[0].Topic, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithLinks(links...),
-		trace.WithAttributes(
-			attribute.String("messaging.system", "kafka"),
-			attribute.String("messaging.operation.type", "process"),
-			attribute.String("messaging.destination.name", msgs[0].Topic),
-			attribute.String("messaging.consumer.group.name", c.opts.Group),
-			attribute.Int("messaging.destination.partition.id", msgs[0].Partition),
-			attribute.Int("messaging.batch.message_count", len(msgs)),
-		))
+	spanCtx, span := startProcess(ctx, c.tracer, c.opts.Group, msgs)
 	start := time.Now()
 	defer func() {
 		if v := recover(); v != nil {
@@ -486,6 +466,11 @@ func (c *Consumer) deadLetter(ctx, hctx context.Context, m kafka.Message, kind s
 // message whose data does not decode, or whose handling fails with an error
 // matching one of permanent (errors.Is), is a permanent failure, for the
 // dead-letter topic; any other error is retried.
+//
+// A lone message is handled under the batch's process span, itself a child
+// of the message's creation context; each message of a larger batch is
+// handled under its own creation context, so that what its handling does
+// joins the message's trace.
 func Each[T any](handle func(ctx context.Context, v T) error, permanent ...error) Handler {
 	return func(ctx context.Context, msgs []Message) error {
 		for _, m := range msgs {
@@ -493,7 +478,11 @@ func Each[T any](handle func(ctx context.Context, v T) error, permanent ...error
 			if err := m.Event.Decode(&v); err != nil {
 				return Permanent(err)
 			}
-			if err := handle(m.Context(ctx), v); err != nil {
+			hctx := ctx
+			if len(msgs) > 1 {
+				hctx = m.Context(ctx)
+			}
+			if err := handle(hctx, v); err != nil {
 				for _, p := range permanent {
 					if errors.Is(err, p) {
 						return Permanent(err)

@@ -122,6 +122,8 @@ func NewProducer(cfg Config, tel *telemetry.Telemetry) (*Producer, error) {
 		WriteBackoffMin: 50 * time.Millisecond,
 		WriteBackoffMax: time.Second,
 		Transport:       &kafka.Transport{ClientID: "switchboard", DialTimeout: 5 * time.Second, IdleTimeout: time.Minute},
+		// Tells the send spans where their messages landed.
+		Completion: completed,
 	}
 	m := tel.Meter.Meter("switchboard/bus")
 	sent, err := m.Int64Counter("messaging.client.sent.messages", metric.WithDescription("Messages acknowledged by Kafka."))
@@ -132,41 +134,121 @@ func NewProducer(cfg Config, tel *telemetry.Telemetry) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Producer{w: w, tracer: tel.Tracer.Tracer("switchboard/bus"), sent: sent, errs: errs}, nil
+	return &Producer{w: w, tracer: tel.Tracer.Tracer(tracerName), sent: sent, errs: errs}, nil
 }
 
 // Publish sends the events to topic under key and returns once Kafka
-// acknowledged all of them. The trace context of ctx travels with them.
+// acknowledged all of them, in a "send <topic>" span of kind PRODUCER,
+// child of the span of ctx. That span is the events' creation context: its
+// trace context travels with them in the traceparent header.
 func (p *Producer) Publish(ctx context.Context, topic string, key []byte, evs ...events.Event) error {
-	ctx, span := p.tracer.Start(ctx, "send "+topic, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
-		attribute.String("messaging.system", "kafka"),
-		attribute.String("messaging.operation.type", "send"),
-		attribute.String("messaging.destination.name", topic),
-		attribute.Int("messaging.batch.message_count", len(evs)),
-	))
-	defer span.End()
+	if len(evs) == 0 {
+		return nil
+	}
 	msgs := make([]kafka.Message, len(evs))
 	for i, ev := range evs {
+		// The id first: the span's attributes read it.
+		msgs[i] = kafka.Message{Topic: topic, Headers: []kafka.Header{{Key: events.HeaderID, Value: []byte(ev.ID)}}}
+	}
+	ctx, span := p.tracer.Start(ctx, "send "+topic, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(sendAttributes(topic, msgs)...))
+	defer span.End()
+	state := p.track(span)
+	for i, ev := range evs {
 		msgs[i] = ev.Message(ctx, topic, key)
+		if state != nil {
+			msgs[i].WriterData = state
+		}
 	}
 	err := p.write(ctx, msgs)
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-	}
+	p.finish(span, state, len(msgs), err)
 	return err
 }
 
 // PublishRecords sends records that already carry their topic and headers
-// (the outbox relay and the dead-letter path use it).
+// (the outbox relay and the dead-letter path use it). The records of one
+// topic that carry the same creation context (the traceparent header of the
+// transaction that wrote them to the outbox, or of the message a dead
+// letter was) go out in one "send <topic>" span of kind PRODUCER, child of
+// that context, which becomes their new creation context; records without
+// one get a span that is a child of the span of ctx.
 func (p *Producer) PublishRecords(ctx context.Context, msgs ...kafka.Message) error {
-	return p.write(ctx, msgs)
-}
-
-func (p *Producer) write(ctx context.Context, msgs []kafka.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	out := make([]kafka.Message, len(msgs))
+	type group struct {
+		topic, parent string
+		idx           []int
+	}
+	var groups []group
+	index := map[[2]string]int{}
+	for i, m := range msgs {
+		out[i] = m
+		// Headers are rewritten below: the caller's slice stays as it was.
+		out[i].Headers = append(make([]kafka.Header, 0, len(m.Headers)+1), m.Headers...)
+		k := [2]string{m.Topic, header(m, headerTraceParent)}
+		g, ok := index[k]
+		if !ok {
+			g = len(groups)
+			index[k] = g
+			groups = append(groups, group{topic: k[0], parent: k[1]})
+		}
+		groups[g].idx = append(groups[g].idx, i)
+	}
+	type sending struct {
+		span  trace.Span
+		state *sendState
+		n     int
+	}
+	spans := make([]sending, len(groups))
+	for gi, g := range groups {
+		members := make([]kafka.Message, len(g.idx))
+		for j, i := range g.idx {
+			members[j] = out[i]
+		}
+		parent := ctx
+		if g.parent != "" {
+			parent = traceContext.Extract(ctx, headerCarrier{headers: &members[0].Headers})
+		}
+		sctx, span := p.tracer.Start(parent, "send "+g.topic, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(sendAttributes(g.topic, members)...))
+		state := p.track(span)
+		for _, i := range g.idx {
+			traceContext.Inject(sctx, headerCarrier{headers: &out[i].Headers})
+			if state != nil {
+				out[i].WriterData = state
+			}
+		}
+		spans[gi] = sending{span: span, state: state, n: len(g.idx)}
+	}
+	err := p.write(ctx, out)
+	for _, s := range spans {
+		p.finish(s.span, s.state, s.n, err)
+		s.span.End()
+	}
+	return err
+}
+
+// track returns what the writer's completion callback fills in for span,
+// or nil when the span records nothing (its attributes would go nowhere).
+func (p *Producer) track(span trace.Span) *sendState {
+	if !span.IsRecording() {
+		return nil
+	}
+	return &sendState{}
+}
+
+// finish records the outcome of a send on its span.
+func (p *Producer) finish(span trace.Span, state *sendState, n int, err error) {
+	if state != nil {
+		span.SetAttributes(state.attributes(n)...)
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+}
+
+func (p *Producer) write(ctx context.Context, msgs []kafka.Message) error {
 	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
 		p.errs.Add(ctx, 1)
 		return fmt.Errorf("publish %d message(s) to %s: %w", len(msgs), msgs[0].Topic, err)

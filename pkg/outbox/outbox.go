@@ -74,7 +74,9 @@ type Record struct {
 }
 
 // Add writes the records in tx. They are published after tx commits, never
-// if it rolls back. The trace context of ctx travels with them.
+// if it rolls back. The trace context of ctx is stored with them (the
+// traceparent header): the relay's "send <topic>" span is a child of it, so
+// that the transaction and the publication are one trace.
 func (o *Outbox) Add(ctx context.Context, tx pgx.Tx, recs ...Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -309,6 +311,8 @@ func (r *Relay) publishBatch(ctx context.Context, conn *pgx.Conn) (int, error) {
 	if len(msgs) == 0 {
 		return 0, nil
 	}
+	// The producer gives the events of each transaction a send span, child
+	// of the context the transaction stored with them.
 	if err := r.producer.PublishRecords(ctx, msgs...); err != nil {
 		return 0, err
 	}

@@ -152,7 +152,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	log.Info("configuration announced", "chat_channels", n.ChatChannels, "mailboxes", n.Mailboxes, "sms_accounts", n.SMSAccounts, "automation", n.Automation)
 
 	languages := language.New()
-	h, err := ingest.New(s, log, d.Telemetry.Meter.Meter("switchboard/inbox"), d.Clock, languages.Detect)
+	h, err := ingest.New(s, log, d.Telemetry.Tracer.Tracer("switchboard/inbox"), d.Telemetry.Meter.Meter("switchboard/inbox"), d.Clock, languages.Detect)
 	if err != nil {
 		return nil, err
 	}

@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/events"
@@ -21,6 +25,7 @@ import (
 type Handler struct {
 	store      *store.Store
 	log        *slog.Logger
+	tracer     trace.Tracer
 	clock      retry.Clock
 	detect     func(text string) string
 	stored     metric.Int64Counter
@@ -30,7 +35,7 @@ type Handler struct {
 // New builds the handler. detect names the language of a text ("" when
 // unsure); ingestion asks it only for the first message of a new
 // conversation whose tenant has a routing rule on languages.
-func New(s *store.Store, log *slog.Logger, meter metric.Meter, clock retry.Clock, detect func(text string) string) (*Handler, error) {
+func New(s *store.Store, log *slog.Logger, tracer trace.Tracer, meter metric.Meter, clock retry.Clock, detect func(text string) string) (*Handler, error) {
 	stored, err := meter.Int64Counter("switchboard.inbox.messages.stored", metric.WithDescription("Inbound messages stored."))
 	if err != nil {
 		return nil, err
@@ -39,7 +44,7 @@ func New(s *store.Store, log *slog.Logger, meter metric.Meter, clock retry.Clock
 	if err != nil {
 		return nil, err
 	}
-	return &Handler{store: s, log: log, clock: clock, detect: detect, stored: stored, duplicates: dups}, nil
+	return &Handler{store: s, log: log, tracer: tracer, clock: clock, detect: detect, stored: stored, duplicates: dups}, nil
 }
 
 // Handle stores a batch of inbound messages in one transaction. Invalid
@@ -67,9 +72,7 @@ func (h *Handler) Handle(ctx context.Context, msgs []bus.Message) error {
 		in = append(in, store.Inbound{EventID: m.Event.ID, Msg: p})
 	}
 	now := h.clock.Now()
-	res, err := h.store.Ingest(ctx, in, now, h.detect, func(res store.IngestResult) ([]outbox.Record, error) {
-		return store.IngestEvents(in, res, now)
-	})
+	res, err := h.ingest(ctx, in, now)
 	switch {
 	case err == nil:
 	case errors.Is(err, store.ErrUnknownAccount) || pg.IsDataError(err):
@@ -85,4 +88,45 @@ func (h *Handler) Handle(ctx context.Context, msgs []bus.Message) error {
 		h.log.DebugContext(ctx, "duplicates skipped", "count", res.Duplicates)
 	}
 	return nil
+}
+
+// ingest stores the batch in an "inbox.store" span, which names what it
+// stored. The events the transaction writes to the outbox carry the span
+// as their trace context, so that their publication, and whatever follows
+// it, joins the trace of the messages.
+func (h *Handler) ingest(ctx context.Context, in []store.Inbound, now time.Time) (res store.IngestResult, err error) {
+	ctx, span := h.tracer.Start(ctx, "inbox.store", trace.WithAttributes(attribute.Int("switchboard.inbox.batch.message_count", len(in))))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		} else if span.IsRecording() {
+			span.SetAttributes(storedAttributes(res)...)
+		}
+		span.End()
+	}()
+	return h.store.Ingest(ctx, in, now, h.detect, func(res store.IngestResult) ([]outbox.Record, error) {
+		return store.IngestEvents(in, res, now)
+	})
+}
+
+// storedAttributes name what a batch stored: the ids of the new messages
+// and of their conversations, and how many were duplicates.
+func storedAttributes(res store.IngestResult) []attribute.KeyValue {
+	msgs := make([]string, len(res.Stored))
+	var convs []string
+	seen := map[string]bool{}
+	for i, m := range res.Stored {
+		msgs[i] = m.ID.String()
+		if c := m.ConversationID.String(); !seen[c] {
+			seen[c] = true
+			convs = append(convs, c)
+		}
+	}
+	return []attribute.KeyValue{
+		attribute.StringSlice("switchboard.message.ids", msgs),
+		attribute.StringSlice("switchboard.conversation.ids", convs),
+		attribute.Int("switchboard.inbox.messages.stored", len(res.Stored)),
+		attribute.Int("switchboard.inbox.messages.duplicates", res.Duplicates),
+	}
 }

@@ -1,8 +1,12 @@
 package stream
 
 import (
+	"errors"
 	"net/http"
 	"time"
+
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchboard-oss/switchboard/pkg/httpx"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
@@ -57,6 +61,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("X-Accel-Buffering", "no") // nginx would hold the events back
 	w.WriteHeader(http.StatusOK)
 	out := &sseWriter{w: w, rc: rc}
+	defer out.endDeliveries(errLeft)
 	if err := out.flush(); err != nil {
 		h.log.ErrorContext(r.Context(), "cannot stream: the response cannot be flushed", "error", err)
 		return
@@ -100,7 +105,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			break
 		}
-		err = out.event(s.cursor(e), e.frame)
+		err = out.deliver(h.startDelivery(ctx, p, e, true), s.cursor(e), e.frame)
 	}
 	if err != nil || out.event(sn.cursor, readyFrame) != nil || out.flush() != nil {
 		return
@@ -120,13 +125,13 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		case e := <-s.ch:
 			last = s.cursor(e)
-			err := out.event(last, e.frame)
+			err := out.deliver(h.startDelivery(ctx, p, e, false), last, e.frame)
 		batch:
 			for n := 1; n < batchMax && err == nil; n++ {
 				select {
 				case e = <-s.ch:
 					last = s.cursor(e)
-					err = out.event(last, e.frame)
+					err = out.deliver(h.startDelivery(ctx, p, e, false), last, e.frame)
 				default:
 					break batch
 				}
@@ -150,11 +155,37 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// errLeft ends the delivery spans of events the client never got.
+var errLeft = errors.New("the stream ended before the event was flushed")
+
 // sseWriter gathers SSE frames and writes them at each flush.
 type sseWriter struct {
 	w   http.ResponseWriter
 	rc  *http.ResponseController
 	buf []byte
+	// deliveries are the spans of the events gathered, ended at the flush
+	// that pushes them to the client.
+	deliveries []trace.Span
+}
+
+// deliver adds an event whose delivery span is span.
+func (o *sseWriter) deliver(span trace.Span, cursor string, frame []byte) error {
+	o.deliveries = append(o.deliveries, span)
+	return o.event(cursor, frame)
+}
+
+// endDeliveries ends the delivery spans waiting for a flush, failed with
+// err when it is not nil.
+func (o *sseWriter) endDeliveries(err error) {
+	for i, span := range o.deliveries {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+		o.deliveries[i] = nil
+	}
+	o.deliveries = o.deliveries[:0]
 }
 
 // writeAbove is how much is gathered before it is written out, flushed
@@ -192,10 +223,12 @@ func (o *sseWriter) comment(text, cursor string) {
 // writeTimeout: a client that stopped reading must not hold its handler
 // forever.
 func (o *sseWriter) flush() error {
-	if err := o.write(); err != nil {
-		return err
+	err := o.write()
+	if err == nil {
+		err = o.rc.Flush()
 	}
-	return o.rc.Flush()
+	o.endDeliveries(err)
+	return err
 }
 
 // write hands what was gathered to the connection, within writeTimeout.

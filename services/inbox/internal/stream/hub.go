@@ -28,8 +28,12 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/config"
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
@@ -117,6 +121,9 @@ type Hub struct {
 	log     *slog.Logger
 	clock   retry.Clock
 	evicted metric.Int64Counter
+	// tp traces the records read, tracer the deliveries to clients.
+	tp     trace.TracerProvider
+	tracer trace.Tracer
 
 	// started is closed once the starting position is known; done once
 	// Run has returned.
@@ -155,6 +162,7 @@ func New(brokers []string, cfg Config, tel *telemetry.Telemetry, clock retry.Clo
 	h := &Hub{
 		cfg: cfg, brokers: brokers, topic: events.TopicConversations,
 		log: tel.Component("stream"), clock: clock,
+		tp: tel.Tracer, tracer: tel.Tracer.Tracer("switchboard/inbox/stream"),
 		started: make(chan struct{}), done: make(chan struct{}),
 		ring: make([]*entry, cfg.History), subs: map[string]map[*subscriber]struct{}{},
 		servers: map[*http.Server]chan struct{}{},
@@ -325,6 +333,11 @@ type entry struct {
 	// queue ("" for none) and assignees decide who sees it.
 	queue     string
 	assignees []string
+	// id, typ and conversation name the event in delivery spans.
+	id, typ, conversation string
+	// span is the context of the span of the record's processing: the
+	// parent of its deliveries to clients.
+	span trace.SpanContext
 	// frame is the SSE event without its id line.
 	frame []byte
 	// pos is the hub's position right after this event, cursor its
@@ -349,6 +362,7 @@ func (e *entry) ready() bool {
 			return
 		}
 		e.queue, e.assignees, e.frame, e.prepared = p.queue, p.assignees, p.frame, true
+		e.id, e.typ, e.conversation = p.id, p.typ, p.conversation
 	})
 	return e.prepared
 }
@@ -375,6 +389,7 @@ func prepare(ctx context.Context, partition int, m kafka.Message) (*entry, error
 	}
 	var data struct {
 		Conversation *struct {
+			ID        string   `json:"id"`
 			QueueID   *string  `json:"queue_id"`
 			Assignees []string `json:"assignee_ids"`
 		} `json:"conversation"`
@@ -397,7 +412,8 @@ func prepare(ctx context.Context, partition int, m kafka.Message) (*entry, error
 	frame = append(frame, "\ndata: "...)
 	frame = append(frame, body...)
 	frame = append(frame, "\n\n"...)
-	e := &entry{partition: partition, offset: m.Offset, tenant: ev.Tenant, assignees: data.Conversation.Assignees, frame: frame}
+	e := &entry{partition: partition, offset: m.Offset, tenant: ev.Tenant, assignees: data.Conversation.Assignees, frame: frame,
+		id: ev.ID, typ: ev.Type, conversation: data.Conversation.ID}
 	if q := data.Conversation.QueueID; q != nil {
 		e.queue = *q
 	}
@@ -405,12 +421,17 @@ func prepare(ctx context.Context, partition int, m kafka.Message) (*entry, error
 }
 
 // deliver handles one record of partition: it moves the position, keeps
-// the event in the ring and hands it to the clients that may see it.
+// the event in the ring and hands it to the clients that may see it. It
+// does so in a "process sb.conversations.v1" span, child of the record's
+// creation context (the outbox relay's send span), without a consumer
+// group: every replica reads everything.
 func (h *Hub) deliver(ctx context.Context, partition int, m kafka.Message) {
+	ctx, span := bus.StartProcessSpan(ctx, h.tp, "", m)
+	defer span.End()
 	var e *entry
 	for _, hd := range m.Headers {
 		if hd.Key == events.HeaderTenant && len(hd.Value) > 0 {
-			e = &entry{partition: partition, offset: m.Offset, tenant: string(hd.Value), msg: m}
+			e = &entry{partition: partition, offset: m.Offset, tenant: string(hd.Value), msg: m, span: span.SpanContext()}
 			break
 		}
 	}
@@ -431,17 +452,48 @@ func (h *Hub) deliver(ctx context.Context, partition int, m kafka.Message) {
 	e.pos = append(position(nil), h.pos...)
 	e.cursor = h.cursorLocked()
 	h.keepLocked(e)
+	handed := 0
 	for s := range h.subs[e.tenant] {
 		if !s.wants(e) {
 			continue
 		}
 		select {
 		case s.ch <- e:
+			handed++
 		default:
 			h.dropLocked(s, whySlow)
 			h.evicted.Add(ctx, 1)
 		}
 	}
+	span.SetAttributes(attribute.Int("switchboard.inbox.stream.clients", handed))
+}
+
+// startDelivery starts the span of the delivery of e to the client of
+// principal p on the stream of ctx: "stream.deliver", child of the span of
+// e's processing, linked to the stream request's span. It ends once the
+// event is flushed to the client. Events without a trace context get no
+// span.
+func (h *Hub) startDelivery(ctx context.Context, p domain.Principal, e *entry, replay bool) trace.Span {
+	if !e.span.IsValid() {
+		return trace.SpanFromContext(context.Background())
+	}
+	req := trace.SpanContextFromContext(ctx)
+	_, span := h.tracer.Start(trace.ContextWithSpanContext(ctx, e.span), "stream.deliver",
+		trace.WithLinks(trace.Link{SpanContext: req}))
+	if span.IsRecording() {
+		attrs := []attribute.KeyValue{
+			semconv.CloudEventsEventID(e.id),
+			semconv.CloudEventsEventType(e.typ),
+			attribute.String("switchboard.conversation.id", e.conversation),
+			attribute.String("switchboard.tenant.id", e.tenant),
+			attribute.Bool("switchboard.inbox.stream.replay", replay),
+		}
+		if p.UserID != "" {
+			attrs = append(attrs, attribute.String("switchboard.user.id", p.UserID))
+		}
+		span.SetAttributes(attrs...)
+	}
+	return span
 }
 
 // cursorLocked returns the current position encoded.
