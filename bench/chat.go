@@ -15,6 +15,65 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/testkit"
 )
 
+// waitChatLive sends a warm-up message until the tenant's chat channel
+// answers 202: the channel goes live once the connector has read its
+// announcement.
+func waitChatLive(ctx context.Context, client *http.Client, node *testkit.Node, b testkit.Bootstrap) error {
+	err := poll(ctx, 30*time.Second, 50*time.Millisecond, func() (bool, error) {
+		status, err := send(client, node.Base(), b, "warmup", "warmup")
+		return err == nil && status == http.StatusAccepted, nil
+	})
+	if errors.Is(err, errGaveUp) {
+		return fmt.Errorf("the chat channel never went live:\n%s", node.Logs())
+	}
+	return err
+}
+
+// sendChat sends n signed chat messages, ids prefix-0000000 up, perConv to
+// a conversation, from concurrency senders that send a refused message
+// again as a chat platform does; it returns the answer times of the
+// acknowledged sends and how many sends were refused.
+func sendChat(client *http.Client, base string, b testkit.Bootstrap, prefix string, n, concurrency, perConv int) ([]time.Duration, int) {
+	var (
+		next    atomic.Int64
+		refused atomic.Int64
+		mu      sync.Mutex
+		lat     = make([]time.Duration, 0, n)
+		wg      sync.WaitGroup
+	)
+	for w := 0; w < concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, n/concurrency+1)
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					break
+				}
+				id := fmt.Sprintf("%s-%07d", prefix, i)
+				session := fmt.Sprintf("%s-session-%07d", prefix, i/perConv)
+				for {
+					start := time.Now()
+					status, err := send(client, base, b, id, session)
+					if err == nil && status == http.StatusAccepted {
+						local = append(local, time.Since(start))
+						break
+					}
+					// Not acknowledged: a chat platform sends it again.
+					refused.Add(1)
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return lat, int(refused.Load())
+}
+
 // chatRun runs the chat scenario once on a fresh database and data
 // directory.
 func chatRun(ctx context.Context, o options, res *Result) error {
@@ -31,57 +90,12 @@ func chatRun(ctx context.Context, o options, res *Result) error {
 	defer node.Stop()
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency}, Timeout: 30 * time.Second}
-	// The channel goes live once the connector has read its announcement.
-	err = poll(ctx, 30*time.Second, 50*time.Millisecond, func() (bool, error) {
-		status, err := send(client, node.Base(), b, "warmup", "warmup")
-		return err == nil && status == http.StatusAccepted, nil
-	})
-	if errors.Is(err, errGaveUp) {
-		return fmt.Errorf("the chat channel never went live:\n%s", node.Logs())
-	}
-	if err != nil {
+	if err := waitChatLive(ctx, client, node, b); err != nil {
 		return err
 	}
-
-	var (
-		next    atomic.Int64
-		refused atomic.Int64
-		mu      sync.Mutex
-		lat     = make([]time.Duration, 0, o.n)
-		wg      sync.WaitGroup
-	)
-	for w := 0; w < o.concurrency; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			local := make([]time.Duration, 0, o.n/o.concurrency+1)
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= o.n {
-					break
-				}
-				id := fmt.Sprintf("bench-%07d", i)
-				session := fmt.Sprintf("session-%07d", i/o.perConv)
-				for {
-					start := time.Now()
-					status, err := send(client, node.Base(), b, id, session)
-					if err == nil && status == http.StatusAccepted {
-						local = append(local, time.Since(start))
-						break
-					}
-					// Not acknowledged: a chat platform sends it again.
-					refused.Add(1)
-					time.Sleep(10 * time.Millisecond)
-				}
-			}
-			mu.Lock()
-			lat = append(lat, local...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+	lat, refused := sendChat(client, node.Base(), b, "bench", o.n, o.concurrency, o.perConv)
 	res.WebhookP50, res.WebhookP99 = p50p99(lat)
-	res.Refused = int(refused.Load())
+	res.Refused = refused
 
 	conn, err := pgx.Connect(ctx, env.dbURL)
 	if err != nil {

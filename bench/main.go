@@ -125,6 +125,8 @@ type options struct {
 	routingStreams       int
 	routingRedis         string
 	routingRuns          int
+	memoryN              int
+	memoryIdle           time.Duration
 }
 
 func main() {
@@ -138,7 +140,7 @@ func main() {
 	flag.DurationVar(&o.pgbenchTime, "pgbench-time", 10*time.Second, "Duration of each pgbench run.")
 	flag.StringVar(&o.out, "out", "", "Also write the results as JSON to this file.")
 	flag.StringVar(&o.addr, "addr", "", "HTTP address of the measured binary; empty picks a free port.")
-	flag.StringVar(&o.scenarios, "scenarios", "chat,list,email,sms,timers,routing", "Scenarios to run, comma-separated: chat (webhook to stored row), list (the inbox's lists on a large tenant), email (IMAP mail to stored row), sms (Twilio webhooks answered, as fast as possible and paced), timers (the scheduler's wake-ups applied by the inbox, at a steady rate and in a burst, beside a million pending; cancels and reschedules), routing (new conversations pushed to thousands of online agents: creation to offer on the agent's stream, decisions per second).")
+	flag.StringVar(&o.scenarios, "scenarios", "chat,list,email,sms,timers,routing,memory", "Scenarios to run, comma-separated: chat (webhook to stored row), list (the inbox's lists on a large tenant), email (IMAP mail to stored row), sms (Twilio webhooks answered, as fast as possible and paced), timers (the scheduler's wake-ups applied by the inbox, at a steady rate and in a burst, beside a million pending; cancels and reschedules), routing (new conversations pushed to thousands of online agents: creation to offer on the agent's stream, decisions per second), memory (the all-in-one process's resident memory idle and after -memory-n messages, with the embedded broker trimming and keeping everything).")
 	flag.IntVar(&o.listConversations, "list-conversations", 100000, "Conversations of the list scenario's tenant.")
 	flag.IntVar(&o.listPerConversation, "list-messages-per-conversation", 10, "Messages per conversation in the list scenario.")
 	flag.IntVar(&o.listQueries, "list-queries", 200, "Measured requests per list query.")
@@ -162,6 +164,8 @@ func main() {
 	flag.IntVar(&o.routingStreams, "routing-streams", 2, "Agents of the routing scenario whose GET /v1/stream the bench reads; each sees every event of the queue, and times every offer.")
 	flag.StringVar(&o.routingRedis, "routing-redis", "redis://127.0.0.1:6379/15", "Redis of the binary in the routing scenario (-redis.url), where the router keeps its state and the bench refreshes heartbeats; the tenant's keys are removed afterwards. Empty: the embedded miniredis, with a presence window longer than the run instead of refreshed heartbeats.")
 	flag.IntVar(&o.routingRuns, "routing-runs", 1, "Runs of the routing scenario (each on a fresh database); the medians are reported.")
+	flag.IntVar(&o.memoryN, "memory-n", 60000, "Chat messages of the memory scenario, sent at -c after its idle measurement.")
+	flag.DurationVar(&o.memoryIdle, "memory-idle", 20*time.Second, "How long the memory scenario's process sits idle before its idle memory is read.")
 	flag.StringVar(&o.extraArgs, "args", "", "Extra flags for the measured binary, space-separated (for tuning: -kafka.consumer.max-batch=512 -http.pprof).")
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
@@ -226,6 +230,11 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	}
 	if strings.Contains(o.scenarios, "routing") {
 		if err := routingScenario(ctx, o, w, report); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(o.scenarios, "memory") {
+		if err := memoryScenario(ctx, o, w, report); err != nil {
 			return err
 		}
 	}

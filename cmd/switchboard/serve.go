@@ -239,7 +239,7 @@ func (a *app) register(m *lifecycle.Manager) error {
 		{Name: modRouter, Target: true, Deps: []string{modDatabase, modRedis, modProducer, modServer}, Init: a.initRouter},
 		{Name: modChat, Target: true, Deps: []string{modServer, modProducer}, Init: a.initChat},
 		{Name: modBlobs, Init: a.initBlobs},
-		{Name: modEmail, Target: true, Deps: []string{modDatabase, modProducer, modBlobs}, Init: a.initEmail},
+		{Name: modEmail, Target: true, Deps: []string{modDatabase, modProducer, modBlobs, modServer}, Init: a.initEmail},
 		{Name: modSMS, Target: true, Deps: []string{modDatabase, modProducer, modBlobs, modServer}, Init: a.initSMS},
 	}
 	for _, mod := range mods {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/switchboard-oss/switchboard/pkg/webhook"
@@ -113,10 +114,33 @@ func (n *Node) Kill() {
 	<-n.exited
 }
 
-// Stop sends SIGTERM and waits for a graceful exit.
+// Stop sends SIGINT and waits for a graceful exit.
 func (n *Node) Stop() {
 	_ = n.cmd.Process.Signal(os.Interrupt)
 	<-n.exited
+}
+
+// Terminate sends SIGTERM, as Kubernetes does to a pod it stops, and
+// returns at once; Done tells when the process has exited.
+func (n *Node) Terminate() error {
+	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return fmt.Errorf("SIGTERM to %s: %w", n.Addr, err)
+	}
+	return nil
+}
+
+// Done is closed once the process has exited.
+func (n *Node) Done() <-chan struct{} { return n.exited }
+
+// ExitCode is the process's exit status once Done is closed: -1 while it
+// runs or when a signal ended it.
+func (n *Node) ExitCode() int {
+	select {
+	case <-n.exited:
+		return n.cmd.ProcessState.ExitCode()
+	default:
+		return -1
+	}
 }
 
 // Bootstrap is what `switchboard admin create-tenant` prints.
@@ -180,3 +204,6 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Pid is the process id, for reading its resource use in /proc.
+func (n *Node) Pid() int { return n.cmd.Process.Pid }
