@@ -225,6 +225,16 @@ func (c *Connector) receive(w http.ResponseWriter, r *http.Request) {
 	// The signature is checked before anything in the body is looked at.
 	channelID := r.PathValue("channel")
 	ch, known := c.lookup(channelID)
+	if !known && c.table.Ready(ctx) != nil {
+		// Starting: the channels are still being read, and a refusal now
+		// would be final for the sender. Same answer for every channel, so
+		// an unsigned caller still learns nothing.
+		c.log.WarnContext(ctx, "chat webhook before the channels are known; answered 503", "channel", channelID)
+		c.rejected.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", "starting")))
+		w.Header().Set("Retry-After", "1")
+		httpx.WriteProblem(w, httpx.NewProblem(http.StatusServiceUnavailable, "the connector is starting and does not know its channels yet; retry"))
+		return
+	}
 	if !known {
 		// Same answer as a bad signature: an unsigned caller learns nothing
 		// about which channels exist.

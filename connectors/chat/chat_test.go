@@ -216,3 +216,45 @@ func TestKafkaUnavailableAnswers503(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1.0, metrics["switchboard_chat_webhooks_rejected_total{reason=unavailable}"], metrics)
 }
+
+// TestStartingAnswers503: until the connector has read the channels, a
+// webhook is not refused for good (401) but asked again (503): a replica
+// that has just started and gets traffic before its readiness is seen
+// (no load balancer, or a restart in place) loses nothing.
+func TestStartingAnswers503(t *testing.T) {
+	brokers := testkit.Kafka(t)
+	tel := telemetry.Discard()
+	p, err := bus.NewProducer(testkit.BusConfig(brokers), tel)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	ev, err := events.New(events.TypeChatChannel, "switchboard/inbox", tenantID, time.Now(),
+		events.ChatChannel{ID: channelID, TenantID: tenantID, Name: "web", Secrets: []string{secret}})
+	require.NoError(t, err)
+	require.NoError(t, p.Publish(context.Background(), events.TopicConfig, events.ConfigKey("chat_channel", channelID), ev))
+	srv := httpx.NewServer(httpx.Config{Addr: "127.0.0.1:0", ReadHeaderTimeout: time.Second, RequestTimeout: 20 * time.Second, MaxBodyBytes: 1 << 20, ShutdownTimeout: time.Second},
+		tel, func(context.Context) error { return nil })
+	c, err := chat.New(chat.Config{Tolerance: 5 * time.Minute, MaxBodyBytes: 4096}, chat.Deps{Brokers: brokers, Producer: p, Router: srv, Telemetry: tel})
+	require.NoError(t, err)
+	require.NoError(t, srv.Listen())
+	testkit.Run(t, srv)
+	e := env{url: "http://" + srv.Addr() + "/v1/webhooks/chat/" + channelID + "/messages", brokers: brokers, tel: tel}
+	body := []byte(`{"message_id":"m-1","user":{"id":"u-1"},"text":"Bonjour"}`)
+
+	// Not running yet: it has read nothing.
+	require.Error(t, c.Ready(context.Background()))
+	resp, out := e.post(t, e.url, body, signed(secret, time.Now(), body))
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, out)
+	require.Equal(t, "1", resp.Header.Get("Retry-After"))
+	metrics, err := tel.Gather()
+	require.NoError(t, err)
+	require.Equal(t, 1.0, metrics["switchboard_chat_webhooks_rejected_total{reason=starting}"], metrics)
+
+	testkit.Run(t, c)
+	testkit.Eventually(t, 10*time.Second, func() bool { return c.Ready(context.Background()) == nil }, "the connector never caught up with the config topic")
+	resp, out = e.post(t, e.url, body, signed(secret, time.Now(), body))
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, out)
+	// Caught up, an unknown channel is refused for good again.
+	unknown := strings.Replace(e.url, channelID, "00000000-0000-0000-0000-000000000000", 1)
+	resp, out = e.post(t, unknown, body, signed(secret, time.Now(), body))
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, out)
+}

@@ -77,6 +77,9 @@ type env struct {
 type options struct {
 	// publishTo, when set, replaces the brokers messages are published to.
 	publishTo []string
+	// starting leaves the connector built but not running: it has not
+	// read its accounts.
+	starting bool
 }
 
 func start(t *testing.T) env { return startWith(t, options{}) }
@@ -125,8 +128,11 @@ func startWith(t *testing.T, o options) env {
 		Blobs: blobs, Telemetry: tel, Clock: clock, MediaClient: media.Client()})
 	require.NoError(t, err)
 	require.NoError(t, srv.Listen())
-	testkit.Run(t, c)
 	testkit.Run(t, srv)
+	if o.starting {
+		return env{base: "http://" + srv.Addr(), brokers: brokers, consent: c.Consent(), blobs: blobs, clock: clock, tel: tel, media: media}
+	}
+	testkit.Run(t, c)
 	testkit.Eventually(t, 10*time.Second, func() bool { return c.Ready(ctx) == nil }, "the connector never caught up with the config topic")
 	_, known := c.Account(accountGone)
 	require.False(t, known, "a deleted account is forgotten")

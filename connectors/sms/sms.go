@@ -155,6 +155,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 		MaxMediaBytes: cfg.MaxMediaBytes,
 		MediaTimeout:  cfg.MediaFetchTimeout,
 		Accounts:      c.Account,
+		Loaded:        func() bool { return c.table.Ready(context.Background()) == nil },
 		Publisher:     d.Producer,
 		Consent:       c.consent,
 		Blobs:         d.Blobs,

@@ -170,6 +170,17 @@ func TestKafkaUnavailableAnswers503(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, body)
 }
 
+// TestStartingAnswers503: until the connector has read its accounts, a
+// webhook for one it does not know yet is asked again (503, Twilio
+// retries), not refused for good.
+func TestStartingAnswers503(t *testing.T) {
+	e := startWith(t, options{starting: true})
+	resp, body := e.postMessage(t, smsForm(messageSid(5), "Bonjour"))
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, body)
+	require.Equal(t, "5", resp.Header.Get("Retry-After"))
+	require.Equal(t, 1.0, e.metric(t, "switchboard_sms_webhooks_rejected_total{reason=starting}"))
+}
+
 func TestMMS(t *testing.T) {
 	e := start(t)
 	sid := "MM" + messageSid(10)[2:]

@@ -155,6 +155,47 @@ func TestReadyzAnswers503WhenNotReadyOrDraining(t *testing.T) {
 	require.Equal(t, "shutting down", problem(t, resp).Detail)
 }
 
+// TestDrainingServesWithoutKeepAlive: from shutdown until the delay has
+// passed, requests are still served, with Connection: close, so that a
+// kept-alive client reconnects (to a ready replica) before the server
+// stops accepting.
+func TestDrainingServesWithoutKeepAlive(t *testing.T) {
+	cfg := httpx.Config{Addr: "127.0.0.1:0", ReadHeaderTimeout: time.Second, RequestTimeout: time.Second, MaxBodyBytes: 64,
+		ShutdownDelay: 2 * time.Second, ShutdownTimeout: 5 * time.Second}
+	s := httpx.NewServer(cfg, telemetry.Discard(), func(context.Context) error { return nil })
+	s.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"pong": "yes"})
+	})
+	require.NoError(t, s.Listen())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	base := "http://" + s.Addr()
+	client := &http.Client{Timeout: time.Second}
+	get := func(path string) *http.Response {
+		t.Helper()
+		resp, err := client.Get(base + path)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	resp := get("/ping")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.False(t, resp.Close, "a ready server keeps connections alive")
+
+	cancel()
+	for i := 0; get("/readyz").StatusCode != http.StatusServiceUnavailable; i++ {
+		require.Less(t, i, 100, "/readyz never answered 503")
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp = get("/ping")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "requests are served during the shutdown delay")
+	require.True(t, resp.Close, "a draining server asks clients to reconnect")
+	require.Equal(t, http.StatusOK, get("/healthz").StatusCode)
+	require.NoError(t, <-done)
+}
+
 type withText struct {
 	Name  string                `json:"name"`
 	Inner struct{ Note string } `json:"inner"`

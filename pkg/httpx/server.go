@@ -285,6 +285,11 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	s.Drain()
+	// Answers now say Connection: close, and idle connections close: a
+	// client kept alive on this process (an L4 load balancer, such as a
+	// Kubernetes Service, balances connections, not requests) reconnects,
+	// to a ready replica, instead of staying until the server stops.
+	srv.SetKeepAlivesEnabled(false)
 	if s.cfg.ShutdownDelay > 0 {
 		s.log.Info("not ready; serving until the delay passes", "delay", s.cfg.ShutdownDelay)
 		time.Sleep(s.cfg.ShutdownDelay)

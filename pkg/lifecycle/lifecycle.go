@@ -247,6 +247,13 @@ func (m *Manager) Run(ctx context.Context, targets []string) error {
 		}
 		svc, err := m.modules[name].Init(ctx)
 		if err != nil {
+			if ctx.Err() != nil {
+				// SIGTERM while starting (a rollout that moved on, a scale
+				// down): Init gave up because it was asked to, which is a
+				// stop, not a failure.
+				m.log.Info("shutdown requested while starting", "module", name, "error", err)
+				break
+			}
 			runErr = fmt.Errorf("start %s: %w", name, err)
 			break
 		}

@@ -3,6 +3,7 @@ package lifecycle_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -142,6 +143,22 @@ func TestInitFailureStopsWhatStarted(t *testing.T) {
 	)
 	err := m.Run(context.Background(), []string{"inbox"})
 	require.ErrorContains(t, err, "start inbox: database unreachable")
+	require.Equal(t, []string{"init db", "stop db"}, j.get())
+}
+
+func TestShutdownWhileStartingIsNoFailure(t *testing.T) {
+	j := &journal{}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := newManager(t,
+		module(j, "db", false, false),
+		// Its migration is cut short by SIGTERM.
+		lifecycle.Module{Name: "inbox", Target: true, Deps: []string{"db"}, Init: func(ctx context.Context) (lifecycle.Service, error) {
+			cancel()
+			<-ctx.Done()
+			return nil, fmt.Errorf("migrate inbox: %w", ctx.Err())
+		}},
+	)
+	require.NoError(t, m.Run(ctx, []string{"inbox"}))
 	require.Equal(t, []string{"init db", "stop db"}, j.get())
 }
 

@@ -5,7 +5,10 @@
 //
 // Nothing here is global: New returns the providers, and every component
 // receives them. The W3C trace context travels in HTTP and Kafka headers
-// (see the events package), so one trace runs from a webhook to the inbox.
+// (see the events package) and in outbox rows, and every produce and
+// consume has a messaging span (see the bus package), so one trace runs
+// from a webhook through Kafka and the inbox's stored row to the event on
+// an agent's stream.
 package telemetry
 
 import (

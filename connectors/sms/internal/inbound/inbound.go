@@ -108,6 +108,10 @@ type Options struct {
 	// Accounts returns the account of an id; false for an unknown or
 	// deleted one.
 	Accounts func(id string) (events.SMSAccount, bool)
+	// Loaded reports whether Accounts knows every account configured when
+	// the connector started; until then an unknown account is answered
+	// 503 (Twilio retries) rather than refused for good. Nil means loaded.
+	Loaded func() bool
 	// Publisher publishes messages and deliveries.
 	Publisher Publisher
 	// Consent records STOP and START.
@@ -217,6 +221,11 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request) (events.SMSAcco
 	ctx := r.Context()
 	id := r.PathValue("account")
 	acct, known := h.opts.Accounts(id)
+	if !known && h.opts.Loaded != nil && !h.opts.Loaded() {
+		h.opts.Logger.WarnContext(ctx, "Twilio webhook before the SMS accounts are known; answered 503", "account_id", id)
+		h.unavailable(ctx, w, "starting", "the connector is starting and does not know its accounts yet; retry")
+		return acct, nil, false
+	}
 	if !known {
 		h.opts.Logger.WarnContext(ctx, "Twilio webhook for an unknown or deleted SMS account", "account_id", id)
 		h.reject(ctx, w, "unknown_account", forbidden())
