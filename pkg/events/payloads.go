@@ -237,6 +237,10 @@ type ChatChannel struct {
 	Secrets []string `json:"secrets"`
 	// Deleted channels refuse every webhook.
 	Deleted bool `json:"deleted,omitempty"`
+	// Outbound is where the channel's replies, bot commands and state
+	// changes are delivered; nil when the tenant set no endpoint (replies
+	// then wait, pending, until one is set).
+	Outbound *ChatOutbound `json:"outbound,omitempty"`
 }
 
 // ConfigKey is the key of a configuration entity on TopicConfig.
@@ -303,6 +307,10 @@ type SendMessage struct {
 	// the channel shows buttons (chat): a chat front end posts the chosen
 	// one back as a message whose metadata "choice" is its ID.
 	Choices []Choice `json:"choices,omitempty"`
+	// Replay counts the times an admin asked to send the message again
+	// after it failed: a connector whose ledger holds the send as failed
+	// sends it again when Replay is higher than the replays it made.
+	Replay int `json:"replay,omitempty"`
 }
 
 // Choice is one answer offered with a message.
