@@ -93,6 +93,16 @@ type MessageReceived struct {
 	Automatic bool `json:"automatic,omitempty"`
 	// Attachments are the message's files, stored in the blob store.
 	Attachments []Attachment `json:"attachments,omitempty"`
+	// Bot marks a chat message the channel's bot wrote to the customer
+	// (a chat platform's own bot answering before an agent): shown as the
+	// bot's in the conversation, not as the customer's.
+	Bot *BotAuthor `json:"bot,omitempty"`
+}
+
+// BotAuthor is the bot that wrote a message.
+type BotAuthor struct {
+	// Name is what agents see, such as the bot platform's bot name.
+	Name string `json:"name"`
 }
 
 // Attachment is a file of a message, kept in the blob store under BlobKey.
