@@ -12,7 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/pkg/testkit"
 )
 
@@ -77,4 +79,40 @@ func TestAdminCreateTopics(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, parts, spec.Partitions, spec.Name)
 	}
+}
+
+func TestAdminReplayDeadLetters(t *testing.T) {
+	brokers := testkit.Kafka(t)
+	cfg := testkit.BusConfig(brokers)
+	p, err := bus.NewProducer(cfg, telemetry.Discard())
+	require.NoError(t, err)
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, p.PublishRecords(ctx, kafka.Message{Topic: events.TopicDLQ, Key: []byte("conv-1"), Value: []byte(`{"n":1}`), Headers: []kafka.Header{
+		{Key: "ce_id", Value: []byte("event-1")},
+		{Key: bus.HeaderDLQTopic, Value: []byte(events.TopicInbound)}, {Key: bus.HeaderDLQHandler, Value: []byte("switchboard-inbox")},
+		{Key: bus.HeaderDLQReason, Value: []byte("permanent: unknown channel account")}}}))
+
+	code, out, errOut := admin(t, "replay-dead-letters", "-kafka.brokers", brokers[0], "-dry-run")
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, `"topic":"sb.inbound.v1"`)
+	require.Contains(t, out, `"replayed":false`)
+
+	code, out, errOut = admin(t, "replay-dead-letters", "-kafka.brokers", brokers[0], "-handler", "switchboard-inbox")
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, `"replayed":true`)
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: events.TopicInbound, GroupID: "replay-check", StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond})
+	defer r.Close()
+	m, err := r.ReadMessage(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "conv-1", string(m.Key))
+	require.Equal(t, `{"n":1}`, string(m.Value))
+	for _, h := range m.Headers {
+		require.False(t, strings.HasPrefix(h.Key, "dlq_"), "dlq headers are removed: %s", h.Key)
+	}
+
+	code, _, errOut = admin(t, "replay-dead-letters")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, errOut, "kafka.brokers")
 }
