@@ -151,6 +151,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 		Blobs:     c.blobs,
 		Sent:      sentFolder{dialTimeout: cfg.IMAP.DialTimeout},
 		Retry:     policy,
+		Lease:     cfg.SMTPTimeout + time.Minute, // longer than any SMTP session
 		Clock:     d.Clock,
 		Logger:    c.log,
 	})
@@ -477,8 +478,8 @@ func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
 // bounced is the record marking the reply a delivery status notification
 // reports on as failed; ok is false when the reply is not one of ours.
 func (c *Connector) bounced(ctx context.Context, mb events.Mailbox, m *mailparse.Mail) (kafka.Message, bool, error) {
-	rec, ok, err := c.ledger.FindSent(ctx, m.Bounce.OriginalMessageID)
-	if err != nil || !ok || rec.TenantID != mb.TenantID {
+	rec, ok, err := c.ledger.FindByProviderID(ctx, mb.TenantID, m.Bounce.OriginalMessageID)
+	if err != nil || !ok {
 		return kafka.Message{}, false, err
 	}
 	reason := "bounced"
@@ -488,7 +489,7 @@ func (c *Connector) bounced(ctx context.Context, mb events.Mailbox, m *mailparse
 			break
 		}
 	}
-	d := events.Delivery{MessageID: rec.MessageID, TenantID: rec.TenantID, Status: events.DeliveryFailed, Error: truncate(reason, 1024), At: c.clock.Now().UTC()}
+	d := events.Delivery{MessageID: rec.ID, TenantID: rec.TenantID, Status: events.DeliveryFailed, Error: truncate(reason, 1024), At: c.clock.Now().UTC()}
 	ev, err := events.New(events.TypeDelivery, EventSource, d.TenantID, d.At, d)
 	if err != nil {
 		return kafka.Message{}, false, err

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
+	"github.com/switchboard-oss/switchboard/pkg/sendledger"
 )
 
 // Errors callers branch on.
@@ -50,6 +52,10 @@ type BlobOpener interface {
 	Open(ctx context.Context, key string) (io.ReadCloser, error)
 }
 
+// DefaultLease is the Lease of a zero HandlerConfig: Sender's default
+// MessageTimeout and a minute.
+const DefaultLease = 11 * time.Minute
+
 // HandlerConfig holds what a Handler is built from.
 type HandlerConfig struct {
 	// Ledger records outcomes. Required.
@@ -79,6 +85,11 @@ type HandlerConfig struct {
 	// submission server restarting, not for a long outage, after which
 	// the message is reported failed and the agent can send it again.
 	Retry retry.Policy
+	// Lease is how long an SMTP attempt holds the message against other
+	// consumers (a rebalance): longer than the Transport's longest
+	// session. After a crash mid-attempt, the replay waits that long
+	// before sending again. DefaultLease when zero.
+	Lease time.Duration
 	// Clock dates records and paces retries; retry.SystemClock when nil.
 	Clock retry.Clock
 	// Logger receives the handler's logs; slog.Default() when nil.
@@ -106,6 +117,9 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	if cfg.Retry == (retry.Policy{}) {
 		cfg.Retry = retry.Default()
 	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = retry.SystemClock{}
 	}
@@ -124,34 +138,38 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 //
 // Sequence: a command whose ledger status is final only has its status
 // published again, so a replay after a crash never sends twice. Otherwise
-// each SMTP attempt is recorded first (sending, attempts+1); a temporary
-// failure is noted and retried after a backoff until the policy's attempts
-// are used up, then the message is failed; a permanent failure (5xx, bad
-// settings, unknown or deleted mailbox, message that cannot be composed,
-// an attachment missing from the blob store) fails it at once with the
-// reason; a blob store that cannot be read right now is an error, so the
-// command is handled again later; success records sent. The one window in
-// which a replay sends again is described in the package comment.
+// each SMTP attempt is recorded first (sendledger.Begin: attempting,
+// attempts+1, the message held against other consumers); a temporary
+// failure is recorded (Retry) and retried after a backoff until the
+// policy's attempts are used up, then the message is failed; a permanent
+// failure (5xx, bad settings, unknown or deleted mailbox, message that
+// cannot be composed, an attachment missing from the blob store) fails it
+// at once with the reason; a blob store that cannot be read right now is
+// an error, so the command is handled again later; success records sent.
+// An attempt in doubt (the process stopped before its outcome was
+// recorded) is made again, with the same Message-ID: the one window in
+// which a replay sends twice, described in the package comment. A message
+// another consumer is attempting is waited for.
 func (h *Handler) Handle(ctx context.Context, cmd events.SendMessage) error {
 	if cmd.MessageID == "" || cmd.TenantID == "" {
 		return fmt.Errorf("%w: message_id and tenant_id are required (message %q)", ErrInvalidCommand, cmd.MessageID)
 	}
 	log := h.log.With("message_id", cmd.MessageID, "tenant_id", cmd.TenantID, "mailbox_id", cmd.ChannelAccountID)
-	rec := Record{MessageID: cmd.MessageID, TenantID: cmd.TenantID, MailboxID: cmd.ChannelAccountID, ConversationID: cmd.ConversationID}
+	ref := sendledger.Ref{ID: cmd.MessageID, TenantID: cmd.TenantID, ChannelAccountID: cmd.ChannelAccountID, ConversationID: cmd.ConversationID}
 
 	prev, ok, err := h.cfg.Ledger.Get(ctx, cmd.MessageID)
 	if err != nil {
 		return err
 	}
 	if ok && prev.Final() {
-		log.DebugContext(ctx, "message already handled; publishing its status again", "status", prev.Status)
+		log.DebugContext(ctx, "message already handled; publishing its status again", "status", prev.State)
 		return h.publish(ctx, prev)
 	}
 
 	mb, err := h.cfg.Mailboxes(ctx, cmd.TenantID, cmd.ChannelAccountID)
 	switch {
 	case errors.Is(err, ErrUnknownMailbox) || (err == nil && (mb.Deleted || mb.TenantID != cmd.TenantID)):
-		return h.fail(ctx, log, rec, fmt.Sprintf("mailbox %s does not exist or was deleted", cmd.ChannelAccountID))
+		return h.fail(ctx, log, sendledger.Outcome[Details]{Ref: ref, Reason: fmt.Sprintf("mailbox %s does not exist or was deleted", cmd.ChannelAccountID)})
 	case err != nil:
 		return fmt.Errorf("look up mailbox %s of message %s: %w", cmd.ChannelAccountID, cmd.MessageID, err)
 	}
@@ -170,52 +188,92 @@ func (h *Handler) Handle(ctx context.Context, cmd events.SendMessage) error {
 	if errors.Is(err, ErrCompose) {
 		// Composing again gives the same answer (an attachment whose
 		// content is gone stays gone): failed now, not retried.
-		return h.fail(ctx, log, rec, err.Error())
+		return h.fail(ctx, log, sendledger.Outcome[Details]{Ref: ref, Reason: err.Error()})
 	}
 	if err != nil {
 		return fmt.Errorf("compose message %s: %w", cmd.MessageID, err)
 	}
-	rec.SMTPMessageID = out.MessageID
 
 	if ok && h.exhausted(prev.Attempts) {
 		// Earlier deliveries of this command used up the attempts and
 		// the process stopped before recording the failure.
-		return h.fail(ctx, log, rec, fmt.Sprintf("gave up after %d attempts: %s", prev.Attempts, prev.LastError))
+		return h.fail(ctx, log, sendledger.Outcome[Details]{Ref: ref, ProviderID: out.MessageID,
+			Reason: fmt.Sprintf("gave up after %d attempts: %s", prev.Attempts, prev.LastError)})
 	}
+	var claim string
+	resend := false
 	for {
-		cur, err := h.cfg.Ledger.StartAttempt(ctx, rec, h.cfg.Clock.Now())
+		cur, verdict, err := h.cfg.Ledger.Begin(ctx, sendledger.Attempt[Details]{Ref: ref, Claim: claim, Resend: resend,
+			Lease: h.cfg.Lease, ProviderID: out.MessageID, At: h.cfg.Clock.Now()})
 		if err != nil {
 			return err
 		}
-		if cur.Final() {
+		switch verdict {
+		case sendledger.Settled:
 			// Another consumer finished it meanwhile (a rebalance).
 			return h.publish(ctx, cur)
+		case sendledger.Busy:
+			log.InfoContext(ctx, "another consumer is sending the message; waiting for it", "until", cur.ClaimedUntil)
+			if err := sendledger.WaitClaim(ctx, h.cfg.Clock, cur); err != nil {
+				return err
+			}
+			continue
+		case sendledger.InDoubt:
+			// SMTP cannot tell whether the server took it: send it again,
+			// under the same Message-ID, which receivers collapse.
+			log.WarnContext(ctx, "an earlier attempt may have reached the server; sending again with the same Message-ID",
+				"attempts", cur.Attempts, "in_doubt_since", cur.InDoubtSince)
+			claim, resend = cur.Claim, true
+			continue
 		}
+		claim, resend = cur.Claim, false
+		o := sendledger.Outcome[Details]{Ref: ref, Claim: claim, ProviderID: out.MessageID}
 		err = h.cfg.Transport.Send(ctx, mb.SMTP, out)
 		if err == nil {
-			return h.sent(ctx, log, rec, mb, out)
+			return h.sent(ctx, log, o, mb, out)
 		}
 		if ctx.Err() != nil {
+			// Stopping: let go of the message, its attempt in doubt, so
+			// that the next delivery need not wait for the claim to end.
+			o.Reason, o.At = "interrupted: "+err.Error(), h.cfg.Clock.Now()
+			if _, rerr := h.cfg.Ledger.Retry(context.WithoutCancel(ctx), o); rerr != nil {
+				log.WarnContext(ctx, "could not release the interrupted attempt", "error", rerr)
+			}
 			return fmt.Errorf("send message %s: %w", cmd.MessageID, err)
 		}
-		reason := err.Error()
+		o.Reason = err.Error()
 		var se *SendError
 		if errors.As(err, &se) {
-			reason = se.Reply
+			o.Reason = se.Reply
+			if se.Code != 0 {
+				// The server answered: it refused the message.
+				o.Answer, o.Resolved = se.Reply, true
+			}
 		}
 		if IsPermanent(err) {
-			log.WarnContext(ctx, "smtp server refused the message", "attempt", cur.Attempts, "reply", reason)
-			return h.fail(ctx, log, rec, reason)
+			log.WarnContext(ctx, "smtp server refused the message", "attempt", cur.Attempts, "reply", o.Reason)
+			return h.fail(ctx, log, o)
 		}
 		if h.exhausted(cur.Attempts) {
-			return h.fail(ctx, log, rec, fmt.Sprintf("gave up after %d attempts: %s", cur.Attempts, reason))
+			o.Reason = fmt.Sprintf("gave up after %d attempts: %s", cur.Attempts, o.Reason)
+			return h.fail(ctx, log, o)
 		}
 		log.InfoContext(ctx, "smtp attempt failed; will retry", "attempt", cur.Attempts, "error", err)
-		if err := h.cfg.Ledger.NoteError(ctx, cmd.MessageID, reason, h.cfg.Clock.Now()); err != nil {
+		delay := h.cfg.Retry.Delay(cur.Attempts)
+		o.At = h.cfg.Clock.Now()
+		o.NextAttemptAt = o.At.Add(delay)
+		rec, err := h.cfg.Ledger.Retry(ctx, o)
+		if err != nil {
 			return err
 		}
-		if err := h.cfg.Retry.Sleep(ctx, h.cfg.Clock, cur.Attempts); err != nil {
-			return fmt.Errorf("wait to retry message %s: %w", cmd.MessageID, err)
+		if rec.Final() {
+			return h.publish(ctx, rec)
+		}
+		claim = ""
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait to retry message %s: %w", cmd.MessageID, ctx.Err())
+		case <-h.cfg.Clock.After(delay):
 		}
 	}
 }
@@ -224,10 +282,11 @@ func (h *Handler) exhausted(attempts int) bool { return h.cfg.Retry.Exhausted(at
 
 // sent records success, copies the message to the Sent folder and
 // publishes the status.
-func (h *Handler) sent(ctx context.Context, log *slog.Logger, rec Record, mb events.Mailbox, out Outgoing) error {
+func (h *Handler) sent(ctx context.Context, log *slog.Logger, o sendledger.Outcome[Details], mb events.Mailbox, out Outgoing) error {
 	// The server has the message: recording it must not be cut short by
 	// the consumer stopping, or the replay would send it again.
-	done, err := h.cfg.Ledger.Finish(context.WithoutCancel(ctx), rec, StatusSent, "", h.cfg.Clock.Now())
+	o.At = h.cfg.Clock.Now()
+	done, err := h.cfg.Ledger.Sent(context.WithoutCancel(ctx), o)
 	if err != nil {
 		return err
 	}
@@ -240,13 +299,14 @@ func (h *Handler) sent(ctx context.Context, log *slog.Logger, rec Record, mb eve
 	return h.publish(ctx, done)
 }
 
-// fail records the message failed with reason and publishes the status.
-func (h *Handler) fail(ctx context.Context, log *slog.Logger, rec Record, reason string) error {
-	done, err := h.cfg.Ledger.Finish(ctx, rec, StatusFailed, reason, h.cfg.Clock.Now())
+// fail records the message failed with o.Reason and publishes the status.
+func (h *Handler) fail(ctx context.Context, log *slog.Logger, o sendledger.Outcome[Details]) error {
+	o.At = h.cfg.Clock.Now()
+	done, err := h.cfg.Ledger.Failed(ctx, o)
 	if err != nil {
 		return err
 	}
-	if done.Status == StatusFailed {
+	if done.State == sendledger.StateFailed {
 		log.WarnContext(ctx, "message failed", "reason", done.LastError)
 	}
 	return h.publish(ctx, done)
@@ -255,12 +315,12 @@ func (h *Handler) fail(ctx context.Context, log *slog.Logger, rec Record, reason
 // publish publishes the recorded final status of a message. The time is
 // the recorded one, so that a status published again is the same event.
 func (h *Handler) publish(ctx context.Context, rec Record) error {
-	d := events.Delivery{MessageID: rec.MessageID, TenantID: rec.TenantID, Status: events.DeliverySent, At: rec.UpdatedAt.UTC()}
-	if rec.Status == StatusFailed {
+	d := events.Delivery{MessageID: rec.ID, TenantID: rec.TenantID, Status: events.DeliverySent, At: rec.UpdatedAt.UTC()}
+	if rec.State == sendledger.StateFailed {
 		d.Status, d.Error = events.DeliveryFailed, rec.LastError
 	}
 	if err := h.cfg.Publish(ctx, d); err != nil {
-		return fmt.Errorf("publish %s delivery of message %s: %w", rec.Status, rec.MessageID, err)
+		return fmt.Errorf("publish %s delivery of message %s: %w", rec.State, rec.ID, err)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/blob"
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
+	"github.com/switchboard-oss/switchboard/pkg/sendledger"
 	"github.com/switchboard-oss/switchboard/pkg/testkit"
 )
 
@@ -117,9 +118,9 @@ func TestHandler(t *testing.T) {
 		require.Len(t, msgs, 1)
 		require.True(t, msgs[0].TLS)
 		rec := record(t, cmd.MessageID)
-		require.Equal(t, StatusSent, rec.Status)
+		require.Equal(t, sendledger.StateSent, rec.State)
 		require.Equal(t, 1, rec.Attempts)
-		require.Equal(t, "sb.h-sent@shop.example", rec.SMTPMessageID)
+		require.Equal(t, "sb.h-sent@shop.example", rec.ProviderID)
 		require.Equal(t, []string{"Sent/sb.h-sent@shop.example"}, f.appended)
 		first := f.deliveries()
 		require.Len(t, first, 1)
@@ -139,7 +140,7 @@ func TestHandler(t *testing.T) {
 
 		require.Len(t, f.ts.messages(), 1)
 		rec := record(t, cmd.MessageID)
-		require.Equal(t, StatusSent, rec.Status)
+		require.Equal(t, sendledger.StateSent, rec.State)
 		require.Equal(t, 3, rec.Attempts)
 		require.Equal(t, "421 4.0.0 Busy", rec.LastError, "the last retried failure stays for the record")
 		d := f.deliveries()
@@ -155,7 +156,7 @@ func TestHandler(t *testing.T) {
 
 		require.Empty(t, f.ts.messages())
 		rec := record(t, cmd.MessageID)
-		require.Equal(t, StatusFailed, rec.Status)
+		require.Equal(t, sendledger.StateFailed, rec.State)
 		require.Equal(t, 1, rec.Attempts)
 		want := events.Delivery{MessageID: "h-5xx", TenantID: "t-1", Status: events.DeliveryFailed, Error: "554 5.0.0 Message rejected as spam", At: rec.UpdatedAt.UTC()}
 		require.Equal(t, []events.Delivery{want}, f.deliveries())
@@ -175,7 +176,7 @@ func TestHandler(t *testing.T) {
 
 		require.Empty(t, f.ts.messages())
 		rec := record(t, cmd.MessageID)
-		require.Equal(t, StatusFailed, rec.Status)
+		require.Equal(t, sendledger.StateFailed, rec.State)
 		require.Equal(t, 4, rec.Attempts)
 		require.Equal(t, "gave up after 4 attempts: 451 4.0.0 d", rec.LastError)
 		d := f.deliveries()
@@ -194,14 +195,14 @@ func TestHandler(t *testing.T) {
 			cmd.ChannelAccountID = mbID
 			require.NoError(t, f.h.Handle(ctx, cmd))
 			rec := record(t, cmd.MessageID)
-			require.Equal(t, StatusFailed, rec.Status)
+			require.Equal(t, sendledger.StateFailed, rec.State)
 			require.Equal(t, 0, rec.Attempts)
 			require.Contains(t, rec.LastError, mbID)
 		}
 		cmd := testCommand("h-foreign")
 		cmd.TenantID = "t-other"
 		require.NoError(t, f.h.Handle(ctx, cmd))
-		require.Equal(t, StatusFailed, record(t, cmd.MessageID).Status)
+		require.Equal(t, sendledger.StateFailed, record(t, cmd.MessageID).State)
 
 		require.Empty(t, f.ts.messages())
 		d := f.deliveries()
@@ -218,7 +219,7 @@ func TestHandler(t *testing.T) {
 		cmd.To = "not an address"
 		require.NoError(t, f.h.Handle(ctx, cmd))
 		rec := record(t, cmd.MessageID)
-		require.Equal(t, StatusFailed, rec.Status)
+		require.Equal(t, sendledger.StateFailed, rec.State)
 		require.Contains(t, rec.LastError, "not an address")
 		require.Empty(t, f.ts.messages())
 	})
@@ -231,7 +232,7 @@ func TestHandler(t *testing.T) {
 		cmd.Attachments = []events.Attachment{{Name: "invoice.pdf", ContentType: "application/pdf", Size: ref.Size, BlobKey: ref.Key}}
 		cmd.ReplyTo = "agent@shop.example"
 		require.NoError(t, f.h.Handle(ctx, cmd))
-		require.Equal(t, StatusSent, record(t, cmd.MessageID).Status)
+		require.Equal(t, sendledger.StateSent, record(t, cmd.MessageID).State)
 		msgs := f.ts.messages()
 		require.Len(t, msgs, 1)
 		p := parseMixed(t, msgs[0].Data)
@@ -247,7 +248,7 @@ func TestHandler(t *testing.T) {
 		cmd.Attachments = []events.Attachment{{Name: "lost.pdf", ContentType: "application/pdf", Size: 3, BlobKey: key}}
 		require.NoError(t, f.h.Handle(ctx, cmd))
 		rec := record(t, cmd.MessageID)
-		require.Equal(t, StatusFailed, rec.Status)
+		require.Equal(t, sendledger.StateFailed, rec.State)
 		require.Equal(t, 0, rec.Attempts, "nothing was submitted")
 		require.Contains(t, rec.LastError, "missing from the blob store")
 		require.Contains(t, rec.LastError, key)
@@ -299,8 +300,11 @@ func TestHandler(t *testing.T) {
 		mb := f.mailboxes["mb-1"]
 		out, err := Compose(cmd, mb, Thread{}, time.Now(), nil)
 		require.NoError(t, err)
-		_, err = ledger.StartAttempt(ctx, Record{MessageID: cmd.MessageID, TenantID: cmd.TenantID, MailboxID: mb.ID, SMTPMessageID: out.MessageID}, time.Now())
+		// The dead process's attempt: its claim has run out.
+		_, v, err := ledger.Begin(ctx, sendledger.Attempt[Details]{Ref: sendledger.Ref{ID: cmd.MessageID, TenantID: cmd.TenantID, ChannelAccountID: mb.ID},
+			ProviderID: out.MessageID, Lease: time.Minute, At: time.Now().Add(-time.Hour)})
 		require.NoError(t, err)
+		require.Equal(t, sendledger.Proceed, v)
 		require.NoError(t, testSender().Send(ctx, mb.SMTP, out))
 
 		require.NoError(t, f.h.Handle(ctx, cmd))
@@ -316,26 +320,29 @@ func TestHandler(t *testing.T) {
 		}
 		require.Equal(t, []string{out.MessageID, out.MessageID}, ids)
 		rec := record(t, cmd.MessageID)
-		require.Equal(t, StatusSent, rec.Status)
+		require.Equal(t, sendledger.StateSent, rec.State)
 		require.Equal(t, 2, rec.Attempts)
 	})
 
 	t.Run("a replay after the attempts ran out fails without sending", func(t *testing.T) {
 		f := newFixture(t, ledger)
 		cmd := testCommand("h-ran-out")
+		ref := sendledger.Ref{ID: cmd.MessageID, TenantID: cmd.TenantID, ChannelAccountID: "mb-1"}
 		for range 4 {
-			_, err := ledger.StartAttempt(ctx, Record{MessageID: cmd.MessageID, TenantID: cmd.TenantID, MailboxID: "mb-1"}, time.Now())
+			s, v, err := ledger.Begin(ctx, sendledger.Attempt[Details]{Ref: ref, Lease: time.Minute, At: time.Now()})
+			require.NoError(t, err)
+			require.Equal(t, sendledger.Proceed, v)
+			_, err = ledger.Retry(ctx, sendledger.Outcome[Details]{Ref: ref, Claim: s.Claim, Reason: "421 busy", Resolved: true, At: time.Now()})
 			require.NoError(t, err)
 		}
-		require.NoError(t, ledger.NoteError(ctx, cmd.MessageID, "421 busy", time.Now()))
 		require.NoError(t, f.h.Handle(ctx, cmd))
 		require.Empty(t, f.ts.messages())
 		rec := record(t, cmd.MessageID)
-		require.Equal(t, StatusFailed, rec.Status)
+		require.Equal(t, sendledger.StateFailed, rec.State)
 		require.Equal(t, "gave up after 4 attempts: 421 busy", rec.LastError)
 	})
 
-	t.Run("cancelled while waiting to retry leaves it sending", func(t *testing.T) {
+	t.Run("cancelled while waiting to retry leaves it pending", func(t *testing.T) {
 		f := newFixture(t, ledger)
 		f.h.cfg.Retry = retry.Policy{Initial: time.Hour, Max: time.Hour, Multiplier: 1, MaxAttempts: 4}
 		f.ts.failNextData(smtpErr(451, "later"))
@@ -350,13 +357,41 @@ func TestHandler(t *testing.T) {
 		cancel()
 		require.ErrorIs(t, <-done, context.Canceled)
 		rec := record(t, cmd.MessageID)
-		require.Equal(t, StatusSending, rec.Status)
+		require.Equal(t, sendledger.StatePending, rec.State)
 		require.Empty(t, f.deliveries())
 
 		// Redelivered, it is sent.
 		require.NoError(t, f.h.Handle(ctx, cmd))
 		require.Len(t, f.ts.messages(), 1)
 		require.Equal(t, 2, record(t, cmd.MessageID).Attempts)
+	})
+
+	t.Run("a message another consumer is sending is waited for, not sent twice", func(t *testing.T) {
+		f := newFixture(t, ledger)
+		clock := &waitingClock{waiting: make(chan struct{})}
+		f.h.cfg.Clock = clock
+		cmd := testCommand("h-busy")
+		ref := sendledger.Ref{ID: cmd.MessageID, TenantID: cmd.TenantID, ChannelAccountID: "mb-1"}
+		other, v, err := ledger.Begin(ctx, sendledger.Attempt[Details]{Ref: ref, Lease: time.Hour, At: time.Now()})
+		require.NoError(t, err)
+		require.Equal(t, sendledger.Proceed, v)
+
+		done := make(chan error, 1)
+		go func() { done <- f.h.Handle(ctx, cmd) }()
+		select {
+		case <-clock.waiting:
+		case err := <-done:
+			t.Fatalf("Handle returned while another consumer held the message: %v", err)
+		}
+		// The other consumer's attempt succeeds.
+		_, err = ledger.Sent(ctx, sendledger.Outcome[Details]{Ref: ref, Claim: other.Claim, ProviderID: "sb.h-busy@shop.example", At: time.Now()})
+		require.NoError(t, err)
+		require.NoError(t, <-done)
+		require.Empty(t, f.ts.messages(), "sent by the other consumer only")
+		d := f.deliveries()
+		require.Len(t, d, 1)
+		require.Equal(t, events.DeliverySent, d[0].Status)
+		require.Equal(t, 1, record(t, cmd.MessageID).Attempts)
 	})
 
 	t.Run("a command without ids is invalid", func(t *testing.T) {
@@ -369,6 +404,19 @@ func TestHandler(t *testing.T) {
 func TestNewHandlerRequires(t *testing.T) {
 	_, err := NewHandler(HandlerConfig{})
 	require.Error(t, err)
+}
+
+// waitingClock tells the real time, closes waiting at the first wait, and
+// makes every wait short.
+type waitingClock struct {
+	once    sync.Once
+	waiting chan struct{}
+}
+
+func (c *waitingClock) Now() time.Time { return time.Now() }
+func (c *waitingClock) After(time.Duration) <-chan time.Time {
+	c.once.Do(func() { close(c.waiting) })
+	return time.After(10 * time.Millisecond)
 }
 
 // brokenBlobs is a blob store that is down.

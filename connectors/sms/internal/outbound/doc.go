@@ -10,15 +10,17 @@
 //     to every request; Twilio's hosts, or a configured base URL (an egress
 //     proxy, or a test server).
 //   - Segment says how a body travels: GSM-7 or UCS-2, and in how many SMS.
-//   - Ledger remembers, in PostgreSQL schema sms, what became of each
-//     message id, so that a replayed command is not sent twice.
+//   - Ledger, the send ledger every connector shares (pkg/sendledger) in
+//     PostgreSQL schema sms, remembers what became of each message id, so
+//     that a replayed command is not sent twice.
 //   - Handler ties them together for one command, with the consent store:
 //     a number that opted out (STOP) is never sent to.
 //
 // # Delivery guarantee, and its window
 //
-// The ledger row of a message goes sending -> sent or sending -> failed, and
-// a final status is never left: a command replayed after its outcome was
+// The ledger row of a message goes attempting -> sent or failed (through
+// pending between retries), and a final status is never left: a command
+// replayed after its outcome was
 // recorded (a rebalance, a crash after sending but before the Kafka offset
 // was committed) calls Twilio for nothing and only publishes the recorded
 // delivery status again.
@@ -31,7 +33,10 @@
 // listed and one created by the doubtful attempt is adopted instead of
 // sending again: same sender, same body, direction outbound-api, created no
 // earlier than the attempt (less clockSkew), and whose SID no other ledger
-// row holds. What remains:
+// row holds. An attempt cut short by a crash holds the message until its
+// lease (the Twilio timeout and 30 s) runs out; only then does the replay
+// look for it, so that a consumer still calling Twilio is never raced.
+// What remains:
 //
 //   - If Twilio has not yet listed the message when the replay looks (the
 //     list is not guaranteed to be immediately consistent), it is sent a

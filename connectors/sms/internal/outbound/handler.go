@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
+	"github.com/switchboard-oss/switchboard/pkg/sendledger"
 )
 
 // Errors callers branch on.
@@ -166,7 +167,9 @@ func validate(cmd events.SendMessage) error {
 // is in doubt, by a search of Twilio's messages for the one it may have
 // created (adopted if found), then by a consent check (a number that opted
 // out fails the message with ReasonOptedOut and no call to Twilio), and is
-// recorded (sending, attempts+1) before Twilio is called. A 429, 5xx or
+// recorded (sendledger.Begin: attempting, attempts+1, the message held
+// against other consumers for the call's timeout and a margin) before
+// Twilio is called; a message another consumer holds is waited for. A 429, 5xx or
 // network failure is retried after a backoff until the policy's attempts
 // are used up, then the message is failed; another 4xx fails it at once
 // with Twilio's code and message ("Twilio error 21211: Invalid 'To' Phone
@@ -184,172 +187,275 @@ func (h *Handler) Handle(ctx context.Context, cmd events.SendMessage) error {
 		return err
 	}
 	if ok && prev.Final() {
-		log.DebugContext(ctx, "message already handled; publishing its status again", "status", prev.Status)
+		log.DebugContext(ctx, "message already handled; publishing its status again", "status", prev.State)
 		return h.publish(ctx, prev)
 	}
 	seg := Segment(cmd.Text)
-	rec := Record{
-		MessageID: cmd.MessageID, TenantID: cmd.TenantID, AccountID: cmd.ChannelAccountID,
-		ConversationID: cmd.ConversationID, To: cmd.To, Encoding: seg.Encoding, Segments: seg.Segments,
-	}
-	if ok {
-		// Keep the attempts and the doubt of earlier deliveries.
-		rec.Attempts, rec.LastError, rec.InDoubtSince, rec.Sender = prev.Attempts, prev.LastError, prev.InDoubtSince, prev.Sender
+	ref := sendledger.Ref{ID: cmd.MessageID, TenantID: cmd.TenantID, ChannelAccountID: cmd.ChannelAccountID, ConversationID: cmd.ConversationID}
+	// The sender of earlier deliveries is kept: an attempt in doubt is
+	// looked for from it.
+	det := Details{To: cmd.To, Sender: prev.Details.Sender, Encoding: seg.Encoding, Segments: seg.Segments}
+	failure := func(reason string) sendledger.Outcome[Details] {
+		return sendledger.Outcome[Details]{Ref: ref, Reason: reason, Details: &det}
 	}
 
 	if err := validate(cmd); err != nil {
-		if ferr := h.fail(ctx, log, rec, err.Error()); ferr != nil {
+		if ferr := h.fail(ctx, log, failure(err.Error())); ferr != nil {
 			return ferr
 		}
 		return fmt.Errorf("%w: message %s: %v", ErrInvalidCommand, cmd.MessageID, err)
 	}
 	if len(cmd.Attachments) > 0 {
-		return h.fail(ctx, log, rec, "attachments cannot be sent by SMS: MMS sending is not supported; send the text alone")
+		return h.fail(ctx, log, failure("attachments cannot be sent by SMS: MMS sending is not supported; send the text alone"))
 	}
 
 	acct, err := h.cfg.Accounts(ctx, cmd.TenantID, cmd.ChannelAccountID)
 	switch {
 	case errors.Is(err, ErrUnknownAccount) || (err == nil && (acct.Deleted || acct.TenantID != cmd.TenantID)):
-		return h.fail(ctx, log, rec, fmt.Sprintf("SMS account %s does not exist or was deleted", cmd.ChannelAccountID))
+		return h.fail(ctx, log, failure(fmt.Sprintf("SMS account %s does not exist or was deleted", cmd.ChannelAccountID)))
 	case err != nil:
 		return fmt.Errorf("look up SMS account %s of message %s: %w", cmd.ChannelAccountID, cmd.MessageID, err)
 	}
 	sender, err := chooseSender(acct, cmd.ThreadKey)
 	if err != nil {
-		return h.fail(ctx, log, rec, err.Error())
-	}
-	if !rec.InDoubt() || rec.Sender == "" {
-		// An attempt in doubt is looked for from the sender it used.
-		rec.Sender = sender
+		return h.fail(ctx, log, failure(err.Error()))
 	}
 	rc, err := h.cfg.API.RestClient(ctx, acct)
 	if err != nil {
-		return h.fail(ctx, log, rec, err.Error())
+		return h.fail(ctx, log, failure(err.Error()))
 	}
-	return h.send(ctx, log, rc, cmd, rec, sender)
+	if !ok {
+		prev.Ref = ref
+	}
+	return h.send(ctx, log, rc, cmd, prev, det, sender)
 }
 
-// send runs the attempts of a message whose command is valid.
-func (h *Handler) send(ctx context.Context, log *slog.Logger, rc *twilio.RestClient, cmd events.SendMessage, rec Record, sender string) error {
-	lookFailures := 0
+// send runs the attempts of a message whose command is valid. rec is the
+// message's record as last read (zero but its Ref when it has none), det
+// the details of its next attempt, sender what that attempt sends from.
+func (h *Handler) send(ctx context.Context, log *slog.Logger, rc *twilio.RestClient, cmd events.SendMessage, rec Record, det Details, sender string) error {
+	ref := rec.Ref
+	var claim string  // the ledger's claim on the message, while held
+	resolved := false // a search of Twilio found that rec's doubt created nothing
+	lookFailures := 0 // failed searches of this delivery
 	for {
-		if rec.InDoubt() {
-			sid, found, err := h.findCreated(ctx, rc, rec, cmd.Text)
-			switch {
-			case err == nil && found:
-				log.InfoContext(ctx, "an earlier attempt had reached Twilio; adopting its message instead of sending again", "twilio_sid", sid)
-				rec.TwilioSID = sid
-				return h.sent(ctx, log, rec)
-			case err == nil:
-				// Nothing was created: the next attempt may send.
-				rec.InDoubtSince = time.Time{}
-			case ctx.Err() != nil:
-				return fmt.Errorf("look for message %s at Twilio: %w", cmd.MessageID, err)
-			default:
-				o := classify(err)
-				if o.permanent {
-					return h.fail(ctx, log, rec, "could not check whether an earlier attempt reached Twilio (it may have): "+o.reason)
-				}
-				lookFailures++
-				if h.cfg.Retry.Exhausted(lookFailures) {
-					// Neither sending again nor failing is right while
-					// the message may exist: let the command come back.
-					return fmt.Errorf("message %s: an earlier attempt may have reached Twilio, and its message list cannot be read: %s", cmd.MessageID, o.reason)
-				}
-				log.InfoContext(ctx, "could not look for an earlier attempt at Twilio; will retry", "error", o.reason)
-				if rec, err = h.cfg.Ledger.NoteError(ctx, cmd.MessageID, "looking for an earlier attempt: "+o.reason, false, h.cfg.Clock.Now()); err != nil {
-					return err
-				}
-				if rec.Final() {
-					return h.publish(ctx, rec)
-				}
-				if err := h.cfg.Retry.Sleep(ctx, h.cfg.Clock, lookFailures); err != nil {
-					return fmt.Errorf("wait to retry message %s: %w", cmd.MessageID, err)
-				}
-				continue
+		doubt := rec.InDoubt() && !resolved
+		if !doubt {
+			if h.cfg.Retry.Exhausted(rec.Attempts) {
+				// Earlier attempts used up the policy (this delivery's,
+				// or those of one that stopped before recording the
+				// failure).
+				return h.fail(ctx, log, sendledger.Outcome[Details]{Ref: ref, Claim: claim, Details: &det,
+					Reason: fmt.Sprintf("gave up after %d attempts: %s", rec.Attempts, rec.LastError)})
 			}
+			// Checked before every attempt: a STOP received during the
+			// retries is honoured.
+			optedOut, err := h.cfg.Consent.OptedOut(ctx, ref.ChannelAccountID, det.To)
+			if err != nil {
+				return fmt.Errorf("check consent for message %s: %w", cmd.MessageID, err)
+			}
+			if optedOut {
+				return h.fail(ctx, log, sendledger.Outcome[Details]{Ref: ref, Claim: claim, Reason: ReasonOptedOut, Details: &det})
+			}
+			det.Sender = sender
 		}
-		if h.cfg.Retry.Exhausted(rec.Attempts) {
-			// Earlier deliveries used up the attempts and the process
-			// stopped before recording the failure.
-			return h.fail(ctx, log, rec, fmt.Sprintf("gave up after %d attempts: %s", rec.Attempts, rec.LastError))
+		a := sendledger.Attempt[Details]{Ref: ref, Claim: claim, Resend: resolved, Lease: h.lease(), At: h.cfg.Clock.Now()}
+		if !doubt {
+			a.Details = &det
 		}
-		// Checked before every attempt: a STOP received during the
-		// retries is honoured.
-		optedOut, err := h.cfg.Consent.OptedOut(ctx, rec.AccountID, rec.To)
-		if err != nil {
-			return fmt.Errorf("check consent for message %s: %w", cmd.MessageID, err)
-		}
-		if optedOut {
-			return h.fail(ctx, log, rec, ReasonOptedOut)
-		}
-
-		rec.Sender = sender
-		cur, err := h.cfg.Ledger.StartAttempt(ctx, rec, h.cfg.Clock.Now())
+		cur, verdict, err := h.cfg.Ledger.Begin(ctx, a)
 		if err != nil {
 			return err
 		}
-		if cur.Final() {
+		switch verdict {
+		case sendledger.Settled:
 			// Another consumer finished it meanwhile (a rebalance).
 			return h.publish(ctx, cur)
+		case sendledger.Busy:
+			log.InfoContext(ctx, "another consumer is sending the message; waiting for it", "until", cur.ClaimedUntil)
+			if err := sendledger.WaitClaim(ctx, h.cfg.Clock, cur); err != nil {
+				return err
+			}
+			// Decide again on what the other consumer left.
+			if rec, _, err = h.cfg.Ledger.Get(ctx, ref.ID); err != nil {
+				return err
+			}
+			rec.Ref, claim, resolved = ref, "", false
+			continue
+		case sendledger.InDoubt:
+			claim, rec, resolved = cur.Claim, cur, false
+			if rec.Details.Sender == "" {
+				rec.Details.Sender = sender
+			}
+			look, got, err := h.resolve(ctx, log, rc, cmd, rec, &lookFailures)
+			if look == lookDone || err != nil {
+				return err
+			}
+			if look == lookNothing {
+				// Nothing was created: the next attempt may send.
+				resolved = true
+			} else {
+				claim, rec = "", got
+			}
+			continue
 		}
-		rec = cur
+		claim, rec, resolved = cur.Claim, cur, false
+		o := sendledger.Outcome[Details]{Ref: ref, Claim: claim}
 		msg, err := rc.Api.CreateMessage(h.createParams(cmd, rec))
 		if err == nil {
 			if msg.Sid != nil {
-				rec.TwilioSID = *msg.Sid
+				o.ProviderID = *msg.Sid
 			}
-			if msg.NumSegments != nil && *msg.NumSegments != "0" && *msg.NumSegments != fmt.Sprint(rec.Segments) {
-				log.InfoContext(ctx, "Twilio counts the segments differently", "twilio_segments", *msg.NumSegments, "segments", rec.Segments, "encoding", rec.Encoding)
+			o.Answer = deref(msg.Status)
+			if msg.NumSegments != nil && *msg.NumSegments != "0" && *msg.NumSegments != fmt.Sprint(det.Segments) {
+				log.InfoContext(ctx, "Twilio counts the segments differently", "twilio_segments", *msg.NumSegments, "segments", det.Segments, "encoding", det.Encoding)
 			}
-			return h.sent(ctx, log, rec)
+			return h.sent(ctx, log, o)
 		}
 		if ctx.Err() != nil {
 			// The attempt stays in doubt: the next delivery looks for it.
+			h.release(ctx, log, o, err)
 			return fmt.Errorf("send message %s: %w", cmd.MessageID, err)
 		}
-		o := classify(err)
-		if o.unsubscribed {
+		oc := classify(err)
+		if oc.unsubscribed {
 			// Twilio knows of a STOP we missed: remember it, so that
 			// the next message is refused before calling Twilio.
-			if err := h.cfg.Consent.Set(ctx, rec.AccountID, rec.To, true, h.cfg.Clock.Now()); err != nil {
+			if err := h.cfg.Consent.Set(ctx, ref.ChannelAccountID, det.To, true, h.cfg.Clock.Now()); err != nil {
 				return fmt.Errorf("record opt-out reported by Twilio for message %s: %w", cmd.MessageID, err)
 			}
 		}
-		if o.permanent {
-			log.WarnContext(ctx, "Twilio refused the message", "attempt", rec.Attempts, "reason", o.reason)
-			return h.fail(ctx, log, rec, o.reason)
+		o.Reason, o.Resolved = oc.reason, oc.resolved
+		if oc.resolved || oc.permanent {
+			o.Answer = oc.reason
 		}
-		if rec, err = h.cfg.Ledger.NoteError(ctx, cmd.MessageID, o.reason, o.resolved, h.cfg.Clock.Now()); err != nil {
+		if oc.permanent {
+			log.WarnContext(ctx, "Twilio refused the message", "attempt", rec.Attempts, "reason", oc.reason)
+			return h.fail(ctx, log, o)
+		}
+		delay := h.cfg.Retry.Delay(rec.Attempts)
+		o.At = h.cfg.Clock.Now()
+		o.NextAttemptAt = o.At.Add(delay)
+		if rec, err = h.cfg.Ledger.Retry(ctx, o); err != nil {
 			return err
 		}
 		if rec.Final() {
 			return h.publish(ctx, rec)
 		}
+		claim = ""
 		if h.cfg.Retry.Exhausted(rec.Attempts) {
 			// Fail at the top of the loop, after looking for the
 			// message if this last attempt is in doubt.
 			continue
 		}
-		log.InfoContext(ctx, "Twilio attempt failed; will retry", "attempt", rec.Attempts, "in_doubt", rec.InDoubt(), "reason", o.reason)
-		if err := h.cfg.Retry.Sleep(ctx, h.cfg.Clock, rec.Attempts); err != nil {
-			return fmt.Errorf("wait to retry message %s: %w", cmd.MessageID, err)
+		log.InfoContext(ctx, "Twilio attempt failed; will retry", "attempt", rec.Attempts, "in_doubt", rec.InDoubt(), "reason", oc.reason)
+		if err := h.wait(ctx, cmd.MessageID, delay); err != nil {
+			return err
 		}
 	}
 }
 
+// What a search for the message of an attempt in doubt came to.
+type lookOutcome int
+
+const (
+	// lookDone: the message is settled (adopted, or failed) or the
+	// command must come back later; Handle returns resolve's error.
+	lookDone lookOutcome = iota
+	// lookNothing: Twilio has no such message; the caller may send.
+	lookNothing
+	// lookAgain: the search failed and may be tried again; the message
+	// is released (the returned record) and the pause waited.
+	lookAgain
+)
+
+// resolve looks, holding the claim of rec, for the message an attempt in
+// doubt may have created, and adopts it when found. A failed search that
+// may be tried again is counted in *lookFailures.
+func (h *Handler) resolve(ctx context.Context, log *slog.Logger, rc *twilio.RestClient, cmd events.SendMessage, rec Record, lookFailures *int) (lookOutcome, Record, error) {
+	o := sendledger.Outcome[Details]{Ref: rec.Ref, Claim: rec.Claim}
+	sid, found, err := h.findCreated(ctx, rc, rec, cmd.Text)
+	switch {
+	case err == nil && found:
+		log.InfoContext(ctx, "an earlier attempt had reached Twilio; adopting its message instead of sending again", "twilio_sid", sid)
+		o.ProviderID = sid
+		return lookDone, rec, h.sent(ctx, log, o)
+	case err == nil:
+		return lookNothing, rec, nil
+	case ctx.Err() != nil:
+		h.release(ctx, log, o, err)
+		return lookDone, rec, fmt.Errorf("look for message %s at Twilio: %w", cmd.MessageID, err)
+	}
+	oc := classify(err)
+	if oc.permanent {
+		o.Reason = "could not check whether an earlier attempt reached Twilio (it may have): " + oc.reason
+		return lookDone, rec, h.fail(ctx, log, o)
+	}
+	*lookFailures++
+	o.Reason = "looking for an earlier attempt: " + oc.reason
+	if h.cfg.Retry.Exhausted(*lookFailures) {
+		// Neither sending again nor failing is right while the message
+		// may exist: let the command come back.
+		h.release(ctx, log, o, err)
+		return lookDone, rec, fmt.Errorf("message %s: an earlier attempt may have reached Twilio, and its message list cannot be read: %s", cmd.MessageID, oc.reason)
+	}
+	log.InfoContext(ctx, "could not look for an earlier attempt at Twilio; will retry", "error", oc.reason)
+	delay := h.cfg.Retry.Delay(*lookFailures)
+	o.At = h.cfg.Clock.Now()
+	o.NextAttemptAt = o.At.Add(delay)
+	got, err := h.cfg.Ledger.Retry(ctx, o)
+	if err != nil {
+		return lookDone, rec, err
+	}
+	if got.Final() {
+		return lookDone, got, h.publish(ctx, got)
+	}
+	return lookAgain, got, h.wait(ctx, cmd.MessageID, delay)
+}
+
+// release lets go of a message whose attempt or search was cut short
+// (cause, unless o says why), leaving it in doubt, so that the next
+// delivery need not wait for the claim to run out. A failure is only
+// logged: the claim then runs out by itself.
+func (h *Handler) release(ctx context.Context, log *slog.Logger, o sendledger.Outcome[Details], cause error) {
+	if o.Reason == "" {
+		o.Reason = "interrupted: " + cause.Error()
+	}
+	o.At = h.cfg.Clock.Now()
+	if _, err := h.cfg.Ledger.Retry(context.WithoutCancel(ctx), o); err != nil {
+		log.WarnContext(ctx, "could not release the interrupted message", "error", err)
+	}
+}
+
+// wait pauses for delay before the next try of message id.
+func (h *Handler) wait(ctx context.Context, id string, delay time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("wait to retry message %s: %w", id, ctx.Err())
+	case <-h.cfg.Clock.After(delay):
+		return nil
+	}
+}
+
+// lease is how long an attempt or a search holds a message against other
+// consumers: longer than one call to Twilio.
+func (h *Handler) lease() time.Duration { return h.cfg.API.timeout + leaseMargin }
+
+// leaseMargin is what a lease adds to the longest call to Twilio.
+const leaseMargin = 30 * time.Second
+
 // createParams are those of Twilio's create-message call for rec.
 func (h *Handler) createParams(cmd events.SendMessage, rec Record) *openapi.CreateMessageParams {
 	p := &openapi.CreateMessageParams{}
-	p.SetTo(rec.To)
+	p.SetTo(rec.Details.To)
 	p.SetBody(cmd.Text)
-	if isMessagingService(rec.Sender) {
-		p.SetMessagingServiceSid(rec.Sender)
+	if isMessagingService(rec.Details.Sender) {
+		p.SetMessagingServiceSid(rec.Details.Sender)
 	} else {
-		p.SetFrom(rec.Sender)
+		p.SetFrom(rec.Details.Sender)
 	}
 	if h.cfg.StatusCallback != nil {
-		if u := h.cfg.StatusCallback(rec.AccountID, rec.MessageID); u != "" {
+		if u := h.cfg.StatusCallback(rec.ChannelAccountID, rec.ID); u != "" {
 			p.SetStatusCallback(u)
 		}
 	}
@@ -395,19 +501,19 @@ const (
 	directionOutboundAPI = "outbound-api"
 )
 
-// findCreated looks among Twilio's latest messages to rec.To for the one
-// an attempt in doubt may have created: from rec.Sender, with body, created
+// findCreated looks among Twilio's latest messages to rec's number for the
+// one an attempt in doubt may have created: from its sender, with body, created
 // through the API no earlier than rec.InDoubtSince (less clockSkew), and
 // whose SID no other message of the ledger holds. The earliest such one is
 // returned. Date filters are not used: Twilio filters on date_sent, which a
 // message still queued does not have.
 func (h *Handler) findCreated(ctx context.Context, rc *twilio.RestClient, rec Record, body string) (sid string, found bool, err error) {
 	p := &openapi.ListMessageParams{}
-	p.SetTo(rec.To)
-	viaService := isMessagingService(rec.Sender)
+	p.SetTo(rec.Details.To)
+	viaService := isMessagingService(rec.Details.Sender)
 	if !viaService {
 		// A Messaging Service picks the number itself.
-		p.SetFrom(rec.Sender)
+		p.SetFrom(rec.Details.Sender)
 	}
 	p.SetPageSize(lookPageSize)
 	page, err := rc.Api.PageMessage(p, "", "")
@@ -425,7 +531,7 @@ func (h *Handler) findCreated(ctx context.Context, rc *twilio.RestClient, rec Re
 		if m.Sid == nil || deref(m.Body) != body || deref(m.Direction) != directionOutboundAPI {
 			continue
 		}
-		if viaService && deref(m.MessagingServiceSid) != rec.Sender {
+		if viaService && deref(m.MessagingServiceSid) != rec.Details.Sender {
 			continue
 		}
 		created, err := time.Parse(time.RFC1123Z, deref(m.DateCreated))
@@ -438,7 +544,7 @@ func (h *Handler) findCreated(ctx context.Context, rc *twilio.RestClient, rec Re
 	if len(cands) == 0 {
 		return "", false, nil
 	}
-	claimed, err := h.cfg.Ledger.ClaimedSIDs(ctx, rec.MessageID, sids)
+	claimed, err := h.cfg.Ledger.Claimed(ctx, rec.TenantID, rec.ID, sids)
 	if err != nil {
 		return "", false, err
 	}
@@ -462,26 +568,28 @@ func deref(s *string) string {
 }
 
 // sent records success and publishes the status.
-func (h *Handler) sent(ctx context.Context, log *slog.Logger, rec Record) error {
+func (h *Handler) sent(ctx context.Context, log *slog.Logger, o sendledger.Outcome[Details]) error {
 	// Twilio has the message: recording it must not be cut short by the
 	// consumer stopping, or the replay would have to look for it.
-	done, err := h.cfg.Ledger.Finish(context.WithoutCancel(ctx), rec, StatusSent, "", h.cfg.Clock.Now())
+	o.At = h.cfg.Clock.Now()
+	done, err := h.cfg.Ledger.Sent(context.WithoutCancel(ctx), o)
 	if err != nil {
 		return err
 	}
-	log.InfoContext(ctx, "message sent", "twilio_sid", done.TwilioSID, "attempts", done.Attempts,
-		"segments", done.Segments, "encoding", done.Encoding)
+	log.InfoContext(ctx, "message sent", "twilio_sid", done.ProviderID, "attempts", done.Attempts,
+		"segments", done.Details.Segments, "encoding", done.Details.Encoding)
 	return h.publish(ctx, done)
 }
 
-// fail records the message failed with reason and publishes the status.
-func (h *Handler) fail(ctx context.Context, log *slog.Logger, rec Record, reason string) error {
-	done, err := h.cfg.Ledger.Finish(ctx, rec, StatusFailed, reason, h.cfg.Clock.Now())
+// fail records the message failed with o.Reason and publishes the status.
+func (h *Handler) fail(ctx context.Context, log *slog.Logger, o sendledger.Outcome[Details]) error {
+	o.At = h.cfg.Clock.Now()
+	done, err := h.cfg.Ledger.Failed(ctx, o)
 	if err != nil {
 		return err
 	}
-	if done.Status == StatusFailed {
-		log.WarnContext(ctx, "message failed", "reason", done.LastError, "segments", done.Segments, "encoding", done.Encoding)
+	if done.State == sendledger.StateFailed {
+		log.WarnContext(ctx, "message failed", "reason", done.LastError, "segments", done.Details.Segments, "encoding", done.Details.Encoding)
 	}
 	return h.publish(ctx, done)
 }
@@ -489,15 +597,15 @@ func (h *Handler) fail(ctx context.Context, log *slog.Logger, rec Record, reason
 // publish publishes the recorded final status of a message. The time is
 // the recorded one, so that a status published again is the same event.
 func (h *Handler) publish(ctx context.Context, rec Record) error {
-	d := events.Delivery{MessageID: rec.MessageID, TenantID: rec.TenantID, Status: events.DeliverySent, At: rec.UpdatedAt.UTC()}
-	if rec.Status == StatusFailed {
+	d := events.Delivery{MessageID: rec.ID, TenantID: rec.TenantID, Status: events.DeliverySent, At: rec.UpdatedAt.UTC()}
+	if rec.State == sendledger.StateFailed {
 		d.Status, d.Error = events.DeliveryFailed, rec.LastError
 		// Derived from the record, so that a status published again says
 		// the same: the customer opted out (we knew, or Twilio told us).
 		d.OptedOut = rec.LastError == ReasonOptedOut || strings.HasPrefix(rec.LastError, fmt.Sprintf("Twilio error %d:", codeUnsubscribed))
 	}
 	if err := h.cfg.Publish(ctx, d); err != nil {
-		return fmt.Errorf("publish %s delivery of message %s: %w", rec.Status, rec.MessageID, err)
+		return fmt.Errorf("publish %s delivery of message %s: %w", rec.State, rec.ID, err)
 	}
 	return nil
 }

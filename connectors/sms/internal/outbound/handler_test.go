@@ -18,6 +18,7 @@ import (
 	"github.com/switchboard-oss/switchboard/connectors/sms/internal/consent"
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
+	"github.com/switchboard-oss/switchboard/pkg/sendledger"
 	"github.com/switchboard-oss/switchboard/pkg/testkit"
 )
 
@@ -153,12 +154,12 @@ func TestHandler(t *testing.T) {
 		require.Equal(t, []string{testAccountSID}, f.tw.users(), "account SID and auth token without an API key")
 
 		rec := record(t, cmd.MessageID)
-		require.Equal(t, StatusSent, rec.Status)
-		require.Equal(t, m.SID, rec.TwilioSID)
+		require.Equal(t, sendledger.StateSent, rec.State)
+		require.Equal(t, m.SID, rec.ProviderID)
 		require.Equal(t, 1, rec.Attempts)
-		require.Equal(t, testNumber2, rec.Sender)
-		require.Equal(t, EncodingGSM7, rec.Encoding)
-		require.Equal(t, 1, rec.Segments)
+		require.Equal(t, testNumber2, rec.Details.Sender)
+		require.Equal(t, EncodingGSM7, rec.Details.Encoding)
+		require.Equal(t, 1, rec.Details.Segments)
 		require.False(t, rec.InDoubt())
 		first := f.deliveries()
 		require.Equal(t, []events.Delivery{{MessageID: "m-sent", TenantID: "t-1", Status: events.DeliverySent, At: rec.UpdatedAt.UTC()}}, first)
@@ -168,10 +169,10 @@ func TestHandler(t *testing.T) {
 		require.Equal(t, 1, creates, "a replay does not call Twilio")
 		require.Equal(t, []events.Delivery{first[0], first[0]}, f.deliveries(), "a replay publishes the same status again")
 
-		got, ok, err := f.ledger.FindByTwilioSID(ctx, m.SID)
+		got, ok, err := f.ledger.FindByProviderID(ctx, "t-1", m.SID)
 		require.NoError(t, err)
 		require.True(t, ok)
-		require.Equal(t, "m-sent", got.MessageID)
+		require.Equal(t, "m-sent", got.ID)
 	})
 
 	t.Run("the account's first number when the thread's is not the account's", func(t *testing.T) {
@@ -194,7 +195,7 @@ func TestHandler(t *testing.T) {
 		require.Len(t, msgs, 1)
 		require.Equal(t, testService, msgs[0].MessagingServiceSID)
 		require.Empty(t, msgs[0].From)
-		require.Equal(t, testService, record(t, cmd.MessageID).Sender)
+		require.Equal(t, testService, record(t, cmd.MessageID).Details.Sender)
 	})
 
 	t.Run("the API key when the account has one", func(t *testing.T) {
@@ -204,7 +205,7 @@ func TestHandler(t *testing.T) {
 		f.tw.accept(acct.APIKeySID, acct.APIKeySecret)
 		require.NoError(t, f.h.Handle(ctx, testCommand("m-api-key", customer(4))))
 		require.Equal(t, []string{acct.APIKeySID}, f.tw.users())
-		require.Equal(t, StatusSent, record(t, "m-api-key").Status)
+		require.Equal(t, sendledger.StateSent, record(t, "m-api-key").State)
 	})
 
 	t.Run("retries 429 and 503, then sends one message", func(t *testing.T) {
@@ -221,9 +222,9 @@ func TestHandler(t *testing.T) {
 		require.Equal(t, 3, creates)
 		require.Equal(t, 1, lists, "a 503 leaves the attempt in doubt: Twilio is searched before the next; a 429 does not")
 		rec := record(t, cmd.MessageID)
-		require.Equal(t, StatusSent, rec.Status)
+		require.Equal(t, sendledger.StateSent, rec.State)
 		require.Equal(t, 3, rec.Attempts)
-		require.Equal(t, msgs[0].SID, rec.TwilioSID)
+		require.Equal(t, msgs[0].SID, rec.ProviderID)
 		require.Equal(t, "Twilio error 20503: Service Unavailable", rec.LastError, "the last retried failure is kept")
 		require.Equal(t, events.DeliverySent, f.deliveries()[0].Status)
 	})
@@ -239,7 +240,7 @@ func TestHandler(t *testing.T) {
 		require.Empty(t, msgs)
 		require.Equal(t, 4, creates)
 		rec := record(t, cmd.MessageID)
-		require.Equal(t, StatusFailed, rec.Status)
+		require.Equal(t, sendledger.StateFailed, rec.State)
 		require.Equal(t, "gave up after 4 attempts: Twilio error 20429: Too Many Requests", rec.LastError)
 		require.Equal(t, []events.Delivery{{MessageID: cmd.MessageID, TenantID: "t-1", Status: events.DeliveryFailed, Error: rec.LastError, At: rec.UpdatedAt.UTC()}}, f.deliveries())
 	})
@@ -253,7 +254,7 @@ func TestHandler(t *testing.T) {
 		require.Equal(t, 1, creates)
 		require.Equal(t, 0, lists)
 		rec := record(t, cmd.MessageID)
-		require.Equal(t, StatusFailed, rec.Status)
+		require.Equal(t, sendledger.StateFailed, rec.State)
 		require.Equal(t, "Twilio error 21211: Invalid 'To' Phone Number", rec.LastError)
 		require.Equal(t, 1, rec.Attempts)
 		d := f.deliveries()
@@ -272,7 +273,7 @@ func TestHandler(t *testing.T) {
 		cmd := testCommand("m-21610", customer(8))
 		require.NoError(t, f.h.Handle(ctx, cmd))
 		rec := record(t, cmd.MessageID)
-		require.Equal(t, StatusFailed, rec.Status)
+		require.Equal(t, sendledger.StateFailed, rec.State)
 		require.Equal(t, "Twilio error 21610: Attempt to send to unsubscribed recipient", rec.LastError)
 		out, err := f.consent.OptedOut(ctx, "acct-1", cmd.To)
 		require.NoError(t, err)
@@ -295,7 +296,7 @@ func TestHandler(t *testing.T) {
 		require.NoError(t, f.h.Handle(ctx, cmd))
 		require.Empty(t, f.tw.users(), "no HTTP call at all")
 		rec := record(t, cmd.MessageID)
-		require.Equal(t, StatusFailed, rec.Status)
+		require.Equal(t, sendledger.StateFailed, rec.State)
 		require.Equal(t, ReasonOptedOut, rec.LastError)
 		require.Equal(t, 0, rec.Attempts)
 		d := f.deliveries()
@@ -317,7 +318,7 @@ func TestHandler(t *testing.T) {
 		require.Error(t, err)
 		require.NotErrorIs(t, err, ErrInvalidCommand)
 		rec := record(t, cmd.MessageID)
-		require.Equal(t, StatusSending, rec.Status)
+		require.Equal(t, sendledger.StatePending, rec.State)
 		require.True(t, rec.InDoubt())
 		require.Empty(t, f.deliveries())
 
@@ -328,8 +329,8 @@ func TestHandler(t *testing.T) {
 		require.Equal(t, 1, creates)
 		require.Equal(t, 1, lists)
 		rec = record(t, cmd.MessageID)
-		require.Equal(t, StatusSent, rec.Status)
-		require.Equal(t, msgs[0].SID, rec.TwilioSID)
+		require.Equal(t, sendledger.StateSent, rec.State)
+		require.Equal(t, msgs[0].SID, rec.ProviderID)
 		require.Equal(t, 1, rec.Attempts)
 		require.False(t, rec.InDoubt())
 		require.Equal(t, []events.Delivery{{MessageID: cmd.MessageID, TenantID: "t-1", Status: events.DeliverySent, At: rec.UpdatedAt.UTC()}}, f.deliveries())
@@ -350,8 +351,8 @@ func TestHandler(t *testing.T) {
 		require.Equal(t, 1, creates)
 		require.Equal(t, 1, lists)
 		rec := record(t, cmd.MessageID)
-		require.Equal(t, StatusSent, rec.Status)
-		require.Equal(t, msgs[0].SID, rec.TwilioSID)
+		require.Equal(t, sendledger.StateSent, rec.State)
+		require.Equal(t, msgs[0].SID, rec.ProviderID)
 		require.Contains(t, rec.LastError, "Twilio answered HTTP 502: Bad Gateway: <html>")
 	})
 
@@ -365,7 +366,7 @@ func TestHandler(t *testing.T) {
 		require.Equal(t, 2, creates)
 		require.Equal(t, 1, lists)
 		rec := record(t, cmd.MessageID)
-		require.Equal(t, StatusSent, rec.Status)
+		require.Equal(t, sendledger.StateSent, rec.State)
 		require.Equal(t, 2, rec.Attempts)
 	})
 
@@ -380,8 +381,8 @@ func TestHandler(t *testing.T) {
 		msgs, _, lists := f.tw.counts()
 		require.Len(t, msgs, 2)
 		require.Equal(t, 1, lists)
-		require.Equal(t, msgs[0].SID, record(t, "m-twice-1").TwilioSID)
-		require.Equal(t, msgs[1].SID, record(t, "m-twice-2").TwilioSID)
+		require.Equal(t, msgs[0].SID, record(t, "m-twice-1").ProviderID)
+		require.Equal(t, msgs[1].SID, record(t, "m-twice-2").ProviderID)
 	})
 
 	t.Run("an attempt in doubt is neither resent nor failed while Twilio's list is down", func(t *testing.T) {
@@ -398,7 +399,7 @@ func TestHandler(t *testing.T) {
 		require.Equal(t, 1, creates)
 		require.Equal(t, 4, lists)
 		rec := record(t, cmd.MessageID)
-		require.Equal(t, StatusSending, rec.Status)
+		require.Equal(t, sendledger.StatePending, rec.State)
 		require.True(t, rec.InDoubt())
 		require.Empty(t, f.deliveries())
 
@@ -408,7 +409,7 @@ func TestHandler(t *testing.T) {
 		msgs, creates, _ = f.tw.counts()
 		require.Len(t, msgs, 1)
 		require.Equal(t, 3, creates)
-		require.Equal(t, StatusSent, record(t, cmd.MessageID).Status)
+		require.Equal(t, sendledger.StateSent, record(t, cmd.MessageID).State)
 	})
 
 	t.Run("long and emoji-heavy bodies go as one message, their segments recorded", func(t *testing.T) {
@@ -425,11 +426,11 @@ func TestHandler(t *testing.T) {
 		require.Equal(t, emoji.Text, msgs[1].Body)
 
 		rec := record(t, long.MessageID)
-		require.Equal(t, EncodingGSM7, rec.Encoding)
-		require.Equal(t, 4, rec.Segments, "500 septets in segments of 153")
+		require.Equal(t, EncodingGSM7, rec.Details.Encoding)
+		require.Equal(t, 4, rec.Details.Segments, "500 septets in segments of 153")
 		rec = record(t, emoji.MessageID)
-		require.Equal(t, EncodingUCS2, rec.Encoding)
-		require.Equal(t, 2, rec.Segments, "110 UTF-16 units in segments of 67")
+		require.Equal(t, EncodingUCS2, rec.Details.Encoding)
+		require.Equal(t, 2, rec.Details.Segments, "110 UTF-16 units in segments of 67")
 	})
 
 	t.Run("invalid commands are dead-lettered, and reported failed when they can be", func(t *testing.T) {
@@ -449,7 +450,7 @@ func TestHandler(t *testing.T) {
 			err := f.h.Handle(ctx, cmd)
 			require.ErrorIs(t, err, ErrInvalidCommand, tc.name)
 			rec := record(t, cmd.MessageID)
-			require.Equal(t, StatusFailed, rec.Status, tc.name)
+			require.Equal(t, sendledger.StateFailed, rec.State, tc.name)
 			require.Equal(t, tc.reason, rec.LastError, tc.name)
 		}
 		cmd := testCommand("", customer(16))
