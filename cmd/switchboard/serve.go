@@ -22,6 +22,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/blob"
 	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/config"
+	"github.com/switchboard-oss/switchboard/pkg/egress"
 	"github.com/switchboard-oss/switchboard/pkg/embedded"
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/httpx"
@@ -64,6 +65,9 @@ type Config struct {
 	Bus       bus.Config
 	Redis     redis.Config
 	Blob      blob.Config
+	// Egress is the operator's policy on tenant-entered URLs: the inbox
+	// checks chat endpoints against it when they are saved.
+	Egress    egress.Config
 	Inbox     inbox.Config
 	Scheduler scheduler.Config
 	Router    router.Config
@@ -91,6 +95,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Bus.RegisterFlags("", f)
 	c.Redis.RegisterFlags("", f)
 	c.Blob.RegisterFlags("", f)
+	c.Egress.RegisterFlags("", f)
 	c.Inbox.RegisterFlags("", f)
 	c.Scheduler.RegisterFlags("", f)
 	c.Router.RegisterFlags("", f)
@@ -112,6 +117,7 @@ func (c *Config) Validate() error {
 		c.Bus.Validate(""),
 		c.Redis.Validate(""),
 		c.Blob.Validate(""),
+		c.Egress.Validate(""),
 		c.Inbox.Validate(""),
 		c.Scheduler.Validate(""),
 		c.Router.Validate(""),
@@ -342,6 +348,10 @@ func (a *app) initRedis(ctx context.Context) (lifecycle.Service, error) {
 }
 
 func (a *app) initInbox(ctx context.Context) (lifecycle.Service, error) {
+	policy, err := egress.NewPolicy(a.cfg.Egress)
+	if err != nil {
+		return nil, err
+	}
 	return inbox.New(ctx, a.cfg.Inbox, inbox.Deps{
 		Pool:      a.pool,
 		Bus:       a.cfg.Bus,
@@ -352,6 +362,7 @@ func (a *app) initInbox(ctx context.Context) (lifecycle.Service, error) {
 		Router:    a.server,
 		Blobs:     a.blobs,
 		Telemetry: a.tel,
+		Egress:    policy,
 	})
 }
 

@@ -200,6 +200,8 @@ type azFixture struct {
 	bConv string
 	// mailbox is A's mailbox, made by the first email conversation.
 	mailbox string
+	// bFailedMessage is B's reply whose delivery failed (see bFailed).
+	bFailedMessage string
 }
 
 const azPassword = "correct horse battery" // what env.userToken gives
@@ -712,6 +714,7 @@ func azMatrix(fx *azFixture) []azCase {
 	// teammate, who sees it, is told it is offered to someone else.
 	add(conversation("POST /v1/conversations/{id}/accept", "offered", noBody, http.StatusConflict, http.StatusOK))
 	add(conversation("POST /v1/conversations/{id}/reject", "offered", noBody, http.StatusConflict, http.StatusOK))
+	add(conversation("POST /v1/conversations/{id}/bot", "assigned", constBody(`{"action":"block"}`), forbidden, http.StatusOK))
 	add(azCase{route: "PATCH /v1/messages/{id}", obj: &azObject{agent: hidden, ok: http.StatusOK, target: func(t *testing.T) azTarget {
 		id := fx.conv(t, fx.q2, "new")
 		return azTarget{path: "/v1/messages/" + fx.firstMessage(t, fx.admin, id), missing: "/v1/messages/" + uuid.NewString(),
@@ -968,6 +971,97 @@ func azMatrix(fx *azFixture) []azCase {
 	add(azCase{route: "PATCH " + smsAccounts + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusOK,
 		target: smsAccount(constBody(`{"name":"Renamed","auth_token":"` + smsNewToken + `"}`))}})
 	add(azCase{route: "DELETE " + smsAccounts + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusNoContent, target: smsAccount(noBody)}})
+
+	// Chat channels need manage_settings, to read too, like mailboxes;
+	// their secrets are made by the server.
+	newChatChannel := func() string { return chatChannelBody(testkit.RandomName("chat-")) }
+	chatChannel := func(suffix string, body func() string) func(t *testing.T) azTarget {
+		return func(t *testing.T) azTarget {
+			id := fx.create(t, fx.admin, chatChannels, newChatChannel())
+			return azTarget{path: chatChannels + "/" + id + suffix, missing: chatChannels + "/" + uuid.NewString() + suffix, body: body(),
+				snap: fx.snap(chatChannels+"/"+id, chatChannels+"?limit=200")}
+		}
+	}
+	add(azCase{route: "GET " + chatChannels, calls: &azCalls{path: chatChannels,
+		other: func(t *testing.T) {
+			fx.create(t, fx.admin, chatChannels, newChatChannel())
+			fx.separate(t, chatChannels+"?limit=200", fx.b.ChatChannel.ID.String())
+		},
+		agent: func(t *testing.T) {
+			azMustProblem(t, azCall(t, fx.e, fx.agent, get, chatChannels, ""), forbidden, "an agent listing chat channels")
+		},
+		right: func(t *testing.T) {
+			require.Contains(t, azIDs(t, fx.ok(t, fx.admin, get, chatChannels+"?limit=200", "")), fx.a.ChatChannel.ID.String())
+		},
+	}})
+	add(azCase{route: "POST " + chatChannels, calls: &azCalls{path: chatChannels, body: newChatChannel(),
+		other: func(t *testing.T) {
+			before := fx.snap(chatChannels + "?limit=200")(t)
+			fx.create(t, fx.other, chatChannels, newChatChannel())
+			require.Equal(t, before, fx.snap(chatChannels+"?limit=200")(t))
+		},
+		agent: func(t *testing.T) {
+			before := fx.snap(chatChannels + "?limit=200")(t)
+			azMustProblem(t, azCall(t, fx.e, fx.agent, post, chatChannels, newChatChannel()), forbidden, "an agent creating a chat channel")
+			require.Equal(t, before, fx.snap(chatChannels+"?limit=200")(t))
+		},
+		right: func(t *testing.T) { fx.create(t, fx.admin, chatChannels, newChatChannel()) },
+	}})
+	add(azCase{route: "GET " + chatChannels + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusOK, target: chatChannel("", noBody)}})
+	add(azCase{route: "PATCH " + chatChannels + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusOK,
+		target: chatChannel("", constBody(`{"name":"Renamed","outbound":{"disabled":true}}`))}})
+	add(azCase{route: "DELETE " + chatChannels + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusNoContent, target: chatChannel("", noBody)}})
+	add(azCase{route: "POST " + chatChannels + "/{id}/rotate-secret", obj: &azObject{agent: forbidden, ok: http.StatusOK,
+		target: chatChannel("/rotate-secret", constBody(`{"which":"outbound"}`))}})
+
+	// Failed deliveries need manage_settings: replays go through the
+	// tenant's channel accounts.
+	const deliveries = "/v1/admin/deliveries"
+	add(azCase{route: "GET " + deliveries, calls: &azCalls{path: deliveries,
+		other: func(t *testing.T) {
+			_, mine := fx.failedMessage(t)
+			theirs := fx.bFailed(t)
+			own := fx.ok(t, fx.other, get, deliveries+"?limit=200", "")
+			require.Contains(t, fx.deliveryIDs(t, fx.other), theirs)
+			require.NotContains(t, string(own.Body), mine, "B's admin sees A's failed delivery")
+			require.NotContains(t, fx.deliveryIDs(t, fx.admin), theirs, "A's admin sees B's failed delivery")
+		},
+		agent: func(t *testing.T) {
+			azMustProblem(t, azCall(t, fx.e, fx.agent, get, deliveries, ""), forbidden, "an agent listing failed deliveries")
+		},
+		right: func(t *testing.T) {
+			_, mine := fx.failedMessage(t)
+			require.Contains(t, fx.deliveryIDs(t, fx.admin), mine)
+		},
+	}})
+	add(azCase{route: "POST " + deliveries + "/replay", calls: &azCalls{path: deliveries + "/replay", body: `{"channel":"chat"}`,
+		other: func(t *testing.T) {
+			conv, mine := fx.failedMessage(t)
+			before := fx.convSnap(conv)(t)
+			r := fx.ok(t, fx.other, post, deliveries+"/replay", "")
+			require.Equal(t, http.StatusAccepted, r.Status)
+			require.Contains(t, fx.deliveryIDs(t, fx.admin), mine, "B's replay reached A's failed delivery")
+			require.Equal(t, before, fx.convSnap(conv)(t))
+		},
+		agent: func(t *testing.T) {
+			conv, mine := fx.failedMessage(t)
+			before := fx.convSnap(conv)(t)
+			azMustProblem(t, azCall(t, fx.e, fx.agent, post, deliveries+"/replay", `{"channel":"chat"}`), forbidden, "an agent replaying")
+			require.Contains(t, fx.deliveryIDs(t, fx.admin), mine)
+			require.Equal(t, before, fx.convSnap(conv)(t))
+		},
+		right: func(t *testing.T) {
+			_, mine := fx.failedMessage(t)
+			r := fx.ok(t, fx.admin, post, deliveries+"/replay", `{"channel":"chat"}`)
+			require.Equal(t, http.StatusAccepted, r.Status)
+			require.NotContains(t, fx.deliveryIDs(t, fx.admin), mine)
+		},
+	}})
+	add(azCase{route: "POST " + deliveries + "/{id}/replay", obj: &azObject{agent: forbidden, ok: http.StatusAccepted, target: func(t *testing.T) azTarget {
+		conv, msg := fx.failedMessage(t)
+		return azTarget{path: deliveries + "/" + msg + "/replay", missing: deliveries + "/" + uuid.NewString() + "/replay",
+			snap: fx.snap("/v1/conversations/"+conv+"/messages?limit=200", "/v1/conversations/"+conv+"/audit")}
+	}}})
 
 	// --- Routing at creation: channel accounts' default queues and the
 	// routing rules need manage_settings, to read too (rules name
@@ -1414,7 +1508,7 @@ func TestAuthzMatrixCoversEveryRoute(t *testing.T) {
 }
 
 func TestAuthzMatrix(t *testing.T) {
-	fx := azSetup(t, 40)
+	fx := azSetup(t, 50)
 	for _, c := range azMatrix(fx) {
 		t.Run(azName(c.route), func(t *testing.T) {
 			if c.obj != nil {

@@ -451,6 +451,18 @@ func biRoutes(fx *azFixture) []biRoute {
 			}})
 	}
 
+	add(biRoute{route: "POST /v1/conversations/{id}/bot", target: conversation("/bot", "assigned"),
+		cases: []biCase{
+			biUnknown(`{"action":"block","reason":"spam"}`, "reason"),
+			biWrongType(`{"action":5}`, "action"),
+			biWrongType(`[]`, "body"),
+			biOversized("action"),
+			biTransition("done", `{"action":"run"}`),
+			biInvalid("action absent", `{}`, "action"),
+			biInvalid("action unknown", `{"action":"pause"}`, "action"),
+			biInvalid("action with NUL", `{"action":"`+nul+`"}`, "action"),
+		}})
+
 	var tagList string
 	tags := make(map[string]string, 51)
 	for i := 0; i < 51; i++ {
@@ -814,6 +826,91 @@ func biRoutes(fx *azFixture) []biRoute {
 			biInvalid("number twice", `{"numbers":["+15550000003","+15550000003"]}`, "numbers[1]"),
 			{kind: "invalid", name: "number taken", body: `{"numbers":["{{TAKEN}}"]}`, status: http.StatusBadRequest, field: "numbers[0]"},
 			biInvalid("messaging service wrong", `{"messaging_service_sids":["MG"]}`, "messaging_service_sids[0]"),
+		}})
+
+	// Chat channels: the secrets are the server's to make, the endpoint
+	// must pass the egress policy.
+	const chatChannels = "/v1/admin/chat-channels"
+	chatCases := []biCase{
+		biInvalid("url http", `{"name":"C","outbound":{"url":"http://bots.example.com/hook"}}`, "outbound.url"),
+		biInvalid("url private", `{"name":"C","outbound":{"url":"https://10.1.2.3/hook"}}`, "outbound.url"),
+		biInvalid("url loopback", `{"name":"C","outbound":{"url":"https://127.0.0.1/hook"}}`, "outbound.url"),
+		biInvalid("url metadata", `{"name":"C","outbound":{"url":"https://169.254.169.254/latest"}}`, "outbound.url"),
+		biInvalid("url with a password", `{"name":"C","outbound":{"url":"https://a:b@bots.example.com/hook"}}`, "outbound.url"),
+		biInvalid("url not a URL", `{"name":"C","outbound":{"url":"bots"}}`, "outbound.url"),
+		biInvalid("url too long", `{"name":"C","outbound":{"url":"https://bots.example.com/`+long(2048)+`"}}`, "outbound.url"),
+		biInvalid("events without message.created", `{"name":"C","outbound":{"url":"https://bots.example.com","events":["bot.control"]}}`, "outbound.events"),
+		biInvalid("event unknown", `{"name":"C","outbound":{"url":"https://bots.example.com","events":["message.created","typing"]}}`, "outbound.events[1]"),
+		biInvalid("event twice", `{"name":"C","outbound":{"url":"https://bots.example.com","events":["message.created","message.created"]}}`, "outbound.events[1]"),
+	}
+	add(biRoute{route: "POST " + chatChannels,
+		target: func(t *testing.T, _ string) biTarget { return admin(chatChannels, chatChannels+"?limit=200") },
+		cases: append([]biCase{
+			biUnknown(`{"name":"C","secret":"mine"}`, "secret"),
+			biUnknown(`{"name":"C","outbound":{"url":"https://bots.example.com","secrets":["mine"]}}`, "secrets"),
+			biWrongType(`{"name":5}`, "name"),
+			biWrongType(`{"name":"C","outbound":"https://bots.example.com"}`, "outbound"),
+			biWrongType(`{"name":"C","outbound":{"url":"https://bots.example.com","disabled":"no"}}`, "outbound.disabled"),
+			biOversized("name"),
+			biInvalid("name absent", `{}`, "name"),
+			biInvalid("name with NUL", `{"name":"`+nul+`"}`, "name"),
+		}, chatCases...)})
+	add(biRoute{route: "PATCH " + chatChannels + "/{id}",
+		target: func(t *testing.T, _ string) biTarget {
+			id := fx.create(t, fx.admin, chatChannels, chatChannelBody(testkit.RandomName("c-")))
+			return admin(chatChannels+"/"+id, chatChannels+"/"+id, chatChannels+"?limit=200")
+		},
+		cases: append([]biCase{
+			biUnknown(`{"colour":"red"}`, "colour"),
+			biUnknown(`{"outbound":{"secret":"mine"}}`, "outbound.secret"),
+			biWrongType(`{"name":5}`, "name"),
+			biWrongType(`{"outbound":5}`, "outbound"),
+			biWrongType(`{"outbound":{"disabled":"yes"}}`, "outbound.disabled"),
+			biOversized("name"),
+			biInvalid("nothing to change", `{}`, "body"),
+			biInvalid("outbound empty", `{"outbound":{}}`, "outbound"),
+			biInvalid("name blank", `{"name":" "}`, "name"),
+			biInvalid("events empty", `{"outbound":{"events":[]}}`, "outbound.events"),
+		}, chatCases...)})
+	add(biRoute{route: "POST " + chatChannels + "/{id}/rotate-secret",
+		target: func(t *testing.T, _ string) biTarget {
+			id := fx.create(t, fx.admin, chatChannels, chatChannelBody(testkit.RandomName("c-")))
+			return admin(chatChannels+"/"+id+"/rotate-secret", chatChannels+"/"+id)
+		},
+		cases: []biCase{
+			biUnknown(`{"which":"inbound","secret":"mine"}`, "secret"),
+			biWrongType(`{"which":5}`, "which"),
+			biWrongType(`{"which":"inbound","finish":"yes"}`, "finish"),
+			biOversized("which"),
+			biInvalid("which absent", `{}`, "which"),
+			biInvalid("which unknown", `{"which":"both"}`, "which"),
+		}})
+
+	// Replays: a failed message of A, which a wrongly accepted call would
+	// send again.
+	const deliveries = "/v1/admin/deliveries"
+	add(biRoute{route: "POST " + deliveries + "/replay",
+		target: func(t *testing.T, _ string) biTarget {
+			fx.failedMessage(t)
+			return admin(deliveries+"/replay", deliveries+"?limit=200")
+		},
+		cases: []biCase{
+			biUnknown(`{"channel":"chat","all":true}`, "all"),
+			biWrongType(`{"channel":5}`, "channel"),
+			biWrongType(`[]`, "body"),
+			biOversized("channel"),
+			biInvalid("channel unknown", `{"channel":"fax"}`, "channel"),
+			biInvalid("channel with NUL", `{"channel":"`+nul+`"}`, "channel"),
+		}})
+	add(biRoute{route: "POST " + deliveries + "/{id}/replay",
+		target: func(t *testing.T, _ string) biTarget {
+			conv, msg := fx.failedMessage(t)
+			return admin(deliveries+"/"+msg+"/replay", deliveries+"?limit=200", "/v1/conversations/"+conv+"/messages?limit=200")
+		},
+		cases: []biCase{
+			biUnknown(`{"force":true}`, "force"),
+			biWrongType(`[]`, "body"),
+			biOversized("force"),
 		}})
 
 	// --- Routing at creation ------------------------------------------

@@ -18,6 +18,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/blob"
 	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/config"
+	"github.com/switchboard-oss/switchboard/pkg/egress"
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/lifecycle"
 	"github.com/switchboard-oss/switchboard/pkg/outbox"
@@ -105,6 +106,10 @@ type Deps struct {
 	Telemetry *telemetry.Telemetry
 	// Clock is the time source; nil means the system clock.
 	Clock retry.Clock
+	// Egress decides which tenant-entered URLs (chat channels' endpoints)
+	// the admin API accepts: the operator's allow-list (-egress.allow,
+	// -egress.allow-http). nil accepts public https URLs only.
+	Egress *egress.Policy
 }
 
 // Service is the running inbox.
@@ -217,6 +222,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		Stream:         hub,
 		Blobs:          d.Blobs,
 		MaxUploadBytes: cfg.MaxUploadBytes,
+		Egress:         d.Egress,
 	}).Register(d.Router)
 	return &Service{store: s, consumer: consumer, qualifier: qualifier, deliveries: deliveries, commands: cmds, prune: prune,
 		relay: relay, stream: hub, redis: d.Redis, log: log}, nil

@@ -14,8 +14,9 @@ import (
 )
 
 // The admin routes: a tenant's queues, skills, users, tag lists, API
-// tokens, mailboxes and SMS accounts (mailboxes.go, sms_accounts.go), and
-// where new conversations go (routing_rules.go). Queues, skills and tag
+// tokens, mailboxes, SMS accounts and chat channels (mailboxes.go,
+// sms_accounts.go, chat_channels.go), failed deliveries and their replays
+// (deliveries.go), and where new conversations go (routing_rules.go). Queues, skills and tag
 // lists are read by every user of the tenant (agents pick from them) and
 // written with manage_settings; mailboxes, SMS accounts, default queues
 // and routing rules need manage_settings to read too; users
@@ -61,6 +62,8 @@ func (a *API) registerAdmin(r Router) {
 
 	a.registerMailboxes(r)
 	a.registerSMSAccounts(r)
+	a.registerChatChannels(r)
+	a.registerDeliveries(r)
 	a.registerRoutingRules(r)
 }
 

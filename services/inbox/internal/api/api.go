@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchboard-oss/switchboard/pkg/blob"
+	"github.com/switchboard-oss/switchboard/pkg/egress"
 	"github.com/switchboard-oss/switchboard/pkg/httpx"
 	"github.com/switchboard-oss/switchboard/pkg/redis"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
@@ -56,6 +57,10 @@ type Deps struct {
 	// MaxUploadBytes bounds a file uploaded by POST /v1/attachments; 0
 	// means DefaultMaxUploadBytes.
 	MaxUploadBytes int64
+	// Egress decides which tenant-entered URLs (chat endpoints) may be
+	// saved: the operator's -egress.allow and -egress.allow-http. nil
+	// allows public https URLs only.
+	Egress *egress.Policy
 }
 
 // API holds the handlers.
@@ -65,7 +70,13 @@ type API struct {
 }
 
 // New builds the API.
-func New(d Deps) *API { return &API{Deps: d} }
+func New(d Deps) *API {
+	if d.Egress == nil {
+		// An empty allow-list always makes a policy.
+		d.Egress, _ = egress.NewPolicy(egress.Config{})
+	}
+	return &API{Deps: d}
+}
 
 // Routes lists the patterns registered, for the API contract test.
 func (a *API) Routes() []string { return a.routes }
@@ -141,6 +152,8 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, store.ErrBadCredentials):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard"`)
 		prob = httpx.NewProblem(http.StatusUnauthorized, "the token or the credentials are wrong, expired or revoked")
+	case errors.Is(err, domain.ErrUnprocessable):
+		prob = httpx.NewProblem(http.StatusUnprocessableEntity, strings.TrimPrefix(err.Error(), "unprocessable: "))
 	case errors.Is(err, domain.ErrNotFound) || errors.Is(err, store.ErrNotFound):
 		prob = httpx.NewProblem(http.StatusNotFound, "no such object")
 	case errors.Is(err, domain.ErrForbidden):

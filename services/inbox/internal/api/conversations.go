@@ -42,6 +42,7 @@ func (a *API) registerConversations(r Router) {
 	a.handle(r, "POST /v1/conversations/{id}/complete", a.complete)
 	a.handle(r, "POST /v1/conversations/{id}/resume", a.resume)
 	a.handle(r, "POST /v1/conversations/{id}/defer", a.deferConversation)
+	a.handle(r, "POST /v1/conversations/{id}/bot", a.botControl)
 	a.handle(r, "PATCH /v1/messages/{id}", a.updateMessage)
 }
 
@@ -749,6 +750,32 @@ func (a *API) deferConversation(w http.ResponseWriter, r *http.Request, p domain
 		c.DeferredUntil = &until
 		c.Assignees = []uuid.UUID{}
 		return store.Change{Action: domain.ActionDefer, Reason: in.Reason, Data: map[string]time.Time{"until": until}}, nil
+	})
+}
+
+// BotRequest is the body of POST /v1/conversations/{id}/bot.
+type BotRequest struct {
+	// Action is block, unblock or run.
+	Action string `json:"action"`
+}
+
+// botControl blocks, unblocks or runs the chat channel's bot on the
+// conversation, by the rule of a reply (its assignee, or a supervisor).
+// Blocking a blocked bot, or unblocking one that is not, answers the
+// conversation as it is and sends nothing.
+func (a *API) botControl(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
+	var in BotRequest
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	switch in.Action {
+	case domain.BotBlock, domain.BotUnblock, domain.BotRun:
+	default:
+		return domain.Invalid("action", "must be block, unblock or run")
+	}
+	now := a.Clock.Now()
+	return a.act(w, r, p, func(tx pgx.Tx, c *store.Conversation) (store.Change, error) {
+		return a.Store.BotControl(r.Context(), tx, p, c, in.Action, now)
 	})
 }
 

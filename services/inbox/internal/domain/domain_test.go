@@ -146,3 +146,37 @@ func TestConflictNamesTheState(t *testing.T) {
 		t.Fatalf("AssignSelf(done) = %v, want a ConflictError with state done", err)
 	}
 }
+
+func TestBotControl(t *testing.T) {
+	chat := Conversation{State: StateAssigned, Assignees: []string{"a"}, Queue: "q1", Channel: "chat"}
+	blocked := chat
+	blocked.BotBlocked = true
+	for _, c := range []struct {
+		name         string
+		p            Principal
+		c            Conversation
+		action       string
+		want         error
+		blocked, nop bool
+	}{
+		{"block", agent, chat, BotBlock, nil, true, false},
+		{"block a blocked bot", agent, blocked, BotBlock, nil, true, true},
+		{"unblock", agent, blocked, BotUnblock, nil, false, false},
+		{"unblock a bot that is not", agent, chat, BotUnblock, nil, false, true},
+		{"run", agent, chat, BotRun, nil, false, false},
+		{"run a blocked bot", agent, blocked, BotRun, ErrConflict, false, false},
+		{"run on a done conversation", supervisor, Conversation{State: StateDone, Channel: "chat"}, BotRun, ErrConflict, false, false},
+		{"run on a locked conversation", agent, Conversation{State: StateAssigned, Assignees: []string{"a"}, Locked: true, Channel: "chat"}, BotRun, ErrConflict, false, false},
+		{"block on a done conversation", supervisor, Conversation{State: StateDone, Channel: "chat"}, BotBlock, nil, true, false},
+		{"not the assignee", other, chat, BotBlock, ErrForbidden, false, false},
+		{"a supervisor", supervisor, chat, BotRun, nil, false, false},
+		{"an email", agent, Conversation{State: StateAssigned, Assignees: []string{"a"}, Channel: "email"}, BotBlock, ErrUnprocessable, false, false},
+		{"an unknown action", agent, chat, "pause", ErrInvalid, false, false},
+	} {
+		blockedAfter, nop, err := BotControl(c.p, c.c, c.action)
+		wantErr(t, "BotControl("+c.name+")", err, c.want)
+		if err == nil && (blockedAfter != c.blocked || nop != c.nop) {
+			t.Errorf("BotControl(%s) = blocked %v, no-op %v; want %v, %v", c.name, blockedAfter, nop, c.blocked, c.nop)
+		}
+	}
+}

@@ -93,6 +93,14 @@ const (
 	ActionLanguage        Action = "language"
 	ActionTags            Action = "tags"
 
+	// The bot controls of a chat conversation.
+	ActionBotBlocked   Action = "bot_blocked"
+	ActionBotUnblocked Action = "bot_unblocked"
+	ActionBotRun       Action = "bot_run"
+	// ActionDeliveryReplay: an admin sent a failed message again; the
+	// conversation does not change.
+	ActionDeliveryReplay Action = "delivery_replay"
+
 	// The actions of commands (see commands.go).
 	ActionWake              Action = "wake"
 	ActionOffer             Action = "offer"
@@ -129,6 +137,10 @@ type Conversation struct {
 	LastAgent string
 	// Asked: smart close sent its question (closing).
 	Asked bool
+	// Channel is chat, email or sms.
+	Channel string
+	// BotBlocked: an agent blocked the chat channel's bot on it.
+	BotBlocked bool
 }
 
 // Assigned reports whether user is one of the assignees.
@@ -355,3 +367,46 @@ func Defer(p Principal, c Conversation, until, now time.Time) error {
 
 // Lock checks that p may lock or unlock c: its assignee or a supervisor.
 func Lock(p Principal, c Conversation) error { return mustWorkOn(p, c) }
+
+// Bot control actions ([002]: block or unblock a chat bot on a
+// conversation, force a bot run).
+const (
+	BotBlock   = "block"
+	BotUnblock = "unblock"
+	BotRun     = "run"
+)
+
+// BotControl checks that p may do action (BotBlock, BotUnblock, BotRun)
+// to the bot of c, by the rule of a reply (its assignee, or a
+// supervisor), and returns what the action changes: whether the bot is
+// blocked after it, and whether it changes nothing at all (blocking a
+// blocked bot, unblocking one that is not: accepted, and a no-op). Only a
+// chat conversation has a bot (ErrUnprocessable). A bot run writes to the
+// customer: it is refused on a done or locked conversation, and while the
+// bot is blocked.
+func BotControl(p Principal, c Conversation, action string) (blocked, noop bool, err error) {
+	if action != BotBlock && action != BotUnblock && action != BotRun {
+		return false, false, Invalid("action", "must be block, unblock or run")
+	}
+	if err := mustWorkOn(p, c); err != nil {
+		return false, false, err
+	}
+	if c.Channel != "chat" {
+		return false, false, fmt.Errorf("%w: only a chat conversation has a bot to control; this one is %s", ErrUnprocessable, c.Channel)
+	}
+	switch action {
+	case BotBlock:
+		return true, c.BotBlocked, nil
+	case BotUnblock:
+		return false, !c.BotBlocked, nil
+	}
+	switch {
+	case c.State == StateDone:
+		return false, false, conflict(c, "the bot cannot run on a done conversation; resume it first")
+	case c.Locked:
+		return false, false, conflict(c, "the conversation is locked: a bot run would write to the customer")
+	case c.BotBlocked:
+		return false, false, conflict(c, "the bot is blocked on this conversation; unblock it first")
+	}
+	return false, false, nil
+}

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -63,6 +65,9 @@ func (h *Handler) Handle(ctx context.Context, msgs []bus.Message) error {
 		if err := p.Validate(); err != nil {
 			return bus.Permanent(fmt.Errorf("event %s: invalid %s: %w", m.Event.ID, m.Event.Type, err))
 		}
+		if err := checkBot(p); err != nil {
+			return bus.Permanent(fmt.Errorf("event %s: invalid %s: %w", m.Event.ID, m.Event.Type, err))
+		}
 		if m.Event.Tenant != p.TenantID {
 			return bus.Permanent(fmt.Errorf("event %s: ce_tenant %q differs from tenant_id %q", m.Event.ID, m.Event.Tenant, p.TenantID))
 		}
@@ -86,6 +91,23 @@ func (h *Handler) Handle(ctx context.Context, msgs []bus.Message) error {
 	if res.Duplicates > 0 {
 		h.duplicates.Add(ctx, int64(res.Duplicates))
 		h.log.DebugContext(ctx, "duplicates skipped", "count", res.Duplicates)
+	}
+	return nil
+}
+
+// checkBot checks the bot of a message its chat channel's bot wrote: a
+// chat message only, with the bot's name (1 to 256 bytes of valid UTF-8,
+// not blank, without NUL), which agents see as the author.
+func checkBot(m events.MessageReceived) error {
+	if m.Bot == nil {
+		return nil
+	}
+	if m.Channel != events.ChannelChat {
+		return &events.FieldError{Field: "bot", Reason: fmt.Sprintf("only a chat message may be a bot's, this one is %s", m.Channel)}
+	}
+	name := m.Bot.Name
+	if strings.TrimSpace(name) == "" || len(name) > events.MaxNameBytes || !utf8.ValidString(name) || strings.ContainsRune(name, 0) {
+		return &events.FieldError{Field: "bot.name", Reason: "is required, at most 256 bytes of valid UTF-8 without NUL"}
 	}
 	return nil
 }

@@ -26,6 +26,10 @@ type Change struct {
 	Records []outbox.Record
 	// Message is a message the action added (a reply), announced too.
 	Message *Message
+	// Noop: the action changes nothing (blocking a bot already blocked):
+	// nothing is written, audited or published, and the conversation is
+	// answered as it is.
+	Noop bool
 }
 
 // Act applies an action to a conversation in one transaction: it locks the
@@ -54,6 +58,10 @@ func (s *Store) Act(ctx context.Context, p domain.Principal, id uuid.UUID, now t
 		change, err := fn(tx, &c)
 		if err != nil {
 			return err
+		}
+		if change.Noop {
+			out = c
+			return nil
 		}
 		settle(&c, from, now)
 		if err := writeConversation(ctx, tx, c); err != nil {
@@ -157,11 +165,11 @@ func conversationUpdate(c Conversation) (string, []any, error) {
 		last_agent_id = $6, fence = $7, required_skill_id = $8, required_language = $9, priority = $10, language = $11,
 		tags = $12, flagged = $13, locked = $14, ignored = $15, muted = $16, unread = $17, last_writer = $18,
 		deferred_until = $19, disposition = $20, completion_notes = $21, updated_at = $22,
-		version = $23, state_version = $24, state_since = $25, offer_expires_at = $26, closing_asked_at = $27
+		version = $23, state_version = $24, state_since = $25, offer_expires_at = $26, closing_asked_at = $27, bot_blocked = $28
 		WHERE id = $1`, []any{
 			c.ID, string(c.State), prev, c.QueueID, c.Assignees, c.LastAgentID, c.Fence, c.RequiredSkillID, c.RequiredLanguage,
 			c.Priority, c.Language, tags, c.Flagged, c.Locked, c.Ignored, c.Muted, c.Unread, c.LastWriter, c.DeferredUntil,
-			disposition, notes, c.UpdatedAt, c.Version, c.StateVersion, c.StateSince, c.OfferExpiresAt, c.ClosingAskedAt}, nil
+			disposition, notes, c.UpdatedAt, c.Version, c.StateVersion, c.StateSince, c.OfferExpiresAt, c.ClosingAskedAt, c.BotBlocked}, nil
 }
 
 // Assign makes user the conversation's only assignee and moves it to

@@ -4,15 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-
-	"github.com/switchboard-oss/switchboard/pkg/events"
-	"github.com/switchboard-oss/switchboard/pkg/outbox"
 )
 
 // EventSource is the CloudEvents source of the inbox's events.
@@ -81,10 +77,6 @@ func (s *Store) CreateAPIToken(ctx context.Context, tx pgx.Tx, tenant uuid.UUID,
 	return t, nil
 }
 
-type chatSettings struct {
-	Secrets []string `json:"secrets"`
-}
-
 // ChatChannel is a newly created chat channel with its signing secret.
 type ChatChannel struct {
 	ID     uuid.UUID `json:"id"`
@@ -92,38 +84,19 @@ type ChatChannel struct {
 	Secret string    `json:"secret"`
 }
 
-// CreateChatChannel creates a chat channel of tenant and announces it on
-// the config topic, through the outbox, in the same transaction.
+// CreateChatChannel creates a chat channel of tenant, without an outbound
+// endpoint, and announces it on the config topic, through the outbox, in
+// the same transaction.
 func (s *Store) CreateChatChannel(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, name string, now time.Time) (ChatChannel, error) {
-	secret, err := RandomSecret(ChatSecretPrefix)
+	secret, err := NewChatSecret(false)
 	if err != nil {
 		return ChatChannel{}, err
 	}
-	c := ChatChannel{ID: uuid.New(), Name: name, Secret: secret}
-	settings, err := json.Marshal(chatSettings{Secrets: []string{secret}})
+	c, err := s.CreateChatChannelFrom(ctx, tx, tenant, ChatChannelSpec{Name: name, Secrets: []string{secret}}, now)
 	if err != nil {
-		return ChatChannel{}, fmt.Errorf("encode chat settings: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO inbox.channel_accounts (id, tenant_id, channel, name, settings) VALUES ($1, $2, 'chat', $3, $4)`,
-		c.ID, tenant, name, settings); err != nil {
 		return ChatChannel{}, fmt.Errorf("create chat channel: %w", err)
 	}
-	rec, err := chatChannelRecord(events.ChatChannel{ID: c.ID.String(), TenantID: tenant.String(), Name: name, Secrets: []string{secret}}, now)
-	if err != nil {
-		return ChatChannel{}, err
-	}
-	if err := s.outbox.Add(ctx, tx, rec); err != nil {
-		return ChatChannel{}, err
-	}
-	return c, nil
-}
-
-func chatChannelRecord(c events.ChatChannel, now time.Time) (outbox.Record, error) {
-	ev, err := events.New(events.TypeChatChannel, EventSource, c.TenantID, now, c)
-	if err != nil {
-		return outbox.Record{}, err
-	}
-	return outbox.Record{Topic: events.TopicConfig, Key: events.ConfigKey("chat_channel", c.ID), Event: ev}, nil
+	return ChatChannel{ID: c.ID, Name: name, Secret: secret}, nil
 }
 
 // Announced counts what AnnounceConfig published.
@@ -145,36 +118,9 @@ type Announced struct {
 func (s *Store) AnnounceConfig(ctx context.Context, now time.Time) (Announced, error) {
 	var n Announced
 	err := s.InTx(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, tenant_id, name, settings, deleted_at IS NOT NULL FROM inbox.channel_accounts WHERE channel = 'chat'`)
+		recs, err := chatChannelKind.announce(ctx, tx, now)
 		if err != nil {
-			return fmt.Errorf("read chat channels: %w", err)
-		}
-		var recs []outbox.Record
-		for rows.Next() {
-			var (
-				id, tenant uuid.UUID
-				name       string
-				raw        []byte
-				deleted    bool
-			)
-			if err := rows.Scan(&id, &tenant, &name, &raw, &deleted); err != nil {
-				rows.Close()
-				return fmt.Errorf("scan chat channel: %w", err)
-			}
-			var st chatSettings
-			if err := json.Unmarshal(raw, &st); err != nil {
-				rows.Close()
-				return fmt.Errorf("decode settings of chat channel %s: %w", id, err)
-			}
-			rec, err := chatChannelRecord(events.ChatChannel{ID: id.String(), TenantID: tenant.String(), Name: name, Secrets: st.Secrets, Deleted: deleted}, now)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			recs = append(recs, rec)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read chat channels: %w", err)
+			return err
 		}
 		mailboxes, err := mailboxKind.announce(ctx, tx, now)
 		if err != nil {

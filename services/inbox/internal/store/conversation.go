@@ -55,7 +55,9 @@ type Conversation struct {
 	// ClosingAskedAt is when the smart-close question went out (closing);
 	// absent while smart close still waits before asking.
 	ClosingAskedAt *time.Time `json:"closing_asked_at,omitempty"`
-	Fence          int64      `json:"-"`
+	// BotBlocked: an agent blocked the chat channel's bot on it.
+	BotBlocked bool  `json:"bot_blocked"`
+	Fence      int64 `json:"-"`
 }
 
 // conversationColumns are read by scanConversation, for a conversations
@@ -65,7 +67,7 @@ const conversationColumns = `c.id, c.tenant_id, c.contact_id, (SELECT n.name FRO
 	c.last_agent_id, c.required_skill_id, c.required_language, c.priority, c.language, c.tags, c.flagged, c.locked,
 	c.ignored, c.muted, c.unread, c.last_writer, c.started_at, c.last_message_at, c.deferred_until,
 	coalesce(c.disposition, ''), coalesce(c.completion_notes, ''), c.updated_at, c.version, c.state_version, c.state_since,
-	c.offer_expires_at, c.closing_asked_at, c.fence`
+	c.offer_expires_at, c.closing_asked_at, c.bot_blocked, c.fence`
 
 // scanConversation reads conversationColumns.
 func scanConversation(row pgx.CollectableRow) (Conversation, error) {
@@ -75,7 +77,7 @@ func scanConversation(row pgx.CollectableRow) (Conversation, error) {
 		&c.State, &c.PreviousState, &c.QueueID, &c.Assignees, &c.LastAgentID, &c.RequiredSkillID, &c.RequiredLanguage,
 		&c.Priority, &c.Language, &tags, &c.Flagged, &c.Locked, &c.Ignored, &c.Muted, &c.Unread, &c.LastWriter,
 		&c.StartedAt, &c.LastMessageAt, &c.DeferredUntil, &c.Disposition, &c.CompletionNotes, &c.UpdatedAt,
-		&c.Version, &c.StateVersion, &c.StateSince, &c.OfferExpiresAt, &c.ClosingAskedAt, &c.Fence)
+		&c.Version, &c.StateVersion, &c.StateSince, &c.OfferExpiresAt, &c.ClosingAskedAt, &c.BotBlocked, &c.Fence)
 	if err != nil {
 		return c, err
 	}
@@ -91,7 +93,8 @@ func scanConversation(row pgx.CollectableRow) (Conversation, error) {
 // Domain is the part of the conversation the rules look at.
 func (c Conversation) Domain() domain.Conversation {
 	d := domain.Conversation{ID: c.ID.String(), State: c.State, PreviousState: c.PreviousState, Locked: c.Locked, Ignored: c.Ignored,
-		Version: c.Version, StateVersion: c.StateVersion, LastWriter: c.LastWriter, Asked: c.ClosingAskedAt != nil}
+		Version: c.Version, StateVersion: c.StateVersion, LastWriter: c.LastWriter, Asked: c.ClosingAskedAt != nil,
+		Channel: c.Channel, BotBlocked: c.BotBlocked}
 	if c.LastAgentID != nil {
 		d.LastAgent = c.LastAgentID.String()
 	}

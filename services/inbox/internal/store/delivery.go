@@ -25,7 +25,10 @@ const deliveryRank = `CASE %s WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 WHEN 'del
 
 // ApplyDeliveries records delivery reports on outbound messages of their
 // tenant, each only if it moves the message's status forward (by
-// events.DeliveryRank); reports for unknown messages are ignored.
+// events.DeliveryRank); reports for unknown messages are ignored. A
+// replayed message (see ReplayDelivery) takes only the reports made after
+// the failure it replayed: the earlier ones are of the attempts that
+// failed.
 func (s *Store) ApplyDeliveries(ctx context.Context, reports []DeliveryReport) error {
 	if len(reports) == 0 {
 		return nil
@@ -37,11 +40,13 @@ func (s *Store) ApplyDeliveries(ctx context.Context, reports []DeliveryReport) e
 	for i, r := range reports {
 		ids[i], tenants[i], statuses[i], errs[i], ats[i] = r.MessageID.String(), r.Tenant.String(), r.Status, r.Error, r.At
 	}
-	// Several reports of one message in a batch: the highest wins.
+	// Several reports of one message in a batch: the highest wins, of those
+	// made after the failure a replay answered.
 	_, err := s.pool.Exec(ctx, `UPDATE inbox.messages m SET delivery_status = d.status,
 			delivery_error = nullif(d.error, ''), delivery_updated_at = d.at
 		FROM (SELECT DISTINCT ON (id) * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[])
 		          AS u(id, tenant_id, status, error, at)
+		      WHERE coalesce((SELECT u.at > x.replayed_after FROM inbox.messages x WHERE x.id = u.id), true)
 		      ORDER BY id, `+fmt.Sprintf(deliveryRank, "u.status")+` DESC) d
 		WHERE m.id = d.id AND m.tenant_id = d.tenant_id AND m.direction = 'outbound'
 		  AND `+fmt.Sprintf(deliveryRank, "d.status")+` > `+fmt.Sprintf(deliveryRank, "coalesce(m.delivery_status, 'pending')"),

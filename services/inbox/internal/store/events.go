@@ -110,6 +110,9 @@ func IngestEvents(msgs []Inbound, res IngestResult, now time.Time) ([]outbox.Rec
 			Body: in.Msg.Text, ExternalID: in.Msg.ExternalID, Language: language, Tags: s.Tags, Metadata: in.Msg.Metadata,
 			ReceivedAt: in.Msg.ReceivedAt, Subject: in.Msg.Subject, HTML: in.Msg.HTML, Automatic: in.Msg.Automatic,
 			Attachments: attachmentsOf(in.Msg.Attachments)}
+		if in.Msg.Bot != nil {
+			m.Direction, m.Sender, m.AuthorKind, m.AuthorName = "outbound", in.Msg.Bot.Name, AuthorBot, in.Msg.Bot.Name
+		}
 		if !in.Msg.SentAt.IsZero() {
 			t := in.Msg.SentAt
 			m.SentAt = &t

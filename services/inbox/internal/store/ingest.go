@@ -73,10 +73,10 @@ type IngestResult struct {
 const ingestInput = `input AS (
 	SELECT * FROM unnest($1::int[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::uuid[], $7::text[],
 	                     $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::timestamptz[], $13::timestamptz[], $14::text[],
-	                     $15::text[], $16::text[], $17::bool[], $18::jsonb[])
+	                     $15::text[], $16::text[], $17::bool[], $18::jsonb[], $19::text[])
 	    AS i(ord, msg_id, event_id, tenant_id, channel, account_id, external_id,
 	         thread_key, identity, body, metadata, sent_at, received_at, language,
-	         subject, html, automatic, attachments))`
+	         subject, html, automatic, attachments, bot))`
 
 // ingestCheck lists the messages whose channel account does not exist for
 // their tenant and channel.
@@ -112,6 +112,8 @@ FROM claimed c CROSS JOIN LATERAL (
 // ingestMessages opens the conversations the batch's threads do not have
 // yet, then stores the messages not stored yet (with the tags of their
 // conversation, carried over), and says for each message what happened.
+// A message of the chat channel's bot (bot, its name, not NULL) is stored
+// as the bot's: outbound, sent by the bot, author_kind bot.
 const ingestMessages = `WITH ` + ingestInput + `,
 threads AS (
 	SELECT DISTINCT ON (i.account_id, i.thread_key) i.tenant_id, i.channel, i.account_id, i.thread_key, i.received_at AS first_at,
@@ -136,10 +138,11 @@ conv AS (
 stored AS (
 	INSERT INTO inbox.messages (id, tenant_id, conversation_id, event_id, channel_account_id, external_id, direction,
 	                            sender, body, metadata, sent_at, received_at, language, tags,
-	                            subject, html, automatic, attachments)
-	SELECT i.msg_id, i.tenant_id, conv.id, i.event_id, i.account_id, i.external_id, 'inbound',
-	       i.identity, i.body, i.metadata, i.sent_at, i.received_at, i.language, conv.tags,
-	       i.subject, i.html, i.automatic, i.attachments
+	                            subject, html, automatic, attachments, author_kind)
+	SELECT i.msg_id, i.tenant_id, conv.id, i.event_id, i.account_id, i.external_id,
+	       CASE WHEN i.bot IS NULL THEN 'inbound' ELSE 'outbound' END,
+	       coalesce(i.bot, i.identity), i.body, i.metadata, i.sent_at, i.received_at, i.language, conv.tags,
+	       i.subject, i.html, i.automatic, i.attachments, CASE WHEN i.bot IS NULL THEN NULL ELSE 'bot' END
 	FROM input i JOIN conv ON conv.account_id = i.account_id AND conv.thread_key = i.thread_key
 	ORDER BY i.ord
 	ON CONFLICT (channel_account_id, external_id) DO NOTHING
@@ -152,21 +155,26 @@ SELECT 'c', NULL, created.id, NULL FROM created`
 // a customer writing moves an answered, deferred or done conversation back
 // to new (domain.CustomerMessage, which a test holds this to), unless it is
 // ignored. The sub-select locks the rows, in id order, and hands out their
-// state before the update.
+// state before the update. $3 lists the customer messages of the batch
+// when it holds messages of a chat channel's bot too (NULL: all are the
+// customer's): a conversation that got only the bot's messages is not
+// re-opened, not marked unread and keeps its last writer; it takes the
+// new last message time and version.
 const ingestUpdate = `UPDATE inbox.conversations c SET
-	state = CASE WHEN NOT c.ignored AND c.state IN ('answered', 'deferred', 'done') THEN 'new' ELSE c.state END,
-	previous_state = CASE WHEN NOT c.ignored AND c.state IN ('answered', 'deferred', 'done') THEN c.state ELSE c.previous_state END,
-	assignee_ids = CASE WHEN NOT c.ignored AND c.state IN ('answered', 'deferred', 'done') THEN '{}' ELSE c.assignee_ids END,
-	deferred_until = CASE WHEN NOT c.ignored AND c.state IN ('answered', 'deferred', 'done') THEN NULL ELSE c.deferred_until END,
-	state_version = CASE WHEN NOT c.ignored AND c.state IN ('answered', 'deferred', 'done') THEN c.version + 1 ELSE c.state_version END,
-	state_since = CASE WHEN NOT c.ignored AND c.state IN ('answered', 'deferred', 'done') THEN $2 ELSE c.state_since END,
+	state = CASE WHEN n.customer AND NOT c.ignored AND c.state IN ('answered', 'deferred', 'done') THEN 'new' ELSE c.state END,
+	previous_state = CASE WHEN n.customer AND NOT c.ignored AND c.state IN ('answered', 'deferred', 'done') THEN c.state ELSE c.previous_state END,
+	assignee_ids = CASE WHEN n.customer AND NOT c.ignored AND c.state IN ('answered', 'deferred', 'done') THEN '{}' ELSE c.assignee_ids END,
+	deferred_until = CASE WHEN n.customer AND NOT c.ignored AND c.state IN ('answered', 'deferred', 'done') THEN NULL ELSE c.deferred_until END,
+	state_version = CASE WHEN n.customer AND NOT c.ignored AND c.state IN ('answered', 'deferred', 'done') THEN c.version + 1 ELSE c.state_version END,
+	state_since = CASE WHEN n.customer AND NOT c.ignored AND c.state IN ('answered', 'deferred', 'done') THEN $2 ELSE c.state_since END,
 	version = c.version + 1,
 	last_message_at = greatest(c.last_message_at, n.last_at),
-	unread = c.unread OR NOT c.ignored,
-	last_writer = 'customer',
+	unread = c.unread OR (n.customer AND NOT c.ignored),
+	last_writer = CASE WHEN n.customer THEN 'customer' ELSE c.last_writer END,
 	updated_at = $2
 FROM (SELECT o.id, o.state AS old_state,
-             (SELECT max(m.received_at) FROM inbox.messages m WHERE m.conversation_id = o.id) AS last_at
+             (SELECT max(m.received_at) FROM inbox.messages m WHERE m.conversation_id = o.id) AS last_at,
+             $3::uuid[] IS NULL OR o.id = ANY(ARRAY(SELECT m.conversation_id FROM inbox.messages m WHERE m.id = ANY($3::uuid[]))) AS customer
       FROM inbox.conversations o
       WHERE o.id = ANY(ARRAY(SELECT m.conversation_id FROM inbox.messages m WHERE m.id = ANY($1::uuid[])))
       ORDER BY o.id
@@ -229,8 +237,8 @@ func (s *Store) Ingest(ctx context.Context, msgs []Inbound, now time.Time, detec
 		b.Queue(ingestContacts, a.ords, a.tenants, a.channels, a.idents, a.names, a.avatars)
 		b.Queue(ingestMessages, a.ords, a.ids, a.eventIDs, a.tenants, a.channels, a.accounts, a.externals,
 			a.threads, a.idents, a.bodies, a.metadata, a.sentAt, a.received, a.languages,
-			a.subjects, a.htmls, a.automatic, a.attachments)
-		b.Queue(ingestUpdate, a.ids, now)
+			a.subjects, a.htmls, a.automatic, a.attachments, a.bots)
+		b.Queue(ingestUpdate, a.ids, now, a.customerIDs())
 		if a.consent.any() {
 			c := &a.consent
 			b.Queue(ingestConsent, c.ords, c.ids, c.tenants, c.idents, c.values, c.at)
@@ -395,6 +403,11 @@ type ingestArrays struct {
 	htmls       []*string
 	automatic   []bool
 	attachments []*string
+	// bots are the names of the chat bots that wrote messages, NULL (nil)
+	// for a customer's.
+	bots []*string
+	// anyBot: some message is a bot's.
+	anyBot bool
 	// consent holds the messages that carry a consent change, apart: most
 	// carry none, and cost nothing more for it.
 	consent consentArrays
@@ -413,6 +426,21 @@ type consentArrays struct {
 
 func (c *consentArrays) any() bool { return len(c.ords) > 0 }
 
+// customerIDs are the ids of the customers' messages when some message of
+// the batch is a bot's, nil otherwise (ingestUpdate's $3).
+func (a *ingestArrays) customerIDs() [][16]byte {
+	if !a.anyBot {
+		return nil
+	}
+	ids := make([][16]byte, 0, len(a.ids))
+	for i, id := range a.ids {
+		if a.bots[i] == nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 // Values of the SMS connector's Metadata["consent"] that change what a
 // customer agreed to; "help" changes nothing.
 const (
@@ -429,7 +457,7 @@ func newIngestArrays(msgs []Inbound) (*ingestArrays, error) {
 		idents: make([]string, n), names: make([]string, n), avatars: make([]string, n), bodies: make([]string, n),
 		metadata: make([]*string, n), sentAt: make([]*time.Time, n), received: make([]time.Time, n),
 		languages: make([]string, n), subjects: make([]*string, n), htmls: make([]*string, n), automatic: make([]bool, n),
-		attachments: make([]*string, n),
+		attachments: make([]*string, n), bots: make([]*string, n),
 	}
 	for i, in := range msgs {
 		m := in.Msg
@@ -470,6 +498,10 @@ func newIngestArrays(msgs []Inbound) (*ingestArrays, error) {
 			a.htmls[i] = &m.HTML
 		}
 		a.automatic[i] = m.Automatic
+		if m.Bot != nil {
+			name := m.Bot.Name
+			a.bots[i], a.anyBot = &name, true
+		}
 		if m.Channel == events.ChannelSMS {
 			if v := m.Metadata["consent"]; v == ConsentOptedOut || v == ConsentOptedIn {
 				c := &a.consent

@@ -169,11 +169,16 @@ func (s *Store) GetConversation(ctx context.Context, tenant, id uuid.UUID) (Conv
 
 // Message is a message as the API shows it.
 type Message struct {
-	ID                uuid.UUID         `json:"id"`
-	ConversationID    uuid.UUID         `json:"conversation_id"`
-	Direction         string            `json:"direction"`
-	Sender            string            `json:"sender"`
-	AuthorID          string            `json:"author_id,omitempty"`
+	ID             uuid.UUID `json:"id"`
+	ConversationID uuid.UUID `json:"conversation_id"`
+	Direction      string    `json:"direction"`
+	Sender         string    `json:"sender"`
+	AuthorID       string    `json:"author_id,omitempty"`
+	// AuthorKind is "bot" on a message the chat channel's bot wrote to
+	// the customer (direction outbound, AuthorName the bot's name); absent
+	// on the others, whose author the direction says.
+	AuthorKind        string            `json:"author_kind,omitempty"`
+	AuthorName        string            `json:"author_name,omitempty"`
 	Body              string            `json:"body"`
 	Subject           string            `json:"subject,omitempty"`
 	CC                []string          `json:"cc,omitempty"`
@@ -190,6 +195,9 @@ type Message struct {
 	DeliveryError     string            `json:"delivery_error,omitempty"`
 	DeliveryUpdatedAt *time.Time        `json:"delivery_updated_at,omitempty"`
 }
+
+// AuthorBot is the author_kind of a message the chat channel's bot wrote.
+const AuthorBot = "bot"
 
 // Attachment is a file of a message as the API shows it. Where the blob
 // store keeps it is not shown: the API serves the content itself, by
@@ -218,15 +226,18 @@ func attachmentsOf(as []events.Attachment) []Attachment {
 
 const messageColumns = `m.id, m.conversation_id, m.direction, m.sender, coalesce(m.author_id, ''), m.body, coalesce(m.subject, ''), m.cc,
 	m.external_id, m.language, m.tags, m.metadata, m.sent_at, m.received_at, coalesce(m.delivery_status, ''),
-	coalesce(m.delivery_error, ''), m.delivery_updated_at, coalesce(m.html, ''), m.automatic, m.attachments`
+	coalesce(m.delivery_error, ''), m.delivery_updated_at, coalesce(m.html, ''), m.automatic, m.attachments, coalesce(m.author_kind, '')`
 
 func scanMessage(r pgx.CollectableRow) (Message, error) {
 	var m Message
 	var tags, meta, attachments []byte
 	if err := r.Scan(&m.ID, &m.ConversationID, &m.Direction, &m.Sender, &m.AuthorID, &m.Body, &m.Subject, &m.CC,
 		&m.ExternalID, &m.Language, &tags, &meta, &m.SentAt, &m.ReceivedAt, &m.DeliveryStatus, &m.DeliveryError, &m.DeliveryUpdatedAt,
-		&m.HTML, &m.Automatic, &attachments); err != nil {
+		&m.HTML, &m.Automatic, &attachments, &m.AuthorKind); err != nil {
 		return m, err
+	}
+	if m.AuthorKind == AuthorBot {
+		m.AuthorName = m.Sender
 	}
 	if len(attachments) > 0 {
 		var stored []events.Attachment

@@ -86,15 +86,25 @@ func (s *Store) compose(ctx context.Context, tx pgx.Tx, c *Conversation, cu cust
 	if d.subject != "" {
 		subject = &d.subject
 	}
-	var attachments []byte
+	var attachments, choices []byte
 	if len(d.attachments) > 0 {
 		attachments = mustJSON(d.attachments)
 	}
+	if len(d.choices) > 0 {
+		choices = mustJSON(d.choices)
+	}
+	var replyTo *string
+	if d.replyTo != "" {
+		replyTo = &d.replyTo
+	}
+	// What the send command carries beyond the message's own fields
+	// (reply_to, choices) is kept with it, for a replay to send the same.
 	_, err = tx.Exec(ctx, `INSERT INTO inbox.messages (id, tenant_id, conversation_id, event_id, channel_account_id, external_id,
-			direction, sender, author_id, body, subject, cc, received_at, language, tags, delivery_status, delivery_updated_at, attachments, automatic)
-		VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, $7, $8, $9, $10, $11, $12, $13, 'pending', $11, $14, $15)`,
+			direction, sender, author_id, body, subject, cc, received_at, language, tags, delivery_status, delivery_updated_at, attachments, automatic,
+			reply_to, choices)
+		VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, $7, $8, $9, $10, $11, $12, $13, 'pending', $11, $14, $15, $16, $17)`,
 		m.ID, c.Tenant, c.ID, m.ID.String(), c.ChannelAccountID, m.ExternalID, m.AuthorID, m.Body, subject, d.cc, now, m.Language,
-		mustJSON(m.Tags), attachments, d.automatic)
+		mustJSON(m.Tags), attachments, d.automatic, replyTo, choices)
 	if err != nil {
 		return Message{}, outbox.Record{}, fmt.Errorf("store outbound message: %w", err)
 	}
