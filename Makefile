@@ -44,6 +44,7 @@ test: lint
 ## fuzz: each fuzz target for FUZZTIME.
 fuzz:
 	cd connectors/chat && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) .
+	cd connectors/chat && $(GO) test -run='^$$' -fuzz=FuzzStatusWebhook -fuzztime=$(FUZZTIME) .
 	cd connectors/email && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/mailparse
 	cd connectors/email && $(GO) test -run='^$$' -fuzz=FuzzParseReplyAddress -fuzztime=$(FUZZTIME) ./internal/threads
 	cd connectors/sms && $(GO) test -run='^$$' -fuzz=FuzzParseForm -fuzztime=$(FUZZTIME) ./internal/inbound

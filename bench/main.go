@@ -64,6 +64,20 @@
 // commands per offer. The 100,000 conversations are
 // -routing-conversations 100000: far longer than a minute here (see the
 // README).
+//
+// Scenario "chatout": agents' replies delivered to a chat channel's
+// endpoint, a receiver in this process on 127.0.0.1 that verifies each
+// signature and answers 204. Chat conversations by webhook, taken by one
+// agent. First -chatout-n (2,000) replies in -chatout-conversations (500)
+// conversations through the API at concurrency -c as fast as answered,
+// each conversation's one after the other (the agent takes it back before
+// each but the first): replies delivered per second (first reply sent to
+// last 2xx), and the time from each reply's API answer to the endpoint's
+// 2xx of its delivery with the machine saturated. Then -chatout-rate (50)
+// replies per second for -chatout-duration (10 s), each to a conversation
+// of its own, sent on schedule: the same time, p50/p99/max. Duplicates,
+// unsigned and lost deliveries are counted. -chatout-runs (3) runs on
+// fresh databases, medians reported.
 package main
 
 import (
@@ -127,6 +141,12 @@ type options struct {
 	routingRuns          int
 	memoryN              int
 	memoryIdle           time.Duration
+
+	chatOutN             int
+	chatOutConversations int
+	chatOutRate          int
+	chatOutDuration      time.Duration
+	chatOutRuns          int
 }
 
 func main() {
@@ -140,7 +160,7 @@ func main() {
 	flag.DurationVar(&o.pgbenchTime, "pgbench-time", 10*time.Second, "Duration of each pgbench run.")
 	flag.StringVar(&o.out, "out", "", "Also write the results as JSON to this file.")
 	flag.StringVar(&o.addr, "addr", "", "HTTP address of the measured binary; empty picks a free port.")
-	flag.StringVar(&o.scenarios, "scenarios", "chat,list,email,sms,timers,routing,memory", "Scenarios to run, comma-separated: chat (webhook to stored row), list (the inbox's lists on a large tenant), email (IMAP mail to stored row), sms (Twilio webhooks answered, as fast as possible and paced), timers (the scheduler's wake-ups applied by the inbox, at a steady rate and in a burst, beside a million pending; cancels and reschedules), routing (new conversations pushed to thousands of online agents: creation to offer on the agent's stream, decisions per second), memory (the all-in-one process's resident memory idle and after -memory-n messages, with the embedded broker trimming and keeping everything).")
+	flag.StringVar(&o.scenarios, "scenarios", "chat,list,email,sms,timers,routing,memory,chatout", "Scenarios to run, comma-separated: chat (webhook to stored row), list (the inbox's lists on a large tenant), email (IMAP mail to stored row), sms (Twilio webhooks answered, as fast as possible and paced), timers (the scheduler's wake-ups applied by the inbox, at a steady rate and in a burst, beside a million pending; cancels and reschedules), routing (new conversations pushed to thousands of online agents: creation to offer on the agent's stream, decisions per second), memory (the all-in-one process's resident memory idle and after -memory-n messages, with the embedded broker trimming and keeping everything), chatout (agents' replies delivered to a chat channel's endpoint: replies per second, reply answer to the endpoint's 2xx).")
 	flag.IntVar(&o.listConversations, "list-conversations", 100000, "Conversations of the list scenario's tenant.")
 	flag.IntVar(&o.listPerConversation, "list-messages-per-conversation", 10, "Messages per conversation in the list scenario.")
 	flag.IntVar(&o.listQueries, "list-queries", 200, "Measured requests per list query.")
@@ -166,6 +186,11 @@ func main() {
 	flag.IntVar(&o.routingRuns, "routing-runs", 1, "Runs of the routing scenario (each on a fresh database); the medians are reported.")
 	flag.IntVar(&o.memoryN, "memory-n", 60000, "Chat messages of the memory scenario, sent at -c after its idle measurement.")
 	flag.DurationVar(&o.memoryIdle, "memory-idle", 20*time.Second, "How long the memory scenario's process sits idle before its idle memory is read.")
+	flag.IntVar(&o.chatOutN, "chatout-n", 2000, "Agent replies of the chatout scenario, sent through the API at concurrency -c and delivered to a local chat endpoint.")
+	flag.IntVar(&o.chatOutConversations, "chatout-conversations", 500, "Chat conversations the chatout scenario's replies are spread over; each conversation's replies go one after the other, in order.")
+	flag.IntVar(&o.chatOutRate, "chatout-rate", 50, "Replies per second of the chatout scenario's paced phase, each to a conversation of its own, sent on schedule whatever the answers, for the time from the reply's answer to the endpoint's 2xx.")
+	flag.DurationVar(&o.chatOutDuration, "chatout-duration", 10*time.Second, "Duration of the chatout scenario's paced phase.")
+	flag.IntVar(&o.chatOutRuns, "chatout-runs", 3, "Runs of the chatout scenario (each on a fresh database); the medians are reported.")
 	flag.StringVar(&o.extraArgs, "args", "", "Extra flags for the measured binary, space-separated (for tuning: -kafka.consumer.max-batch=512 -http.pprof).")
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
@@ -197,7 +222,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	o.binary = bin
 	fmt.Fprintf(w, "Switchboard benchmark: %s, %d CPUs, %s\n", runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), runtime.Version())
 	report := map[string]any{}
-	if strings.Contains(o.scenarios, "chat") {
+	if scenario(o.scenarios, "chat") {
 		if err := chatScenario(ctx, o, w, report); err != nil {
 			return err
 		}
@@ -235,6 +260,11 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	}
 	if strings.Contains(o.scenarios, "memory") {
 		if err := memoryScenario(ctx, o, w, report); err != nil {
+			return err
+		}
+	}
+	if scenario(o.scenarios, "chatout") {
+		if err := chatOutScenario(ctx, o, w, report); err != nil {
 			return err
 		}
 	}
@@ -297,6 +327,12 @@ func chatScenario(ctx context.Context, o options, w io.Writer, report map[string
 
 	report["chat"] = map[string]any{"runs": results, "median": m}
 	return nil
+}
+
+// scenario reports whether the comma-separated list names name itself
+// ("chat" is not "chatout").
+func scenario(list, name string) bool {
+	return slices.Contains(strings.Split(list, ","), name)
 }
 
 func verdict(ok bool) string {

@@ -407,8 +407,8 @@ func checkDeployment(t *testing.T, vals map[string]any, objs *objects, d *appsv1
 	if _, ok := env["SB_REDIS_URL"]; !ok {
 		t.Errorf("%s: no SB_REDIS_URL", name)
 	}
-	if _, ok := env["SB_DATABASE_URL"]; ok == (target == "chat") {
-		t.Errorf("%s: SB_DATABASE_URL set %v, want it everywhere but chat", name, ok)
+	if _, ok := env["SB_DATABASE_URL"]; !ok {
+		t.Errorf("%s: no SB_DATABASE_URL (every target has a schema, chat its deliveries)", name)
 	}
 	_, dir := env["SB_BLOB_DIR"]
 	_, s3 := env["SB_BLOB_S3_ENDPOINT"]

@@ -243,7 +243,7 @@ func (a *app) register(m *lifecycle.Manager) error {
 		{Name: modInbox, Target: true, Deps: []string{modDatabase, modRedis, modProducer, modServer, modBlobs}, Init: a.initInbox},
 		{Name: modSched, Target: true, Deps: []string{modDatabase, modProducer, modServer}, Init: a.initScheduler},
 		{Name: modRouter, Target: true, Deps: []string{modDatabase, modRedis, modProducer, modServer}, Init: a.initRouter},
-		{Name: modChat, Target: true, Deps: []string{modServer, modProducer}, Init: a.initChat},
+		{Name: modChat, Target: true, Deps: []string{modDatabase, modServer, modProducer}, Init: a.initChat},
 		{Name: modBlobs, Init: a.initBlobs},
 		{Name: modEmail, Target: true, Deps: []string{modDatabase, modProducer, modBlobs, modServer}, Init: a.initEmail},
 		{Name: modSMS, Target: true, Deps: []string{modDatabase, modProducer, modBlobs, modServer}, Init: a.initSMS},
@@ -391,12 +391,21 @@ func (a *app) initScheduler(ctx context.Context) (lifecycle.Service, error) {
 	})
 }
 
-func (a *app) initChat(context.Context) (lifecycle.Service, error) {
-	return chat.New(a.cfg.Chat, chat.Deps{
+func (a *app) initChat(ctx context.Context) (lifecycle.Service, error) {
+	// Deliveries go to tenant-entered URLs: through the client that
+	// refuses private and metadata addresses the operator did not allow.
+	client, err := egress.New(a.cfg.Egress, egress.Deps{})
+	if err != nil {
+		return nil, err
+	}
+	return chat.New(ctx, a.cfg.Chat, chat.Deps{
+		Pool:      a.pool,
+		Bus:       a.cfg.Bus,
 		Brokers:   a.brokers,
 		Producer:  a.producer,
 		Router:    a.server,
 		Telemetry: a.tel,
+		Client:    client,
 	})
 }
 

@@ -1,11 +1,20 @@
-// Package chat is the chat connector: a documented, signed JSON webhook that
-// any chat front end or bot platform posts customer messages to. A message is
-// verified (HMAC-SHA256 over the timestamp and the raw body, see package
-// webhook), validated, published on sb.inbound.v1, and acknowledged only
-// once Kafka has acknowledged it.
+// Package chat is the chat connector, both ways.
 //
-// The connector knows its channels and their secrets from the sb.config.v1
-// topic, which the inbox publishes; it has no database of its own.
+// In: a documented, signed JSON webhook that any chat front end or bot
+// platform posts customer messages to (and its bot's own messages). A
+// message is verified (HMAC-SHA256 over the timestamp and the raw body, see
+// package webhook), validated, published on sb.inbound.v1, and acknowledged
+// only once Kafka has acknowledged it. A second webhook takes the delivery
+// statuses (delivered, read) of the replies it was sent.
+//
+// Out: agents' replies, bot controls and conversation state changes,
+// delivered as signed JSON POSTs to the endpoint the tenant set on the
+// channel (package outbound): recorded in PostgreSQL (schema chat) before
+// the Kafka offset is committed, then attempted per endpoint, in order per
+// conversation, retried with backoff until they are sent or fail.
+//
+// The connector knows its channels, their secrets and endpoints from the
+// sb.config.v1 topic, which the inbox publishes.
 package chat
 
 import (
@@ -17,17 +26,24 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/switchboard-oss/switchboard/connectors/chat/internal/outbound"
 	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/config"
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/httpx"
+	"github.com/switchboard-oss/switchboard/pkg/lifecycle"
+	"github.com/switchboard-oss/switchboard/pkg/outbox"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/pkg/webhook"
@@ -40,6 +56,26 @@ const EventSource = "switchboard/chat"
 // channel id.
 const WebhookPath = "POST /v1/webhooks/chat/{channel}/messages"
 
+// StatusPath is the route of the delivery statuses of the replies a
+// channel's endpoint was sent.
+const StatusPath = "POST /v1/webhooks/chat/{channel}/statuses"
+
+// Headers and events of deliveries, for receivers and tests.
+const (
+	HeaderEvent          = outbound.HeaderEvent
+	HeaderIdempotencyKey = outbound.HeaderIdempotencyKey
+	HeaderAttempt        = outbound.HeaderAttempt
+)
+
+// Envelope is the body of every delivery.
+type Envelope = outbound.Envelope
+
+// Consumer groups of the delivery side.
+const (
+	SendGroup  = outbound.CommandGroup
+	StateGroup = outbound.StateGroup
+)
+
 // eventNamespace derives stable event ids from (channel, message id), so
 // that a message posted twice is the same event and is stored once.
 var eventNamespace = uuid.MustParse("6f1d7c8e-2b0a-4a53-9d0e-5c3f51d0c1a7")
@@ -50,12 +86,22 @@ type Config struct {
 	Tolerance time.Duration
 	// MaxBodyBytes bounds one webhook body.
 	MaxBodyBytes int64
+	// Delivery tunes the deliveries to the channels' endpoints.
+	Delivery outbound.Config
 }
 
 // RegisterFlags declares the flags under prefix.
 func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	f.DurationVar(&c.Tolerance, prefix+"chat.signature-tolerance", 5*time.Minute, "How far the X-Switchboard-Timestamp of a chat webhook may be from the server's clock; older or newer requests are refused as replays.")
 	f.Int64Var(&c.MaxBodyBytes, prefix+"chat.max-body-bytes", 256<<10, "Largest chat webhook body accepted, in bytes; larger ones get 413.")
+	d := &c.Delivery
+	f.DurationVar(&d.RetryFor, prefix+"chat.delivery.retry-for", 24*time.Hour, "How long a delivery to a chat channel's endpoint is retried (after 408, 429, 5xx or no answer), from its first attempt, before it is reported failed; an admin can replay it then.")
+	f.DurationVar(&d.RetryInitial, prefix+"chat.delivery.retry-initial", time.Second, "Wait before the second attempt of a chat delivery; it doubles with each attempt (with jitter), up to -chat.delivery.retry-max. A Retry-After from the endpoint is honoured when longer.")
+	f.DurationVar(&d.RetryMax, prefix+"chat.delivery.retry-max", 10*time.Minute, "Longest wait between two attempts of a chat delivery, Retry-After aside.")
+	f.DurationVar(&d.AttemptTimeout, prefix+"chat.delivery.attempt-timeout", 15*time.Second, "Longest time one attempt of a chat delivery may take, from connecting to the end of the endpoint's answer (also bounded by -egress.request-timeout); a hanging endpoint holds one of its own attempt slots that long. A delivery whose attempt was cut short by a crash is attempted again this long plus 10s after it began.")
+	f.IntVar(&d.Concurrency, prefix+"chat.delivery.concurrency", 4, "Attempts at once per chat endpoint (per process): endpoints do not share them, so a slow one only holds up its own deliveries. Deliveries of one conversation go one at a time, in order.")
+	f.DurationVar(&d.PollInterval, prefix+"chat.delivery.poll-interval", time.Second, "How often the chat connector looks for deliveries it was not told about: recorded by another replica, due after a restart, or whose endpoint was just set.")
+	f.DurationVar(&d.Retention, prefix+"chat.delivery.retention", 72*time.Hour, "How long the body of a chat delivery is kept once sent; failed ones are kept for a replay. The send ledger keeps every delivery's outcome.")
 }
 
 // Validate checks the settings.
@@ -63,6 +109,14 @@ func (c *Config) Validate(prefix string) error {
 	ck := config.NewChecker(prefix)
 	ck.Positive("chat.signature-tolerance", c.Tolerance)
 	ck.Check(c.MaxBodyBytes >= 1024, "chat.max-body-bytes", fmt.Sprintf("%d is too small for a chat message", c.MaxBodyBytes), "set at least 1024")
+	d := c.Delivery
+	ck.Positive("chat.delivery.retry-for", d.RetryFor)
+	ck.Positive("chat.delivery.retry-initial", d.RetryInitial)
+	ck.Check(d.RetryMax >= d.RetryInitial, "chat.delivery.retry-max", fmt.Sprintf("%s is shorter than -%schat.delivery.retry-initial (%s)", d.RetryMax, prefix, d.RetryInitial), "set it at least as long")
+	ck.Positive("chat.delivery.attempt-timeout", d.AttemptTimeout)
+	ck.Check(d.Concurrency >= 1 && d.Concurrency <= 256, "chat.delivery.concurrency", fmt.Sprintf("must be between 1 and 256, got %d", d.Concurrency), "set 4")
+	ck.Positive("chat.delivery.poll-interval", d.PollInterval)
+	ck.Positive("chat.delivery.retention", d.Retention)
 	return ck.Err()
 }
 
@@ -73,10 +127,18 @@ type Router interface {
 
 // Deps are what the connector runs on.
 type Deps struct {
-	// Brokers is where the config topic is read.
+	// Pool holds the connector's schema (chat: deliveries, their ledger,
+	// the outbox of their statuses).
+	Pool *pgxpool.Pool
+	// Bus configures the consumers; Brokers is where they and the config
+	// topic are read.
+	Bus     bus.Config
 	Brokers []string
-	// Producer publishes inbound messages.
+	// Producer publishes inbound messages and delivery statuses.
 	Producer *bus.Producer
+	// Client makes the deliveries: an *egress.Client, which refuses
+	// private and metadata addresses unless the operator allows them.
+	Client outbound.Doer
 	// Router receives the webhook route.
 	Router Router
 	// Telemetry gives logs, traces and metrics.
@@ -89,6 +151,15 @@ type Deps struct {
 type channel struct {
 	tenant  string
 	secrets [][]byte
+	// outbound is where deliveries go; nil when none is set.
+	outbound *events.ChatOutbound
+	deleted  bool
+}
+
+// wantsStates reports whether the channel's endpoint subscribed to state
+// changes.
+func (ch channel) wantsStates() bool {
+	return !ch.deleted && ch.outbound.Wants(events.ChatEventConversationState)
 }
 
 // Connector is the running chat connector.
@@ -99,19 +170,44 @@ type Connector struct {
 	log      *slog.Logger
 	table    *bus.Table
 
+	store      *outbound.Store
+	dispatcher *outbound.Dispatcher
+	sends      *bus.Consumer
+	states     *bus.Consumer
+	relay      *outbox.Relay
+
 	mu       sync.RWMutex
 	channels map[string]channel
+	// stateSubscribers counts the endpoints subscribed to state changes.
+	stateSubscribers atomic.Int64
 
-	accepted metric.Int64Counter
-	rejected metric.Int64Counter
+	accepted       metric.Int64Counter
+	rejected       metric.Int64Counter
+	statusAccepted metric.Int64Counter
+	statusRejected metric.Int64Counter
 }
 
-// New builds the connector and registers its webhook.
-func New(cfg Config, d Deps) (*Connector, error) {
+// New migrates the connector's schema, builds it and registers its
+// webhooks.
+func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
+	switch {
+	case d.Pool == nil:
+		return nil, errors.New("chat: no database pool given")
+	case d.Producer == nil:
+		return nil, errors.New("chat: no producer given")
+	case d.Router == nil:
+		return nil, errors.New("chat: no router given")
+	case d.Client == nil:
+		return nil, errors.New("chat: no HTTP client for deliveries given")
+	}
 	if d.Clock == nil {
 		d.Clock = retry.SystemClock{}
 	}
 	c := &Connector{cfg: cfg, producer: d.Producer, clock: d.Clock, log: d.Telemetry.Component("chat"), channels: map[string]channel{}}
+	c.store = outbound.NewStore(d.Pool, EventSource)
+	if err := c.store.Migrate(ctx); err != nil {
+		return nil, fmt.Errorf("chat: migrate: %w", err)
+	}
 	c.table = bus.NewTable(d.Brokers, events.TopicConfig, c.applyConfig, d.Telemetry)
 	m := d.Telemetry.Meter.Meter("switchboard/chat")
 	var err error
@@ -121,16 +217,74 @@ func New(cfg Config, d Deps) (*Connector, error) {
 	if c.rejected, err = m.Int64Counter("switchboard.chat.webhooks.rejected", metric.WithDescription("Chat webhooks refused, by reason.")); err != nil {
 		return nil, err
 	}
+	if c.statusAccepted, err = m.Int64Counter("switchboard.chat.statuses.accepted", metric.WithDescription("Delivery statuses posted by chat endpoints and handed to Kafka.")); err != nil {
+		return nil, err
+	}
+	if c.statusRejected, err = m.Int64Counter("switchboard.chat.statuses.rejected", metric.WithDescription("Delivery status webhooks refused, by reason.")); err != nil {
+		return nil, err
+	}
+
+	if c.dispatcher, err = outbound.NewDispatcher(cfg.Delivery, c.store, d.Client, c.endpoint, d.Clock, d.Telemetry); err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	producer := d.Producer
+	rec := outbound.NewRecorder(outbound.RecorderConfig{Store: c.store, Dispatcher: c.dispatcher, Endpoints: c.endpoint, Loaded: c.table.Ready,
+		StateSubscribers: func() bool { return c.stateSubscribers.Load() > 0 },
+		Publish: func(ctx context.Context, dl events.Delivery) error {
+			ev, err := events.New(events.TypeDelivery, EventSource, dl.TenantID, dl.At, dl)
+			if err != nil {
+				return err
+			}
+			return producer.Publish(ctx, events.TopicDelivery, []byte(dl.MessageID), ev)
+		},
+		Clock: d.Clock, Logger: c.log})
+	busCfg := d.Bus
+	busCfg.Brokers = d.Brokers
+	if c.sends, err = bus.NewConsumer(busCfg, bus.ConsumerOptions{Group: SendGroup, Topics: []string{events.TopicOutbound(events.ChannelChat)}, Clock: d.Clock},
+		rec.HandleCommands, d.Producer, d.Telemetry); err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	if c.states, err = bus.NewConsumer(busCfg, bus.ConsumerOptions{Group: StateGroup, Topics: []string{events.TopicConversations}, Clock: d.Clock},
+		rec.HandleConversations, d.Producer, d.Telemetry); err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
+	if c.relay, err = c.store.Outbox().Relay(d.Pool, d.Producer, d.Telemetry, outbox.RelayOptions{Clock: d.Clock}); err != nil {
+		return nil, fmt.Errorf("chat: %w", err)
+	}
 	d.Router.HandleFunc(WebhookPath, c.receive, httpx.WithBodyLimit(cfg.MaxBodyBytes))
+	d.Router.HandleFunc(StatusPath, c.receiveStatus, httpx.WithBodyLimit(statusBodyLimit))
 	return c, nil
 }
 
-// Run follows the configuration topic until ctx is cancelled.
-func (c *Connector) Run(ctx context.Context) error { return c.table.Run(ctx) }
+// Run follows the configuration topic, records what is to be delivered
+// and delivers it until ctx is cancelled.
+func (c *Connector) Run(ctx context.Context) error {
+	return lifecycle.RunAll(ctx, lifecycle.ServiceFunc(c.table.Run), c.sends, c.states, c.dispatcher, c.relay)
+}
 
 // Ready reports whether the connector knows the channels configured when it
-// started; before that, a valid webhook could be refused.
-func (c *Connector) Ready(ctx context.Context) error { return c.table.Ready(ctx) }
+// started (before that, a valid webhook could be refused) and reads its
+// commands.
+func (c *Connector) Ready(ctx context.Context) error {
+	if err := c.table.Ready(ctx); err != nil {
+		return err
+	}
+	if err := c.sends.Ready(ctx); err != nil {
+		return err
+	}
+	return c.states.Ready(ctx)
+}
+
+// endpoint is what the dispatcher knows of a channel's endpoint.
+func (c *Connector) endpoint(id string) (outbound.Endpoint, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	ch, ok := c.channels[id]
+	if !ok {
+		return outbound.Endpoint{}, false
+	}
+	return outbound.Endpoint{TenantID: ch.tenant, Outbound: ch.outbound, Deleted: ch.deleted}, true
+}
 
 // applyConfig updates the channel view from one config event.
 func (c *Connector) applyConfig(_ context.Context, ev events.Event) error {
@@ -144,25 +298,42 @@ func (c *Connector) applyConfig(_ context.Context, ev events.Event) error {
 	if ch.ID == "" || ch.TenantID == "" {
 		return fmt.Errorf("chat channel event %s lacks id or tenant", ev.ID)
 	}
+	next := channel{tenant: ch.TenantID, deleted: ch.Deleted}
+	if !ch.Deleted {
+		for _, s := range ch.Secrets {
+			next.secrets = append(next.secrets, []byte(s))
+		}
+		if ch.Outbound != nil {
+			o := *ch.Outbound
+			next.outbound = &o
+		}
+	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if ch.Deleted || len(ch.Secrets) == 0 {
-		delete(c.channels, ch.ID)
-		return nil
+	if old, ok := c.channels[ch.ID]; ok && old.wantsStates() {
+		c.stateSubscribers.Add(-1)
 	}
-	secrets := make([][]byte, len(ch.Secrets))
-	for i, s := range ch.Secrets {
-		secrets[i] = []byte(s)
+	if next.wantsStates() {
+		c.stateSubscribers.Add(1)
 	}
-	c.channels[ch.ID] = channel{tenant: ch.TenantID, secrets: secrets}
+	c.channels[ch.ID] = next
+	c.mu.Unlock()
+	// Deliveries waiting for an endpoint go now; those of a deleted
+	// channel fail (the dispatcher's poll finds them too).
+	if next.outbound != nil && !next.outbound.Disabled {
+		c.dispatcher.Wake(ch.ID)
+	} else {
+		c.dispatcher.Nudge(ch.ID)
+	}
 	return nil
 }
 
+// lookup returns a channel that takes webhooks: known, not deleted, with a
+// secret.
 func (c *Connector) lookup(id string) (channel, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	ch, ok := c.channels[id]
-	return ch, ok
+	return ch, ok && !ch.deleted && len(ch.secrets) > 0
 }
 
 // Message is the body of an inbound chat webhook.
@@ -181,6 +352,16 @@ type Message struct {
 	SentAt *time.Time `json:"sent_at,omitempty"`
 	// Metadata is shown to agents as is. Optional.
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// Bot, when set, marks a message the chat platform's bot wrote to the
+	// customer (before an agent took over): agents see it as the bot's,
+	// in the conversation, not as the customer's. Optional.
+	Bot *Bot `json:"bot,omitempty"`
+}
+
+// Bot is the bot that wrote a message.
+type Bot struct {
+	// Name is what agents see. Required when bot is set.
+	Name string `json:"name"`
 }
 
 // User is the customer who wrote.
@@ -199,48 +380,48 @@ type Accepted struct {
 	Status string `json:"status"`
 }
 
-func (c *Connector) reject(ctx context.Context, w http.ResponseWriter, reason string, p *httpx.Problem) {
-	c.rejected.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
+func (c *Connector) reject(ctx context.Context, w http.ResponseWriter, counter metric.Int64Counter, reason string, p *httpx.Problem) {
+	counter.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
 	if p.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `HMAC-SHA256 realm="switchboard", headers="`+webhook.HeaderTimestamp+` `+webhook.HeaderSignature+`"`)
 	}
 	httpx.WriteProblem(w, p)
 }
 
-// receive handles POST /v1/webhooks/chat/{channel}/messages.
-func (c *Connector) receive(w http.ResponseWriter, r *http.Request) {
+// verified reads the body of a webhook to channel {channel} and checks its
+// signature before anything in it is looked at. When it reports false, it
+// has answered, counting the refusal on rejected.
+func (c *Connector) verified(w http.ResponseWriter, r *http.Request, rejected metric.Int64Counter, now time.Time) (string, channel, []byte, bool) {
 	ctx := r.Context()
-	now := c.clock.Now()
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		var maxErr *http.MaxBytesError
 		if errors.As(err, &maxErr) {
-			c.reject(ctx, w, "too_large", httpx.NewProblem(http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", maxErr.Limit)))
-			return
+			c.reject(ctx, w, rejected, "too_large", httpx.NewProblem(http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", maxErr.Limit)))
+			return "", channel{}, nil, false
 		}
-		c.reject(ctx, w, "read", httpx.NewProblem(http.StatusBadRequest, "the body could not be read"))
-		return
+		c.reject(ctx, w, rejected, "read", httpx.NewProblem(http.StatusBadRequest, "the body could not be read"))
+		return "", channel{}, nil, false
 	}
 
-	// The signature is checked before anything in the body is looked at.
 	channelID := r.PathValue("channel")
 	ch, known := c.lookup(channelID)
 	if !known && c.table.Ready(ctx) != nil {
 		// Starting: the channels are still being read, and a refusal now
 		// would be final for the sender. Same answer for every channel, so
 		// an unsigned caller still learns nothing.
-		c.log.WarnContext(ctx, "chat webhook before the channels are known; answered 503", "channel", channelID)
-		c.rejected.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", "starting")))
+		c.log.WarnContext(ctx, "chat webhook before the channels are known; answered 503", "channel", channelID, "path", r.URL.Path)
+		rejected.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", "starting")))
 		w.Header().Set("Retry-After", "1")
 		httpx.WriteProblem(w, httpx.NewProblem(http.StatusServiceUnavailable, "the connector is starting and does not know its channels yet; retry"))
-		return
+		return "", channel{}, nil, false
 	}
 	if !known {
 		// Same answer as a bad signature: an unsigned caller learns nothing
 		// about which channels exist.
-		c.log.WarnContext(ctx, "chat webhook for an unknown channel", "channel", channelID)
-		c.reject(ctx, w, "unknown_channel", httpx.NewProblem(http.StatusUnauthorized, "the signature does not verify for this channel"))
-		return
+		c.log.WarnContext(ctx, "chat webhook for an unknown channel", "channel", channelID, "path", r.URL.Path)
+		c.reject(ctx, w, rejected, "unknown_channel", httpx.NewProblem(http.StatusUnauthorized, "the signature does not verify for this channel"))
+		return "", channel{}, nil, false
 	}
 	if err := webhook.Verify(ch.secrets, r.Header.Get(webhook.HeaderTimestamp), r.Header.Get(webhook.HeaderSignature), body, now, c.cfg.Tolerance); err != nil {
 		reason, detail := "bad_signature", "the signature does not verify for this channel"
@@ -252,19 +433,30 @@ func (c *Connector) receive(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, webhook.ErrMalformed):
 			reason, detail = "malformed_signature", err.Error()
 		}
-		c.log.WarnContext(ctx, "chat webhook refused", "channel", channelID, "reason", reason, "error", err)
-		c.reject(ctx, w, reason, httpx.NewProblem(http.StatusUnauthorized, detail))
+		c.log.WarnContext(ctx, "chat webhook refused", "channel", channelID, "path", r.URL.Path, "reason", reason, "error", err)
+		c.reject(ctx, w, rejected, reason, httpx.NewProblem(http.StatusUnauthorized, detail))
+		return "", channel{}, nil, false
+	}
+	return channelID, ch, body, true
+}
+
+// receive handles POST /v1/webhooks/chat/{channel}/messages.
+func (c *Connector) receive(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	now := c.clock.Now()
+	channelID, ch, body, ok := c.verified(w, r, c.rejected, now)
+	if !ok {
 		return
 	}
 
 	msg, err := parse(body)
 	if err != nil {
-		c.reject(ctx, w, "invalid", asProblem(err))
+		c.reject(ctx, w, c.rejected, "invalid", asProblem(err))
 		return
 	}
 	ev, key, err := c.event(channelID, ch.tenant, msg, now)
 	if err != nil {
-		c.reject(ctx, w, "invalid", asProblem(err))
+		c.reject(ctx, w, c.rejected, "invalid", asProblem(err))
 		return
 	}
 	if err := c.producer.Publish(ctx, events.TopicInbound, key, ev); err != nil {
@@ -300,6 +492,14 @@ func parse(body []byte) (Message, error) {
 	if m.SessionID == "" {
 		m.SessionID = m.User.ID
 	}
+	if m.Bot != nil {
+		switch name := strings.TrimSpace(m.Bot.Name); {
+		case name == "":
+			return Message{}, httpx.Invalid("bot.name", "is required when bot is set")
+		case len(m.Bot.Name) > events.MaxNameBytes || !utf8.ValidString(m.Bot.Name) || strings.ContainsRune(m.Bot.Name, 0):
+			return Message{}, httpx.Invalid("bot.name", "must be at most 256 bytes of valid UTF-8")
+		}
+	}
 	return m, nil
 }
 
@@ -318,6 +518,9 @@ func (c *Connector) event(channelID, tenant string, m Message, now time.Time) (e
 	}
 	if m.SentAt != nil {
 		p.SentAt = m.SentAt.UTC()
+	}
+	if m.Bot != nil {
+		p.Bot = &events.BotAuthor{Name: m.Bot.Name}
 	}
 	if err := p.Validate(); err != nil {
 		var fe *events.FieldError

@@ -68,9 +68,8 @@ func startWith(t *testing.T, publishTo []string) env {
 	require.NoError(t, p.Publish(context.Background(), events.TopicConfig, events.ConfigKey("chat_channel", channelID), ev))
 
 	clock := &fixedClock{now: time.Now()}
-	srv := httpx.NewServer(httpx.Config{Addr: "127.0.0.1:0", ReadHeaderTimeout: time.Second, RequestTimeout: 20 * time.Second, MaxBodyBytes: 1 << 20, ShutdownTimeout: time.Second},
-		tel, func(context.Context) error { return nil })
-	c, err := chat.New(chat.Config{Tolerance: 5 * time.Minute, MaxBodyBytes: 4096}, chat.Deps{Brokers: brokers, Producer: publisher, Router: srv, Telemetry: tel, Clock: clock})
+	srv := newServer(tel)
+	c, err := chat.New(context.Background(), testConfig(), testDeps(t, brokers, publisher, srv, tel, clock))
 	require.NoError(t, err)
 	require.NoError(t, srv.Listen())
 	testkit.Run(t, c)
@@ -231,9 +230,8 @@ func TestStartingAnswers503(t *testing.T) {
 		events.ChatChannel{ID: channelID, TenantID: tenantID, Name: "web", Secrets: []string{secret}})
 	require.NoError(t, err)
 	require.NoError(t, p.Publish(context.Background(), events.TopicConfig, events.ConfigKey("chat_channel", channelID), ev))
-	srv := httpx.NewServer(httpx.Config{Addr: "127.0.0.1:0", ReadHeaderTimeout: time.Second, RequestTimeout: 20 * time.Second, MaxBodyBytes: 1 << 20, ShutdownTimeout: time.Second},
-		tel, func(context.Context) error { return nil })
-	c, err := chat.New(chat.Config{Tolerance: 5 * time.Minute, MaxBodyBytes: 4096}, chat.Deps{Brokers: brokers, Producer: p, Router: srv, Telemetry: tel})
+	srv := newServer(tel)
+	c, err := chat.New(context.Background(), testConfig(), testDeps(t, brokers, p, srv, tel, nil))
 	require.NoError(t, err)
 	require.NoError(t, srv.Listen())
 	testkit.Run(t, srv)

@@ -173,10 +173,8 @@ dict: root, target.
 {{- $v := .root.Values }}
 {{- $secret := include "switchboard.secretName" .root }}
 {{- $env := list }}
-{{- if ne .target "chat" }}
 {{- $db := dict "name" (default $secret $v.database.existingSecret) "key" (ternary $v.database.existingSecretKey "SB_DATABASE_URL" (ne $v.database.existingSecret "")) }}
 {{- $env = append $env (dict "name" "SB_DATABASE_URL" "valueFrom" (dict "secretKeyRef" $db)) }}
-{{- end }}
 {{- $redis := dict "name" (default $secret $v.redis.existingSecret) "key" (ternary $v.redis.existingSecretKey "SB_REDIS_URL" (ne $v.redis.existingSecret "")) }}
 {{- $env = append $env (dict "name" "SB_REDIS_URL" "valueFrom" (dict "secretKeyRef" $redis)) }}
 {{- if include "switchboard.usesBlobs" .target }}
