@@ -461,6 +461,17 @@ func (c *Consumer) deadLetter(ctx, hctx context.Context, m kafka.Message, kind s
 	}
 }
 
+// HandlingContext is the context to handle m of the batch msgs under: the
+// batch's process span for a lone message (itself a child of the message's
+// creation context), m's own creation context in a larger batch, so that
+// what its handling does joins the message's trace.
+func HandlingContext(ctx context.Context, msgs []Message, m Message) context.Context {
+	if len(msgs) > 1 {
+		return m.Context(ctx)
+	}
+	return ctx
+}
+
 // Each adapts a handler of one decoded event to a Handler: it decodes the
 // data of every message of a batch into a T and handles them in order. A
 // message whose data does not decode, or whose handling fails with an error
@@ -478,11 +489,7 @@ func Each[T any](handle func(ctx context.Context, v T) error, permanent ...error
 			if err := m.Event.Decode(&v); err != nil {
 				return Permanent(err)
 			}
-			hctx := ctx
-			if len(msgs) > 1 {
-				hctx = m.Context(ctx)
-			}
-			if err := handle(hctx, v); err != nil {
+			if err := handle(HandlingContext(ctx, msgs, m), v); err != nil {
 				for _, p := range permanent {
 					if errors.Is(err, p) {
 						return Permanent(err)

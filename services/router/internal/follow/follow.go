@@ -328,7 +328,7 @@ func decodeChange(m bus.Message) (view.Change, error) {
 // HandleConfig folds users, queues and presence into the view and state.
 func (r *Router) HandleConfig(ctx context.Context, msgs []bus.Message) error {
 	for _, m := range msgs {
-		ctx := m.Context(ctx)
+		ctx := bus.HandlingContext(ctx, msgs, m)
 		var err error
 		switch m.Event.Type {
 		case events.TypeUser:
