@@ -208,12 +208,12 @@ func (p *Producer) PublishRecords(ctx context.Context, msgs ...kafka.Message) er
 		}
 		parent := ctx
 		if g.parent != "" {
-			parent = traceContext.Extract(ctx, headerCarrier{headers: &members[0].Headers})
+			parent = events.ExtractTraceContext(ctx, members[0].Headers)
 		}
 		sctx, span := p.tracer.Start(parent, "send "+g.topic, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(sendAttributes(g.topic, members)...))
 		state := p.track(span)
 		for _, i := range g.idx {
-			traceContext.Inject(sctx, headerCarrier{headers: &out[i].Headers})
+			events.InjectTraceContext(sctx, &out[i].Headers)
 			if state != nil {
 				out[i].WriterData = state
 			}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -39,49 +38,15 @@ const tracerName = "switchboard/bus"
 // headerTraceParent is the W3C header that carries a creation context.
 const headerTraceParent = "traceparent"
 
-// traceContext is the W3C Trace Context propagator; a value, not a global.
-var traceContext = propagation.TraceContext{}
-
-// headerCarrier adapts Kafka headers to the TextMapCarrier.
-type headerCarrier struct{ headers *[]kafka.Header }
-
-func (c headerCarrier) Get(key string) string {
-	for _, h := range *c.headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
-
-func (c headerCarrier) Set(key, value string) {
-	for i, h := range *c.headers {
-		if h.Key == key {
-			(*c.headers)[i].Value = []byte(value)
-			return
-		}
-	}
-	*c.headers = append(*c.headers, kafka.Header{Key: key, Value: []byte(value)})
-}
-
-func (c headerCarrier) Keys() []string {
-	keys := make([]string, 0, len(*c.headers))
-	for _, h := range *c.headers {
-		keys = append(keys, h.Key)
-	}
-	return keys
-}
-
 // header returns the value of the header named key, or "".
 func header(m kafka.Message, key string) string {
-	return headerCarrier{headers: &m.Headers}.Get(key)
+	return events.HeaderValue(m.Headers, key)
 }
 
 // CreationContext returns the span context a record was created in, from
 // its traceparent header; it is invalid when the record has none.
 func CreationContext(m kafka.Message) trace.SpanContext {
-	ctx := traceContext.Extract(context.Background(), headerCarrier{headers: &m.Headers})
-	return trace.SpanContextFromContext(ctx)
+	return trace.SpanContextFromContext(events.ExtractTraceContext(context.Background(), m.Headers))
 }
 
 // partitionID is the string form messaging.destination.partition.id takes.

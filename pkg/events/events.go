@@ -172,8 +172,7 @@ func (e Event) Message(ctx context.Context, topic string, key []byte) kafka.Mess
 	if e.Subject != "" {
 		headers = append(headers, kafka.Header{Key: HeaderSubject, Value: []byte(e.Subject)})
 	}
-	carrier := headerCarrier{headers: &headers}
-	traceContext.Inject(ctx, carrier)
+	InjectTraceContext(ctx, &headers)
 	return kafka.Message{Topic: topic, Key: key, Value: e.Data, Headers: headers}
 }
 
@@ -219,9 +218,24 @@ func FromMessage(ctx context.Context, m kafka.Message) (Event, context.Context, 
 	if err := e.validateAttributes(); err != nil {
 		return Event{}, ctx, err
 	}
-	headers := m.Headers
-	ctx = traceContext.Extract(ctx, headerCarrier{headers: &headers})
-	return e, ctx, nil
+	return e, ExtractTraceContext(ctx, m.Headers), nil
+}
+
+// InjectTraceContext sets the W3C traceparent (and tracestate) of ctx's
+// span in headers, replacing any there.
+func InjectTraceContext(ctx context.Context, headers *[]kafka.Header) {
+	traceContext.Inject(ctx, headerCarrier{headers: headers})
+}
+
+// ExtractTraceContext returns ctx carrying the remote span context of the
+// traceparent in headers, ctx itself when there is none.
+func ExtractTraceContext(ctx context.Context, headers []kafka.Header) context.Context {
+	return traceContext.Extract(ctx, headerCarrier{headers: &headers})
+}
+
+// HeaderValue returns the value of the header named key, or "".
+func HeaderValue(headers []kafka.Header, key string) string {
+	return headerCarrier{headers: &headers}.Get(key)
 }
 
 // headerCarrier adapts Kafka headers to the OpenTelemetry TextMapCarrier.
