@@ -13,8 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -430,53 +428,11 @@ func (t *timersBench) expect(ctx context.Context, want int, method, path, token 
 	return nil
 }
 
-// parallel runs fn(i) for every i below n, width at a time, in increasing
-// order of i; the first error stops it.
-func (t *timersBench) parallel(ctx context.Context, n, width int, fn func(i int) error) error {
-	var (
-		next     atomic.Int64
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
-	for range min(width, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				mu.Lock()
-				failed := firstErr != nil
-				mu.Unlock()
-				if failed {
-					return
-				}
-				if err := fn(i); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	return ctx.Err()
-}
-
 // webhooks sends one chat message on each of n sessions prefix-000000...,
 // each message id prefixed by what, and returns when each was answered 202.
 func (t *timersBench) webhooks(ctx context.Context, prefix, what string, n int) ([]time.Time, error) {
 	answered := make([]time.Time, n)
-	err := t.parallel(ctx, n, t.o.concurrency, func(i int) error {
+	err := parallel(ctx, n, t.o.concurrency, func(i int) error {
 		session := fmt.Sprintf("%s-%06d", prefix, i)
 		for attempt := 0; ; attempt++ {
 			status, err := send(t.client, t.node.Base(), t.env.boot, what+"-"+session, session)
@@ -526,14 +482,14 @@ func (t *timersBench) conversations(ctx context.Context, pattern string, n int) 
 
 // assign has the agent take every conversation of ids.
 func (t *timersBench) assign(ctx context.Context, ids []string) error {
-	return t.parallel(ctx, len(ids), timersAgentClients, func(i int) error {
+	return parallel(ctx, len(ids), timersAgentClients, func(i int) error {
 		return t.expect(ctx, http.StatusOK, http.MethodPost, "/v1/conversations/"+ids[i]+"/assign", t.agent, nil)
 	})
 }
 
 // deferAll has the agent defer conversation ids[i] until until(i).
 func (t *timersBench) deferAll(ctx context.Context, ids []string, until func(i int) time.Time) error {
-	return t.parallel(ctx, len(ids), timersAgentClients, func(i int) error {
+	return parallel(ctx, len(ids), timersAgentClients, func(i int) error {
 		return t.expect(ctx, http.StatusOK, http.MethodPost, "/v1/conversations/"+ids[i]+"/defer", t.agent,
 			map[string]string{"until": until(i).UTC().Format(time.RFC3339Nano)})
 	})
