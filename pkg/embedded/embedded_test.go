@@ -184,3 +184,33 @@ func dirSize(t *testing.T, dir string) int64 {
 	}))
 	return total
 }
+
+func TestTrimWaitsForAGroupThatJoinedButHasNotCommitted(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	topics := []events.TopicSpec{{Name: "sb.joined.v1", Partitions: 1}}
+	k, err := embedded.StartKafka(t.TempDir(), 0, topics, log)
+	require.NoError(t, err)
+	defer k.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w := &kafka.Writer{Addr: kafka.TCP(k.Brokers()...), Topic: "sb.joined.v1", RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	msgs := make([]kafka.Message, 100)
+	for i := range msgs {
+		msgs[i] = kafka.Message{Value: []byte("v")}
+	}
+	require.NoError(t, w.WriteMessages(ctx, msgs...))
+	require.NoError(t, w.Close())
+	commit(t, ctx, k, "caught-up", "sb.joined.v1", map[int]int64{0: 100})
+
+	// A consumer that joined its group and holds its first record, not
+	// committed yet (its handler is slow, its database away).
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: k.Brokers(), Topic: "sb.joined.v1", GroupID: "joined", StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond})
+	defer r.Close()
+	_, err = r.FetchMessage(ctx)
+	require.NoError(t, err)
+
+	res, err := k.Trim(ctx, topics, 10)
+	require.NoError(t, err)
+	require.Zero(t, res.Records, "the joined group has yet to handle them")
+	require.Equal(t, int64(0), firstOffset(t, ctx, k, "sb.joined.v1", 0))
+}

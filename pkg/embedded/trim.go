@@ -33,8 +33,10 @@ type TrimResult struct {
 // Trim deletes, in every topic of specs that is neither compacted nor the
 // dead-letter topic, the records below the lowest offset committed by the
 // consumer groups reading that topic, keeping at least keep records of each
-// partition. A partition that a group reads without having committed in it
-// yet is not trimmed; a topic no group reads keeps its last keep records.
+// partition. A group reads a topic when it has committed in it or when a
+// member of it is assigned some of its partitions; a partition that a
+// group reads without having committed in it yet is not trimmed. A topic
+// no group reads keeps its last keep records.
 func (k *Kafka) Trim(ctx context.Context, specs []events.TopicSpec, keep int64) (TrimResult, error) {
 	var res TrimResult
 	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers()...), kgo.RequestRetries(0))
@@ -97,7 +99,9 @@ func (k *Kafka) Trim(ctx context.Context, specs []events.TopicSpec, keep int64) 
 	return res, nil
 }
 
-// commits maps group → topic → partition → committed offset.
+// commits maps group → topic → partition → committed offset. A topic a
+// group reads has an entry, empty when the group has committed nothing in
+// it yet.
 type commits map[string]map[string]map[int32]int64
 
 // safeOffset is the lowest offset of partition p of topic that every group
@@ -151,7 +155,47 @@ func groupCommits(ctx context.Context, cl *kgo.Client) (commits, error) {
 		}
 		out[g.Group] = byTopic
 	}
+	if err := assignedTopics(ctx, cl, out); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// assignedTopics gives every group in c an entry for each topic its members
+// are assigned, so that a group that joined and has yet to commit holds
+// back the trimming of what it is about to read.
+func assignedTopics(ctx context.Context, cl *kgo.Client, c commits) error {
+	if len(c) == 0 {
+		return nil
+	}
+	req := kmsg.NewPtrDescribeGroupsRequest()
+	for g := range c {
+		req.Groups = append(req.Groups, g)
+	}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return fmt.Errorf("embedded Kafka trim: describe groups: %w", err)
+	}
+	for _, g := range resp.Groups {
+		if err := kerr.ErrorForCode(g.ErrorCode); err != nil {
+			return fmt.Errorf("embedded Kafka trim: describe group %s: %w", g.Group, err)
+		}
+		if g.ProtocolType != "consumer" {
+			continue
+		}
+		for _, m := range g.Members {
+			var a kmsg.ConsumerMemberAssignment
+			if len(m.MemberAssignment) == 0 || a.ReadFrom(m.MemberAssignment) != nil {
+				continue
+			}
+			for _, t := range a.Topics {
+				if c[g.Group][t.Topic] == nil {
+					c[g.Group][t.Topic] = make(map[int32]int64)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // logOffsets returns the log start and end offsets of every partition of
