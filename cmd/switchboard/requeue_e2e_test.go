@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"testing"
@@ -17,51 +16,8 @@ import (
 // goes back to its queue once they have been gone for the queue's
 // requeue_offline_seconds, and is offered to the other agent.
 func TestRequeueAfterAgentGoneEndToEnd(t *testing.T) {
-	dbURL := testkit.DatabaseURL(t)
-	addr, err := testkit.FreeAddr()
-	require.NoError(t, err)
-	base := "http://" + addr
-	b, err := testkit.CreateTenant(binary, dbURL, "Acme")
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	n, err := testkit.StartNode(ctx, testkit.NodeOptions{Binary: binary, DatabaseURL: dbURL, DataDir: t.TempDir(), Addr: addr,
-		Args: []string{"-presence.window=2s", "-router.requeue-interval=1s"}})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		n.Kill()
-		if t.Failed() {
-			t.Logf("switchboard output:\n%s", n.Logs())
-		}
-	})
-	admin := b.APIToken.Token
-	client := &http.Client{Timeout: 10 * time.Second}
-
-	var queue struct {
-		ID string `json:"id"`
-	}
-	mustAPI(t, http.StatusCreated, http.MethodPost, base+"/v1/admin/queues", admin, map[string]string{"name": "Chat"}, &queue)
-	mustAPI(t, http.StatusOK, http.MethodPut, base+"/v1/admin/queues/"+queue.ID+"/routing", admin, map[string]any{
-		"mode": "push", "offer_seconds": 30, "aging_seconds": 600, "requeue_offline_seconds": 2}, nil)
-	beats := startBeater(t, base)
-	agents := map[string]routedAgent{}
-	for _, name := range []string{"ada", "bob"} {
-		var u struct {
-			ID string `json:"id"`
-		}
-		mustAPI(t, http.StatusCreated, http.MethodPost, base+"/v1/admin/users", admin, map[string]any{
-			"email": name + "@acme.test", "name": name, "role": "agent", "queue_ids": []string{queue.ID}, "capacity": 2,
-			"password": "correct horse battery"}, &u)
-		var login struct {
-			AccessToken string `json:"access_token"`
-		}
-		mustAPI(t, http.StatusOK, http.MethodPost, base+"/v1/auth/login", "", map[string]string{
-			"tenant_id": b.Tenant.ID, "email": name + "@acme.test", "password": "correct horse battery"}, &login)
-		a := routedAgent{id: u.ID, token: login.AccessToken}
-		agents[u.ID] = a
-		mustAPI(t, http.StatusOK, http.MethodPut, base+"/v1/me/presence", a.token, map[string]string{"status": "online"}, nil)
-		beats.set(a, true)
-	}
+	rt := startRouted(t, []string{"-presence.window=2s", "-router.requeue-interval=1s"}, map[string]any{"mode": "push", "offer_seconds": 30, "aging_seconds": 600, "requeue_offline_seconds": 2})
+	base, b, admin, client, beats, agents := rt.base, rt.b, rt.admin, rt.client, rt.beats, rt.agents
 	get := func(id string) scConversation {
 		var c scConversation
 		mustAPI(t, http.StatusOK, http.MethodGet, base+"/v1/conversations/"+id, admin, nil, &c)
@@ -79,7 +35,7 @@ func TestRequeueAfterAgentGoneEndToEnd(t *testing.T) {
 
 	chatSay(t, client, base, b, "m-requeue", "requeue", "Bonjour requeuecustomer", nil)
 	conv := sessionConversation(t, base, admin, "requeuecustomer")
-	mustAPI(t, http.StatusOK, http.MethodPost, base+"/v1/conversations/"+conv+"/route", admin, map[string]string{"queue_id": queue.ID}, nil)
+	mustAPI(t, http.StatusOK, http.MethodPost, base+"/v1/conversations/"+conv+"/route", admin, map[string]string{"queue_id": rt.queueID}, nil)
 
 	// x accepts, then goes silent (heartbeats stop, no stream open).
 	x := offeredTo(conv, "")

@@ -68,51 +68,8 @@ func (b *beater) set(a routedAgent, on bool) {
 // accepted, rejected, missed (re-offered excluding who missed it, counted
 // once), and withdrawn when an agent's heartbeats stop.
 func TestOfferLifecycleEndToEnd(t *testing.T) {
-	dbURL := testkit.DatabaseURL(t)
-	addr, err := testkit.FreeAddr()
-	require.NoError(t, err)
-	base := "http://" + addr
-	b, err := testkit.CreateTenant(binary, dbURL, "Acme")
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	n, err := testkit.StartNode(ctx, testkit.NodeOptions{Binary: binary, DatabaseURL: dbURL, DataDir: t.TempDir(), Addr: addr,
-		Args: []string{"-presence.window=3s"}})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		n.Kill()
-		if t.Failed() {
-			t.Logf("switchboard output:\n%s", n.Logs())
-		}
-	})
-	admin := b.APIToken.Token
-	client := &http.Client{Timeout: 10 * time.Second}
-
-	var queue struct {
-		ID string `json:"id"`
-	}
-	mustAPI(t, http.StatusCreated, http.MethodPost, base+"/v1/admin/queues", admin, map[string]string{"name": "Chat"}, &queue)
-	mustAPI(t, http.StatusOK, http.MethodPut, base+"/v1/admin/queues/"+queue.ID+"/routing", admin, map[string]any{
-		"mode": "push", "offer_seconds": 5}, nil)
-	beats := startBeater(t, base)
-	agents := map[string]routedAgent{}
-	for _, name := range []string{"ada", "bob"} {
-		var u struct {
-			ID string `json:"id"`
-		}
-		mustAPI(t, http.StatusCreated, http.MethodPost, base+"/v1/admin/users", admin, map[string]any{
-			"email": name + "@acme.test", "name": name, "role": "agent", "queue_ids": []string{queue.ID}, "capacity": 2,
-			"password": "correct horse battery"}, &u)
-		var login struct {
-			AccessToken string `json:"access_token"`
-		}
-		mustAPI(t, http.StatusOK, http.MethodPost, base+"/v1/auth/login", "", map[string]string{
-			"tenant_id": b.Tenant.ID, "email": name + "@acme.test", "password": "correct horse battery"}, &login)
-		a := routedAgent{id: u.ID, token: login.AccessToken}
-		agents[u.ID] = a
-		mustAPI(t, http.StatusOK, http.MethodPut, base+"/v1/me/presence", a.token, map[string]string{"status": "online"}, nil)
-		beats.set(a, true)
-	}
+	rt := startRouted(t, []string{"-presence.window=3s"}, map[string]any{"mode": "push", "offer_seconds": 5})
+	base, b, admin, client, beats, agents := rt.base, rt.b, rt.admin, rt.client, rt.beats, rt.agents
 	other := func(id string) routedAgent {
 		for k, a := range agents {
 			if k != id {
@@ -140,7 +97,7 @@ func TestOfferLifecycleEndToEnd(t *testing.T) {
 	arrive := func(session string) string {
 		chatSay(t, client, base, b, "m-"+session, session, "Bonjour "+session+"customer", nil)
 		id := sessionConversation(t, base, admin, session+"customer")
-		mustAPI(t, http.StatusOK, http.MethodPost, base+"/v1/conversations/"+id+"/route", admin, map[string]string{"queue_id": queue.ID}, nil)
+		mustAPI(t, http.StatusOK, http.MethodPost, base+"/v1/conversations/"+id+"/route", admin, map[string]string{"queue_id": rt.queueID}, nil)
 		return id
 	}
 	missed := func() map[string]int {
@@ -231,4 +188,64 @@ func TestOfferLifecycleEndToEnd(t *testing.T) {
 	}
 	require.True(t, slices.Contains(actions, "offer_withdrawn"), "audit %v", actions)
 	require.Equal(t, 1, missed()[x.id], "a withdrawal is not a missed offer")
+}
+
+// routed is a binary with a push queue and two agents, ada and bob, online
+// in it with heartbeats.
+type routed struct {
+	base, admin, queueID string
+	b                    testkit.Bootstrap
+	n                    *testkit.Node
+	client               *http.Client
+	beats                *beater
+	agents               map[string]routedAgent
+}
+
+// startRouted starts the binary with args, makes a push queue with the
+// routing settings given, and two agents of capacity 2 in it, online.
+func startRouted(t *testing.T, args []string, routing map[string]any) routed {
+	t.Helper()
+	dbURL := testkit.DatabaseURL(t)
+	addr, err := testkit.FreeAddr()
+	require.NoError(t, err)
+	rt := routed{base: "http://" + addr, client: &http.Client{Timeout: 10 * time.Second}, agents: map[string]routedAgent{}}
+	rt.b, err = testkit.CreateTenant(binary, dbURL, "Acme")
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rt.n, err = testkit.StartNode(ctx, testkit.NodeOptions{Binary: binary, DatabaseURL: dbURL, DataDir: t.TempDir(), Addr: addr, Args: args})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		rt.n.Kill()
+		if t.Failed() {
+			t.Logf("switchboard output:\n%s", rt.n.Logs())
+		}
+	})
+	rt.admin = rt.b.APIToken.Token
+
+	var queue struct {
+		ID string `json:"id"`
+	}
+	mustAPI(t, http.StatusCreated, http.MethodPost, rt.base+"/v1/admin/queues", rt.admin, map[string]string{"name": "Chat"}, &queue)
+	rt.queueID = queue.ID
+	mustAPI(t, http.StatusOK, http.MethodPut, rt.base+"/v1/admin/queues/"+queue.ID+"/routing", rt.admin, routing, nil)
+	rt.beats = startBeater(t, rt.base)
+	for _, name := range []string{"ada", "bob"} {
+		var u struct {
+			ID string `json:"id"`
+		}
+		mustAPI(t, http.StatusCreated, http.MethodPost, rt.base+"/v1/admin/users", rt.admin, map[string]any{
+			"email": name + "@acme.test", "name": name, "role": "agent", "queue_ids": []string{queue.ID}, "capacity": 2,
+			"password": "correct horse battery"}, &u)
+		var login struct {
+			AccessToken string `json:"access_token"`
+		}
+		mustAPI(t, http.StatusOK, http.MethodPost, rt.base+"/v1/auth/login", "", map[string]string{
+			"tenant_id": rt.b.Tenant.ID, "email": name + "@acme.test", "password": "correct horse battery"}, &login)
+		a := routedAgent{id: u.ID, token: login.AccessToken}
+		rt.agents[u.ID] = a
+		mustAPI(t, http.StatusOK, http.MethodPut, rt.base+"/v1/me/presence", a.token, map[string]string{"status": "online"}, nil)
+		rt.beats.set(a, true)
+	}
+	return rt
 }
