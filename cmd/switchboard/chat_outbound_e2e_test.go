@@ -452,30 +452,12 @@ func TestChatDeliveriesSurviveSIGKILL(t *testing.T) {
 	chatAddr, err := testkit.FreeAddr()
 	require.NoError(t, err)
 	dataDir := t.TempDir()
-	var nodesMu sync.Mutex
-	var nodes []*testkit.Node
+	procs := newProcesses(t)
 	start := func(targets, addr string) *testkit.Node {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		n, err := testkit.StartNode(ctx, testkit.NodeOptions{Binary: binary, DatabaseURL: dbURL, DataDir: dataDir, Addr: addr, Targets: targets, Env: env,
+		return procs.start(t, testkit.NodeOptions{Binary: binary, DatabaseURL: dbURL, DataDir: dataDir, Addr: addr, Targets: targets, Env: env,
 			Args: append([]string{"-kafka.consumer.session-timeout=6s", "-chat.delivery.attempt-timeout=3s"}, chatOutArgs...)})
-		require.NoError(t, err)
-		nodesMu.Lock()
-		nodes = append(nodes, n)
-		nodesMu.Unlock()
-		return n
 	}
-	t.Cleanup(func() {
-		nodesMu.Lock()
-		defer nodesMu.Unlock()
-		for _, n := range nodes {
-			n.Kill()
-			if t.Failed() {
-				t.Logf("switchboard output:\n%s", lastLines(n.Logs(), 100))
-			}
-		}
-	})
 	start("inbox", inboxAddr)
 	chatNode := start("chat", chatAddr)
 	client := &http.Client{Timeout: 10 * time.Second}

@@ -73,32 +73,14 @@ func TestRoutingSurvivesChaos(t *testing.T) {
 	b, err := testkit.CreateTenant(binary, dbURL, "Acme")
 	require.NoError(t, err)
 	dataDir := t.TempDir()
-	var nodesMu sync.Mutex
-	var nodes []*testkit.Node
+	procs := newProcesses(t)
 	start := func(targets string) *testkit.Node {
 		t.Helper()
 		addr, err := testkit.FreeAddr()
 		require.NoError(t, err)
-		sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-		defer cancel()
-		n, err := testkit.StartNode(sctx, testkit.NodeOptions{Binary: binary, DatabaseURL: dbURL, DataDir: dataDir, Addr: addr, Targets: targets, Env: env,
+		return procs.start(t, testkit.NodeOptions{Binary: binary, DatabaseURL: dbURL, DataDir: dataDir, Addr: addr, Targets: targets, Env: env,
 			Args: []string{"-kafka.consumer.session-timeout=6s", "-presence.window=10s", "-router.decision-grace=5s"}})
-		require.NoError(t, err)
-		nodesMu.Lock()
-		nodes = append(nodes, n)
-		nodesMu.Unlock()
-		return n
 	}
-	t.Cleanup(func() {
-		nodesMu.Lock()
-		defer nodesMu.Unlock()
-		for _, n := range nodes {
-			n.Kill()
-			if t.Failed() {
-				t.Logf("switchboard output:\n%s", n.Logs())
-			}
-		}
-	})
 	inboxNode := start("inbox,chat,scheduler")
 	routerA := start("router")
 	start("router")
