@@ -116,6 +116,21 @@ const (
 	// The answers to an offer (push routing).
 	ActionAccept        Action = "accept"
 	ActionOfferRejected Action = "offer_rejected"
+
+	// Help from others ([000] help requests, [003] external agents, [004]
+	// ask an expert). The audit data of each names the help request or
+	// question and the people concerned (see the notifications).
+	ActionHelpRequest    Action = "help_request"
+	ActionHelpAnswer     Action = "help_answer"
+	ActionExternal       Action = "external"
+	ActionExternalReturn Action = "external_return"
+	ActionExpertQuestion Action = "expert_question"
+	ActionExpertAnswer   Action = "expert_answer"
+
+	// The admin's duties on data ([000], [002], [004]).
+	ActionAnonymise     Action = "anonymise"
+	ActionDeleteMessage Action = "delete_message"
+	ActionSendByEmail   Action = "send_by_email"
 )
 
 // Conversation is the part of a conversation the rules look at.
