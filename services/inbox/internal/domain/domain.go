@@ -112,12 +112,16 @@ const (
 	// PermManageAutomation: waiting messages, acknowledgements, smart
 	// close, inactivity limits (coordinators and admins, [003]).
 	PermManageAutomation Permission = "manage_automation"
+	// PermManageData: the admin's duties on data ([000], [002], [004]):
+	// anonymise or delete messages and conversations, erase a contact,
+	// send a conversation by email to an outsider.
+	PermManageData Permission = "manage_data"
 )
 
 // AllPermissions lists every permission.
 func AllPermissions() []Permission {
 	return []Permission{PermModerate, PermAnswerHelpRequests, PermBypassQueue, PermAssignOthers, PermSeeAll, PermManageSettings, PermManageUsers,
-		PermManageAutomation}
+		PermManageAutomation, PermManageData}
 }
 
 // Valid reports whether p is a known permission.
