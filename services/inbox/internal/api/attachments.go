@@ -159,14 +159,19 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, p domain.Principa
 	if !c.VisibleTo(p) || index >= len(atts) || atts[index].BlobKey == "" {
 		return domain.ErrNotFound
 	}
-	att := atts[index]
+	return a.serveAttachment(w, r, atts[index], "message", id, "index", index)
+}
+
+// serveAttachment streams an attachment's content from the blob store;
+// logged says which one it is, in the logs.
+func (a *API) serveAttachment(w http.ResponseWriter, r *http.Request, att events.Attachment, logged ...any) error {
 	content, err := a.Blobs.Open(r.Context(), att.BlobKey)
 	if errors.Is(err, blob.ErrNotFound) || errors.Is(err, blob.ErrInvalidKey) {
-		a.Log.ErrorContext(r.Context(), "attachment content missing from the blob store", "message", id, "index", index, "key", att.BlobKey, "error", err)
+		a.Log.ErrorContext(r.Context(), "attachment content missing from the blob store", append(logged, "key", att.BlobKey, "error", err)...)
 		return httpx.NewProblem(http.StatusInternalServerError, "the attachment's content is missing from the blob store; it has been logged")
 	}
 	if err != nil {
-		return fmt.Errorf("open attachment %d of message %s (blob %s): %w", index, id, att.BlobKey, err)
+		return fmt.Errorf("open attachment %v (blob %s): %w", logged, att.BlobKey, err)
 	}
 	defer content.Close()
 
@@ -181,7 +186,7 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, p domain.Principa
 	if n, err := io.CopyN(w, content, att.Size); err != nil {
 		// The status is sent: all that is left is to log and cut the
 		// answer short, which the client sees as a truncated body.
-		a.Log.ErrorContext(r.Context(), "attachment download failed", "message", id, "index", index, "key", att.BlobKey, "sent", n, "size", att.Size, "error", err)
+		a.Log.ErrorContext(r.Context(), "attachment download failed", append(logged, "key", att.BlobKey, "sent", n, "size", att.Size, "error", err)...)
 	}
 	return nil
 }

@@ -39,48 +39,65 @@ type Change struct {
 func (s *Store) Act(ctx context.Context, p domain.Principal, id uuid.UUID, now time.Time, fn func(tx pgx.Tx, c *Conversation) (Change, error)) (Conversation, error) {
 	var out Conversation
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT `+conversationColumns+` FROM inbox.conversations c
-			WHERE c.tenant_id = $1 AND c.id = $2 FOR UPDATE OF c`, p.Tenant, id)
+		c, err := lockConversation(ctx, tx, p.Tenant, id)
 		if err != nil {
-			return fmt.Errorf("lock conversation: %w", err)
-		}
-		c, err := pgx.CollectExactlyOneRow(rows, scanConversation)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return domain.ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("lock conversation: %w", err)
+			return err
 		}
 		if !c.VisibleTo(p) {
 			return domain.ErrNotFound
 		}
-		from := c.State
-		change, err := fn(tx, &c)
-		if err != nil {
-			return err
-		}
-		if change.Noop {
-			out = c
-			return nil
-		}
-		settle(&c, from, now)
-		if err := writeConversation(ctx, tx, c); err != nil {
-			return err
-		}
-		if err := writeAudit(ctx, tx, auditOf(c, from, p.ActorKind(), p.ActorID(), change, now)); err != nil {
-			return err
-		}
-		recs, err := changeRecords(change, actorOf(p), from, c, now)
-		if err != nil {
-			return err
-		}
-		if err := s.outbox.Add(ctx, tx, recs...); err != nil {
-			return err
-		}
-		out = c
-		return nil
+		out, err = s.apply(ctx, tx, p, c, now, fn)
+		return err
 	})
 	return out, err
+}
+
+// lockConversation reads a conversation of tenant and locks it for the
+// rest of tx; ErrNotFound when there is none. It checks no visibility:
+// its callers do.
+func lockConversation(ctx context.Context, tx pgx.Tx, tenant string, id uuid.UUID) (Conversation, error) {
+	rows, err := tx.Query(ctx, `SELECT `+conversationColumns+` FROM inbox.conversations c
+		WHERE c.tenant_id = $1 AND c.id = $2 FOR UPDATE OF c`, tenant, id)
+	if err != nil {
+		return Conversation{}, fmt.Errorf("lock conversation: %w", err)
+	}
+	c, err := pgx.CollectExactlyOneRow(rows, scanConversation)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Conversation{}, domain.ErrNotFound
+	}
+	if err != nil {
+		return Conversation{}, fmt.Errorf("lock conversation: %w", err)
+	}
+	return c, nil
+}
+
+// apply runs an action on c, locked in tx, by p: fn checks the rules and
+// changes c, then the conversation, the audit log entry and the events are
+// written in tx. It returns the conversation after the action.
+func (s *Store) apply(ctx context.Context, tx pgx.Tx, p domain.Principal, c Conversation, now time.Time, fn func(tx pgx.Tx, c *Conversation) (Change, error)) (Conversation, error) {
+	from := c.State
+	change, err := fn(tx, &c)
+	if err != nil {
+		return Conversation{}, err
+	}
+	if change.Noop {
+		return c, nil
+	}
+	settle(&c, from, now)
+	if err := writeConversation(ctx, tx, c); err != nil {
+		return Conversation{}, err
+	}
+	if err := writeAudit(ctx, tx, auditOf(c, from, p.ActorKind(), p.ActorID(), change, now)); err != nil {
+		return Conversation{}, err
+	}
+	recs, err := changeRecords(change, actorOf(p), from, c, now)
+	if err != nil {
+		return Conversation{}, err
+	}
+	if err := s.outbox.Add(ctx, tx, recs...); err != nil {
+		return Conversation{}, err
+	}
+	return c, nil
 }
 
 // settle completes a change to c made at now, from state from: the
