@@ -20,6 +20,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/httpx"
+	"github.com/switchboard-oss/switchboard/pkg/retry"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/pkg/testkit"
 	"github.com/switchboard-oss/switchboard/services/inbox"
@@ -95,6 +96,13 @@ func (e env) do(t *testing.T, token, method, path, body string, out any) int {
 
 func start(t *testing.T) env {
 	t.Helper()
+	return startWith(t, nil)
+}
+
+// startWith starts the inbox with clock as its time source (nil: the
+// system clock).
+func startWith(t *testing.T, clock retry.Clock) env {
+	t.Helper()
 	ctx := testkit.Context(t)
 	pool := testkit.Postgres(t)
 	brokers := testkit.Kafka(t)
@@ -118,6 +126,7 @@ func start(t *testing.T) env {
 	// checks of oversized bodies hold for POST /v1/attachments too.
 	svc, err := inbox.New(ctx, inbox.Config{OutboxBatch: 100, OutboxPoll: 100 * time.Millisecond, MaxUploadBytes: biLimit}, inbox.Deps{
 		Pool: pool, Bus: cfg, Brokers: brokers, Producer: producer, Redis: rdb, RedisPrefix: prefix, Router: srv, Blobs: blobs, Telemetry: tel,
+		Clock: clock,
 	})
 	require.NoError(t, err)
 	require.NoError(t, srv.Listen())

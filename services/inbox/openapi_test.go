@@ -143,7 +143,7 @@ func oaOperations(t *testing.T) []oaOperation {
 	doc := oaContract.doc
 	oaContract.mu.Unlock()
 	require.NotNil(t, doc, "start loads the document")
-	fill := strings.NewReplacer("{id}", uuid.NewString(), "{index}", "0", "{channel}", "chat", "{identity}", "nobody")
+	fill := strings.NewReplacer("{id}", uuid.NewString(), "{index}", "0", "{message_id}", uuid.NewString(), "{channel}", "chat", "{identity}", "nobody")
 	var out []oaOperation
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
