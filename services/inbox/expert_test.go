@@ -31,17 +31,17 @@ func (c *shiftClock) shift(d time.Duration)                  { c.offset.Add(int6
 
 // exQuestion is a question as the API answers it.
 type exQuestion struct {
-	ID              string     `json:"id"`
-	ConversationID  string     `json:"conversation_id"`
-	AskerID         string     `json:"asker_id"`
-	ExpertID        string     `json:"expert_id"`
-	Question        string     `json:"question"`
-	IncludeMessages bool       `json:"include_messages"`
-	Status          string     `json:"status"`
-	CreatedAt       time.Time  `json:"created_at"`
-	LinksExpireAt   time.Time  `json:"links_expire_at"`
-	Answer          string     `json:"answer"`
-	AnsweredAt      *time.Time `json:"answered_at"`
+	ID              string      `json:"id"`
+	ConversationID  string      `json:"conversation_id"`
+	AskerID         string      `json:"asker_id"`
+	ExpertID        string      `json:"expert_id"`
+	Question        string      `json:"question"`
+	IncludeMessages bool        `json:"include_messages"`
+	Status          string      `json:"status"`
+	CreatedAt       time.Time   `json:"created_at"`
+	LinksExpireAt   time.Time   `json:"links_expire_at"`
+	Answer          string      `json:"answer"`
+	AnsweredAt      *time.Time  `json:"answered_at"`
 	Messages        []exMessage `json:"messages"`
 }
 

@@ -201,7 +201,9 @@ func questionStatus(r *http.Request) (*bool, error) {
 	}
 }
 
-func questionPosition(q ExpertQuestion) store.Position { return store.Position{At: q.CreatedAt, ID: q.ID} }
+func questionPosition(q ExpertQuestion) store.Position {
+	return store.Position{At: q.CreatedAt, ID: q.ID}
+}
 
 // serveQuestions answers the page r asks for of the questions f selects.
 func (a *API) serveQuestions(w http.ResponseWriter, r *http.Request, tenant uuid.UUID, f store.ExpertQuestionFilter) error {
