@@ -388,6 +388,14 @@ func (fx *azFixture) contact(t *testing.T, token string) (string, string) {
 	return id, ident
 }
 
+// expertQuestion asks, as token, expert a question about conv, sharing
+// its messages or not, and returns the question's id.
+func (fx *azFixture) expertQuestion(t *testing.T, token, conv, expert string, include bool) string {
+	t.Helper()
+	return fx.create(t, token, "/v1/conversations/"+conv+"/expert-questions",
+		fmt.Sprintf(`{"expert_id":%q,"question":"Is this normal?","include_messages":%t}`, expert, include))
+}
+
 // login opens a session of a user; it returns the access and refresh tokens.
 func (fx *azFixture) login(t *testing.T, tenant inbox.Bootstrap, email string) (string, string) {
 	t.Helper()
@@ -719,6 +727,59 @@ func azMatrix(fx *azFixture) []azCase {
 		id := fx.conv(t, fx.q2, "new")
 		return azTarget{path: "/v1/messages/" + fx.firstMessage(t, fx.admin, id), missing: "/v1/messages/" + uuid.NewString(),
 			body: `{"language":"en"}`, snap: fx.convSnap(id)}
+	}}})
+
+	// --- Ask an expert ------------------------------------------------
+
+	// Asking is an action of the conversation's assignee or a supervisor;
+	// whoever sees the conversation lists its questions.
+	add(conversation("POST /v1/conversations/{id}/expert-questions", "assigned", func() string {
+		return fmt.Sprintf(`{"expert_id":%q,"question":"Is this normal?","include_messages":true}`, fx.agentUser.ID)
+	}, forbidden, http.StatusCreated))
+	add(conversation("GET /v1/conversations/{id}/expert-questions", "new", noBody, none, http.StatusOK))
+	// A user's own questions: those asked of them or by them.
+	add(azCase{route: "GET /v1/expert-questions", calls: &azCalls{path: "/v1/expert-questions",
+		other: func(t *testing.T) {
+			fx.expertQuestion(t, fx.admin, fx.conv(t, fx.q2, "assigned"), fx.agentUser.ID.String(), true)
+			bExpert := fx.create(t, fx.other, "/v1/admin/users", fmt.Sprintf(`{"email":%q,"name":"B expert"}`, testkit.RandomName("bx-")+"@example.com"))
+			mine := fx.expertQuestion(t, fx.other, fx.bConv, bExpert, true)
+			fx.separate(t, "/v1/expert-questions?limit=200", mine)
+		},
+		agent: func(t *testing.T) {
+			theirs := fx.expertQuestion(t, fx.admin, fx.conv(t, fx.q2, "assigned"), fx.agentUser.ID.String(), false)
+			other := fx.expertQuestion(t, fx.admin, fx.conv(t, fx.q1, "assigned"), fx.mateUser.ID.String(), false)
+			ids := azIDs(t, fx.ok(t, fx.agent, get, "/v1/expert-questions?limit=200", ""))
+			require.Contains(t, ids, theirs, "the agent does not see a question asked of them")
+			require.NotContains(t, ids, other, "the agent sees a question of others about a conversation they see")
+		},
+		right: func(t *testing.T) {
+			id := fx.expertQuestion(t, fx.admin, fx.conv(t, fx.q2, "assigned"), fx.mateUser.ID.String(), false)
+			require.Contains(t, azIDs(t, fx.ok(t, fx.admin, get, "/v1/expert-questions?role=asker&limit=200", "")), id)
+		},
+	}})
+	// Reading a question: its expert and asker, supervisors who see the
+	// conversation; the agent is none of them.
+	add(azCase{route: "GET /v1/expert-questions/{id}", obj: &azObject{agent: hidden, ok: http.StatusOK, target: func(t *testing.T) azTarget {
+		conv := fx.conv(t, fx.q2, "assigned")
+		id := fx.expertQuestion(t, fx.admin, conv, fx.mateUser.ID.String(), true)
+		return azTarget{path: "/v1/expert-questions/" + id, missing: "/v1/expert-questions/" + uuid.NewString(), snap: fx.convSnap(conv)}
+	}}})
+	// Answering: the expert only (A's admin here); the teammate asked, and
+	// reads it, but may not answer.
+	add(azCase{route: "POST /v1/expert-questions/{id}/answer", obj: &azObject{agent: hidden, mate: forbidden, ok: http.StatusOK, target: func(t *testing.T) azTarget {
+		conv := fx.conv(t, fx.q2, "new")
+		fx.ok(t, fx.mate, post, "/v1/conversations/"+conv+"/assign", "")
+		id := fx.expertQuestion(t, fx.mate, conv, fx.adminUser.ID.String(), false)
+		path := "/v1/expert-questions/" + id
+		return azTarget{path: path + "/answer", missing: "/v1/expert-questions/" + uuid.NewString() + "/answer", body: `{"text":"Yes, it is."}`,
+			snap: fx.snap(path, "/v1/conversations/"+conv+"/audit")}
+	}}})
+	// The excerpt's files: the question's expert and asker only.
+	add(azCase{route: "GET /v1/expert-questions/{id}/attachments/{message_id}/{index}", obj: &azObject{agent: hidden, ok: http.StatusOK, target: func(t *testing.T) azTarget {
+		conv, msg := fx.emailConv(t, fx.q2, "assigned")
+		id := fx.expertQuestion(t, fx.admin, conv, fx.mateUser.ID.String(), true)
+		suffix := "/attachments/" + msg + "/0"
+		return azTarget{path: "/v1/expert-questions/" + id + suffix, missing: "/v1/expert-questions/" + uuid.NewString() + suffix, snap: fx.convSnap(conv)}
 	}}})
 
 	// --- Attachments ---------------------------------------------------
@@ -1555,6 +1616,7 @@ func TestAuthzMatrix(t *testing.T) {
 				fx.a.ChatChannel.ID.String()},
 			{"routing rule for A's contact", http.MethodPost, "/v1/admin/routing-rules", `{"name":"Twin","conditions":{"contact_ids":[%q]}}`, aContact},
 			{"order A's routing rule", http.MethodPut, "/v1/admin/routing-rules/order", `{"ids":[%q]}`, aRule},
+			{"ask A's user", http.MethodPost, bc + "/expert-questions", `{"expert_id":%q,"question":"Is this normal?"}`, fx.agentUser.ID.String()},
 			{"default queue of A's", http.MethodPut, "/v1/admin/channel-accounts/" + fx.b.ChatChannel.ID.String() + "/routing", `{"default_queue_id":%q}`,
 				fx.q2.ID.String()},
 		} {
