@@ -323,6 +323,70 @@ func biRoutes(fx *azFixture) []biRoute {
 			biInvalid("reply_to on a chat", `{"text":"hello","reply_to":"agent"}`, "reply_to"),
 		}})
 
+	// Ask an expert: what a refused question would change is the
+	// conversation, its audit and its questions.
+	ask := func(fields string) string {
+		return `{"expert_id":"{{EXPERT}}","question":"Is this normal?"` + fields + `}`
+	}
+	ids := func(n int) string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = `"` + uuid.NewString() + `"`
+		}
+		return "[" + strings.Join(out, ",") + "]"
+	}
+	add(biRoute{route: "POST /v1/conversations/{id}/expert-questions",
+		target: func(t *testing.T, on string) biTarget {
+			if on == "" {
+				on = "assigned"
+			}
+			id := fx.conv(t, fx.q1, on)
+			p := "/v1/conversations/" + id
+			return biTarget{path: p + "/expert-questions", token: fx.admin,
+				snap: fx.snap(p, p+"/messages?limit=200", p+"/audit", p+"/expert-questions"),
+				vars: map[string]string{"EXPERT": fx.agentUser.ID.String(), "ADMIN": fx.adminUser.ID.String()}}
+		},
+		cases: []biCase{
+			biUnknown(ask(`,"urgent":true`), "urgent"),
+			biWrongType(`{"expert_id":"{{EXPERT}}","question":5}`, "question"),
+			biWrongType(ask(`,"include_messages":"yes"`), "include_messages"),
+			biWrongType(ask(`,"include_messages":true,"message_ids":"`+random+`"`), "message_ids"),
+			biOversized("question"),
+			biTransition("done", ask("")),
+			biInvalid("expert_id absent", `{"question":"Is this normal?"}`, "expert_id"),
+			biInvalid("expert_id not an id", `{"expert_id":"grace","question":"Is this normal?"}`, "expert_id"),
+			biInvalid("expert_id of nobody", `{"expert_id":"`+random+`","question":"Is this normal?"}`, "expert_id"),
+			biInvalid("expert_id the asker", `{"expert_id":"{{ADMIN}}","question":"Is this normal?"}`, "expert_id"),
+			biInvalid("question absent", `{"expert_id":"{{EXPERT}}"}`, "question"),
+			biInvalid("question blank", `{"expert_id":"{{EXPERT}}","question":" \n "}`, "question"),
+			biInvalid("question of 301 characters", `{"expert_id":"{{EXPERT}}","question":"`+long(301)+`"}`, "question"),
+			biInvalid("question with NUL", `{"expert_id":"{{EXPERT}}","question":"`+nul+`"}`, "question"),
+			biInvalid("message_ids without include_messages", ask(`,"message_ids":["`+random+`"]`), "message_ids"),
+			biInvalid("message_ids empty", ask(`,"include_messages":true,"message_ids":[]`), "message_ids"),
+			biInvalid("21 message_ids", ask(`,"include_messages":true,"message_ids":`+ids(21)), "message_ids"),
+			biInvalid("message_ids not an id", ask(`,"include_messages":true,"message_ids":["hello"]`), "message_ids[0]"),
+			biInvalid("message_ids twice", ask(`,"include_messages":true,"message_ids":["`+random+`","`+random+`"]`), "message_ids[1]"),
+			biInvalid("message_ids not of the last 20", ask(`,"include_messages":true,"message_ids":["`+random+`"]`), "message_ids[0]"),
+		}})
+	add(biRoute{route: "POST /v1/expert-questions/{id}/answer",
+		target: func(t *testing.T, _ string) biTarget {
+			conv := fx.conv(t, fx.q2, "new")
+			fx.ok(t, fx.mate, post, "/v1/conversations/"+conv+"/assign", "")
+			id := fx.expertQuestion(t, fx.mate, conv, fx.adminUser.ID.String(), false)
+			path := "/v1/expert-questions/" + id
+			return admin(path+"/answer", path, "/v1/conversations/"+conv+"/audit")
+		},
+		cases: []biCase{
+			biUnknown(`{"text":"Yes","html":"<b>Yes</b>"}`, "html"),
+			biWrongType(`{"text":5}`, "text"),
+			biWrongType(`[]`, "body"),
+			biOversized("text"),
+			biInvalid("text absent", `{}`, "text"),
+			biInvalid("text blank", `{"text":"  \n "}`, "text"),
+			biInvalid("text over 4,000 bytes", fmt.Sprintf(`{"text":%q}`, strings.Repeat("é", 2000)+"a"), "text"),
+			biInvalid("text with NUL", `{"text":"`+nul+`"}`, "text"),
+		}})
+
 	// Uploads: the body is the file, its name in the query string, its
 	// type in Content-Type.
 	upload := func(name, query, contentType, body, field string) biCase {

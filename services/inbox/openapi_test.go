@@ -292,7 +292,8 @@ func TestOpenAPIContractTour(t *testing.T) {
 	}
 	require.Equal(t, http.StatusCreated, e.do(t, admin, http.MethodPost, "/v1/contacts", `{"identities":[{"channel":"sms","identity":"+33612345678"}]}`, &contact))
 	for _, l := range []string{"/v1/conversations", path + "/messages", "/v1/admin/queues", "/v1/admin/skills", "/v1/admin/users",
-		"/v1/admin/tag-lists", "/v1/admin/api-tokens", "/v1/admin/mailboxes", "/v1/admin/sms-accounts", "/v1/admin/chat-channels", "/v1/admin/deliveries", "/v1/contacts", "/v1/contacts/" + contact.ID + "/notes"} {
+		"/v1/admin/tag-lists", "/v1/admin/api-tokens", "/v1/admin/mailboxes", "/v1/admin/sms-accounts", "/v1/admin/chat-channels", "/v1/admin/deliveries", "/v1/contacts", "/v1/contacts/" + contact.ID + "/notes",
+		"/v1/expert-questions", path + "/expert-questions"} {
 		require.Equal(t, http.StatusBadRequest, e.do(t, admin, http.MethodGet, l+"?limit=201", "", nil), l)
 	}
 }
