@@ -172,10 +172,11 @@ func (a *API) askExpert(w http.ResponseWriter, r *http.Request, p domain.Princip
 		return err
 	}
 	var q store.ExpertQuestion
-	_, err = a.Store.Act(r.Context(), p, id, a.Clock.Now(), func(tx pgx.Tx, c *store.Conversation) (store.Change, error) {
+	now := a.Clock.Now()
+	_, err = a.Store.Act(r.Context(), p, id, now, func(tx pgx.Tx, c *store.Conversation) (store.Change, error) {
 		var change store.Change
 		var err error
-		q, change, err = a.Store.AskExpert(r.Context(), tx, p, c, in, a.Clock.Now())
+		q, change, err = a.Store.AskExpert(r.Context(), tx, p, c, in, now)
 		return change, err
 	})
 	if err != nil {
