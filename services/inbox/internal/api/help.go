@@ -92,8 +92,10 @@ func (a *API) online(ctx context.Context, tenant string) func(user uuid.UUID) (b
 // of the body when it has one; both in one transaction.
 func (a *API) askHelp(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
 	var in HelpRequestBody
-	if err := decode(r, &in); err != nil {
-		return err
+	if r.ContentLength != 0 { // no body: no comment, no reply
+		if err := decode(r, &in); err != nil {
+			return err
+		}
 	}
 	if err := checkComment(in.Comment); err != nil {
 		return err
