@@ -69,6 +69,19 @@ func TestBackFromHelp(t *testing.T) {
 	}
 }
 
+// TestReleaseDoesNotGoBackToWaiting: a conversation that came back from
+// help or from an external agent is released to new, never back to a
+// wait that ended.
+func TestReleaseDoesNotGoBackToWaiting(t *testing.T) {
+	for _, prev := range []State{StateHelpRequested, StateExternal} {
+		c := assignedTo("a")
+		c.PreviousState = prev
+		if next, err := ReleaseTo(agent, c, ReleasePrevious); err != nil || next != StateNew {
+			t.Errorf("released to previous after %s: %s, %v", prev, next, err)
+		}
+	}
+}
+
 func TestExternal(t *testing.T) {
 	if err := External(agent, assignedTo("a")); err != nil {
 		t.Errorf("its assignee: %v", err)

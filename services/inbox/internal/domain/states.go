@@ -326,8 +326,10 @@ func ReleaseTo(p Principal, c Conversation, to Release) (State, error) {
 	case ReleaseReceived, "":
 		return StateNew, nil
 	case ReleasePrevious:
-		// Offered (accepted) is no place to go back to: the offer ended.
-		if c.PreviousState == "" || c.PreviousState == StateAssigned || c.PreviousState == StateOffered {
+		// Offered (accepted) is no place to go back to: the offer ended;
+		// nor is waiting for help or an external agent: that wait ended
+		// with its answer or return.
+		if c.PreviousState == "" || in(c.PreviousState, StateAssigned, StateOffered, StateHelpRequested, StateExternal) {
 			return StateNew, nil
 		}
 		return c.PreviousState, nil
