@@ -1,15 +1,19 @@
 package inbox_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/testkit"
 )
 
 // Help requests ([000] "Demander de l'aide", "Envoyer et demander de
@@ -219,6 +223,27 @@ func TestHelpRequests(t *testing.T) {
 		r := fx.helpRequests(t, fx.agent, s.ID)
 		require.Len(t, r, 1)
 		require.NotNil(t, r[0].ReplyMessageID)
+
+		// Announced as two changes, in order, then nothing else.
+		reader := kafka.NewReader(kafka.ReaderConfig{Brokers: fx.e.brokers, GroupID: testkit.RandomName("help-"), GroupTopics: []string{events.TopicConversations},
+			StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
+		defer reader.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		var actions []string
+		for len(actions) == 0 || !strings.HasPrefix(actions[len(actions)-1], "help_request:") {
+			m, err := reader.ReadMessage(ctx)
+			require.NoError(t, err, "the help request was not announced")
+			ev, _, err := events.FromMessage(ctx, m)
+			require.NoError(t, err)
+			if ev.Subject != s.ID || ev.Type != events.TypeConversationChanged {
+				continue
+			}
+			var ch events.ConversationChanged
+			require.NoError(t, ev.Decode(&ch))
+			actions = append(actions, ch.Action+":"+ch.From+">"+ch.To)
+		}
+		require.Equal(t, []string{"reply:assigned>answered", "help_request:answered>help_requested"}, actions[len(actions)-2:])
 	})
 
 	t.Run("a customer message keeps it waiting", func(t *testing.T) {

@@ -145,15 +145,12 @@ func (a *API) answerHelp(w http.ResponseWriter, r *http.Request, p domain.Princi
 	if err := need(p, domain.PermAnswerHelpRequests); err != nil {
 		return err
 	}
-	if _, err := pathID(r, "id"); err != nil {
+	var in HelpAnswerBody
+	if err := decode(r, &in); err != nil {
 		return err
 	}
 	request, err := pathID(r, "request_id")
 	if err != nil {
-		return err
-	}
-	var in HelpAnswerBody
-	if err := decode(r, &in); err != nil {
 		return err
 	}
 	if strings.TrimSpace(in.Text) == "" || len(in.Text) > domain.MaxHelpAnswer || strings.ContainsRune(in.Text, 0) {
