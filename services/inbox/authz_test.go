@@ -723,6 +723,33 @@ func azMatrix(fx *azFixture) []azCase {
 	add(conversation("POST /v1/conversations/{id}/accept", "offered", noBody, http.StatusConflict, http.StatusOK))
 	add(conversation("POST /v1/conversations/{id}/reject", "offered", noBody, http.StatusConflict, http.StatusOK))
 	add(conversation("POST /v1/conversations/{id}/bot", "assigned", constBody(`{"action":"block"}`), forbidden, http.StatusOK))
+
+	// Help from others: asking and handing over are the assignee's or a
+	// supervisor's; answering needs answer_help_requests (refused before
+	// anything is looked up); taking back from the external agent is the
+	// sender's (A's admin here) or a supervisor's.
+	add(conversation("GET /v1/conversations/{id}/help-requests", "new", noBody, none, http.StatusOK))
+	add(conversation("POST /v1/conversations/{id}/help-requests", "assigned", constBody(`{"comment":"help"}`), forbidden, http.StatusOK))
+	add(conversation("POST /v1/conversations/{id}/external", "assigned", constBody(`{"comment":"legal"}`), forbidden, http.StatusOK))
+	add(azCase{route: "POST /v1/conversations/{id}/external/return", obj: &azObject{agent: hidden, mate: forbidden, ok: http.StatusOK,
+		target: func(t *testing.T) azTarget {
+			id := fx.conv(t, fx.q2, "assigned")
+			fx.ok(t, fx.admin, post, "/v1/conversations/"+id+"/external", "")
+			const suffix = "/external/return"
+			return azTarget{path: "/v1/conversations/" + id + suffix, missing: "/v1/conversations/" + uuid.NewString() + suffix,
+				body: `{"comment":"back"}`, snap: fx.convSnap(id)}
+		}}})
+	add(azCase{route: "POST /v1/conversations/{id}/help-requests/{request_id}/answer", obj: &azObject{agent: forbidden, mate: forbidden, ok: http.StatusOK,
+		target: func(t *testing.T) azTarget {
+			id := fx.conv(t, fx.q2, "assigned")
+			p := "/v1/conversations/" + id
+			fx.ok(t, fx.admin, post, p+"/help-requests", `{"comment":"help"}`)
+			request := azIDs(t, fx.ok(t, fx.admin, get, p+"/help-requests", ""))[0]
+			suffix := "/help-requests/" + request + "/answer"
+			snap := fx.convSnap(id)
+			return azTarget{path: p + suffix, missing: "/v1/conversations/" + uuid.NewString() + suffix, body: `{"text":"do this"}`,
+				snap: func(t *testing.T) string { return snap(t) + fx.snap(p+"/help-requests")(t) }}
+		}}})
 	add(azCase{route: "PATCH /v1/messages/{id}", obj: &azObject{agent: hidden, ok: http.StatusOK, target: func(t *testing.T) azTarget {
 		id := fx.conv(t, fx.q2, "new")
 		return azTarget{path: "/v1/messages/" + fx.firstMessage(t, fx.admin, id), missing: "/v1/messages/" + uuid.NewString(),
@@ -1295,6 +1322,31 @@ func azMatrix(fx *azFixture) []azCase {
 			require.Equal(t, before, fx.snap(automation)(t))
 		},
 		right: func(t *testing.T) { fx.ok(t, fx.admin, put, automation, automationBody("admin's")) },
+	}})
+	const helpSettings = "/v1/admin/settings/help"
+	add(azCase{route: "GET " + helpSettings, calls: &azCalls{path: helpSettings,
+		other: func(t *testing.T) {
+			fx.ok(t, fx.admin, put, helpSettings, `{"answered_priority":9}`)
+			require.NotContains(t, string(fx.ok(t, fx.other, get, helpSettings, "").Body), "9", "B's admin sees A's settings")
+		},
+		agent: func(t *testing.T) {
+			azMustProblem(t, azCall(t, fx.e, fx.agent, get, helpSettings, ""), forbidden, "an agent reading the help settings")
+		},
+		right: func(t *testing.T) { fx.ok(t, fx.admin, get, helpSettings, "") },
+	}})
+	add(azCase{route: "PUT " + helpSettings, calls: &azCalls{path: helpSettings, body: `{"answered_priority":1}`,
+		other: func(t *testing.T) {
+			fx.ok(t, fx.admin, put, helpSettings, `{"answered_priority":2}`)
+			before := fx.snap(helpSettings)(t)
+			fx.ok(t, fx.other, put, helpSettings, `{"answered_priority":-3}`)
+			require.Equal(t, before, fx.snap(helpSettings)(t), "B's admin changed A's settings")
+		},
+		agent: func(t *testing.T) {
+			before := fx.snap(helpSettings)(t)
+			azMustProblem(t, azCall(t, fx.e, fx.agent, put, helpSettings, `{"answered_priority":4}`), forbidden, "an agent changing the help settings")
+			require.Equal(t, before, fx.snap(helpSettings)(t))
+		},
+		right: func(t *testing.T) { fx.ok(t, fx.admin, put, helpSettings, `{"answered_priority":5}`) },
 	}})
 	queueAutomation := func(body func() string) func(t *testing.T) azTarget {
 		return func(t *testing.T) azTarget {

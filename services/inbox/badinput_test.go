@@ -527,6 +527,93 @@ func biRoutes(fx *azFixture) []biRoute {
 			biInvalid("action with NUL", `{"action":"`+nul+`"}`, "action"),
 		}})
 
+	// Help from others.
+	add(biRoute{route: "POST /v1/conversations/{id}/help-requests", target: conversation("/help-requests", "assigned"),
+		cases: []biCase{
+			biUnknown(`{"comment":"x","urgent":true}`, "urgent"),
+			biUnknown(`{"reply":{"text":"x","bcc":["a@example.com"]}}`, "bcc"),
+			biWrongType(`{"comment":5}`, "comment"),
+			biWrongType(`{"reply":"Please wait"}`, "reply"),
+			biOversized("comment"),
+			biTransition("new", `{"comment":"x"}`),
+			biTransition("done", `{"comment":"x","reply":{"text":"Please wait"}}`),
+			biInvalid("comment over 2000 bytes", fmt.Sprintf(`{"comment":%q}`, long(2001)), "comment"),
+			biInvalid("comment with NUL", `{"comment":"`+nul+`"}`, "comment"),
+			biInvalid("reply text absent", `{"reply":{}}`, "reply.text"),
+			biInvalid("reply text blank", `{"reply":{"text":"  "}}`, "reply.text"),
+			biInvalid("reply with a subject on chat", `{"reply":{"text":"x","subject":"Hi"}}`, "reply.subject"),
+			biInvalid("reply attachment not an id", `{"reply":{"text":"x","attachments":["a"]}}`, "reply.attachments[0]"),
+			biInvalid("reply_to unknown", `{"reply":{"text":"x","reply_to":"boss"}}`, "reply.reply_to"),
+		}})
+	// answer targets a help request waiting for its answer; on a
+	// conversation in another state, any request id (the state is
+	// checked first).
+	answer := func(t *testing.T, on string) biTarget {
+		if on != "" {
+			id := fx.conv(t, fx.q1, on)
+			return biTarget{path: "/v1/conversations/" + id + "/help-requests/" + uuid.NewString() + "/answer", token: fx.admin, snap: fx.convSnap(id)}
+		}
+		id := fx.conv(t, fx.q1, "assigned")
+		p := "/v1/conversations/" + id
+		fx.ok(t, fx.admin, post, p+"/help-requests", `{"comment":"help"}`)
+		request := azIDs(t, fx.ok(t, fx.admin, get, p+"/help-requests", ""))[0]
+		snap := fx.convSnap(id)
+		return biTarget{path: p + "/help-requests/" + request + "/answer", token: fx.admin,
+			snap: func(t *testing.T) string { return snap(t) + fx.snap(p+"/help-requests")(t) }}
+	}
+	add(biRoute{route: "POST /v1/conversations/{id}/help-requests/{request_id}/answer", target: answer,
+		cases: []biCase{
+			biUnknown(`{"text":"x","cc":[]}`, "cc"),
+			biWrongType(`{"text":5}`, "text"),
+			biOversized("text"),
+			biTransition("assigned", `{"text":"x"}`),
+			biTransition("done", `{"text":"x"}`),
+			biInvalid("text absent", `{}`, "text"),
+			biInvalid("text blank", `{"text":"  "}`, "text"),
+			biInvalid("text over 4000 bytes", fmt.Sprintf(`{"text":%q}`, long(4001)), "text"),
+			biInvalid("text with NUL", `{"text":"`+nul+`"}`, "text"),
+		}})
+	add(biRoute{route: "POST /v1/conversations/{id}/external", target: conversation("/external", "assigned"),
+		cases: []biCase{
+			biUnknown(`{"comment":"x","agent":"legal"}`, "agent"),
+			biWrongType(`{"comment":5}`, "comment"),
+			biOversized("comment"),
+			biTransition("new", `{"comment":"x"}`),
+			biTransition("done", ""),
+			biInvalid("comment over 2000 bytes", fmt.Sprintf(`{"comment":%q}`, long(2001)), "comment"),
+			biInvalid("comment with NUL", `{"comment":"`+nul+`"}`, "comment"),
+		}})
+	add(biRoute{route: "POST /v1/conversations/{id}/external/return",
+		target: func(t *testing.T, on string) biTarget {
+			if on != "" {
+				id := fx.conv(t, fx.q1, on)
+				return biTarget{path: "/v1/conversations/" + id + "/external/return", token: fx.admin, snap: fx.convSnap(id)}
+			}
+			id := fx.conv(t, fx.q1, "assigned")
+			fx.ok(t, fx.admin, post, "/v1/conversations/"+id+"/external", "")
+			return biTarget{path: "/v1/conversations/" + id + "/external/return", token: fx.admin, snap: fx.convSnap(id)}
+		},
+		cases: []biCase{
+			biUnknown(`{"comment":"x","outcome":"signed"}`, "outcome"),
+			biWrongType(`{"comment":["x"]}`, "comment"),
+			biOversized("comment"),
+			biTransition("assigned", ""),
+			biTransition("new", `{"comment":"x"}`),
+			biInvalid("comment over 2000 bytes", fmt.Sprintf(`{"comment":%q}`, long(2001)), "comment"),
+			biInvalid("comment with NUL", `{"comment":"`+nul+`"}`, "comment"),
+		}})
+	const helpSettings = "/v1/admin/settings/help"
+	add(biRoute{route: "PUT " + helpSettings,
+		target: func(t *testing.T, _ string) biTarget { return admin(helpSettings, helpSettings) },
+		cases: []biCase{
+			biUnknown(`{"answered_priority":1,"order":"fifo"}`, "order"),
+			biWrongType(`{"answered_priority":"high"}`, "answered_priority"),
+			biWrongType(`{"answered_priority":1.5}`, "answered_priority"),
+			biOversized("answered_priority"),
+			biInvalid("answered_priority over 10", `{"answered_priority":11}`, "answered_priority"),
+			biInvalid("answered_priority under -10", `{"answered_priority":-11}`, "answered_priority"),
+		}})
+
 	var tagList string
 	tags := make(map[string]string, 51)
 	for i := 0; i < 51; i++ {

@@ -387,64 +387,87 @@ func (a *API) reply(w http.ResponseWriter, r *http.Request, p domain.Principal) 
 	if err := decode(r, &in); err != nil {
 		return err
 	}
+	d, err := checkReply(p, in)
+	if err != nil {
+		return err
+	}
+	return a.act(w, r, p, func(tx pgx.Tx, c *store.Conversation) (store.Change, error) {
+		return a.sendReply(r.Context(), tx, p, c, d)
+	})
+}
+
+// replyDraft is a reply whose body was checked, ready to send.
+type replyDraft struct {
+	in      ReplyRequest
+	uploads []uuid.UUID
+}
+
+// checkReply checks the body of a reply (POST /v1/conversations/{id}/reply,
+// or the reply of "send and ask for help") before any transaction; its
+// errors name the reply's own fields.
+func checkReply(p domain.Principal, in ReplyRequest) (replyDraft, error) {
 	if strings.TrimSpace(in.Text) == "" || len(in.Text) > events.MaxTextBytes || !utf8.ValidString(in.Text) || strings.ContainsRune(in.Text, 0) {
-		return domain.Invalid("text", "is required, at most 65536 bytes of text")
+		return replyDraft{}, domain.Invalid("text", "is required, at most 65536 bytes of text")
 	}
 	if len(in.Subject) > 998 || strings.ContainsAny(in.Subject, "\r\n\x00") {
-		return domain.Invalid("subject", "must be one line of at most 998 bytes")
+		return replyDraft{}, domain.Invalid("subject", "must be one line of at most 998 bytes")
 	}
 	if len(in.CC) > 20 {
-		return domain.Invalid("cc", "must list at most 20 addresses")
+		return replyDraft{}, domain.Invalid("cc", "must list at most 20 addresses")
 	}
 	for i, addr := range in.CC {
 		if a, err := mail.ParseAddress(addr); err != nil || a.Address != addr {
-			return domain.Invalid(fmt.Sprintf("cc[%d]", i), "must be a plain email address")
+			return replyDraft{}, domain.Invalid(fmt.Sprintf("cc[%d]", i), "must be a plain email address")
 		}
 	}
 	uploads, err := uploadIDs(in.Attachments)
 	if err != nil {
-		return err
+		return replyDraft{}, err
 	}
 	switch in.ReplyTo {
 	case "", ReplyToMailbox:
 	case ReplyToAgent:
 		if p.UserID == "" {
-			return domain.Invalid("reply_to", "agent needs a user: an API token has no address of its own; use mailbox")
+			return replyDraft{}, domain.Invalid("reply_to", "agent needs a user: an API token has no address of its own; use mailbox")
 		}
 	default:
-		return domain.Invalid("reply_to", "must be mailbox or agent")
+		return replyDraft{}, domain.Invalid("reply_to", "must be mailbox or agent")
 	}
-	tenant, _ := uuid.Parse(p.Tenant)
-	return a.act(w, r, p, func(tx pgx.Tx, c *store.Conversation) (store.Change, error) {
-		if c.Channel != events.ChannelEmail && len(in.CC) > 0 {
-			return store.Change{}, domain.Invalid("cc", "applies to email conversations only")
+	return replyDraft{in: in, uploads: uploads}, nil
+}
+
+// sendReply sends the checked reply d on c, in tx: what depends on the
+// conversation is checked, and store.Reply stores and sends it.
+func (a *API) sendReply(ctx context.Context, tx pgx.Tx, p domain.Principal, c *store.Conversation, d replyDraft) (store.Change, error) {
+	in := d.in
+	if c.Channel != events.ChannelEmail && len(in.CC) > 0 {
+		return store.Change{}, domain.Invalid("cc", "applies to email conversations only")
+	}
+	if c.Channel != events.ChannelEmail && in.Subject != "" {
+		return store.Change{}, domain.Invalid("subject", "applies to email conversations only")
+	}
+	// Chat and SMS connectors send text only: refusing beats dropping
+	// the files silently.
+	if c.Channel != events.ChannelEmail && len(d.uploads) > 0 {
+		return store.Change{}, domain.Invalid("attachments", "applies to email conversations only")
+	}
+	if c.Channel != events.ChannelEmail && in.ReplyTo != "" {
+		return store.Change{}, domain.Invalid("reply_to", "applies to email conversations only")
+	}
+	found, err := store.Uploads(ctx, tx, c.Tenant, d.uploads)
+	if err != nil {
+		return store.Change{}, err
+	}
+	var atts []events.Attachment
+	for i, id := range d.uploads {
+		u, ok := found[id]
+		if !ok {
+			return store.Change{}, domain.Invalid(fmt.Sprintf("attachments[%d]", i), "is not an upload of this tenant")
 		}
-		if c.Channel != events.ChannelEmail && in.Subject != "" {
-			return store.Change{}, domain.Invalid("subject", "applies to email conversations only")
-		}
-		// Chat and SMS connectors send text only: refusing beats dropping
-		// the files silently.
-		if c.Channel != events.ChannelEmail && len(uploads) > 0 {
-			return store.Change{}, domain.Invalid("attachments", "applies to email conversations only")
-		}
-		if c.Channel != events.ChannelEmail && in.ReplyTo != "" {
-			return store.Change{}, domain.Invalid("reply_to", "applies to email conversations only")
-		}
-		found, err := store.Uploads(r.Context(), tx, tenant, uploads)
-		if err != nil {
-			return store.Change{}, err
-		}
-		var atts []events.Attachment
-		for i, id := range uploads {
-			u, ok := found[id]
-			if !ok {
-				return store.Change{}, domain.Invalid(fmt.Sprintf("attachments[%d]", i), "is not an upload of this tenant")
-			}
-			atts = append(atts, events.Attachment{Name: u.Name, ContentType: u.ContentType, Size: u.Size, BlobKey: u.BlobKey})
-		}
-		return a.Store.Reply(r.Context(), tx, p, c, store.ReplyInput{Text: in.Text, Subject: in.Subject, CC: in.CC,
-			Attachments: atts, ReplyToAgent: in.ReplyTo == ReplyToAgent}, a.Clock.Now())
-	})
+		atts = append(atts, events.Attachment{Name: u.Name, ContentType: u.ContentType, Size: u.Size, BlobKey: u.BlobKey})
+	}
+	return a.Store.Reply(ctx, tx, p, c, store.ReplyInput{Text: in.Text, Subject: in.Subject, CC: in.CC,
+		Attachments: atts, ReplyToAgent: in.ReplyTo == ReplyToAgent}, a.Clock.Now())
 }
 
 // uploadIDs reads the attachments of a reply: at most

@@ -260,10 +260,15 @@ func Archive(p Principal, c Conversation) error {
 	return nil
 }
 
-// Route checks that c may move to another queue.
+// Route checks that c may move to another queue. A conversation waiting
+// for help or for an external agent stays where it is until it comes back
+// (its answer, its return).
 func Route(c Conversation) error {
 	if in(c.State, StateDone, StateClosing) {
 		return conflict(c, "a %s conversation cannot be routed", c.State)
+	}
+	if in(c.State, StateHelpRequested, StateExternal) {
+		return conflict(c, "a %s conversation cannot be routed until it comes back", c.State)
 	}
 	return nil
 }
@@ -321,8 +326,10 @@ func ReleaseTo(p Principal, c Conversation, to Release) (State, error) {
 	case ReleaseReceived, "":
 		return StateNew, nil
 	case ReleasePrevious:
-		// Offered (accepted) is no place to go back to: the offer ended.
-		if c.PreviousState == "" || c.PreviousState == StateAssigned || c.PreviousState == StateOffered {
+		// Offered (accepted) is no place to go back to: the offer ended;
+		// nor is waiting for help or an external agent: that wait ended
+		// with its answer or return.
+		if c.PreviousState == "" || in(c.PreviousState, StateAssigned, StateOffered, StateHelpRequested, StateExternal) {
 			return StateNew, nil
 		}
 		return c.PreviousState, nil

@@ -30,6 +30,17 @@ type Change struct {
 	// nothing is written, audited or published, and the conversation is
 	// answered as it is.
 	Noop bool
+	// Earlier is a change the same action made before this one (the reply
+	// of "send and ask for help"), with the conversation as it stood after
+	// it: it is audited and announced first, as a change of its own.
+	Earlier *Earlier
+}
+
+// Earlier is a change made before another in one action, and the
+// conversation as it stood after it.
+type Earlier struct {
+	Change       Change
+	Conversation Conversation
 }
 
 // Act applies an action to a conversation in one transaction: it locks the
@@ -83,18 +94,35 @@ func (s *Store) apply(ctx context.Context, tx pgx.Tx, p domain.Principal, c Conv
 	if change.Noop {
 		return c, nil
 	}
+	var (
+		audits []auditEntry
+		recs   []outbox.Record
+	)
+	if e := change.Earlier; e != nil {
+		step := e.Conversation
+		settle(&step, from, now)
+		audits = append(audits, auditOf(step, from, p.ActorKind(), p.ActorID(), e.Change, now))
+		stepRecs, err := changeRecords(e.Change, actorOf(p), from, step, now)
+		if err != nil {
+			return Conversation{}, err
+		}
+		recs = append(recs, stepRecs...)
+		c.Version, c.StateVersion, c.StateSince = step.Version, step.StateVersion, step.StateSince
+		from = step.State
+	}
 	settle(&c, from, now)
 	if err := writeConversation(ctx, tx, c); err != nil {
 		return Conversation{}, err
 	}
-	if err := writeAudit(ctx, tx, auditOf(c, from, p.ActorKind(), p.ActorID(), change, now)); err != nil {
+	audits = append(audits, auditOf(c, from, p.ActorKind(), p.ActorID(), change, now))
+	if err := writeAudit(ctx, tx, audits...); err != nil {
 		return Conversation{}, err
 	}
-	recs, err := changeRecords(change, actorOf(p), from, c, now)
+	lastRecs, err := changeRecords(change, actorOf(p), from, c, now)
 	if err != nil {
 		return Conversation{}, err
 	}
-	if err := s.outbox.Add(ctx, tx, recs...); err != nil {
+	if err := s.outbox.Add(ctx, tx, append(recs, lastRecs...)...); err != nil {
 		return Conversation{}, err
 	}
 	return c, nil

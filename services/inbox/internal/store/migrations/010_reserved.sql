@@ -1,4 +1,0 @@
--- Number kept for a migration of another area (help requests); empty here
--- so that the numbers that follow apply. Replaced by that area's migration
--- on merge.
-SELECT 1;
