@@ -2,9 +2,12 @@ package export
 
 import (
 	"bytes"
+	"fmt"
 	"html"
 	"image"
 	"image/color"
+	"image/gif"
+	"image/jpeg"
 	"image/png"
 	"os"
 	"os/exec"
@@ -120,4 +123,40 @@ func TestPDFText(t *testing.T) {
 	}
 	require.NotContains(t, text, "4111")
 	require.NotContains(t, text, "{nb}")
+}
+
+// TestPDFImageVariants draws the image variants the PDF library takes
+// badly as they are (16-bit PNG, GIF, JPEG), and a file that only claims
+// to be an image, without failing the document.
+func TestPDFImageVariants(t *testing.T) {
+	img16 := image.NewNRGBA64(image.Rect(0, 0, 20, 10))
+	for x := 0; x < 20; x++ {
+		img16.Set(x, 5, color.NRGBA64{R: 65535, A: 65535})
+	}
+	var p16, g, j bytes.Buffer
+	require.NoError(t, png.Encode(&p16, img16))
+	pal := image.NewPaletted(image.Rect(0, 0, 8, 8), color.Palette{color.White, color.Black})
+	require.NoError(t, gif.EncodeAll(&g, &gif.GIF{Image: []*image.Paletted{pal, pal}, Delay: []int{10, 10}}))
+	require.NoError(t, jpeg.Encode(&j, image.NewGray(image.Rect(0, 0, 3000, 10)), nil))
+	c := sample(t)
+	var atts []Attachment
+	for i, data := range [][]byte{p16.Bytes(), g.Bytes(), j.Bytes()} {
+		img, err := NewImage(data)
+		require.NoError(t, err, "image %d", i)
+		atts = append(atts, Attachment{Name: fmt.Sprintf("image-%d.%s", i, img.Format), Size: int64(len(data)), Image: img})
+	}
+	// Claims to be a PNG, decodes as one by its header, but is cut.
+	atts = append(atts, Attachment{Name: "cut.png", Size: 40, Image: &Image{Format: "png", Data: p16.Bytes()[:40], Width: 20, Height: 10}})
+	c.Messages[1].Attachments = atts
+	var b bytes.Buffer
+	require.NoError(t, PDF(&b, c))
+	pdftotext, err := exec.LookPath("pdftotext")
+	require.NoError(t, err, "pdftotext is missing: run scripts/services.sh poppler (Debian: apt-get install poppler-utils)")
+	path := filepath.Join(t.TempDir(), "c.pdf")
+	require.NoError(t, os.WriteFile(path, b.Bytes(), 0o600))
+	out, err := exec.Command(pdftotext, path, "-").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	for _, want := range []string{"image-0.png", "image-1.gif", "image-2.jpeg", "cut.png"} {
+		require.Contains(t, string(out), want)
+	}
 }

@@ -182,11 +182,15 @@ func (r pdfRenderer) image(name string, a Attachment) bool {
 		return false
 	}
 	p := r.p
+	if p.Err() {
+		return false
+	}
 	info := p.RegisterImageOptionsReader(name, fpdf.ImageOptions{ImageType: typ}, bytes.NewReader(data))
 	if p.Err() || info == nil {
 		// The library's error is sticky: an image it refuses would fail
-		// the document. NewImage's checks and the re-encoding above make
-		// this unexpected.
+		// the whole document, so the error is cleared and the image shown
+		// as a file. The re-encoding above makes this unexpected.
+		p.ClearError()
 		return false
 	}
 	// 96 dpi, bounded by the box.
