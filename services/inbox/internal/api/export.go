@@ -225,8 +225,10 @@ func (a *API) exportAttachment(ctx context.Context, message uuid.UUID, att store
 // SendByEmailRequest is the body of POST .../send-by-email. To is one
 // address or a list of them.
 type SendByEmailRequest struct {
-	To   json.RawMessage `json:"to"`
-	Note string          `json:"note"`
+	// To is a plain address or a list of 1 to 5 (see recipients).
+	To json.RawMessage `json:"to"`
+	// Note is shown to the recipients above the conversation.
+	Note string `json:"note"`
 }
 
 // recipients reads to: one plain address, or a list of 1 to 5.
@@ -426,8 +428,10 @@ func mailSubject(title string) string {
 
 // ExportSettingsRequest is the body of PUT /v1/admin/settings/export.
 type ExportSettingsRequest struct {
-	SendByEmail *bool   `json:"send_by_email"`
-	MailboxID   *string `json:"mailbox_id"`
+	// SendByEmail is required: absent is not false.
+	SendByEmail *bool `json:"send_by_email"`
+	// MailboxID is the mailbox's id, null or absent for none.
+	MailboxID *string `json:"mailbox_id"`
 }
 
 func (a *API) getExportSettings(w http.ResponseWriter, r *http.Request, p domain.Principal) error {

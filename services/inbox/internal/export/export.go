@@ -47,17 +47,23 @@ const AnonymisedText = "This message was anonymised"
 
 // Conversation is what an export shows of a conversation.
 type Conversation struct {
+	// ID is the conversation's id.
 	ID string
 	// Subject is the conversation's subject (an email's), "" if none.
 	Subject string
+	// Channel is chat, email or sms.
 	Channel string
-	State   string
+	// State is the conversation's state (new, assigned, done...).
+	State string
 	// Queue is the queue's name, "" when in none.
 	Queue string
 	// Assignees are the names of its assignees.
 	Assignees []string
-	Contact   string
-	Unread    bool
+	// Contact is the customer's name.
+	Contact string
+	// Unread: no agent read its last customer message yet.
+	Unread bool
+	// StartedAt is when its first message came.
 	StartedAt time.Time
 	// Total is how many messages the conversation has; Messages are the
 	// last MaxMessages of them, oldest first.
@@ -75,6 +81,7 @@ const (
 
 // Message is one message of an export.
 type Message struct {
+	// At is when the message was received or written.
 	At time.Time
 	// Direction is Inbound (the customer's) or Outbound.
 	Direction string
@@ -82,25 +89,31 @@ type Message struct {
 	Author string
 	// Role says what the author is: "Customer", "Agent", "Bot",
 	// "Automatic message".
-	Role    string
+	Role string
+	// Subject is an email's subject.
 	Subject string
-	Text    string
+	// Text is the message's text (an email's plain text).
+	Text string
 	// Status is the message's status as the store has it: the delivery
 	// status of what was sent ("delivered", "failed: ..."), "received"
 	// for the customer's.
 	Status string
 	// Anonymised: nothing of the content is shown, only that it was
 	// anonymised.
-	Anonymised  bool
+	Anonymised bool
+	// Attachments are its files, in their order.
 	Attachments []Attachment
 }
 
 // Attachment is a file of a message: an image shown inline, or a file
 // shown as an icon with its name and size.
 type Attachment struct {
-	Name        string
+	// Name is the file's name.
+	Name string
+	// ContentType is its media type, as stored.
 	ContentType string
-	Size        int64
+	// Size is its size in bytes.
+	Size int64
 	// Image is set when the file is shown inline.
 	Image *Image
 	// Note says why a file that could be an image is not shown, or why
@@ -111,8 +124,11 @@ type Attachment struct {
 // Image is an image checked to decode: its format (png, jpeg or gif),
 // its file and its size in pixels.
 type Image struct {
-	Format        string
-	Data          []byte
+	// Format is png, jpeg or gif (image.DecodeConfig's names).
+	Format string
+	// Data is the file as stored.
+	Data []byte
+	// Width and Height are in pixels.
 	Width, Height int
 }
 
@@ -155,7 +171,10 @@ func (c Conversation) Title() string {
 }
 
 // Field is a line of the header: a label and its value.
-type Field struct{ Label, Value string }
+type Field struct {
+	// Label names the line, Value is what it says.
+	Label, Value string
+}
 
 // Fields are the header's lines.
 func (c Conversation) Fields() []Field {
