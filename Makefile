@@ -29,7 +29,7 @@ run: build
 
 ## test: lint, every module's tests against real PostgreSQL and Redis (Kafka through kfake), brief fuzzing.
 test: lint
-	scripts/services.sh postgres redis dovecot
+	scripts/services.sh postgres redis dovecot poppler
 	@set -e; for m in $(MODULES); do \
 		echo "== test $$m"; \
 		(cd $$m && $(GO) test -race -count=1 -timeout 15m ./...); \

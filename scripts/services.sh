@@ -3,10 +3,10 @@
 # `make bench` use are up on 127.0.0.1: starts them when they are installed
 # and stopped, and says what is missing otherwise.
 #
-# Also installs the programs some tests start on their own (Dovecot) when
+# Also installs the programs some tests start on their own (Dovecot, poppler) when
 # they are missing and the script runs as root on Debian.
 #
-# Usage: scripts/services.sh [postgres] [redis] [dovecot]   (default: postgres redis)
+# Usage: scripts/services.sh [postgres] [redis] [dovecot] [poppler]   (default: postgres redis)
 set -euo pipefail
 
 wants=("$@")
@@ -70,6 +70,20 @@ dovecot() {
       { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dovecot-imapd >/dev/null; }
   else
     echo "services: /usr/sbin/dovecot is missing: install it (Debian: apt-get install dovecot-imapd) for the email connector's tests" >&2
+    return 1
+  fi
+}
+
+# poppler: the inbox's PDF export tests read the PDFs back with pdftotext
+# and pdfinfo (services/inbox/export_test.go); only the binaries are needed.
+poppler() {
+  if command -v pdftotext >/dev/null 2>&1 && command -v pdfinfo >/dev/null 2>&1; then return 0; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "services: installing poppler-utils (pdftotext, pdfinfo) for the inbox's PDF export tests"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q poppler-utils >/dev/null ||
+      { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q poppler-utils >/dev/null; }
+  else
+    echo "services: pdftotext and pdfinfo are missing: install them (Debian: apt-get install poppler-utils) for the inbox's PDF export tests" >&2
     return 1
   fi
 }

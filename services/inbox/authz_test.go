@@ -325,9 +325,7 @@ func (fx *azFixture) uploadsSnap(t *testing.T) string {
 // message.
 func (fx *azFixture) emailConv(t *testing.T, q inbox.Queue, state string) (string, string) {
 	t.Helper()
-	if fx.mailbox == "" {
-		fx.mailbox = fx.create(t, fx.admin, "/v1/admin/mailboxes", mailboxBody(testkit.RandomName("support-")+"@acme.example", "imap-pass-s3cret"))
-	}
+	fx.ensureMailbox(t)
 	const list = "/v1/conversations?channel=email&limit=200"
 	known := azIDs(t, fx.ok(t, fx.admin, http.MethodGet, list, ""))
 	ref, err := fx.e.blobs.Put(context.Background(), fx.a.Tenant.ID.String()+"/mail", strings.NewReader("Order 42"), 1<<10)
@@ -359,6 +357,15 @@ func (fx *azFixture) emailConv(t *testing.T, q inbox.Queue, state string) (strin
 		t.Fatalf("no state %q here", state)
 	}
 	return id, fx.firstMessage(t, fx.admin, id)
+}
+
+// ensureMailbox returns A's mailbox, made on first use.
+func (fx *azFixture) ensureMailbox(t *testing.T) string {
+	t.Helper()
+	if fx.mailbox == "" {
+		fx.mailbox = fx.create(t, fx.admin, "/v1/admin/mailboxes", mailboxBody(testkit.RandomName("support-")+"@acme.example", "imap-pass-s3cret"))
+	}
+	return fx.mailbox
 }
 
 // snap reads paths as A's admin: what a refused call must not change.
@@ -749,6 +756,17 @@ func azMatrix(fx *azFixture) []azCase {
 			snap := fx.convSnap(id)
 			return azTarget{path: p + suffix, missing: "/v1/conversations/" + uuid.NewString() + suffix, body: `{"text":"do this"}`,
 				snap: func(t *testing.T) string { return snap(t) + fx.snap(p+"/help-requests")(t) }}
+		}}})
+	// Exports: printing and PDF for whoever sees the conversation;
+	// sending by email for manage_data only, the tenant's setting on.
+	add(conversation("GET /v1/conversations/{id}/export", "new", noBody, none, http.StatusOK))
+	add(azCase{route: "POST /v1/conversations/{id}/send-by-email", obj: &azObject{agent: forbidden, mate: forbidden, ok: http.StatusOK,
+		target: func(t *testing.T) azTarget {
+			fx.ok(t, fx.admin, put, "/v1/admin/settings/export", fmt.Sprintf(`{"send_by_email":true,"mailbox_id":%q}`, fx.ensureMailbox(t)))
+			id := fx.conv(t, fx.q2, "new")
+			suffix := "/send-by-email"
+			return azTarget{path: "/v1/conversations/" + id + suffix, missing: "/v1/conversations/" + uuid.NewString() + suffix,
+				body: `{"to":"boss@partner.example","note":"hello"}`, snap: fx.convSnap(id)}
 		}}})
 	add(azCase{route: "PATCH /v1/messages/{id}", obj: &azObject{agent: hidden, ok: http.StatusOK, target: func(t *testing.T) azTarget {
 		id := fx.conv(t, fx.q2, "new")
@@ -1348,6 +1366,34 @@ func azMatrix(fx *azFixture) []azCase {
 		},
 		right: func(t *testing.T) { fx.ok(t, fx.admin, put, helpSettings, `{"answered_priority":5}`) },
 	}})
+	const exportSettings = "/v1/admin/settings/export"
+	add(azCase{route: "GET " + exportSettings, calls: &azCalls{path: exportSettings,
+		other: func(t *testing.T) {
+			mailbox := fx.ensureMailbox(t)
+			fx.ok(t, fx.admin, put, exportSettings, fmt.Sprintf(`{"send_by_email":true,"mailbox_id":%q}`, mailbox))
+			r := fx.ok(t, fx.other, get, exportSettings, "")
+			require.NotContains(t, string(r.Body), mailbox, "B's admin sees A's settings")
+		},
+		agent: func(t *testing.T) {
+			azMustProblem(t, azCall(t, fx.e, fx.agent, get, exportSettings, ""), forbidden, "an agent reading the export settings")
+		},
+		right: func(t *testing.T) { fx.ok(t, fx.admin, get, exportSettings, "") },
+	}})
+	add(azCase{route: "PUT " + exportSettings, calls: &azCalls{path: exportSettings, body: `{"send_by_email":false}`,
+		other: func(t *testing.T) {
+			mailbox := fx.ensureMailbox(t)
+			fx.ok(t, fx.admin, put, exportSettings, fmt.Sprintf(`{"send_by_email":true,"mailbox_id":%q}`, mailbox))
+			before := fx.snap(exportSettings)(t)
+			fx.ok(t, fx.other, put, exportSettings, `{"send_by_email":false}`)
+			require.Equal(t, before, fx.snap(exportSettings)(t), "B's admin changed A's settings")
+		},
+		agent: func(t *testing.T) {
+			before := fx.snap(exportSettings)(t)
+			azMustProblem(t, azCall(t, fx.e, fx.agent, put, exportSettings, `{"send_by_email":false}`), forbidden, "an agent changing the export settings")
+			require.Equal(t, before, fx.snap(exportSettings)(t))
+		},
+		right: func(t *testing.T) { fx.ok(t, fx.admin, put, exportSettings, `{"send_by_email":false}`) },
+	}})
 	queueAutomation := func(body func() string) func(t *testing.T) azTarget {
 		return func(t *testing.T) azTarget {
 			id := fx.create(t, fx.admin, "/v1/admin/queues", fmt.Sprintf(`{"name":%q}`, testkit.RandomName("q-")))
@@ -1642,6 +1688,7 @@ func TestAuthzMatrix(t *testing.T) {
 		bUser := fx.create(t, fx.other, "/v1/admin/users", fmt.Sprintf(`{"email":%q,"name":"B agent"}`, testkit.RandomName("b-")+"@example.com"))
 		bMessage := fx.firstMessage(t, fx.other, fx.bConv)
 		aRule := fx.create(t, fx.admin, "/v1/admin/routing-rules", routingRuleBody(testkit.RandomName("rule-")))
+		aMailbox := fx.ensureMailbox(t)
 		bc := "/v1/conversations/" + fx.bConv
 		for _, c := range []struct {
 			name, method, path, body string
@@ -1657,6 +1704,7 @@ func TestAuthzMatrix(t *testing.T) {
 			{"create a user in A's queue", http.MethodPost, "/v1/admin/users", `{"email":"twin@example.com","name":"Twin","queue_ids":[%q]}`, fx.q2.ID.String()},
 			{"create a user with A's skill", http.MethodPost, "/v1/admin/users", `{"email":"twin@example.com","name":"Twin","skill_ids":[%q]}`, skill},
 			{"move a user to A's queue", http.MethodPatch, "/v1/admin/users/" + bUser, `{"queue_ids":[%q]}`, fx.q2.ID.String()},
+			{"export settings with A's mailbox", http.MethodPut, "/v1/admin/settings/export", `{"send_by_email":true,"mailbox_id":%q}`, aMailbox},
 			{"list A's queue", http.MethodGet, "/v1/conversations?queue_id=%s", "", fx.q2.ID.String()},
 			{"list A's assignee", http.MethodGet, "/v1/conversations?assignee_id=%s", "", fx.adminUser.ID.String()},
 			{"list A's tag list", http.MethodGet, "/v1/conversations?tag=%s:late", "", list},

@@ -59,6 +59,8 @@ var oaOptions = &openapi3filter.Options{
 func init() {
 	// GET /v1/stream is text/event-stream: its body is text.
 	openapi3filter.RegisterBodyDecoder("text/event-stream", openapi3filter.PlainBodyDecoder)
+	// GET /v1/conversations/{id}/export serves a printable page.
+	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
 }
 
 // oaLoad fetches the document from the server at base, without a token,

@@ -321,6 +321,7 @@ func (a *API) Register(r Router) {
 	a.registerContacts(r)
 	a.registerExpertQuestions(r)
 	a.registerHelp(r)
+	a.registerExport(r)
 	a.registerOpenAPI(r)
 	if a.Stream != nil {
 		a.handle(r, "GET /v1/stream", func(w http.ResponseWriter, r *http.Request, p domain.Principal) error {

@@ -211,6 +211,9 @@ type Attachment struct {
 	ContentID   string `json:"content_id,omitempty"`
 	// Skipped says why the content was not kept (too large, too many).
 	Skipped string `json:"skipped,omitempty"`
+	// BlobKey is where the blob store keeps the content, for the
+	// inbox's own use (exports); never shown.
+	BlobKey string `json:"-"`
 }
 
 func attachmentsOf(as []events.Attachment) []Attachment {
@@ -219,7 +222,8 @@ func attachmentsOf(as []events.Attachment) []Attachment {
 	}
 	out := make([]Attachment, len(as))
 	for i, a := range as {
-		out[i] = Attachment{Name: a.Name, ContentType: a.ContentType, Size: a.Size, Inline: a.Inline, ContentID: a.ContentID, Skipped: a.Skipped}
+		out[i] = Attachment{Name: a.Name, ContentType: a.ContentType, Size: a.Size, Inline: a.Inline, ContentID: a.ContentID, Skipped: a.Skipped,
+			BlobKey: a.BlobKey}
 	}
 	return out
 }
