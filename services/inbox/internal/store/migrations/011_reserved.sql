@@ -1,0 +1,2 @@
+-- Number held by a change built in parallel on another branch; this file
+-- only keeps the sequence whole on this branch and goes when they merge.
