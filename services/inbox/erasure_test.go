@@ -409,4 +409,11 @@ func TestDeletedMessagesAndConversationsAreGone(t *testing.T) {
 	require.Equal(t, http.StatusOK, e.do(t, admin, http.MethodGet, "/v1/admin/audit?limit=1", "", &log))
 	require.Len(t, log.Items, 1)
 	require.NotEmpty(t, log.NextCursor)
+	require.Equal(t, http.StatusOK, e.do(t, admin, http.MethodGet, "/v1/admin/audit?limit=1&cursor="+log.NextCursor, "", &log))
+	require.Len(t, log.Items, 1)
+	require.Equal(t, "delete_message", log.Items[0]["action"])
+	for q, field := range map[string]string{"limit=0": "limit", "cursor=nope": "cursor"} {
+		p := azMustProblem(t, azCall(t, e, admin, http.MethodGet, "/v1/admin/audit?"+q, ""), http.StatusBadRequest, q)
+		require.Equal(t, []string{field}, p.fields(), q)
+	}
 }
