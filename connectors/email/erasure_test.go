@@ -72,7 +72,7 @@ func TestErasuresAreForgotten(t *testing.T) {
 
 	// The customer is erased: the thread is forgotten.
 	e.publishErase(events.Erase{Reason: events.EraseContact, Identities: []string{"cust@customer.example"},
-		Messages: []events.ErasedMessage{{ID: uuid.NewString(), ExternalID: first.ExternalID, ChannelAccountID: mb.ID, ConversationID: cmd.ConversationID, Direction: "inbound"}},
+		Messages:      []events.ErasedMessage{{ID: uuid.NewString(), ExternalID: first.ExternalID, ChannelAccountID: mb.ID, ConversationID: cmd.ConversationID, Direction: "inbound"}},
 		Conversations: []events.ErasedConversation{{ID: cmd.ConversationID, ChannelAccountID: mb.ID, ThreadKey: first.ThreadKey}}}, first.ThreadKey, mb.ID)
 	testkit.Eventually(t, 20*time.Second, func() bool { return len(subjects()) == 0 }, "the thread's records were not forgotten")
 	var tokens int
