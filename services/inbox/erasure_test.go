@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -397,6 +398,30 @@ func TestDeletedMessagesAndConversationsAreGone(t *testing.T) {
 		require.Zero(t, n, table)
 	}
 	require.Equal(t, http.StatusNotFound, e.do(t, admin, http.MethodDelete, "/v1/admin/conversations/"+conv, "", nil), "deleting again")
+
+	// Its last event closes it for the router and the scheduler; the chat
+	// connector is told to forget its thread and the message left.
+	var changed events.ConversationChanged
+	nextEvent(t, topicReader(t, e, events.TopicConversations), func(ev events.Event) bool {
+		return ev.Type == events.TypeConversationChanged && ev.Decode(&changed) == nil && changed.Action == "delete_conversation"
+	})
+	var snap struct {
+		ID          string   `json:"id"`
+		Assignees   []string `json:"assignee_ids"`
+		ContactName string   `json:"contact_name"`
+	}
+	require.NoError(t, json.Unmarshal(changed.Conversation, &snap))
+	require.Equal(t, "done", changed.To)
+	require.Equal(t, conv, snap.ID)
+	require.Empty(t, snap.Assignees)
+	require.Empty(t, snap.ContactName)
+	var erase events.Erase
+	nextEvent(t, topicReader(t, e, events.TopicOutbound(events.ChannelChat)), func(ev events.Event) bool {
+		return ev.Type == events.TypeErase && ev.Decode(&erase) == nil && len(erase.Conversations) == 1
+	})
+	require.Equal(t, events.EraseDelete, erase.Reason)
+	require.Equal(t, conv, erase.Conversations[0].ID)
+	require.Equal(t, []string{left[0]["id"].(string)}, erase.MessageIDs())
 
 	var log list[map[string]any]
 	require.Equal(t, http.StatusOK, e.do(t, admin, http.MethodGet, "/v1/admin/audit", "", &log))
