@@ -241,7 +241,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 	busCfg := d.Bus
 	busCfg.Brokers = d.Brokers
 	if c.sends, err = bus.NewConsumer(busCfg, bus.ConsumerOptions{Group: SendGroup, Topics: []string{events.TopicOutbound(events.ChannelChat)}, Clock: d.Clock},
-		rec.HandleCommands, d.Producer, d.Telemetry); err != nil {
+		bus.ByType(map[string]bus.Handler{events.TypeErase: bus.Each(func(ctx context.Context, e events.Erase) error {
+			return c.store.Forget(ctx, e, d.Clock.Now())
+		}, outbound.ErrInvalidErase)}, rec.HandleCommands), d.Producer, d.Telemetry); err != nil {
 		return nil, fmt.Errorf("chat: %w", err)
 	}
 	if c.states, err = bus.NewConsumer(busCfg, bus.ConsumerOptions{Group: StateGroup, Topics: []string{events.TopicConversations}, Clock: d.Clock},

@@ -161,7 +161,8 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 	busCfg := d.Bus
 	busCfg.Brokers = d.Brokers
 	c.consumer, err = bus.NewConsumer(busCfg, bus.ConsumerOptions{Group: SendGroup, Topics: []string{events.TopicOutbound(events.ChannelEmail)}, Clock: d.Clock},
-		bus.Each(c.sender.Handle, smtpsend.ErrInvalidCommand), d.Producer, d.Telemetry)
+		bus.ByType(map[string]bus.Handler{events.TypeErase: bus.Each(c.forget, ErrInvalidErase)},
+			bus.Each(c.sender.Handle, smtpsend.ErrInvalidCommand)), d.Producer, d.Telemetry)
 	if err != nil {
 		return nil, err
 	}

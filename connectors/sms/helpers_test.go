@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
@@ -72,6 +73,9 @@ type env struct {
 	clock   *fixedClock
 	tel     *telemetry.Telemetry
 	media   *mediaServer
+	// pool is the connector's database; producer publishes as the inbox.
+	pool     *pgxpool.Pool
+	producer *bus.Producer
 }
 
 type options struct {
@@ -139,7 +143,7 @@ func startWith(t *testing.T, o options) env {
 	a, known := c.Account(accountA)
 	require.True(t, known)
 	require.Equal(t, sidA, a.AccountSID)
-	return env{base: "http://" + srv.Addr(), brokers: brokers, consent: c.Consent(), blobs: blobs, clock: clock, tel: tel, media: media}
+	return env{base: "http://" + srv.Addr(), brokers: brokers, consent: c.Consent(), blobs: blobs, clock: clock, tel: tel, media: media, pool: pool, producer: p}
 }
 
 // twilioSignature computes X-Twilio-Signature the way Twilio documents it:

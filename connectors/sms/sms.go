@@ -119,6 +119,7 @@ type Connector struct {
 	inbound *inbound.Handler
 	sender  *outbound.Handler
 	sends   *bus.Consumer
+	pool    *pgxpool.Pool
 
 	mu       sync.RWMutex
 	accounts map[string]events.SMSAccount
@@ -143,7 +144,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 	if d.Clock == nil {
 		d.Clock = retry.SystemClock{}
 	}
-	c := &Connector{cfg: cfg, log: d.Telemetry.Component("sms"), consent: consent.New(d.Pool), accounts: map[string]events.SMSAccount{}}
+	c := &Connector{cfg: cfg, log: d.Telemetry.Component("sms"), consent: consent.New(d.Pool), pool: d.Pool, accounts: map[string]events.SMSAccount{}}
 	if err := c.consent.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("sms: migrate: %w", err)
 	}
@@ -211,7 +212,8 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 	busCfg := d.Bus
 	busCfg.Brokers = d.Brokers
 	c.sends, err = bus.NewConsumer(busCfg, bus.ConsumerOptions{Group: SendGroup, Topics: []string{events.TopicOutbound(events.ChannelSMS)}, Clock: d.Clock},
-		bus.Each(c.sender.Handle, outbound.ErrInvalidCommand), d.Producer, d.Telemetry)
+		bus.ByType(map[string]bus.Handler{events.TypeErase: bus.Each(c.forget, ErrInvalidErase)},
+			bus.Each(c.sender.Handle, outbound.ErrInvalidCommand)), d.Producer, d.Telemetry)
 	if err != nil {
 		return nil, fmt.Errorf("sms: %w", err)
 	}

@@ -34,6 +34,12 @@ type Store interface {
 	// with an error wrapping ErrNotFound when there is no such blob and
 	// ErrInvalidKey when key is not a key this store could have made.
 	Open(ctx context.Context, key string) (io.ReadCloser, error)
+	// Delete removes the blob whose Ref.Key is key, for good (an erasure:
+	// a message anonymised or deleted). Deleting a blob that is not there
+	// succeeds; a key this store could not have made fails with
+	// ErrInvalidKey. Blobs are content-addressed, so the caller checks
+	// that nothing else it keeps names the key before deleting it.
+	Delete(ctx context.Context, key string) error
 }
 
 // Ref names a stored blob.

@@ -154,6 +154,26 @@ func (d *Dir) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	return f, nil
 }
 
+// Delete removes the blob named key; see Store.Delete. The directory is
+// fsynced, so that the removal survives a crash.
+func (d *Dir) Delete(ctx context.Context, key string) error {
+	ns, sum, err := splitKey(key)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("blob: delete: %w", err)
+	}
+	dir, name := blobPath(ns, sum)
+	if err := d.root.Remove(name); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("blob: delete %s: %w", key, err)
+	}
+	return d.syncDir(dir)
+}
+
 // createTemp creates a new, empty temporary file. os.Root has no
 // CreateTemp, so the name is random and O_EXCL guards against a clash.
 func (d *Dir) createTemp() (string, *os.File, error) {

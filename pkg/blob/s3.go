@@ -264,6 +264,23 @@ func (s *S3) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	return obj, nil
 }
 
+// Delete removes the blob named key; see Store.Delete. S3 answers a
+// removal of a missing object with success too.
+func (s *S3) Delete(ctx context.Context, key string) error {
+	ns, sum, err := splitKey(key)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("blob: delete: %w", err)
+	}
+	name := s.objectName(ns, sum)
+	if err := s.client.RemoveObject(ctx, s.bucket, name, minio.RemoveObjectOptions{}); err != nil && !isNoSuchKey(err) {
+		return fmt.Errorf("blob: delete %s from bucket %q: %w", name, s.bucket, err)
+	}
+	return nil
+}
+
 // objectName returns the name of a blob's object from an already validated
 // namespace and hash.
 func (s *S3) objectName(ns, sum string) string {

@@ -279,3 +279,26 @@ func TestConcurrentPutsOfSameContent(t *testing.T) {
 		require.Empty(t, h.leftovers(t))
 	})
 }
+
+// TestDeleteRemovesTheBlobForGood deletes a stored blob: it cannot be
+// opened any more, the store holds no object for it, deleting it again
+// succeeds, and a malformed key is refused.
+func TestDeleteRemovesTheBlobForGood(t *testing.T) {
+	eachStore(t, func(t *testing.T, h harness) {
+		ctx := context.Background()
+		keep, err := h.store.Put(ctx, "tenant-1/mail", strings.NewReader("kept"), 1<<20)
+		require.NoError(t, err)
+		gone, err := h.store.Put(ctx, "tenant-1/mail", strings.NewReader("erased"), 1<<20)
+		require.NoError(t, err)
+		require.Len(t, h.objects(t), 2)
+
+		require.NoError(t, h.store.Delete(ctx, gone.Key))
+		_, err = h.store.Open(ctx, gone.Key)
+		require.ErrorIs(t, err, blob.ErrNotFound)
+		require.Len(t, h.objects(t), 1)
+		require.Equal(t, []byte("kept"), readAll(t, h.store, keep.Key))
+
+		require.NoError(t, h.store.Delete(ctx, gone.Key), "deleting again")
+		require.ErrorIs(t, h.store.Delete(ctx, "../etc/passwd"), blob.ErrInvalidKey)
+	})
+}

@@ -501,3 +501,28 @@ func Each[T any](handle func(ctx context.Context, v T) error, permanent ...error
 		return nil
 	}
 }
+
+// ByType is a handler of a topic that carries several event types: each
+// record goes, in order, to the handler of its type, or to fallback when
+// its type has none. Consecutive records of one type go together, so that
+// a handler that works by batches still gets them as one.
+func ByType(handlers map[string]Handler, fallback Handler) Handler {
+	return func(ctx context.Context, msgs []Message) error {
+		for start := 0; start < len(msgs); {
+			typ := msgs[start].Event.Type
+			end := start + 1
+			for end < len(msgs) && msgs[end].Event.Type == typ {
+				end++
+			}
+			h, ok := handlers[typ]
+			if !ok {
+				h = fallback
+			}
+			if err := h(ctx, msgs[start:end]); err != nil {
+				return err
+			}
+			start = end
+		}
+		return nil
+	}
+}

@@ -45,3 +45,28 @@ func TestEachDecodesAndClassifies(t *testing.T) {
 	require.Error(t, err)
 	require.False(t, bus.IsPermanent(err), "any other error is retried")
 }
+
+func TestByTypeRoutesEachRunInOrder(t *testing.T) {
+	msg := func(typ string, n int) bus.Message {
+		ev, err := events.New(typ, "test", "t1", time.Now(), map[string]int{"n": n})
+		require.NoError(t, err)
+		return bus.Message{Event: ev}
+	}
+	var calls []string
+	record := func(name string, fail error) bus.Handler {
+		return func(_ context.Context, msgs []bus.Message) error {
+			calls = append(calls, name+":"+string(rune('0'+len(msgs))))
+			return fail
+		}
+	}
+	stop := errors.New("stop")
+	h := bus.ByType(map[string]bus.Handler{"sb.erase.v1": record("erase", nil)}, record("send", nil))
+	batch := []bus.Message{msg("sb.send.v1", 1), msg("sb.send.v1", 2), msg("sb.erase.v1", 3), msg("sb.send.v1", 4)}
+	require.NoError(t, h(context.Background(), batch))
+	require.Equal(t, []string{"send:2", "erase:1", "send:1"}, calls, "runs of one type together, in order")
+
+	calls = nil
+	h = bus.ByType(map[string]bus.Handler{"sb.erase.v1": record("erase", stop)}, record("send", nil))
+	require.ErrorIs(t, h(context.Background(), batch), stop)
+	require.Equal(t, []string{"send:2", "erase:1"}, calls, "nothing after a failure")
+}

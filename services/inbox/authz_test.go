@@ -1169,6 +1169,44 @@ func azMatrix(fx *azFixture) []azCase {
 			snap: fx.snap("/v1/conversations/"+conv+"/messages?limit=200", "/v1/conversations/"+conv+"/audit")}
 	}}})
 
+	// The admin's duties on data need manage_data; each call gets an
+	// object of its own (they destroy it).
+	erasable := func(suffix string) func(t *testing.T) azTarget {
+		return func(t *testing.T) azTarget {
+			conv, msg := fx.emailConv(t, fx.q1, "new")
+			return azTarget{path: "/v1/admin/messages/" + msg + suffix, missing: "/v1/admin/messages/" + uuid.NewString() + suffix,
+				snap: fx.convSnap(conv)}
+		}
+	}
+	add(azCase{route: "POST /v1/admin/messages/{id}/anonymise", obj: &azObject{agent: forbidden, ok: http.StatusOK, target: erasable("/anonymise")}})
+	add(azCase{route: "DELETE /v1/admin/messages/{id}", obj: &azObject{agent: forbidden, ok: http.StatusNoContent, target: erasable("")}})
+	add(azCase{route: "DELETE /v1/admin/conversations/{id}", obj: &azObject{agent: forbidden, ok: http.StatusNoContent, target: func(t *testing.T) azTarget {
+		conv, _ := fx.emailConv(t, fx.q1, "new")
+		return azTarget{path: "/v1/admin/conversations/" + conv, missing: "/v1/admin/conversations/" + uuid.NewString(), snap: fx.convSnap(conv)}
+	}}})
+	add(azCase{route: "POST /v1/admin/contacts/{id}/erase", obj: &azObject{agent: forbidden, ok: http.StatusOK, target: func(t *testing.T) azTarget {
+		id, _ := fx.contact(t, fx.admin)
+		fx.ok(t, fx.admin, post, "/v1/contacts/"+id+"/notes", `{"body":"prefers email"}`)
+		return azTarget{path: "/v1/admin/contacts/" + id + "/erase", missing: "/v1/admin/contacts/" + uuid.NewString() + "/erase",
+			snap: fx.snap("/v1/contacts/"+id, "/v1/contacts/"+id+"/notes?limit=200")}
+	}}})
+	const adminAudit = "/v1/admin/audit"
+	add(azCase{route: "GET " + adminAudit, calls: &azCalls{path: adminAudit,
+		other: func(t *testing.T) {
+			id, _ := fx.contact(t, fx.admin)
+			fx.ok(t, fx.admin, post, "/v1/admin/contacts/"+id+"/erase", "")
+			require.NotContains(t, string(fx.ok(t, fx.other, get, adminAudit+"?limit=200", "").Body), id, "B's admin sees A's audit log")
+		},
+		agent: func(t *testing.T) {
+			azMustProblem(t, azCall(t, fx.e, fx.agent, get, adminAudit, ""), forbidden, "an agent reading the admin audit log")
+		},
+		right: func(t *testing.T) {
+			id, _ := fx.contact(t, fx.admin)
+			fx.ok(t, fx.admin, post, "/v1/admin/contacts/"+id+"/erase", "")
+			require.Contains(t, string(fx.ok(t, fx.admin, get, adminAudit+"?limit=200", "").Body), id)
+		},
+	}})
+
 	// --- Routing at creation: channel accounts' default queues and the
 	// routing rules need manage_settings, to read too (rules name
 	// customers). Rules made here match none of the test's conversations.

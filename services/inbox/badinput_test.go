@@ -1100,6 +1100,29 @@ func biRoutes(fx *azFixture) []biRoute {
 			biOversized("force"),
 		}})
 
+	// The admin's duties on data take no body: one is refused before
+	// anything is erased.
+	add(biRoute{route: "POST /v1/admin/messages/{id}/anonymise",
+		target: func(t *testing.T, _ string) biTarget {
+			conv, msg := fx.emailConv(t, fx.q1, "new")
+			return admin("/v1/admin/messages/"+msg+"/anonymise", "/v1/conversations/"+conv+"/messages?limit=200", "/v1/admin/audit")
+		},
+		cases: []biCase{
+			biUnknown(`{"keep_attachments":true}`, "keep_attachments"),
+			biWrongType(`[]`, "body"),
+			biOversized("reason"),
+		}})
+	add(biRoute{route: "POST /v1/admin/contacts/{id}/erase",
+		target: func(t *testing.T, _ string) biTarget {
+			id, _ := fx.contact(t, fx.admin)
+			return admin("/v1/admin/contacts/"+id+"/erase", "/v1/contacts/"+id, "/v1/admin/audit")
+		},
+		cases: []biCase{
+			biUnknown(`{"keep_notes":true}`, "keep_notes"),
+			biWrongType(`[]`, "body"),
+			biOversized("reason"),
+		}})
+
 	// --- Routing at creation ------------------------------------------
 
 	add(biRoute{route: "PUT /v1/admin/channel-accounts/{id}/routing",

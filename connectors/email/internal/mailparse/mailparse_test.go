@@ -57,6 +57,11 @@ func (s *memStore) Open(_ context.Context, key string) (io.ReadCloser, error) {
 	return io.NopCloser(bytes.NewReader(b)), nil
 }
 
+func (s *memStore) Delete(_ context.Context, key string) error {
+	delete(s.blobs, key)
+	return nil
+}
+
 func newParser(t testing.TB, opts Options) *Parser {
 	t.Helper()
 	if opts.BlobNamespace == "" {

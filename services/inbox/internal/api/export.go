@@ -351,6 +351,9 @@ func (a *API) sendByEmail(w http.ResponseWriter, r *http.Request, p domain.Princ
 			return store.Change{}, err
 		}
 		ev.Subject = c.ID.String()
+		if err := store.RecordTranscript(r.Context(), tx, tenant, c.ID, mailID, m.Attachments[0].BlobKey, a.Clock.Now()); err != nil {
+			return store.Change{}, err
+		}
 		return store.Change{Action: domain.ActionSendByEmail, Data: map[string]any{"to": to, "mail_id": m.ID},
 			Records: []outbox.Record{{Topic: events.TopicOutbound(events.ChannelEmail), Key: []byte(m.ID), Event: ev}}}, nil
 	})

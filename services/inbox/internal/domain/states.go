@@ -131,6 +131,12 @@ const (
 	ActionAnonymise     Action = "anonymise"
 	ActionDeleteMessage Action = "delete_message"
 	ActionSendByEmail   Action = "send_by_email"
+	// ActionDeleteConversation: an admin deleted the conversation; its
+	// last event says so, with the conversation done.
+	ActionDeleteConversation Action = "delete_conversation"
+	// ActionEraseContact: an admin erased the conversation's contact
+	// (GDPR art. 17); its messages are anonymised.
+	ActionEraseContact Action = "erase_contact"
 )
 
 // Conversation is the part of a conversation the rules look at.

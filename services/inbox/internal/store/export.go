@@ -19,8 +19,7 @@ import (
 type ExportMessage struct {
 	Message
 	// Anonymised: the content was anonymised; an export shows that it
-	// was, and nothing of it. Set from the messages table's
-	// anonymised_at once that column exists (LastMessages reads it).
+	// was, and nothing of it (the message's anonymised_at).
 	Anonymised bool
 }
 
@@ -46,7 +45,7 @@ func (s *Store) LastMessages(ctx context.Context, conversation uuid.UUID, limit 
 	slices.Reverse(msgs)
 	out := make([]ExportMessage, len(msgs))
 	for i, m := range msgs {
-		out[i] = ExportMessage{Message: m}
+		out[i] = ExportMessage{Message: m, Anonymised: m.AnonymisedAt != nil}
 	}
 	return out, total, nil
 }
@@ -167,4 +166,15 @@ func LiveMailbox(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID) (bool, er
 		return false, fmt.Errorf("read mailbox %s: %w", id, err)
 	}
 	return true, nil
+}
+
+// RecordTranscript remembers that the PDF under blobKey renders
+// conversation for the mail id, so that an erasure of one of its messages
+// deletes it (see contentCopies).
+func RecordTranscript(ctx context.Context, tx pgx.Tx, tenant, conversation, id uuid.UUID, blobKey string, now time.Time) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO inbox.transcripts (id, tenant_id, conversation_id, blob_key, created_at)
+		VALUES ($1, $2, $3, $4, $5)`, id, tenant, conversation, blobKey, now); err != nil {
+		return fmt.Errorf("record the transcript %s: %w", id, err)
+	}
+	return nil
 }

@@ -194,6 +194,11 @@ type Message struct {
 	DeliveryStatus    string            `json:"delivery_status,omitempty"`
 	DeliveryError     string            `json:"delivery_error,omitempty"`
 	DeliveryUpdatedAt *time.Time        `json:"delivery_updated_at,omitempty"`
+	// AnonymisedAt is when an admin erased the message's content, by
+	// AnonymisedBy (kind:id); the message stays as the fact that it was
+	// sent, with nothing of what it said.
+	AnonymisedAt *time.Time `json:"anonymised_at,omitempty"`
+	AnonymisedBy string     `json:"anonymised_by,omitempty"`
 }
 
 // AuthorBot is the author_kind of a message the chat channel's bot wrote.
@@ -230,14 +235,15 @@ func attachmentsOf(as []events.Attachment) []Attachment {
 
 const messageColumns = `m.id, m.conversation_id, m.direction, m.sender, coalesce(m.author_id, ''), m.body, coalesce(m.subject, ''), m.cc,
 	m.external_id, m.language, m.tags, m.metadata, m.sent_at, m.received_at, coalesce(m.delivery_status, ''),
-	coalesce(m.delivery_error, ''), m.delivery_updated_at, coalesce(m.html, ''), m.automatic, m.attachments, coalesce(m.author_kind, '')`
+	coalesce(m.delivery_error, ''), m.delivery_updated_at, coalesce(m.html, ''), m.automatic, m.attachments, coalesce(m.author_kind, ''),
+	m.anonymised_at, coalesce(m.anonymised_by, '')`
 
 func scanMessage(r pgx.CollectableRow) (Message, error) {
 	var m Message
 	var tags, meta, attachments []byte
 	if err := r.Scan(&m.ID, &m.ConversationID, &m.Direction, &m.Sender, &m.AuthorID, &m.Body, &m.Subject, &m.CC,
 		&m.ExternalID, &m.Language, &tags, &meta, &m.SentAt, &m.ReceivedAt, &m.DeliveryStatus, &m.DeliveryError, &m.DeliveryUpdatedAt,
-		&m.HTML, &m.Automatic, &attachments, &m.AuthorKind); err != nil {
+		&m.HTML, &m.Automatic, &attachments, &m.AuthorKind, &m.AnonymisedAt, &m.AnonymisedBy); err != nil {
 		return m, err
 	}
 	if m.AuthorKind == AuthorBot {

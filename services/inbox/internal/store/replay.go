@@ -172,7 +172,7 @@ func (s *Store) ReplayDelivery(ctx context.Context, p domain.Principal, tenant, 
 	err := s.InTx(ctx, func(tx pgx.Tx) error {
 		var conv uuid.UUID
 		err := tx.QueryRow(ctx, `SELECT conversation_id FROM inbox.messages
-			WHERE tenant_id = $1 AND id = $2 AND direction = 'outbound' AND author_kind IS NULL`, tenant, id).Scan(&conv)
+			WHERE tenant_id = $1 AND id = $2 AND direction = 'outbound' AND author_kind IS NULL AND anonymised_at IS NULL`, tenant, id).Scan(&conv)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -208,7 +208,7 @@ func (s *Store) ReplayDeliveries(ctx context.Context, p domain.Principal, tenant
 	err := s.InTx(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT m.id, m.conversation_id
 			FROM inbox.messages m JOIN inbox.conversations c ON c.id = m.conversation_id
-			WHERE m.tenant_id = $1 AND m.delivery_status = 'failed' AND m.direction = 'outbound' AND m.author_kind IS NULL
+			WHERE m.tenant_id = $1 AND m.delivery_status = 'failed' AND m.direction = 'outbound' AND m.author_kind IS NULL AND m.anonymised_at IS NULL
 			  AND ($2 = '' OR c.channel = $2)
 			ORDER BY m.delivery_updated_at, m.id LIMIT $3`, tenant, channel, MaxReplayBatch)
 		if err != nil {
@@ -259,7 +259,7 @@ func lockCandidates(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, convs, ids
 		return nil, fmt.Errorf("lock conversations: %w", err)
 	}
 	rows, err := tx.Query(ctx, `SELECT `+replayColumns+replayFrom+`
-		WHERE m.tenant_id = $1 AND m.id = ANY($2) AND m.direction = 'outbound' AND m.author_kind IS NULL
+		WHERE m.tenant_id = $1 AND m.id = ANY($2) AND m.direction = 'outbound' AND m.author_kind IS NULL AND m.anonymised_at IS NULL
 		ORDER BY m.delivery_updated_at, m.id
 		FOR UPDATE OF m`, tenant, ids)
 	if err != nil {

@@ -333,8 +333,9 @@ type entry struct {
 	// queue ("" for none) and assignees decide who sees it.
 	queue     string
 	assignees []string
-	// id, typ and conversation name the event in delivery spans.
-	id, typ, conversation string
+	// id, typ and conversation name the event in delivery spans;
+	// message is the id of the message a message event carries.
+	id, typ, conversation, message string
 	// span is the context of the span of the record's processing: the
 	// parent of its deliveries to clients.
 	span trace.SpanContext
@@ -362,7 +363,7 @@ func (e *entry) ready() bool {
 			return
 		}
 		e.queue, e.assignees, e.frame, e.prepared = p.queue, p.assignees, p.frame, true
-		e.id, e.typ, e.conversation = p.id, p.typ, p.conversation
+		e.id, e.typ, e.conversation, e.message = p.id, p.typ, p.conversation, p.message
 	})
 	return e.prepared
 }
@@ -393,6 +394,9 @@ func prepare(ctx context.Context, partition int, m kafka.Message) (*entry, error
 			QueueID   *string  `json:"queue_id"`
 			Assignees []string `json:"assignee_ids"`
 		} `json:"conversation"`
+		Message *struct {
+			ID string `json:"id"`
+		} `json:"message"`
 	}
 	if err := ev.Decode(&data); err != nil {
 		return nil, err
@@ -414,6 +418,9 @@ func prepare(ctx context.Context, partition int, m kafka.Message) (*entry, error
 	frame = append(frame, "\n\n"...)
 	e := &entry{partition: partition, offset: m.Offset, tenant: ev.Tenant, assignees: data.Conversation.Assignees, frame: frame,
 		id: ev.ID, typ: ev.Type, conversation: data.Conversation.ID}
+	if data.Message != nil {
+		e.message = data.Message.ID
+	}
 	if q := data.Conversation.QueueID; q != nil {
 		e.queue = *q
 	}
@@ -439,10 +446,17 @@ func (h *Hub) deliver(ctx context.Context, partition int, m kafka.Message) {
 		// The record still counts: the position moves past it.
 		h.log.Warn("skipping a conversation event without a tenant", "partition", partition, "offset", m.Offset)
 	}
+	var er *erasure
+	if e != nil {
+		er = erasureOf(m)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if partition >= len(h.pos) || m.Offset <= h.pos[partition] {
 		return // a replaced reader read it again
+	}
+	if er != nil {
+		h.scrubLocked(e.tenant, er)
 	}
 	h.pos[partition] = m.Offset
 	h.posCursor = ""

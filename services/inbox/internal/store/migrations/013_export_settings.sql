@@ -13,3 +13,15 @@ CREATE TABLE export_settings (
     updated_at    timestamptz NOT NULL DEFAULT now(),
     CHECK (NOT send_by_email OR mailbox_id IS NOT NULL)
 );
+
+-- Transcripts sent by email: their PDF stays in the blob store for the
+-- email connector to attach. An erasure of any message of the
+-- conversation deletes the PDF (it holds the message) and the row.
+CREATE TABLE transcripts (
+    id              uuid PRIMARY KEY,
+    tenant_id       uuid        NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    conversation_id uuid        NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    blob_key        text        NOT NULL,
+    created_at      timestamptz NOT NULL
+);
+CREATE INDEX transcripts_conversation ON transcripts (conversation_id);
