@@ -319,6 +319,7 @@ func (a *API) Register(r Router) {
 	a.registerAutomation(r)
 	a.registerPresence(r)
 	a.registerContacts(r)
+	a.registerNotifications(r)
 	a.registerOpenAPI(r)
 	if a.Stream != nil {
 		a.handle(r, "GET /v1/stream", func(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
