@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -318,4 +319,207 @@ func TestNotificationEmailsFollowThePreferenceAndTheTenantsMailbox(t *testing.T)
 	require.NoError(t, mail.Decode(&m))
 	require.Equal(t, box, m.MailboxID)
 	require.Equal(t, events.MailNotification, m.Purpose)
+}
+
+// ntAzCases are the notification routes of the authorisation matrix
+// (azMatrix); fx may be empty when only the routes are wanted.
+func ntAzCases(fx *azFixture) []azCase {
+	const get, post, put = http.MethodGet, http.MethodPost, http.MethodPut
+	const listPath = "/v1/me/notifications?limit=200"
+	// notified makes token's user (of b) notified once more.
+	notified := func(t *testing.T, b inbox.Bootstrap, token string) string { return ntNotified(t, fx.e, b, token) }
+	unread := func(t *testing.T, token, id string) bool {
+		var l list[ntNotification]
+		require.NoError(t, json.Unmarshal(fx.ok(t, token, get, listPath, "").Body, &l))
+		for _, n := range l.Items {
+			if n.ID == id {
+				return n.ReadAt == nil
+			}
+		}
+		t.Fatalf("notification %s is not in the list", id)
+		return false
+	}
+	read := func(t *testing.T, token, body string, want int) {
+		var out struct {
+			Marked int `json:"marked"`
+		}
+		require.NoError(t, json.Unmarshal(fx.ok(t, token, post, "/v1/me/notifications/read", body).Body, &out))
+		require.Equal(t, want, out.Marked, "POST /v1/me/notifications/read %s", body)
+	}
+	prefs := func(t *testing.T, token string) string { return string(fx.ok(t, token, get, "/v1/me/notification-settings", "").Body) }
+	setPrefs := func(t *testing.T, token string, on bool, others ...string) {
+		before := make([]string, len(others))
+		for i, o := range others {
+			before[i] = prefs(t, o)
+		}
+		fx.ok(t, token, put, "/v1/me/notification-settings", fmt.Sprintf(`{"email_when_offline":%t}`, on))
+		require.JSONEq(t, fmt.Sprintf(`{"email_when_offline":%t}`, on), prefs(t, token))
+		for i, o := range others {
+			require.Equal(t, before[i], prefs(t, o), "setting one's notification settings changed another's")
+		}
+	}
+	const settings = "/v1/admin/settings/notifications"
+	newMailbox := func(t *testing.T, token string) string {
+		return fx.create(t, token, "/v1/admin/mailboxes", mailboxBody(testkit.RandomName("nt-")+"@example.com", "imap-pass-s3cret"))
+	}
+	return []azCase{
+		{route: "GET /v1/me/notifications", calls: &azCalls{path: "/v1/me/notifications",
+			other: func(t *testing.T) {
+				mine := notified(t, fx.b, fx.other)
+				notified(t, fx.a, fx.admin)
+				fx.separate(t, listPath, mine)
+			},
+			agent: func(t *testing.T) {
+				theirs := notified(t, fx.a, fx.admin)
+				mine := notified(t, fx.a, fx.agent)
+				ids := azIDs(t, fx.ok(t, fx.agent, get, listPath, ""))
+				require.Contains(t, ids, mine)
+				require.NotContains(t, ids, theirs, "the agent lists the admin's notifications")
+			},
+			right: func(t *testing.T) {
+				mine := notified(t, fx.a, fx.admin)
+				require.Contains(t, azIDs(t, fx.ok(t, fx.admin, get, listPath, "")), mine)
+			},
+		}},
+		{route: "POST /v1/me/notifications/read", calls: &azCalls{path: "/v1/me/notifications/read", body: `{"all":true}`,
+			other: func(t *testing.T) {
+				theirs := notified(t, fx.a, fx.admin)
+				read(t, fx.other, fmt.Sprintf(`{"ids":[%q]}`, theirs), 0)
+				read(t, fx.other, `{"all":true}`, countUnread(t, fx, fx.other))
+				require.True(t, unread(t, fx.admin, theirs), "B's admin marked A's admin's notification read")
+			},
+			agent: func(t *testing.T) {
+				theirs := notified(t, fx.a, fx.admin)
+				read(t, fx.agent, fmt.Sprintf(`{"ids":[%q]}`, theirs), 0)
+				read(t, fx.agent, `{"all":true}`, countUnread(t, fx, fx.agent))
+				require.True(t, unread(t, fx.admin, theirs), "the agent marked the admin's notification read")
+			},
+			right: func(t *testing.T) {
+				mine := notified(t, fx.a, fx.admin)
+				read(t, fx.admin, fmt.Sprintf(`{"ids":[%q]}`, mine), 1)
+				require.False(t, unread(t, fx.admin, mine))
+			},
+		}},
+		{route: "GET /v1/me/notification-settings", calls: &azCalls{path: "/v1/me/notification-settings",
+			other: func(t *testing.T) {
+				setPrefs(t, fx.admin, true)
+				setPrefs(t, fx.other, false, fx.admin)
+				require.JSONEq(t, `{"email_when_offline":true}`, prefs(t, fx.admin), "B's admin's settings show as A's")
+			},
+			agent: func(t *testing.T) { prefs(t, fx.agent) },
+			right: func(t *testing.T) { prefs(t, fx.admin) },
+		}},
+		{route: "PUT /v1/me/notification-settings", calls: &azCalls{path: "/v1/me/notification-settings", body: `{"email_when_offline":false}`,
+			other: func(t *testing.T) { setPrefs(t, fx.other, false, fx.admin, fx.agent) },
+			agent: func(t *testing.T) { setPrefs(t, fx.agent, false, fx.admin, fx.mate) },
+			right: func(t *testing.T) { setPrefs(t, fx.admin, true, fx.agent, fx.mate) },
+		}},
+		{route: "GET " + settings, calls: &azCalls{path: settings,
+			other: func(t *testing.T) {
+				box := newMailbox(t, fx.admin)
+				fx.ok(t, fx.admin, put, settings, fmt.Sprintf(`{"mailbox_id":%q}`, box))
+				own := fx.ok(t, fx.other, get, settings, "")
+				require.NotContains(t, string(own.Body), box, "B's admin sees A's notification mailbox")
+			},
+			agent: func(t *testing.T) {
+				azMustProblem(t, azCall(t, fx.e, fx.agent, get, settings, ""), http.StatusForbidden, "an agent reading the notification settings")
+			},
+			right: func(t *testing.T) { fx.ok(t, fx.admin, get, settings, "") },
+		}},
+		{route: "PUT " + settings, calls: &azCalls{path: settings, body: `{"mailbox_id":null}`,
+			other: func(t *testing.T) {
+				// A's mailbox in B's request: not a mailbox of B's, like an
+				// id naming nothing; A's settings do not change.
+				box := newMailbox(t, fx.admin)
+				fx.ok(t, fx.admin, put, settings, fmt.Sprintf(`{"mailbox_id":%q}`, box))
+				before := fx.snap(settings)(t)
+				foreign := azCall(t, fx.e, fx.other, put, settings, fmt.Sprintf(`{"mailbox_id":%q}`, box))
+				missing := azCall(t, fx.e, fx.other, put, settings, fmt.Sprintf(`{"mailbox_id":%q}`, uuid.NewString()))
+				require.Equal(t, http.StatusBadRequest, foreign.Status, "answered %s", foreign)
+				require.Equal(t, string(missing.Body), string(foreign.Body))
+				fx.ok(t, fx.other, put, settings, `{"mailbox_id":null}`)
+				require.Equal(t, before, fx.snap(settings)(t))
+			},
+			agent: func(t *testing.T) {
+				before := fx.snap(settings)(t)
+				azMustProblem(t, azCall(t, fx.e, fx.agent, put, settings, `{"mailbox_id":null}`), http.StatusForbidden, "an agent setting the notification mailbox")
+				require.Equal(t, before, fx.snap(settings)(t))
+			},
+			right: func(t *testing.T) {
+				box := newMailbox(t, fx.admin)
+				fx.ok(t, fx.admin, put, settings, fmt.Sprintf(`{"mailbox_id":%q}`, box))
+				require.Contains(t, fx.snap(settings)(t), box)
+				fx.ok(t, fx.admin, put, settings, `{"mailbox_id":null}`)
+			},
+		}},
+	}
+}
+
+// countUnread is how many unread notifications token has.
+func countUnread(t *testing.T, fx *azFixture, token string) int {
+	t.Helper()
+	var l list[ntNotification]
+	require.NoError(t, json.Unmarshal(fx.ok(t, token, http.MethodGet, "/v1/me/notifications?unread=true&limit=200", "").Body, &l))
+	return len(l.Items)
+}
+
+// ntBiRoutes are the notification routes of the bad-input table
+// (biRoutes); fx may be empty when only the routes are wanted.
+func ntBiRoutes(fx *azFixture) []biRoute {
+	var notification string
+	var box string
+	tooMany := `{"ids":[` + strings.TrimSuffix(strings.Repeat(`"`+uuid.NewString()+`",`, 201), ",") + `]}`
+	return []biRoute{
+		{route: "POST /v1/me/notifications/read",
+			target: func(t *testing.T, _ string) biTarget {
+				if notification == "" {
+					notification = ntNotified(t, fx.e, fx.a, fx.admin)
+				}
+				return biTarget{path: "/v1/me/notifications/read", token: fx.admin, snap: fx.snap("/v1/me/notifications?limit=200"),
+					vars: map[string]string{"ID": notification}}
+			},
+			cases: []biCase{
+				biUnknown(`{"all":true,"every":true}`, "every"),
+				biWrongType(`{"ids":"{{ID}}"}`, "ids"),
+				biWrongType(`{"all":"yes"}`, "all"),
+				biWrongType(`[]`, "body"),
+				biOversized("ids"),
+				biInvalid("neither ids nor all", `{}`, "ids"),
+				biInvalid("ids empty", `{"ids":[]}`, "ids"),
+				biInvalid("both ids and all", `{"all":true,"ids":["{{ID}}"]}`, "ids"),
+				biInvalid("an id that is no id", `{"ids":["{{ID}}","x"]}`, "ids[1]"),
+				biInvalid("too many ids", tooMany, "ids"),
+			}},
+		{route: "PUT /v1/me/notification-settings",
+			target: func(t *testing.T, _ string) biTarget {
+				return biTarget{path: "/v1/me/notification-settings", token: fx.admin, snap: fx.snap("/v1/me/notification-settings")}
+			},
+			cases: []biCase{
+				biUnknown(`{"email_when_offline":false,"sms":true}`, "sms"),
+				biWrongType(`{"email_when_offline":"no"}`, "email_when_offline"),
+				biWrongType(`[]`, "body"),
+				biOversized("email_when_offline"),
+				biInvalid("email_when_offline absent", `{}`, "email_when_offline"),
+				biInvalid("email_when_offline null", `{"email_when_offline":null}`, "email_when_offline"),
+			}},
+		{route: "PUT /v1/admin/settings/notifications",
+			target: func(t *testing.T, _ string) biTarget {
+				if box == "" {
+					// A mailbox set, so that a wrongly accepted change shows.
+					box = fx.create(t, fx.admin, "/v1/admin/mailboxes", mailboxBody(testkit.RandomName("nt-bi-")+"@example.com", "imap-pass-s3cret"))
+					fx.ok(t, fx.admin, http.MethodPut, "/v1/admin/settings/notifications", fmt.Sprintf(`{"mailbox_id":%q}`, box))
+				}
+				return biTarget{path: "/v1/admin/settings/notifications", token: fx.admin, snap: fx.snap("/v1/admin/settings/notifications"),
+					vars: map[string]string{"CHAT": fx.a.ChatChannel.ID.String()}}
+			},
+			cases: []biCase{
+				biUnknown(`{"mailbox_id":null,"from":"x"}`, "from"),
+				biWrongType(`{"mailbox_id":5}`, "mailbox_id"),
+				biWrongType(`[]`, "body"),
+				biOversized("mailbox_id"),
+				biInvalid("mailbox_id no id", `{"mailbox_id":"support"}`, "mailbox_id"),
+				biInvalid("mailbox_id naming nothing", `{"mailbox_id":"`+uuid.NewString()+`"}`, "mailbox_id"),
+				biInvalid("mailbox_id a chat channel", `{"mailbox_id":"{{CHAT}}"}`, "mailbox_id"),
+			}},
+	}
 }
