@@ -346,7 +346,9 @@ func ntAzCases(fx *azFixture) []azCase {
 		require.NoError(t, json.Unmarshal(fx.ok(t, token, post, "/v1/me/notifications/read", body).Body, &out))
 		require.Equal(t, want, out.Marked, "POST /v1/me/notifications/read %s", body)
 	}
-	prefs := func(t *testing.T, token string) string { return string(fx.ok(t, token, get, "/v1/me/notification-settings", "").Body) }
+	prefs := func(t *testing.T, token string) string {
+		return string(fx.ok(t, token, get, "/v1/me/notification-settings", "").Body)
+	}
 	setPrefs := func(t *testing.T, token string, on bool, others ...string) {
 		before := make([]string, len(others))
 		for i, o := range others {
