@@ -142,8 +142,11 @@ func TestNotificationsOfAssignmentsAndCustomers(t *testing.T) {
 	emailOutbound := topicReader(t, e, events.TopicOutbound(events.ChannelEmail))
 
 	// Ada is connected (her stream beats for her); Bob is not, and keeps
-	// the default: he is mailed.
+	// the default: he is mailed. A supervisor, who sees everything, is
+	// connected too, and is told nothing.
 	ada0, _ := stOpen(t, e, adaTok, "")
+	_, supTok := e.userToken(t, acme, "supervisor")
+	sup, _ := stOpen(t, e, supTok, "")
 	var prefs struct {
 		EmailWhenOffline bool `json:"email_when_offline"`
 	}
@@ -198,6 +201,11 @@ func TestNotificationsOfAssignmentsAndCustomers(t *testing.T) {
 	require.Equal(t, http.StatusOK, e.do(t, adminTok, http.MethodPost, "/v1/conversations/"+conv+"/transfer", fmt.Sprintf(`{"user_id":%q}`, bob.ID), nil))
 	testkit.Eventually(t, ntWait, func() bool { return len(ntFind(t, e, bobTok, "assigned", conv)) == 2 }, "no notification of the transfer to Bob")
 	require.Len(t, ntFind(t, e, adaTok, "customer_message", conv), 1, "a muted conversation notified")
+	// Ada's notification was on the topic before the transfer: had the
+	// supervisor's stream been handed it, it would have come before.
+	for _, ev := range sup.until(t, "the transfer", func(ev stEvent) bool { return ev.Action == "transfer" && ev.Conversation == conv }) {
+		require.NotEqual(t, events.TypeNotification, ev.Type, "another user's notification reached the supervisor's stream")
+	}
 	require.Len(t, ntFind(t, e, bobTok, "customer_message", conv), 1, "a muted conversation notified")
 
 	// Read: one, then all.
