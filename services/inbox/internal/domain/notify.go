@@ -45,6 +45,9 @@ type Notice struct {
 	Kind          NoticeKind
 	Users         []string
 	HelpAnswerers bool
+	// Except are users never told (a help request's requester, whoever
+	// made the request).
+	Except []string
 }
 
 // NoticeOfAction returns the notice of an action on a conversation; ok is
@@ -65,7 +68,7 @@ func NoticeOfAction(action Action, d ActionNoticeData) (n Notice, ok bool) {
 		}
 		n = Notice{Kind: NoticeAssigned, Users: []string{d.RequesterID}}
 	case ActionHelpRequest:
-		n = Notice{Kind: NoticeHelpRequest, HelpAnswerers: true}
+		n = Notice{Kind: NoticeHelpRequest, HelpAnswerers: true, Except: []string{d.RequesterID}}
 	case ActionExpertQuestion:
 		n = Notice{Kind: NoticeExpertQuestion, Users: []string{d.ExpertID}}
 	case ActionExpertAnswer:

@@ -21,7 +21,7 @@ func TestNoticeOfAction(t *testing.T) {
 		{"transfer to a queue", domain.ActionTransfer, domain.ActionNoticeData{}, domain.Notice{}, false},
 		{"help answer back to the requester", domain.ActionHelpAnswer, domain.ActionNoticeData{BackTo: "requester", RequesterID: "r"}, domain.Notice{Kind: domain.NoticeAssigned, Users: []string{"r"}}, true},
 		{"help answer back to received", domain.ActionHelpAnswer, domain.ActionNoticeData{BackTo: "received", RequesterID: "r"}, domain.Notice{}, false},
-		{"help request", domain.ActionHelpRequest, domain.ActionNoticeData{RequesterID: "r"}, domain.Notice{Kind: domain.NoticeHelpRequest, HelpAnswerers: true}, true},
+		{"help request", domain.ActionHelpRequest, domain.ActionNoticeData{RequesterID: "r"}, domain.Notice{Kind: domain.NoticeHelpRequest, HelpAnswerers: true, Except: []string{"r"}}, true},
 		{"expert question", domain.ActionExpertQuestion, domain.ActionNoticeData{ExpertID: "x", AskerID: "a"}, domain.Notice{Kind: domain.NoticeExpertQuestion, Users: []string{"x"}}, true},
 		{"expert answer", domain.ActionExpertAnswer, domain.ActionNoticeData{ExpertID: "x", AskerID: "a"}, domain.Notice{Kind: domain.NoticeExpertAnswer, Users: []string{"a"}}, true},
 		{"expert question without expert", domain.ActionExpertQuestion, domain.ActionNoticeData{}, domain.Notice{}, false},

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -167,6 +168,9 @@ func (n *Notifier) handle(ctx context.Context, m bus.Message) error {
 		return bus.Permanent(fmt.Errorf("event %s: %w", ev.ID, err))
 	}
 	for _, u := range domain.Recipients(ids, actorUser) {
+		if slices.Contains(notice.Except, u) {
+			continue
+		}
 		r := byID[u]
 		user, _ := uuid.Parse(u) // loaded from the database
 		nn := store.NewNotification{Tenant: tenant, EventID: ev.ID, Conversation: ref, Key: m.Key, Notification: store.Notification{
