@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/mail"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -55,6 +57,56 @@ type Config struct {
 	SendAttempts int
 	// SMTPTimeout bounds one SMTP session.
 	SMTPTimeout time.Duration
+	// Mail is the operator's SMTP, for the mails (events.SendMail) that
+	// name no mailbox.
+	Mail MailConfig
+}
+
+// MailConfig is the operator's SMTP setting.
+type MailConfig struct {
+	// SMTPURL is smtp://host[:port] (STARTTLS, port 587 by default),
+	// smtps://host[:port] (TLS, 465) or smtp+plain://host[:port] (no TLS,
+	// 25); empty means none.
+	SMTPURL  string
+	Username string
+	Password string
+	// From is the From of those mails: an address, with an optional
+	// display name.
+	From string
+}
+
+// operator returns the operator's SMTP setting, nil when none is set.
+func (m MailConfig) operator() (*smtpsend.OperatorSMTP, error) {
+	if m.SMTPURL == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(m.SMTPURL)
+	if err != nil || u.Hostname() == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return nil, errors.New("must be smtp://host[:port], smtps://host[:port] or smtp+plain://host[:port], without credentials (see -email.mail.smtp-username)")
+	}
+	server := events.MailServer{Host: u.Hostname(), Username: m.Username, Password: m.Password}
+	switch u.Scheme {
+	case "smtp":
+		server.TLS, server.Port = events.TLSStartTLS, 587
+	case "smtps":
+		server.TLS, server.Port = events.TLSImplicit, 465
+	case "smtp+plain":
+		server.TLS, server.Port = events.TLSNone, 25
+	default:
+		return nil, fmt.Errorf("scheme %q is not smtp, smtps or smtp+plain", u.Scheme)
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("port %q is not a port", p)
+		}
+		server.Port = n
+	}
+	from, err := mail.ParseAddress(m.From)
+	if err != nil {
+		return nil, fmt.Errorf("-email.mail.from %q is not an address", m.From)
+	}
+	return &smtpsend.OperatorSMTP{Server: server, From: from}, nil
 }
 
 // RegisterFlags declares the flags under prefix.
@@ -63,6 +115,10 @@ func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	f.Int64Var(&c.MaxAttachmentBytes, prefix+"email.max-attachment-bytes", mailparse.DefaultMaxAttachmentBytes, "Largest attachment kept, in bytes; a larger one is listed on the message as skipped.")
 	f.IntVar(&c.SendAttempts, prefix+"email.send-attempts", 8, "SMTP attempts of one reply when the server answers 4xx or cannot be reached, with backoff, before it is reported failed.")
 	f.DurationVar(&c.SMTPTimeout, prefix+"email.smtp-timeout", 2*time.Minute, "Longest SMTP session of one reply, connection and data included.")
+	f.StringVar(&c.Mail.SMTPURL, prefix+"email.mail.smtp-url", "", "The operator's SMTP server, for the mails of the platform that name no mailbox of the tenant (notifications to users of tenants that chose none): smtp://host[:port] (STARTTLS, port 587 by default), smtps://host[:port] (TLS, 465) or smtp+plain://host[:port] (no TLS, 25: a relay on a trusted network only). Empty: such mails are dead-lettered, with the cause logged. Needs -email.mail.from.")
+	f.StringVar(&c.Mail.Username, prefix+"email.mail.smtp-username", "", "User name for -email.mail.smtp-url; empty sends without authentication.")
+	f.StringVar(&c.Mail.Password, prefix+"email.mail.smtp-password", "", "Password for -email.mail.smtp-url. Prefer the environment (SB_EMAIL_MAIL_SMTP_PASSWORD) to the command line, where other users of the machine can see it. Never logged.")
+	f.StringVar(&c.Mail.From, prefix+"email.mail.from", "", "From of the mails sent through -email.mail.smtp-url, such as \"Switchboard <noreply@example.com>\".")
 }
 
 // Validate checks the settings.
@@ -71,6 +127,13 @@ func (c *Config) Validate(prefix string) error {
 	ck.Check(c.MaxAttachmentBytes >= 1024, "email.max-attachment-bytes", fmt.Sprintf("%d is too small", c.MaxAttachmentBytes), "set at least 1024")
 	ck.Check(c.SendAttempts >= 1, "email.send-attempts", fmt.Sprintf("must be at least 1, got %d", c.SendAttempts), "set 8")
 	ck.Positive("email.smtp-timeout", c.SMTPTimeout)
+	if c.Mail.SMTPURL != "" {
+		_, err := c.Mail.operator()
+		ck.Check(err == nil, "email.mail.smtp-url", fmt.Sprint(err), "set smtp://host:587 with -email.mail.from \"Name <noreply@example.com>\"")
+	} else {
+		ck.Check(c.Mail.From == "" && c.Mail.Username == "" && c.Mail.Password == "", "email.mail.smtp-url", "is empty while -email.mail.from or credentials are set", "set the server, or leave the other -email.mail flags out")
+	}
+	ck.Check(c.Mail.Password == "" || c.Mail.Username != "", "email.mail.smtp-username", "is empty while -email.mail.smtp-password is set", "set the user name")
 	return errors.Join(c.IMAP.Validate(prefix+"email."), ck.Err())
 }
 
@@ -106,6 +169,7 @@ type Connector struct {
 	ledger      *smtpsend.Ledger
 	blobs       blob.Store
 	sender      *smtpsend.Handler
+	mails       *smtpsend.MailHandler
 	consumer    *bus.Consumer
 
 	ingested     metric.Int64Counter
@@ -158,11 +222,31 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
+	operator, err := cfg.Mail.operator()
+	if err != nil {
+		return nil, fmt.Errorf("email: -email.mail.smtp-url: %w", err)
+	}
+	c.mails, err = smtpsend.NewMailHandler(smtpsend.MailHandlerConfig{
+		Ledger:    c.ledger,
+		Transport: &smtpsend.Sender{MessageTimeout: cfg.SMTPTimeout, Logger: c.log},
+		Mailboxes: c.mailbox,
+		Operator:  operator,
+		Blobs:     c.blobs,
+		Retry:     policy,
+		Lease:     cfg.SMTPTimeout + time.Minute,
+		Clock:     d.Clock,
+		Logger:    c.log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	busCfg := d.Bus
 	busCfg.Brokers = d.Brokers
 	c.consumer, err = bus.NewConsumer(busCfg, bus.ConsumerOptions{Group: SendGroup, Topics: []string{events.TopicOutbound(events.ChannelEmail)}, Clock: d.Clock},
-		bus.ByType(map[string]bus.Handler{events.TypeErase: bus.Each(c.forget, ErrInvalidErase)},
-			bus.Each(c.sender.Handle, smtpsend.ErrInvalidCommand)), d.Producer, d.Telemetry)
+		bus.ByType(map[string]bus.Handler{
+			events.TypeErase:    bus.Each(c.forget, ErrInvalidErase),
+			events.TypeSendMail: bus.Each(c.mails.Handle, smtpsend.ErrInvalidCommand, smtpsend.ErrNoSender),
+		}, bus.Each(c.sender.Handle, smtpsend.ErrInvalidCommand)), d.Producer, d.Telemetry)
 	if err != nil {
 		return nil, err
 	}

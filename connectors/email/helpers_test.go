@@ -54,8 +54,9 @@ type env struct {
 }
 
 // startConnector starts a connector with quick retries, and waits until it
-// has read the config topic and its send consumer runs.
-func startConnector(t *testing.T) *env {
+// has read the config topic and its send consumer runs; opts change its
+// settings first.
+func startConnector(t *testing.T, opts ...func(*Config)) *env {
 	t.Helper()
 	brokers := testkit.Kafka(t)
 	tel := telemetry.Discard()
@@ -74,6 +75,9 @@ func startConnector(t *testing.T) *env {
 		MaxAttachmentBytes: 1 << 20,
 		SendAttempts:       2,
 		SMTPTimeout:        10 * time.Second,
+	}
+	for _, o := range opts {
+		o(&cfg)
 	}
 	blobs, err := blob.NewDir(t.TempDir())
 	require.NoError(t, err)

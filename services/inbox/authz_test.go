@@ -1565,6 +1565,9 @@ func azMatrix(fx *azFixture) []azCase {
 			s.until(t, "the change of A's conversation", changed(x))
 		},
 	}})
+	// --- Notifications (notify_test.go) -----------------------------
+	cases = append(cases, ntAzCases(fx)...)
+
 	return cases
 }
 

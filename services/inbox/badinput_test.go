@@ -1447,6 +1447,7 @@ func biRoutes(fx *azFixture) []biRoute {
 			biInvalid("weight over 100", `{"mode":"push","weights":{"email":101}}`, "weights.email"),
 		}})
 
+	routes = append(routes, ntBiRoutes(fx)...)
 	return routes
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/delivery"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/ingest"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/language"
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/notify"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/qualify"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/store"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/stream"
@@ -57,6 +58,9 @@ type Config struct {
 	// CommandRetention is how long the ids of applied commands are kept
 	// to recognise one delivered again.
 	CommandRetention time.Duration
+	// Notify configures the notifications; zero fields take their
+	// defaults.
+	Notify notify.Config
 }
 
 // RegisterFlags declares the flags under prefix.
@@ -66,6 +70,8 @@ func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	f.DurationVar(&c.OutboxLinger, prefix+"inbox.outbox.linger", 5*time.Millisecond, "How long the relay gathers the events of several commits before publishing them together; 0 publishes each commit's events at once.")
 	f.Int64Var(&c.MaxUploadBytes, prefix+"inbox.max-upload-bytes", api.DefaultMaxUploadBytes, "Largest file, in bytes, an agent may upload to attach to a reply (POST /v1/attachments); larger ones get 413. It replaces -http.max-body-bytes for that route only. Keep it within what the mailboxes' SMTP servers accept, base64 making a message a third larger.")
 	f.DurationVar(&c.CommandRetention, prefix+"inbox.commands.retention", 7*24*time.Hour, "How long the inbox remembers the ids of the commands it applied (from the scheduler and the router on sb.inbox.commands.v1), so that a command delivered again is not applied twice. Keep it at least as long as the topic's retention.")
+	f.DurationVar(&c.Notify.EmailInterval, prefix+"inbox.notify.email-interval", notify.DefaultEmailInterval, "Least time between two notification emails to a user about one conversation (sent while they are not connected); what happens in between is in the app only.")
+	f.DurationVar(&c.Notify.MaxAge, prefix+"inbox.notify.max-age", notify.DefaultMaxAge, "Conversation events older than this notify nobody: the notifier's consumer group, when new, reads sb.conversations.v1 from its start.")
 	c.Stream.RegisterFlags(prefix, f)
 }
 
@@ -76,6 +82,8 @@ func (c *Config) Validate(prefix string) error {
 	ck.Positive("inbox.outbox.poll-interval", c.OutboxPoll)
 	ck.Check(c.CommandRetention >= time.Hour, "inbox.commands.retention", fmt.Sprintf("%s is less than an hour", c.CommandRetention), "set at least the retention of sb.inbox.commands.v1, such as 168h")
 	ck.Check(c.MaxUploadBytes >= 0, "inbox.max-upload-bytes", fmt.Sprintf("must be at least 0, got %d", c.MaxUploadBytes), "set a size in bytes such as 20971520")
+	ck.Positive("inbox.notify.email-interval", c.Notify.EmailInterval)
+	ck.Positive("inbox.notify.max-age", c.Notify.MaxAge)
 	ck.Check(c.OutboxLinger >= 0 && c.OutboxLinger < c.OutboxPoll, "inbox.outbox.linger", fmt.Sprintf("%s must be at least 0 and below -inbox.outbox.poll-interval", c.OutboxLinger), "set a few milliseconds, such as 5ms")
 	return errors.Join(ck.Err(), c.Stream.Validate(prefix))
 }
@@ -121,6 +129,8 @@ type Service struct {
 	deliveries *bus.Consumer
 	// commands applies what the scheduler and the router ask.
 	commands *bus.Consumer
+	// notifier tells users of what awaits them.
+	notifier *bus.Consumer
 	// prune forgets applied command ids past their retention.
 	prune lifecycle.Service
 	relay *outbox.Relay
@@ -184,6 +194,11 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	notifier, err := bus.NewConsumer(d.Bus, bus.ConsumerOptions{Group: notify.ConsumerGroup, Topics: []string{events.TopicConversations}, Clock: d.Clock},
+		notify.New(cfg.Notify, s, d.Presence, d.Clock, d.Telemetry.Component("notify")).Handle, d.Producer, d.Telemetry)
+	if err != nil {
+		return nil, err
+	}
 	retention := cfg.CommandRetention
 	if retention <= 0 {
 		retention = 7 * 24 * time.Hour
@@ -224,14 +239,14 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		MaxUploadBytes: cfg.MaxUploadBytes,
 		Egress:         d.Egress,
 	}).Register(d.Router)
-	return &Service{store: s, consumer: consumer, qualifier: qualifier, deliveries: deliveries, commands: cmds, prune: prune,
+	return &Service{store: s, consumer: consumer, qualifier: qualifier, deliveries: deliveries, commands: cmds, notifier: notifier, prune: prune,
 		relay: relay, stream: hub, redis: d.Redis, log: log}, nil
 }
 
-// Run consumes inbound messages, delivery reports and commands, and
-// relays the outbox until ctx is cancelled.
+// Run consumes inbound messages, delivery reports and commands, notifies
+// users, and relays the outbox until ctx is cancelled.
 func (s *Service) Run(ctx context.Context) error {
-	return lifecycle.RunAll(ctx, s.consumer, s.qualifier, s.deliveries, s.commands, s.prune, s.relay, s.stream)
+	return lifecycle.RunAll(ctx, s.consumer, s.qualifier, s.deliveries, s.commands, s.notifier, s.prune, s.relay, s.stream)
 }
 
 // Ready reports whether the inbox consumes and reaches its database and

@@ -201,7 +201,7 @@ func Compose(cmd events.SendMessage, mb events.Mailbox, thread Thread, now time.
 	h.SetDate(now)
 
 	var buf bytes.Buffer
-	if err := writeBody(&buf, h, msgID, cmd.Text, cmd.Attachments, content); err != nil {
+	if err := writeBody(&buf, h, msgID, textParts(cmd.Text), cmd.Attachments, content); err != nil {
 		return Outgoing{}, fmt.Errorf("compose message %s: %w", cmd.MessageID, err)
 	}
 	return Outgoing{
@@ -214,7 +214,7 @@ func Compose(cmd events.SendMessage, mb events.Mailbox, thread Thread, now time.
 
 // writeBody writes the header and the body: multipart/alternative, or
 // multipart/mixed of that alternative and the attachments.
-func writeBody(w io.Writer, h mail.Header, msgID, text string, files []events.Attachment, content ContentFunc) error {
+func writeBody(w io.Writer, h mail.Header, msgID string, alt []bodyPart, files []events.Attachment, content ContentFunc) error {
 	// Boundaries derived from the Message-ID (instead of random ones) keep
 	// the message bytes a function of the command, the contents and the
 	// time.
@@ -225,7 +225,7 @@ func writeBody(w io.Writer, h mail.Header, msgID, text string, files []events.At
 		if err != nil {
 			return fmt.Errorf("write header: %w", err)
 		}
-		if err := writeAlternative(mw, text); err != nil {
+		if err := writeAlternative(mw, alt); err != nil {
 			return err
 		}
 		return closeWriter(mw, "body")
@@ -241,7 +241,7 @@ func writeBody(w io.Writer, h mail.Header, msgID, text string, files []events.At
 	if err != nil {
 		return fmt.Errorf("create alternative part: %w", err)
 	}
-	if err := writeAlternative(aw, text); err != nil {
+	if err := writeAlternative(aw, alt); err != nil {
 		return err
 	}
 	if err := closeWriter(aw, "alternative part"); err != nil {
@@ -268,14 +268,23 @@ func closeWriter(w *message.Writer, what string) error {
 	return nil
 }
 
-// writeAlternative writes the text as text/plain and text/html parts of
-// mw, a multipart/alternative writer.
-func writeAlternative(mw *message.Writer, text string) error {
-	text = strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", "\n"), "\r", "\n")
-	parts := []struct{ typ, body string }{
-		{"text/plain", text},
-		{"text/html", htmlBody(text)},
-	}
+// bodyPart is one part of a multipart/alternative body.
+type bodyPart struct{ typ, body string }
+
+// textParts are text as text/plain and as escaped HTML.
+func textParts(text string) []bodyPart {
+	text = normaliseLines(text)
+	return []bodyPart{{"text/plain", text}, {"text/html", htmlBody(text)}}
+}
+
+// normaliseLines makes every line break a LF.
+func normaliseLines(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
+}
+
+// writeAlternative writes parts (UTF-8, quoted-printable) to mw, a
+// multipart/alternative writer.
+func writeAlternative(mw *message.Writer, parts []bodyPart) error {
 	for _, p := range parts {
 		var ph message.Header
 		ph.SetContentType(p.typ, map[string]string{"charset": "utf-8"})

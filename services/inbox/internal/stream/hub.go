@@ -330,9 +330,11 @@ type entry struct {
 	msg      kafka.Message
 	once     sync.Once
 	prepared bool
-	// queue ("" for none) and assignees decide who sees it.
+	// queue ("" for none) and assignees decide who sees it; a
+	// notification has a recipient instead, the only user who gets it.
 	queue     string
 	assignees []string
+	recipient string
 	// id, typ and conversation name the event in delivery spans;
 	// message is the id of the message a message event carries.
 	id, typ, conversation, message string
@@ -362,7 +364,7 @@ func (e *entry) ready() bool {
 		if err != nil {
 			return
 		}
-		e.queue, e.assignees, e.frame, e.prepared = p.queue, p.assignees, p.frame, true
+		e.queue, e.assignees, e.recipient, e.frame, e.prepared = p.queue, p.assignees, p.recipient, p.frame, true
 		e.id, e.typ, e.conversation, e.message = p.id, p.typ, p.conversation, p.message
 	})
 	return e.prepared
@@ -389,6 +391,8 @@ func prepare(ctx context.Context, partition int, m kafka.Message) (*entry, error
 		return nil, fmt.Errorf("%s has no tenant", ev.Type)
 	}
 	var data struct {
+		// RecipientID is a notification's user.
+		RecipientID  string `json:"recipient_id"`
 		Conversation *struct {
 			ID        string   `json:"id"`
 			QueueID   *string  `json:"queue_id"`
@@ -404,6 +408,14 @@ func prepare(ctx context.Context, partition int, m kafka.Message) (*entry, error
 	if data.Conversation == nil {
 		return nil, fmt.Errorf("%s names no conversation", ev.Type)
 	}
+	recipient := ""
+	if ev.Type == events.TypeNotification {
+		// A notification without its user goes to nobody.
+		if data.RecipientID == "" {
+			return nil, fmt.Errorf("%s %s names no recipient", ev.Type, ev.ID)
+		}
+		recipient = data.RecipientID
+	}
 	// Marshalling compacts the raw data: an SSE data line must not hold a
 	// line break.
 	body, err := json.Marshal(payload{Type: ev.Type, ID: ev.ID, Time: ev.Time, Data: ev.Data})
@@ -416,7 +428,7 @@ func prepare(ctx context.Context, partition int, m kafka.Message) (*entry, error
 	frame = append(frame, "\ndata: "...)
 	frame = append(frame, body...)
 	frame = append(frame, "\n\n"...)
-	e := &entry{partition: partition, offset: m.Offset, tenant: ev.Tenant, assignees: data.Conversation.Assignees, frame: frame,
+	e := &entry{partition: partition, offset: m.Offset, tenant: ev.Tenant, assignees: data.Conversation.Assignees, recipient: recipient, frame: frame,
 		id: ev.ID, typ: ev.Type, conversation: data.Conversation.ID}
 	if data.Message != nil {
 		e.message = data.Message.ID
@@ -555,9 +567,16 @@ type subscriber struct {
 	why  string
 }
 
-// wants reports whether the client is to get e (of its tenant).
+// wants reports whether the client is to get e (of its tenant): an event
+// of a conversation it may see, or a notification to its user.
 func (s *subscriber) wants(e *entry) bool {
-	return e.offset > s.after.get(e.partition) && e.ready() && s.principal.Sees(e.queue, e.assignees)
+	if e.offset <= s.after.get(e.partition) || !e.ready() {
+		return false
+	}
+	if e.recipient != "" {
+		return s.principal.UserID == e.recipient
+	}
+	return s.principal.Sees(e.queue, e.assignees)
 }
 
 // cursor is the SSE id of e for this client.

@@ -553,3 +553,39 @@ func TestEventsNoClientCanBeSentStillMoveThePosition(t *testing.T) {
 	require.Len(t, got, 1)
 	require.Equal(t, "0:3.1:-1", got[0].id)
 }
+
+// notify delivers a notification to user of tenant about a conversation
+// in queue, on partition; marker names it in its data.
+func (r *rig) notify(t *testing.T, partition int, tenant, queue, user, marker string) {
+	t.Helper()
+	conv := map[string]any{"id": "c-" + marker, "queue_id": queue, "assignee_ids": []string{}}
+	data := map[string]any{"marker": marker, "conversation": conv}
+	if user != "" {
+		data["recipient_id"] = user
+	}
+	ev, err := events.New(events.TypeNotification, "test", tenant, time.Now(), data)
+	require.NoError(t, err)
+	m := ev.Message(context.Background(), events.TopicConversations, []byte("k"))
+	m.Offset = r.next[partition]
+	r.next[partition]++
+	r.hub.deliver(context.Background(), partition, m)
+}
+
+func TestNotificationsGoToTheirUserOnly(t *testing.T) {
+	r := newRig(t, Config{}, true)
+	agent, sup, stranger := r.connect(t, "agent", ""), r.connect(t, "supervisor", ""), r.connect(t, "stranger", "")
+	for _, c := range []*client{agent, sup, stranger} {
+		c.ready(t)
+	}
+	r.notify(t, 0, "acme", "q1", "u1", "for-agent")
+	r.notify(t, 1, "acme", "q2", "u1", "for-agent-out-of-sight")
+	r.notify(t, 0, "acme", "q1", "u2", "for-supervisor")
+	r.notify(t, 1, "acme", "q1", "", "for-nobody")
+	r.notify(t, 0, "acme", "q1", "u3", "for-u3-of-another-tenant")
+	r.publish(t, 0, "acme", "q1", "end")
+	r.notify(t, 1, "bravo", "q1", "u3", "for-stranger")
+
+	require.Equal(t, []string{"for-agent", "for-agent-out-of-sight", "end"}, markers(agent.until(t, "end")))
+	require.Equal(t, []string{"for-supervisor", "end"}, markers(sup.until(t, "end")))
+	require.Equal(t, []string{"for-stranger"}, markers(stranger.until(t, "for-stranger")))
+}
