@@ -132,6 +132,7 @@ func erEmail(t *testing.T, e env, m events.MessageReceived) {
 // column of any table of the database, in no blob, in the stream's
 // replay, in the messages served, in search. The messages stay, as facts.
 func TestAnonymisedContentIsGoneEverywhere(t *testing.T) {
+	poppler(t)
 	e := start(t)
 	b := e.tenant(t, "Acme")
 	support := e.queue(t, b, "Support")
@@ -173,6 +174,24 @@ func TestAnonymisedContentIsGoneEverywhere(t *testing.T) {
 	found, _ := erFindInBlobs(t, e, marker)
 	require.Len(t, found, 2, "both attachments are in the blob store before")
 	require.Contains(t, erReplay(t, e, admin, from), marker, "the replay holds the marker before")
+	html := azCall(t, e, admin, http.MethodGet, path+"/export?format=html", "")
+	require.Equal(t, http.StatusOK, html.Status)
+	require.Contains(t, string(html.Body), marker, "the printable page holds the marker before")
+	pdf := azCall(t, e, admin, http.MethodGet, path+"/export?format=pdf", "")
+	require.Equal(t, http.StatusOK, pdf.Status)
+	pdfText, _ := readPDF(t, pdf.Body)
+	require.Contains(t, pdfText, marker, "the PDF holds the marker before")
+	// A transcript sent by email keeps its PDF for the email connector:
+	// the erasure deletes it (its text is compressed, so the search of
+	// the blob store below would not see it).
+	require.Equal(t, http.StatusOK, e.do(t, admin, http.MethodPut, "/v1/admin/settings/export",
+		fmt.Sprintf(`{"send_by_email":true,"mailbox_id":%q}`, mb.ID), nil))
+	require.Equal(t, http.StatusOK, e.do(t, admin, http.MethodPost, path+"/send-by-email", `{"to":"lawyer@partner.example"}`, nil))
+	var transcript string
+	require.NoError(t, e.pool.QueryRow(ctx, `SELECT blob_key FROM inbox.transcripts WHERE conversation_id = $1`, conv).Scan(&transcript))
+	rc, err := e.blobs.Open(ctx, transcript)
+	require.NoError(t, err, "the transcript's PDF is in the blob store before")
+	require.NoError(t, rc.Close())
 
 	for _, m := range msgs {
 		var out map[string]any
@@ -196,6 +215,22 @@ func TestAnonymisedContentIsGoneEverywhere(t *testing.T) {
 	require.Empty(t, erFindInDB(t, e, marker), "the marker is still in the database")
 	found, _ = erFindInBlobs(t, e, marker)
 	require.Empty(t, found, "the marker is still in the blob store")
+	if rc, err := e.blobs.Open(ctx, transcript); err == nil {
+		_ = rc.Close()
+		t.Fatal("the transcript's PDF is still in the blob store")
+	}
+	var transcripts int
+	require.NoError(t, e.pool.QueryRow(ctx, `SELECT count(*) FROM inbox.transcripts WHERE conversation_id = $1`, conv).Scan(&transcripts))
+	require.Zero(t, transcripts)
+	html = azCall(t, e, admin, http.MethodGet, path+"/export?format=html", "")
+	require.Equal(t, http.StatusOK, html.Status)
+	require.NotContains(t, string(html.Body), marker, "the printable page holds the marker")
+	require.Contains(t, string(html.Body), "This message was anonymised")
+	pdf = azCall(t, e, admin, http.MethodGet, path+"/export?format=pdf", "")
+	require.Equal(t, http.StatusOK, pdf.Status)
+	pdfText, _ = readPDF(t, pdf.Body)
+	require.NotContains(t, pdfText, marker, "the PDF holds the marker")
+	require.Contains(t, pdfText, "This message was anonymised")
 	replay := erReplay(t, e, admin, from)
 	require.NotContains(t, replay, marker, "the stream replays the marker")
 	require.Contains(t, replay, "anonymise", "the replay still holds the erasures' events")

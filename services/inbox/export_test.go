@@ -141,6 +141,12 @@ func TestExportPDFHoldsTheLast200Messages(t *testing.T) {
 	require.Equal(t, http.StatusOK, e.do(t, admin, http.MethodPost, path+"/assign", "", nil))
 	require.Equal(t, http.StatusOK, e.do(t, admin, http.MethodPost, path+"/reply", `{"text":"We are on it: reply-from-the-agent."}`, nil))
 
+	// An anonymised message stays anonymised in the export.
+	var anonymised string
+	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT id FROM inbox.messages
+		WHERE conversation_id = $1 AND body LIKE '%msg-100-end%'`, conv).Scan(&anonymised))
+	require.Equal(t, http.StatusOK, e.do(t, admin, http.MethodPost, "/v1/admin/messages/"+anonymised+"/anonymise", "", nil))
+
 	r := azCall(t, e, admin, http.MethodGet, path+"/export?format=pdf", "")
 	require.Equal(t, http.StatusOK, r.Status, "export answered %s", r)
 	require.Equal(t, "application/pdf", r.Header.Get("Content-Type"))
@@ -154,6 +160,10 @@ func TestExportPDFHoldsTheLast200Messages(t *testing.T) {
 	require.Contains(t, text, "reply-from-the-agent", "the agent's reply is missing")
 	require.NotContains(t, text, "msg-006-end", "the 201st message from the end is in")
 	require.NotContains(t, text, "msg-001-end")
+	require.NotContains(t, text, "msg-100-end", "the anonymised message is in the PDF")
+	require.Contains(t, text, "This message was anonymised")
+	require.Less(t, strings.Index(text, "msg-099-end"), strings.Index(text, "This message was anonymised"))
+	require.Less(t, strings.Index(text, "This message was anonymised"), strings.Index(text, "msg-101-end"))
 	require.Less(t, strings.Index(text, "msg-007-end"), strings.Index(text, "msg-205-end"), "the messages are not oldest first")
 	require.Less(t, strings.Index(text, "msg-205-end"), strings.Index(text, "reply-from-the-agent"))
 	for _, want := range []string{"Order 42 is late", "Ada Lovelace (Customer)", "Agent admin (Agent)", "Support", "photo.png",
