@@ -46,8 +46,17 @@ func imapServer(t *testing.T) (*imapmemserver.User, int) {
 
 // smtpSink is an SMTP server on 127.0.0.1 that keeps what it is sent.
 type smtpSink struct {
-	mu   sync.Mutex
-	msgs [][]byte
+	mu        sync.Mutex
+	msgs      [][]byte
+	envelopes []smtpEnvelope
+}
+
+// smtpEnvelope is one mail as the server received it: its envelope's
+// sender and recipients, and its data.
+type smtpEnvelope struct {
+	From string
+	To   []string
+	Data []byte
 }
 
 func (s *smtpSink) NewSession(*smtp.Conn) (smtp.Session, error) { return &sinkSession{sink: s}, nil }
@@ -58,10 +67,27 @@ func (s *smtpSink) received() [][]byte {
 	return append([][]byte(nil), s.msgs...)
 }
 
-type sinkSession struct{ sink *smtpSink }
+// mails is what the server received, with the envelopes.
+func (s *smtpSink) mails() []smtpEnvelope {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]smtpEnvelope(nil), s.envelopes...)
+}
 
-func (*sinkSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (*sinkSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+type sinkSession struct {
+	sink *smtpSink
+	from string
+	to   []string
+}
+
+func (s *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
+	s.from = from
+	return nil
+}
+func (s *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.to = append(s.to, to)
+	return nil
+}
 func (s *sinkSession) Data(r io.Reader) error {
 	b, err := io.ReadAll(r)
 	if err != nil {
@@ -69,10 +95,13 @@ func (s *sinkSession) Data(r io.Reader) error {
 	}
 	s.sink.mu.Lock()
 	s.sink.msgs = append(s.sink.msgs, b)
+	s.sink.envelopes = append(s.sink.envelopes, smtpEnvelope{From: s.from, To: s.to, Data: b})
 	s.sink.mu.Unlock()
 	return nil
 }
-func (*sinkSession) Reset()        {}
+func (s *sinkSession) Reset() {
+	s.from, s.to = "", nil
+}
 func (*sinkSession) Logout() error { return nil }
 
 func smtpServer(t *testing.T) (*smtpSink, int) {
