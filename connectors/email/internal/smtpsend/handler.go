@@ -114,19 +114,7 @@ func NewHandler(cfg HandlerConfig) (*Handler, error) {
 	case cfg.Publish == nil:
 		return nil, errors.New("smtpsend: HandlerConfig.Publish is required")
 	}
-	if cfg.Retry == (retry.Policy{}) {
-		cfg.Retry = retry.Default()
-	}
-	if cfg.Lease <= 0 {
-		cfg.Lease = DefaultLease
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = retry.SystemClock{}
-	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
+	log := defaults(&cfg.Retry, &cfg.Lease, &cfg.Clock, cfg.Logger)
 	return &Handler{cfg: cfg, log: log.With("component", "email-send")}, nil
 }
 
@@ -194,91 +182,19 @@ func (h *Handler) Handle(ctx context.Context, cmd events.SendMessage) error {
 		return fmt.Errorf("compose message %s: %w", cmd.MessageID, err)
 	}
 
-	if ok && h.exhausted(prev.Attempts) {
+	if ok && h.cfg.Retry.Exhausted(prev.Attempts) {
 		// Earlier deliveries of this command used up the attempts and
 		// the process stopped before recording the failure.
 		return h.fail(ctx, log, sendledger.Outcome[Details]{Ref: ref, ProviderID: out.MessageID,
 			Reason: fmt.Sprintf("gave up after %d attempts: %s", prev.Attempts, prev.LastError)})
 	}
-	var claim string
-	resend := false
-	for {
-		cur, verdict, err := h.cfg.Ledger.Begin(ctx, sendledger.Attempt[Details]{Ref: ref, Claim: claim, Resend: resend,
-			Lease: h.cfg.Lease, ProviderID: out.MessageID, At: h.cfg.Clock.Now()})
-		if err != nil {
-			return err
-		}
-		switch verdict {
-		case sendledger.Settled:
-			// Another consumer finished it meanwhile (a rebalance).
-			return h.publish(ctx, cur)
-		case sendledger.Busy:
-			log.InfoContext(ctx, "another consumer is sending the message; waiting for it", "until", cur.ClaimedUntil)
-			if err := sendledger.WaitClaim(ctx, h.cfg.Clock, cur); err != nil {
-				return err
-			}
-			continue
-		case sendledger.InDoubt:
-			// SMTP cannot tell whether the server took it: send it again,
-			// under the same Message-ID, which receivers collapse.
-			log.WarnContext(ctx, "an earlier attempt may have reached the server; sending again with the same Message-ID",
-				"attempts", cur.Attempts, "in_doubt_since", cur.InDoubtSince)
-			claim, resend = cur.Claim, true
-			continue
-		}
-		claim, resend = cur.Claim, false
-		o := sendledger.Outcome[Details]{Ref: ref, Claim: claim, ProviderID: out.MessageID}
-		err = h.cfg.Transport.Send(ctx, mb.SMTP, out)
-		if err == nil {
-			return h.sent(ctx, log, o, mb, out)
-		}
-		if ctx.Err() != nil {
-			// Stopping: let go of the message, its attempt in doubt, so
-			// that the next delivery need not wait for the claim to end.
-			o.Reason, o.At = "interrupted: "+err.Error(), h.cfg.Clock.Now()
-			if _, rerr := h.cfg.Ledger.Retry(context.WithoutCancel(ctx), o); rerr != nil {
-				log.WarnContext(ctx, "could not release the interrupted attempt", "error", rerr)
-			}
-			return fmt.Errorf("send message %s: %w", cmd.MessageID, err)
-		}
-		o.Reason = err.Error()
-		var se *SendError
-		if errors.As(err, &se) {
-			o.Reason = se.Reply
-			if se.Code != 0 {
-				// The server answered: it refused the message.
-				o.Answer, o.Resolved = se.Reply, true
-			}
-		}
-		if IsPermanent(err) {
-			log.WarnContext(ctx, "smtp server refused the message", "attempt", cur.Attempts, "reply", o.Reason)
-			return h.fail(ctx, log, o)
-		}
-		if h.exhausted(cur.Attempts) {
-			o.Reason = fmt.Sprintf("gave up after %d attempts: %s", cur.Attempts, o.Reason)
-			return h.fail(ctx, log, o)
-		}
-		log.InfoContext(ctx, "smtp attempt failed; will retry", "attempt", cur.Attempts, "error", err)
-		delay := h.cfg.Retry.Delay(cur.Attempts)
-		o.At = h.cfg.Clock.Now()
-		o.NextAttemptAt = o.At.Add(delay)
-		rec, err := h.cfg.Ledger.Retry(ctx, o)
-		if err != nil {
-			return err
-		}
-		if rec.Final() {
-			return h.publish(ctx, rec)
-		}
-		claim = ""
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait to retry message %s: %w", cmd.MessageID, ctx.Err())
-		case <-h.cfg.Clock.After(delay):
-		}
-	}
+	return attempts{ledger: h.cfg.Ledger, retry: h.cfg.Retry, lease: h.cfg.Lease, clock: h.cfg.Clock, log: log, what: "message",
+		send:    func(ctx context.Context) error { return h.cfg.Transport.Send(ctx, mb.SMTP, out) },
+		sent:    func(ctx context.Context, o sendledger.Outcome[Details]) error { return h.sent(ctx, log, o, mb, out) },
+		fail:    func(ctx context.Context, o sendledger.Outcome[Details]) error { return h.fail(ctx, log, o) },
+		settled: h.publish,
+	}.run(ctx, ref, out.MessageID)
 }
-
-func (h *Handler) exhausted(attempts int) bool { return h.cfg.Retry.Exhausted(attempts) }
 
 // sent records success, copies the message to the Sent folder and
 // publishes the status.

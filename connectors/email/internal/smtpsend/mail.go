@@ -127,19 +127,7 @@ func NewMailHandler(cfg MailHandlerConfig) (*MailHandler, error) {
 	case cfg.Mailboxes == nil:
 		return nil, errors.New("smtpsend: MailHandlerConfig.Mailboxes is required")
 	}
-	if cfg.Retry == (retry.Policy{}) {
-		cfg.Retry = retry.Default()
-	}
-	if cfg.Lease <= 0 {
-		cfg.Lease = DefaultLease
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = retry.SystemClock{}
-	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
+	log := defaults(&cfg.Retry, &cfg.Lease, &cfg.Clock, cfg.Logger)
 	return &MailHandler{cfg: cfg, log: log.With("component", "email-mail")}, nil
 }
 
@@ -189,78 +177,21 @@ func (h *MailHandler) Handle(ctx context.Context, m events.SendMail) error {
 		return h.fail(ctx, log, sendledger.Outcome[Details]{Ref: ref, ProviderID: out.MessageID,
 			Reason: fmt.Sprintf("gave up after %d attempts: %s", prev.Attempts, prev.LastError)})
 	}
-	var claim string
-	resend := false
-	for {
-		cur, verdict, err := h.cfg.Ledger.Begin(ctx, sendledger.Attempt[Details]{Ref: ref, Claim: claim, Resend: resend,
-			Lease: h.cfg.Lease, ProviderID: out.MessageID, At: h.cfg.Clock.Now()})
-		if err != nil {
-			return err
-		}
-		switch verdict {
-		case sendledger.Settled:
-			return nil
-		case sendledger.Busy:
-			if err := sendledger.WaitClaim(ctx, h.cfg.Clock, cur); err != nil {
-				return err
-			}
-			continue
-		case sendledger.InDoubt:
-			log.WarnContext(ctx, "an earlier attempt may have reached the server; sending again with the same Message-ID", "attempts", cur.Attempts)
-			claim, resend = cur.Claim, true
-			continue
-		}
-		claim, resend = cur.Claim, false
-		o := sendledger.Outcome[Details]{Ref: ref, Claim: claim, ProviderID: out.MessageID}
-		err = h.cfg.Transport.Send(ctx, server, out)
-		if err == nil {
+	return attempts{ledger: h.cfg.Ledger, retry: h.cfg.Retry, lease: h.cfg.Lease, clock: h.cfg.Clock, log: log, what: "mail",
+		send: func(ctx context.Context) error { return h.cfg.Transport.Send(ctx, server, out) },
+		sent: func(ctx context.Context, o sendledger.Outcome[Details]) error {
+			// The server has it: recording it must not be cut short by the
+			// consumer stopping, or the replay would send it again.
 			o.At = h.cfg.Clock.Now()
 			if _, err := h.cfg.Ledger.Sent(context.WithoutCancel(ctx), o); err != nil {
 				return err
 			}
-			log.InfoContext(ctx, "mail sent", "smtp_message_id", out.MessageID, "attempts", cur.Attempts)
+			log.InfoContext(ctx, "mail sent", "smtp_message_id", out.MessageID)
 			return nil
-		}
-		if ctx.Err() != nil {
-			o.Reason, o.At = "interrupted: "+err.Error(), h.cfg.Clock.Now()
-			if _, rerr := h.cfg.Ledger.Retry(context.WithoutCancel(ctx), o); rerr != nil {
-				log.WarnContext(ctx, "could not release the interrupted attempt", "error", rerr)
-			}
-			return fmt.Errorf("send mail %s: %w", m.ID, err)
-		}
-		o.Reason = err.Error()
-		var se *SendError
-		if errors.As(err, &se) {
-			o.Reason = se.Reply
-			if se.Code != 0 {
-				o.Answer, o.Resolved = se.Reply, true
-			}
-		}
-		if IsPermanent(err) {
-			return h.fail(ctx, log, o)
-		}
-		if h.cfg.Retry.Exhausted(cur.Attempts) {
-			o.Reason = fmt.Sprintf("gave up after %d attempts: %s", cur.Attempts, o.Reason)
-			return h.fail(ctx, log, o)
-		}
-		log.InfoContext(ctx, "smtp attempt failed; will retry", "attempt", cur.Attempts, "error", err)
-		delay := h.cfg.Retry.Delay(cur.Attempts)
-		o.At = h.cfg.Clock.Now()
-		o.NextAttemptAt = o.At.Add(delay)
-		rec, err := h.cfg.Ledger.Retry(ctx, o)
-		if err != nil {
-			return err
-		}
-		if rec.Final() {
-			return nil
-		}
-		claim = ""
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait to retry mail %s: %w", m.ID, ctx.Err())
-		case <-h.cfg.Clock.After(delay):
-		}
-	}
+		},
+		fail:    func(ctx context.Context, o sendledger.Outcome[Details]) error { return h.fail(ctx, log, o) },
+		settled: func(context.Context, Record) error { return nil },
+	}.run(ctx, ref, out.MessageID)
 }
 
 // sender is the server and From of m: its mailbox's, or the operator's.
