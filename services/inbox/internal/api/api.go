@@ -12,10 +12,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -346,5 +348,20 @@ func ok(w http.ResponseWriter, v any) error {
 
 func created(w http.ResponseWriter, v any) error {
 	httpx.WriteJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+// checkText refuses a text field that is not text (invalid UTF-8, a NUL),
+// longer than maxBytes, or blank while required, naming field.
+func checkText(field, s string, required bool, maxBytes int) error {
+	if required && strings.TrimSpace(s) == "" {
+		return domain.Invalid(field, fmt.Sprintf("is required: text of at most %d bytes", maxBytes))
+	}
+	if !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
+		return domain.Invalid(field, "must be text: valid UTF-8 without NUL")
+	}
+	if len(s) > maxBytes {
+		return domain.Invalid(field, fmt.Sprintf("is %d bytes long, more than %d", len(s), maxBytes))
+	}
 	return nil
 }

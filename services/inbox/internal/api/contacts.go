@@ -324,8 +324,8 @@ func (a *API) addContactNote(w http.ResponseWriter, r *http.Request, p domain.Pr
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	if strings.TrimSpace(in.Body) == "" || len(in.Body) > store.MaxNoteBytes || !utf8.ValidString(in.Body) || strings.ContainsRune(in.Body, 0) {
-		return domain.Invalid("body", "is required, 1 to 10000 bytes of text")
+	if err := checkText("body", in.Body, true, store.MaxNoteBytes); err != nil {
+		return err
 	}
 	n, err := a.Store.AddContactNote(r.Context(), tenant, id, p.ActorID(), in.Body, a.Clock.Now())
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -406,8 +405,8 @@ type replyDraft struct {
 // or the reply of "send and ask for help") before any transaction; its
 // errors name the reply's own fields.
 func checkReply(p domain.Principal, in ReplyRequest) (replyDraft, error) {
-	if strings.TrimSpace(in.Text) == "" || len(in.Text) > events.MaxTextBytes || !utf8.ValidString(in.Text) || strings.ContainsRune(in.Text, 0) {
-		return replyDraft{}, domain.Invalid("text", "is required, at most 65536 bytes of text")
+	if err := checkText("text", in.Text, true, events.MaxTextBytes); err != nil {
+		return replyDraft{}, err
 	}
 	if len(in.Subject) > 998 || strings.ContainsAny(in.Subject, "\r\n\x00") {
 		return replyDraft{}, domain.Invalid("subject", "must be one line of at most 998 bytes")

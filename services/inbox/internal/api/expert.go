@@ -311,11 +311,8 @@ func (a *API) answerExpertQuestion(w http.ResponseWriter, r *http.Request, p dom
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	if strings.TrimSpace(in.Text) == "" || !utf8.ValidString(in.Text) || strings.ContainsRune(in.Text, 0) {
-		return domain.Invalid("text", fmt.Sprintf("is required: text of at most %d bytes", domain.MaxExpertAnswer))
-	}
-	if len(in.Text) > domain.MaxExpertAnswer {
-		return domain.Invalid("text", fmt.Sprintf("is %d bytes long, more than %d", len(in.Text), domain.MaxExpertAnswer))
+	if err := checkText("text", in.Text, true, domain.MaxExpertAnswer); err != nil {
+		return err
 	}
 	_, id, err := targetFor(r, p)
 	if err != nil {

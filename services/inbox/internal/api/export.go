@@ -11,7 +11,6 @@ import (
 	"net/mail"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -270,8 +269,8 @@ func (b SendByEmailRequest) recipients() ([]string, error) {
 }
 
 func (b SendByEmailRequest) note() (string, error) {
-	if len(b.Note) > MaxSendByEmailNoteBytes || !utf8.ValidString(b.Note) || strings.ContainsRune(b.Note, 0) {
-		return "", domain.Invalid("note", fmt.Sprintf("must be at most %d bytes of UTF-8 without NUL", MaxSendByEmailNoteBytes))
+	if err := checkText("note", b.Note, false, MaxSendByEmailNoteBytes); err != nil {
+		return "", err
 	}
 	return strings.TrimSpace(b.Note), nil
 }

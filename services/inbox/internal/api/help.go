@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -49,10 +48,7 @@ type CommentBody struct {
 // checkComment checks an optional comment of at most
 // domain.MaxHelpComment bytes.
 func checkComment(comment string) error {
-	if len(comment) > domain.MaxHelpComment || strings.ContainsRune(comment, 0) {
-		return domain.Invalid("comment", "must be at most 2000 bytes of text")
-	}
-	return nil
+	return checkText("comment", comment, false, domain.MaxHelpComment)
 }
 
 // comment reads an optional CommentBody; no body is no comment.
@@ -153,8 +149,8 @@ func (a *API) answerHelp(w http.ResponseWriter, r *http.Request, p domain.Princi
 	if err != nil {
 		return err
 	}
-	if strings.TrimSpace(in.Text) == "" || len(in.Text) > domain.MaxHelpAnswer || strings.ContainsRune(in.Text, 0) {
-		return domain.Invalid("text", "is required, at most 4000 bytes of text")
+	if err := checkText("text", in.Text, true, domain.MaxHelpAnswer); err != nil {
+		return err
 	}
 	now := a.Clock.Now()
 	return a.act(w, r, p, func(tx pgx.Tx, c *store.Conversation) (store.Change, error) {
