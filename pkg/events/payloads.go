@@ -303,6 +303,9 @@ type SendMessage struct {
 	Subject   string   `json:"subject,omitempty"`
 	CC        []string `json:"cc,omitempty"`
 	AuthorID  string   `json:"author_id,omitempty"`
+	// HTML, when set, is the text's alternative as sanitised HTML (email):
+	// it goes out as the text/html part instead of the escaped text.
+	HTML string `json:"html,omitempty"`
 	// ReplyTo, when set, is where the customer's answer should go (an
 	// agent's own address) instead of the channel account's.
 	ReplyTo string `json:"reply_to,omitempty"`

@@ -111,8 +111,8 @@ type ContentFunc func(a events.Attachment) (io.ReadCloser, error)
 // customer's auto-responder does not answer it in turn.
 //
 // The body is multipart/alternative with the text as text/plain and as
-// escaped HTML (paragraphs at blank lines, <br> at line breaks), both UTF-8
-// and quoted-printable. When cmd has attachments, the message is
+// escaped HTML (paragraphs at blank lines, <br> at line breaks), or
+// cmd.HTML instead when it is set, both UTF-8 and quoted-printable. When cmd has attachments, the message is
 // multipart/mixed: that alternative first, then each attachment in order,
 // base64, its content read through content (which may be nil only when
 // there is none), one at a time.
@@ -201,7 +201,13 @@ func Compose(cmd events.SendMessage, mb events.Mailbox, thread Thread, now time.
 	h.SetDate(now)
 
 	var buf bytes.Buffer
-	if err := writeBody(&buf, h, msgID, textParts(cmd.Text), cmd.Attachments, content); err != nil {
+	parts := textParts(cmd.Text)
+	if cmd.HTML != "" {
+		// The inbox sanitised it (a template's HTML body): it replaces the
+		// escaped text.
+		parts[1].body = cmd.HTML
+	}
+	if err := writeBody(&buf, h, msgID, parts, cmd.Attachments, content); err != nil {
 		return Outgoing{}, fmt.Errorf("compose message %s: %w", cmd.MessageID, err)
 	}
 	return Outgoing{

@@ -289,3 +289,15 @@ func TestIsLoop(t *testing.T) {
 	require.False(t, IsLoop([]string{v}, "sales@shop.example"), "another mailbox's mail is not a loop")
 	require.False(t, IsLoop(nil, "support@shop.example"))
 }
+
+// A command with its own HTML (a template's body) sends it as the
+// text/html alternative, the text staying text/plain.
+func TestComposeCommandHTML(t *testing.T) {
+	cmd := testCommand("msg-html")
+	cmd.HTML = `<p>Hello <b>Ann</b></p>`
+	out, err := Compose(cmd, testMailbox(), Thread{}, time.Now(), nil)
+	require.NoError(t, err)
+	p := parseBack(t, out.Raw)
+	require.Equal(t, `<p>Hello <b>Ann</b></p>`, strings.TrimSpace(p.parts["text/html"]))
+	require.Contains(t, p.parts["text/plain"], "Hello Ann,")
+}
