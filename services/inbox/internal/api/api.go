@@ -127,6 +127,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		field    *domain.FieldError
 		conflict *domain.ConflictError
 		missing  *domain.MissingTagsError
+		noValue  *domain.MissingVariablesError
 		optedOut *domain.OptedOutError
 		noHours  *store.NoHoursError
 	)
@@ -145,6 +146,12 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &optedOut):
 		prob = httpx.NewProblem(http.StatusConflict, optedOut.Error())
 		prob.Errors = []httpx.FieldError{{Field: optedOut.Field, Reason: "opted out of SMS (STOP)"}}
+	case errors.As(err, &noValue):
+		prob = httpx.NewProblem(http.StatusUnprocessableEntity, noValue.Error())
+		prob.Extra = map[string]any{"variables": noValue.Variables}
+		for _, v := range noValue.Variables {
+			prob.Errors = append(prob.Errors, httpx.FieldError{Field: "variables." + v, Reason: "has no value for this conversation"})
+		}
 	case errors.As(err, &missing):
 		prob = httpx.NewProblem(http.StatusUnprocessableEntity, missing.Error())
 		prob.Extra = map[string]any{"missing_tags": missing.Lists}
@@ -321,6 +328,7 @@ func (a *API) Register(r Router) {
 	a.registerAutomation(r)
 	a.registerPresence(r)
 	a.registerContacts(r)
+	a.registerTemplates(r)
 	a.registerExpertQuestions(r)
 	a.registerHelp(r)
 	a.registerExport(r)

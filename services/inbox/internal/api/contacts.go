@@ -64,6 +64,38 @@ type ContactPatch struct {
 	Name              *string `json:"name,omitempty"`
 	AvatarURL         *string `json:"avatar_url,omitempty"`
 	PreferredLanguage *string `json:"preferred_language,omitempty"`
+	// CustomFields set fields of the contact (name to value, one line of at
+	// most 1000 bytes) or, with null, remove them; the others stay. Names
+	// are 1 to 32 lower-case letters, digits and _, starting with a
+	// letter; a contact holds at most 50.
+	CustomFields map[string]*string `json:"custom_fields,omitempty"`
+}
+
+// checkCustomFields checks the custom fields of a contact's patch.
+func checkCustomFields(in map[string]*string) error {
+	if len(in) > domain.MaxCustomFields {
+		return domain.Invalid("custom_fields", fmt.Sprintf("must set at most %d fields", domain.MaxCustomFields))
+	}
+	for name, v := range in {
+		if !domain.ValidCustomFieldName(name) {
+			return domain.Invalid("custom_fields", fmt.Sprintf("field name %q must be 1 to 32 lower-case letters, digits and _, starting with a letter", printableName(name)))
+		}
+		if v == nil {
+			continue
+		}
+		if len(*v) > domain.MaxCustomFieldValueBytes || !utf8.ValidString(*v) || strings.ContainsFunc(*v, unicode.IsControl) {
+			return domain.Invalid("custom_fields."+name, fmt.Sprintf("must be one line of text of at most %d bytes, or null to remove it", domain.MaxCustomFieldValueBytes))
+		}
+	}
+	return nil
+}
+
+// printableName keeps a field name short and printable in an error.
+func printableName(s string) string {
+	if len(s) > 40 {
+		s = s[:40]
+	}
+	return strings.ToValidUTF8(s, "?")
 }
 
 // ContactMergeRequest is the body of POST /v1/contacts/{id}/merge: the
@@ -209,8 +241,11 @@ func (a *API) updateContact(w http.ResponseWriter, r *http.Request, p domain.Pri
 	if err := decode(r, &in); err != nil {
 		return err
 	}
-	if in == (ContactPatch{}) {
+	if in.Name == nil && in.AvatarURL == nil && in.PreferredLanguage == nil && in.CustomFields == nil {
 		return domain.Invalid("body", "names nothing to change")
+	}
+	if err := checkCustomFields(in.CustomFields); err != nil {
+		return err
 	}
 	if in.Name != nil {
 		if err := checkContactName(*in.Name); err != nil {
@@ -227,7 +262,8 @@ func (a *API) updateContact(w http.ResponseWriter, r *http.Request, p domain.Pri
 			return err
 		}
 	}
-	c, err := a.Store.UpdateContact(r.Context(), tenant, id, store.ContactUpdate{Name: in.Name, AvatarURL: in.AvatarURL, PreferredLanguage: in.PreferredLanguage})
+	c, err := a.Store.UpdateContact(r.Context(), tenant, id, store.ContactUpdate{Name: in.Name, AvatarURL: in.AvatarURL, PreferredLanguage: in.PreferredLanguage,
+		CustomFields: in.CustomFields})
 	if err != nil {
 		return err
 	}

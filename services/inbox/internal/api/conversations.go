@@ -364,9 +364,18 @@ func (a *API) assignUsers(w http.ResponseWriter, r *http.Request, p domain.Princ
 
 // ReplyRequest is the body of POST /v1/conversations/{id}/reply.
 type ReplyRequest struct {
-	Text    string   `json:"text"`
-	Subject string   `json:"subject,omitempty"`
-	CC      []string `json:"cc,omitempty"`
+	// Text is required unless TemplateID is given. With both, Text is the
+	// agent's edited version of the template (POST
+	// /v1/conversations/{id}/templates/{template_id}/render), sent as it
+	// is; the template adds its subject (when Subject is empty) and its
+	// files (email).
+	Text string `json:"text"`
+	// TemplateID sends a template: without Text, its body for the
+	// conversation's channel, variables filled (email: subject, text,
+	// HTML and files).
+	TemplateID string   `json:"template_id,omitempty"`
+	Subject    string   `json:"subject,omitempty"`
+	CC         []string `json:"cc,omitempty"`
 	// Attachments are ids of uploads (POST /v1/attachments) of the
 	// tenant; email only.
 	Attachments []string `json:"attachments,omitempty"`
@@ -397,15 +406,24 @@ func (a *API) reply(w http.ResponseWriter, r *http.Request, p domain.Principal) 
 
 // replyDraft is a reply whose body was checked, ready to send.
 type replyDraft struct {
-	in      ReplyRequest
-	uploads []uuid.UUID
+	in       ReplyRequest
+	uploads  []uuid.UUID
+	template *uuid.UUID
 }
 
 // checkReply checks the body of a reply (POST /v1/conversations/{id}/reply,
 // or the reply of "send and ask for help") before any transaction; its
 // errors name the reply's own fields.
 func checkReply(p domain.Principal, in ReplyRequest) (replyDraft, error) {
-	if err := checkText("text", in.Text, true, events.MaxTextBytes); err != nil {
+	var template *uuid.UUID
+	if in.TemplateID != "" {
+		id, err := uuid.Parse(in.TemplateID)
+		if err != nil {
+			return replyDraft{}, domain.Invalid("template_id", "must be a template id")
+		}
+		template = &id
+	}
+	if err := checkText("text", in.Text, template == nil, events.MaxTextBytes); err != nil {
 		return replyDraft{}, err
 	}
 	if len(in.Subject) > 998 || strings.ContainsAny(in.Subject, "\r\n\x00") {
@@ -432,7 +450,7 @@ func checkReply(p domain.Principal, in ReplyRequest) (replyDraft, error) {
 	default:
 		return replyDraft{}, domain.Invalid("reply_to", "must be mailbox or agent")
 	}
-	return replyDraft{in: in, uploads: uploads}, nil
+	return replyDraft{in: in, uploads: uploads, template: template}, nil
 }
 
 // sendReply sends the checked reply d on c, in tx: what depends on the
@@ -465,15 +483,38 @@ func (a *API) sendReply(ctx context.Context, tx pgx.Tx, p domain.Principal, c *s
 		}
 		atts = append(atts, events.Attachment{Name: u.Name, ContentType: u.ContentType, Size: u.Size, BlobKey: u.BlobKey})
 	}
-	return a.Store.Reply(ctx, tx, p, c, store.ReplyInput{Text: in.Text, Subject: in.Subject, CC: in.CC,
+	text, subject, body := in.Text, in.Subject, ""
+	if d.template != nil {
+		t, err := replyTemplate(ctx, tx, p, c, *d.template)
+		if err != nil {
+			return store.Change{}, err
+		}
+		if text == "" {
+			text, body = t.Text, t.HTML
+		}
+		if subject == "" {
+			subject = t.Subject
+		}
+		if len(t.Attachments)+len(atts) > MaxReplyAttachments {
+			return store.Change{}, domain.Invalid("attachments", fmt.Sprintf("with the template's %d files, the reply would carry %d, more than %d",
+				len(t.Attachments), len(t.Attachments)+len(atts), MaxReplyAttachments))
+		}
+		tatts := make([]events.Attachment, 0, len(t.Attachments)+len(atts))
+		for _, f := range t.Attachments {
+			tatts = append(tatts, f.Event())
+		}
+		atts = append(tatts, atts...)
+	}
+	return a.Store.Reply(ctx, tx, p, c, store.ReplyInput{Text: text, HTML: body, Subject: subject, CC: in.CC,
 		Attachments: atts, ReplyToAgent: in.ReplyTo == ReplyToAgent}, a.Clock.Now())
 }
 
-// uploadIDs reads the attachments of a reply: at most
-// events.MaxAttachments distinct upload ids.
+// uploadIDs reads the attachments of a reply or a template: at most
+// MaxReplyAttachments ([002] "jusqu'à 3 pièces jointes") distinct upload
+// ids. Inbound mail keeps its own limit (events.MaxAttachments).
 func uploadIDs(in []string) ([]uuid.UUID, error) {
-	if len(in) > events.MaxAttachments {
-		return nil, domain.Invalid("attachments", fmt.Sprintf("must list at most %d uploads", events.MaxAttachments))
+	if len(in) > MaxReplyAttachments {
+		return nil, domain.Invalid("attachments", fmt.Sprintf("must list at most %d files, %d given", MaxReplyAttachments, len(in)))
 	}
 	ids := make([]uuid.UUID, 0, len(in))
 	for i, s := range in {

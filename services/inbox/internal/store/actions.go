@@ -238,7 +238,10 @@ func Assign(c *Conversation, user uuid.UUID, fence int64) error {
 
 // ReplyInput is what an agent sends.
 type ReplyInput struct {
-	Text    string
+	Text string
+	// HTML, when set, is the text's alternative as sanitised HTML (email
+	// only).
+	HTML    string
 	Subject string
 	CC      []string
 	// Attachments are uploads to send with the text, blob keys included.
@@ -289,7 +292,7 @@ func (s *Store) Reply(ctx context.Context, tx pgx.Tx, p domain.Principal, c *Con
 			return Change{}, fmt.Errorf("find the agent's address: %w", err)
 		}
 	}
-	m, cmd, err := s.compose(ctx, tx, c, cust, draft{text: in.Text, subject: in.Subject, cc: in.CC, attachments: in.Attachments,
+	m, cmd, err := s.compose(ctx, tx, c, cust, draft{text: in.Text, html: in.HTML, subject: in.Subject, cc: in.CC, attachments: in.Attachments,
 		replyTo: replyTo, author: p.ActorID()}, now)
 	if err != nil {
 		return Change{}, err

@@ -123,6 +123,10 @@ type Contact struct {
 	// Source is the channel that first brought the contact, or manual.
 	Source    string    `json:"source"`
 	CreatedAt time.Time `json:"created_at"`
+	// CustomFields are what agents note of the customer, name to value
+	// (domain.MaxCustomFields at most); templates use them as
+	// {{contact.<name>}}.
+	CustomFields map[string]string `json:"custom_fields"`
 	// Identities are sorted by channel, then identity, so that the same
 	// contact always reads the same.
 	Identities []IdentityInfo `json:"identities"`
@@ -163,6 +167,9 @@ type ContactUpdate struct {
 	Name              *string
 	AvatarURL         *string
 	PreferredLanguage *string
+	// CustomFields set the named fields; a nil value removes one. The
+	// others stay.
+	CustomFields map[string]*string
 }
 
 // ContactNote is an internal note on a contact; customers never see it.
@@ -178,7 +185,7 @@ type ContactNote struct {
 // contactColumns are read by scanContact, for a contacts row aliased c.
 // The identities come along as one JSON array: one index probe per
 // contact instead of a second round trip.
-const contactColumns = `c.id, c.name, c.avatar_url, c.preferred_language, c.source, c.created_at,
+const contactColumns = `c.id, c.name, c.avatar_url, c.preferred_language, c.source, c.created_at, c.custom_fields,
 	coalesce((SELECT jsonb_agg(jsonb_build_object('channel', ci.channel, 'identity', ci.identity,
 	                                              'consent', ci.consent, 'consent_changed_at', ci.consent_changed_at)
 	                           ORDER BY ci.channel, ci.identity)
@@ -190,10 +197,16 @@ const cardColumns = contactColumns + `,
 	ARRAY(SELECT DISTINCT a FROM inbox.conversations v, unnest(v.assignee_ids) a WHERE v.contact_id = c.id ORDER BY a)`
 
 func scanContactInto(row pgx.CollectableRow, c *Contact, more ...any) error {
-	var ids []byte
-	dest := append([]any{&c.ID, &c.Name, &c.AvatarURL, &c.PreferredLanguage, &c.Source, &c.CreatedAt, &ids}, more...)
+	var ids, fields []byte
+	dest := append([]any{&c.ID, &c.Name, &c.AvatarURL, &c.PreferredLanguage, &c.Source, &c.CreatedAt, &fields, &ids}, more...)
 	if err := row.Scan(dest...); err != nil {
 		return err
+	}
+	if err := json.Unmarshal(fields, &c.CustomFields); err != nil {
+		return fmt.Errorf("decode custom fields of contact %s: %w", c.ID, err)
+	}
+	if c.CustomFields == nil {
+		c.CustomFields = map[string]string{}
 	}
 	if err := json.Unmarshal(ids, &c.Identities); err != nil {
 		return fmt.Errorf("decode identities of contact %s: %w", c.ID, err)
@@ -394,11 +407,38 @@ func lockIdentitiesFirst(ctx context.Context, tx pgx.Tx) error {
 func (s *Store) UpdateContact(ctx context.Context, tenant, id uuid.UUID, u ContactUpdate) (Contact, error) {
 	var out Contact
 	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		var fields []byte
+		if u.CustomFields != nil {
+			var raw []byte
+			err := tx.QueryRow(ctx, `SELECT custom_fields FROM inbox.contacts WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tenant, id).Scan(&raw)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return ErrNotFound
+			}
+			if err != nil {
+				return fmt.Errorf("read custom fields: %w", err)
+			}
+			current := map[string]string{}
+			if err := json.Unmarshal(raw, &current); err != nil {
+				return fmt.Errorf("decode custom fields of contact %s: %w", id, err)
+			}
+			for k, v := range u.CustomFields {
+				if v == nil {
+					delete(current, k)
+				} else {
+					current[k] = *v
+				}
+			}
+			if len(current) > domain.MaxCustomFields {
+				return domain.Invalid("custom_fields", fmt.Sprintf("would hold %d fields, more than %d", len(current), domain.MaxCustomFields))
+			}
+			fields = mustJSON(current)
+		}
 		var err error
 		out, err = oneContact(ctx, tx, scanContact, `UPDATE inbox.contacts c SET name = coalesce($3, c.name),
-			avatar_url = coalesce($4, c.avatar_url), preferred_language = coalesce($5, c.preferred_language)
+			avatar_url = coalesce($4, c.avatar_url), preferred_language = coalesce($5, c.preferred_language),
+			custom_fields = coalesce($6::jsonb, c.custom_fields)
 			WHERE c.tenant_id = $1 AND c.id = $2
-			RETURNING `+contactColumns, tenant, id, u.Name, u.AvatarURL, u.PreferredLanguage)
+			RETURNING `+contactColumns, tenant, id, u.Name, u.AvatarURL, u.PreferredLanguage, fields)
 		return err
 	})
 	return out, err

@@ -75,6 +75,7 @@ var blobReferences = []string{
 	`SELECT EXISTS (SELECT 1 FROM inbox.messages m WHERE m.attachments IS NOT NULL
 		AND m.attachments @> jsonb_build_array(jsonb_build_object('blob_key', $1::text)))`,
 	`SELECT EXISTS (SELECT 1 FROM inbox.uploads u WHERE u.blob_key = $1)`,
+	`SELECT EXISTS (SELECT 1 FROM inbox.templates t WHERE t.attachments @> jsonb_build_array(jsonb_build_object('blob_key', $1::text)))`,
 }
 
 // erasedMessage is what an erasure needs of a message.
@@ -536,7 +537,7 @@ func (s *Store) EraseContact(ctx context.Context, p domain.Principal, tenant, id
 		if _, err := tx.Exec(ctx, `DELETE FROM inbox.contact_notes WHERE contact_id = $1`, id); err != nil {
 			return fmt.Errorf("erase the notes on contact %s: %w", id, err)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE inbox.contacts SET name = '', avatar_url = '', preferred_language = '', erased_at = coalesce(erased_at, $2)
+		if _, err := tx.Exec(ctx, `UPDATE inbox.contacts SET name = '', avatar_url = '', preferred_language = '', custom_fields = '{}', erased_at = coalesce(erased_at, $2)
 			WHERE id = $1`, id, now); err != nil {
 			return fmt.Errorf("erase contact %s: %w", id, err)
 		}

@@ -51,8 +51,10 @@ func lastCustomer(ctx context.Context, tx pgx.Tx, c *Conversation) (customer, er
 // draft is a message to the customer.
 type draft struct {
 	text, subject string
-	cc            []string
-	attachments   []events.Attachment
+	// html is the text's sanitised HTML alternative, email only.
+	html        string
+	cc          []string
+	attachments []events.Attachment
 	// replyTo asks the customer to answer there (an agent's address).
 	replyTo string
 	// author is the user or token that wrote it, or the service that sent
@@ -81,7 +83,7 @@ func (s *Store) compose(ctx context.Context, tx pgx.Tx, c *Conversation, cu cust
 	}
 	m := Message{ID: id, ConversationID: c.ID, Direction: "outbound", Sender: d.author, AuthorID: d.author, Body: d.text,
 		Subject: d.subject, CC: d.cc, ExternalID: external, Language: c.Language, Tags: c.Tags, ReceivedAt: now,
-		DeliveryStatus: events.DeliveryPending, Attachments: attachmentsOf(d.attachments), Automatic: d.automatic}
+		DeliveryStatus: events.DeliveryPending, Attachments: attachmentsOf(d.attachments), Automatic: d.automatic, HTML: d.html}
 	var subject *string
 	if d.subject != "" {
 		subject = &d.subject
@@ -93,6 +95,10 @@ func (s *Store) compose(ctx context.Context, tx pgx.Tx, c *Conversation, cu cust
 	if len(d.choices) > 0 {
 		choices = mustJSON(d.choices)
 	}
+	var html *string
+	if d.html != "" {
+		html = &d.html
+	}
 	var replyTo *string
 	if d.replyTo != "" {
 		replyTo = &d.replyTo
@@ -101,17 +107,17 @@ func (s *Store) compose(ctx context.Context, tx pgx.Tx, c *Conversation, cu cust
 	// (reply_to, choices) is kept with it, for a replay to send the same.
 	_, err = tx.Exec(ctx, `INSERT INTO inbox.messages (id, tenant_id, conversation_id, event_id, channel_account_id, external_id,
 			direction, sender, author_id, body, subject, cc, received_at, language, tags, delivery_status, delivery_updated_at, attachments, automatic,
-			reply_to, choices)
-		VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, $7, $8, $9, $10, $11, $12, $13, 'pending', $11, $14, $15, $16, $17)`,
+			reply_to, choices, html)
+		VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, $7, $8, $9, $10, $11, $12, $13, 'pending', $11, $14, $15, $16, $17, $18)`,
 		m.ID, c.Tenant, c.ID, m.ID.String(), c.ChannelAccountID, m.ExternalID, m.AuthorID, m.Body, subject, d.cc, now, m.Language,
-		mustJSON(m.Tags), attachments, d.automatic, replyTo, choices)
+		mustJSON(m.Tags), attachments, d.automatic, replyTo, choices, html)
 	if err != nil {
 		return Message{}, outbox.Record{}, fmt.Errorf("store outbound message: %w", err)
 	}
 	cmd, err := events.New(events.TypeSendMessage, EventSource, c.Tenant.String(), now, events.SendMessage{
 		MessageID: m.ID.String(), ConversationID: c.ID.String(), TenantID: c.Tenant.String(), Channel: c.Channel,
 		ChannelAccountID: c.ChannelAccountID.String(), ThreadKey: c.ThreadKey, To: cu.to, InReplyTo: cu.inReplyTo,
-		Text: d.text, Subject: d.subject, CC: d.cc, AuthorID: d.author, ReplyTo: d.replyTo, Attachments: d.attachments,
+		Text: d.text, HTML: d.html, Subject: d.subject, CC: d.cc, AuthorID: d.author, ReplyTo: d.replyTo, Attachments: d.attachments,
 		Automatic: d.automatic, Choices: d.choices,
 	})
 	if err != nil {

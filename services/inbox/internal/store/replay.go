@@ -88,7 +88,7 @@ type replayCandidate struct {
 	cc                        []string
 	attachments, choices      []byte
 	automatic                 bool
-	replyTo                   string
+	replyTo, html             string
 	accountDeleted            bool
 	// cust is whom it went to: the customer's last message before it.
 	cust customer
@@ -99,7 +99,7 @@ type replayCandidate struct {
 // message before m (when there is one).
 const replayColumns = `m.id, m.conversation_id, c.channel_account_id, coalesce(m.delivery_status, ''), m.delivery_updated_at, m.replays,
 	c.channel, c.thread_key, m.body, coalesce(m.subject, ''), coalesce(m.author_id, ''), m.cc, m.attachments, m.choices, m.automatic,
-	coalesce(m.reply_to, ''), a.deleted_at IS NOT NULL,
+	coalesce(m.reply_to, ''), coalesce(m.html, ''), a.deleted_at IS NOT NULL,
 	coalesce(cu.sender, c.thread_key), coalesce(cu.external_id, ''),
 	coalesce((SELECT ci.consent FROM inbox.contact_identities ci
 	          WHERE ci.tenant_id = m.tenant_id AND ci.channel = 'sms' AND ci.identity = cu.sender), '')`
@@ -117,7 +117,7 @@ func scanCandidate(row pgx.CollectableRow) (replayCandidate, error) {
 	var r replayCandidate
 	var failedAt *time.Time
 	err := row.Scan(&r.id, &r.conversation, &r.account, &r.status, &failedAt, &r.replays, &r.channel, &r.threadKey,
-		&r.body, &r.subject, &r.author, &r.cc, &r.attachments, &r.choices, &r.automatic, &r.replyTo, &r.accountDeleted,
+		&r.body, &r.subject, &r.author, &r.cc, &r.attachments, &r.choices, &r.automatic, &r.replyTo, &r.html, &r.accountDeleted,
 		&r.cust.to, &r.cust.inReplyTo, &r.cust.consent)
 	if failedAt != nil {
 		r.failedAt = *failedAt
@@ -143,7 +143,7 @@ func (r replayCandidate) refusal() error {
 func (r replayCandidate) command(tenant uuid.UUID, now time.Time) (outbox.Record, error) {
 	send := events.SendMessage{MessageID: r.id.String(), ConversationID: r.conversation.String(), TenantID: tenant.String(),
 		Channel: r.channel, ChannelAccountID: r.account.String(), ThreadKey: r.threadKey, To: r.cust.to, InReplyTo: r.cust.inReplyTo,
-		Text: r.body, Subject: r.subject, CC: r.cc, AuthorID: r.author, ReplyTo: r.replyTo, Automatic: r.automatic, Replay: r.replays + 1}
+		Text: r.body, HTML: r.html, Subject: r.subject, CC: r.cc, AuthorID: r.author, ReplyTo: r.replyTo, Automatic: r.automatic, Replay: r.replays + 1}
 	if len(r.attachments) > 0 {
 		if err := json.Unmarshal(r.attachments, &send.Attachments); err != nil {
 			return outbox.Record{}, fmt.Errorf("decode attachments of message %s: %w", r.id, err)
