@@ -1301,6 +1301,97 @@ func azMatrix(fx *azFixture) []azCase {
 		target: rule(constBody(`{"priority":-4,"conditions":{"keywords":["xyzzy-never","plugh-never"]}}`))}})
 	add(azCase{route: "DELETE " + rules + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusNoContent, target: rule(noBody)}})
 
+	// --- Templates: admins (manage_settings) write them; every user uses
+	// the tenant's and those of the queues they see.
+	const templates = "/v1/admin/templates"
+	templateBody := func() string {
+		return fmt.Sprintf(`{"name":%q,"keyword":%q,"bodies":{"chat":{"text":"Hello {{customer_name}}"}}}`,
+			testkit.RandomName("tpl-"), strings.ToLower(testkit.RandomName("kw")))
+	}
+	template := func(body func() string) func(t *testing.T) azTarget {
+		return func(t *testing.T) azTarget {
+			id := fx.create(t, fx.admin, templates, templateBody())
+			return azTarget{path: templates + "/" + id, missing: templates + "/" + uuid.NewString(), body: body(), snap: fx.snap(templates+"/"+id, templates+"?limit=200")}
+		}
+	}
+	add(azCase{route: "GET " + templates, calls: &azCalls{path: templates,
+		other: func(t *testing.T) {
+			mine := fx.create(t, fx.other, templates, templateBody())
+			fx.create(t, fx.admin, templates, templateBody())
+			fx.separate(t, templates+"?limit=200", mine)
+		},
+		agent: func(t *testing.T) {
+			azMustProblem(t, azCall(t, fx.e, fx.agent, get, templates, ""), forbidden, "an agent listing templates as an admin")
+		},
+		right: func(t *testing.T) {
+			id := fx.create(t, fx.admin, templates, templateBody())
+			require.Contains(t, azIDs(t, fx.ok(t, fx.admin, get, templates+"?limit=200", "")), id)
+		},
+	}})
+	add(azCase{route: "POST " + templates, calls: &azCalls{path: templates, body: templateBody(),
+		other: func(t *testing.T) {
+			before := fx.snap(templates + "?limit=200")(t)
+			fx.create(t, fx.other, templates, templateBody())
+			require.Equal(t, before, fx.snap(templates+"?limit=200")(t))
+		},
+		agent: func(t *testing.T) {
+			before := fx.snap(templates + "?limit=200")(t)
+			azMustProblem(t, azCall(t, fx.e, fx.agent, post, templates, templateBody()), forbidden, "an agent creating a template")
+			require.Equal(t, before, fx.snap(templates+"?limit=200")(t))
+		},
+		right: func(t *testing.T) { fx.create(t, fx.admin, templates, templateBody()) },
+	}})
+	add(azCase{route: "GET " + templates + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusOK, target: template(noBody)}})
+	add(azCase{route: "PATCH " + templates + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusOK, target: template(constBody(`{"keyword":null}`))}})
+	add(azCase{route: "DELETE " + templates + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusNoContent, target: template(noBody)}})
+	add(azCase{route: "GET /v1/templates", calls: &azCalls{path: "/v1/templates",
+		other: func(t *testing.T) {
+			mine := fx.create(t, fx.other, templates, templateBody())
+			fx.create(t, fx.admin, templates, templateBody())
+			fx.separate(t, "/v1/templates?limit=200", mine)
+		},
+		agent: func(t *testing.T) {
+			// Tier 2's template is not the agent's (Tier 1); the tenant's is.
+			q2 := fx.create(t, fx.admin, templates, fmt.Sprintf(`{"name":%q,"queue_id":%q,"bodies":{"chat":{"text":"x"}}}`, testkit.RandomName("tpl-"), fx.q2.ID))
+			all := fx.create(t, fx.admin, templates, templateBody())
+			ids := azIDs(t, fx.ok(t, fx.agent, get, "/v1/templates?limit=200", ""))
+			require.Contains(t, ids, all)
+			require.NotContains(t, ids, q2)
+		},
+		right: func(t *testing.T) {
+			id := fx.create(t, fx.admin, templates, templateBody())
+			require.Contains(t, azIDs(t, fx.ok(t, fx.admin, get, "/v1/templates?limit=200", "")), id)
+		},
+	}})
+	add(azCase{route: "GET /v1/shortcuts", calls: &azCalls{path: "/v1/shortcuts?prefix=a",
+		other: func(t *testing.T) {
+			kw := strings.ToLower(testkit.RandomName("same"))
+			aID := fx.create(t, fx.admin, templates, fmt.Sprintf(`{"name":"A","keyword":%q,"bodies":{"chat":{"text":"x"}}}`, kw))
+			bID := fx.create(t, fx.other, templates, fmt.Sprintf(`{"name":"B","keyword":%q,"bodies":{"chat":{"text":"x"}}}`, kw))
+			r := fx.ok(t, fx.other, get, "/v1/shortcuts?prefix="+kw, "")
+			require.Contains(t, string(r.Body), bID)
+			require.NotContains(t, string(r.Body), aID, "B's admin expands A's template")
+		},
+		agent: func(t *testing.T) {
+			kw := strings.ToLower(testkit.RandomName("q2kw"))
+			q2 := fx.create(t, fx.admin, templates, fmt.Sprintf(`{"name":"Q2","keyword":%q,"queue_id":%q,"bodies":{"chat":{"text":"x"}}}`, kw, fx.q2.ID))
+			r := fx.ok(t, fx.agent, get, "/v1/shortcuts?prefix="+kw, "")
+			require.NotContains(t, string(r.Body), q2, "the agent expands another queue's template")
+		},
+		right: func(t *testing.T) {
+			kw := strings.ToLower(testkit.RandomName("mine"))
+			id := fx.create(t, fx.admin, templates, fmt.Sprintf(`{"name":"Mine","keyword":%q,"bodies":{"chat":{"text":"x"}}}`, kw))
+			require.Contains(t, string(fx.ok(t, fx.admin, get, "/v1/shortcuts?prefix="+kw, "").Body), id)
+		},
+	}})
+	add(azCase{route: "POST /v1/conversations/{id}/templates/{template_id}/render", obj: &azObject{agent: hidden, ok: http.StatusOK,
+		target: func(t *testing.T) azTarget {
+			id := fx.conv(t, fx.q2, "new")
+			tpl := fx.create(t, fx.admin, templates, `{"name":"Render","bodies":{"chat":{"text":"Thanks for writing"}}}`)
+			return azTarget{path: "/v1/conversations/" + id + "/templates/" + tpl + "/render",
+				missing: "/v1/conversations/" + uuid.NewString() + "/templates/" + tpl + "/render", snap: fx.convSnap(id)}
+		}}})
+
 	// --- Automation: waiting messages, the tenant's settings and each
 	// queue's need manage_automation (supervisors and admins), to read too.
 
