@@ -296,7 +296,7 @@ func biRoutes(fx *azFixture) []biRoute {
 		cc[i] = fmt.Sprintf("cc%d@example.com", i)
 	}
 	ccJSON, _ := json.Marshal(map[string]any{"text": "hello", "cc": cc})
-	atts := make([]string, 65)
+	atts := make([]string, 4)
 	for i := range atts {
 		atts[i] = uuid.NewString()
 	}
@@ -321,7 +321,10 @@ func biRoutes(fx *azFixture) []biRoute {
 			biWrongType(`{"text":"hello","reply_to":true}`, "reply_to"),
 			biInvalid("attachment not an id", `{"text":"hello","attachments":["invoice.pdf"]}`, "attachments[0]"),
 			biInvalid("attachment twice", `{"text":"hello","attachments":["`+random+`","`+random+`"]}`, "attachments[1]"),
-			biInvalid("65 attachments", string(attJSON), "attachments"),
+			biInvalid("4 attachments", string(attJSON), "attachments"),
+			biInvalid("template_id not an id", `{"template_id":"hello"}`, "template_id"),
+			biInvalid("no such template", `{"template_id":"`+random+`"}`, "template_id"),
+			biWrongType(`{"template_id":5}`, "template_id"),
 			biInvalid("attachments on a chat", `{"text":"hello","attachments":["`+random+`"]}`, "attachments"),
 			biInvalid("reply_to unknown", `{"text":"hello","reply_to":"customer"}`, "reply_to"),
 			biInvalid("reply_to on a chat", `{"text":"hello","reply_to":"agent"}`, "reply_to"),
@@ -1140,6 +1143,59 @@ func biRoutes(fx *azFixture) []biRoute {
 			biInvalid("no such queue", `{"default_queue_id":"`+random+`"}`, "default_queue_id"),
 		}})
 
+	const templates = "/v1/admin/templates"
+	templateCases := func(create bool) []biCase {
+		cs := []biCase{
+			biUnknown(`{"name":"T","colour":"red"}`, "colour"),
+			biUnknown(`{"name":"T","bodies":{"fax":{"text":"x"}}}`, "fax"),
+			biWrongType(`{"name":5}`, "name"),
+			biWrongType(`{"name":"T","bodies":{"chat":"x"}}`, "bodies.chat"),
+			biOversized("name"),
+			biInvalid("name with NUL", `{"name":"`+nul+`","bodies":{"chat":{"text":"x"}}}`, "name"),
+			biInvalid("keyword upper case", `{"name":"T","keyword":"Hello","bodies":{"chat":{"text":"x"}}}`, "keyword"),
+			biInvalid("keyword over 32", fmt.Sprintf(`{"name":"T","keyword":%q,"bodies":{"chat":{"text":"x"}}}`, strings.Repeat("k", 33)), "keyword"),
+			biInvalid("no body", `{"name":"T","bodies":{}}`, "bodies"),
+			biInvalid("chat text blank", `{"name":"T","bodies":{"chat":{"text":" "}}}`, "bodies.chat.text"),
+			biInvalid("unknown variable", `{"name":"T","bodies":{"sms":{"text":"{{price}}"}}}`, "bodies.sms.text"),
+			biInvalid("unclosed variable", `{"name":"T","bodies":{"chat":{"text":"{{customer_name"}}}`, "bodies.chat.text"),
+			biInvalid("bad contact field", `{"name":"T","bodies":{"chat":{"text":"{{contact.Plan}}"}}}`, "bodies.chat.text"),
+			biInvalid("subject on two lines", `{"name":"T","bodies":{"email":{"subject":"a\nb","text":"x"}}}`, "bodies.email.subject"),
+			biInvalid("email says nothing", `{"name":"T","bodies":{"email":{"html":"<script>x</script>"}}}`, "bodies.email"),
+			biInvalid("queue_id not an id", `{"name":"T","queue_id":"support","bodies":{"chat":{"text":"x"}}}`, "queue_id"),
+			biInvalid("no such queue", `{"name":"T","queue_id":"`+random+`","bodies":{"chat":{"text":"x"}}}`, "queue_id"),
+			biInvalid("attachment not an id", `{"name":"T","bodies":{"chat":{"text":"x"}},"attachments":["a"]}`, "attachments[0]"),
+			biInvalid("no such upload", `{"name":"T","bodies":{"chat":{"text":"x"}},"attachments":["`+random+`"]}`, "attachments[0]"),
+			biInvalid("4 attachments", fmt.Sprintf(`{"name":"T","bodies":{"chat":{"text":"x"}},"attachments":[%q,%q,%q,%q]}`,
+				uuid.NewString(), uuid.NewString(), uuid.NewString(), uuid.NewString()), "attachments"),
+		}
+		if create {
+			return append(cs, biInvalid("name absent", `{"bodies":{"chat":{"text":"x"}}}`, "name"), biInvalid("bodies absent", `{"name":"T"}`, "bodies"))
+		}
+		return append(cs, biInvalid("nothing to change", `{}`, "body"))
+	}
+	add(biRoute{route: "POST " + templates,
+		target: func(t *testing.T, _ string) biTarget { return admin(templates, templates+"?limit=200") },
+		cases:  templateCases(true)})
+	add(biRoute{route: "PATCH " + templates + "/{id}",
+		target: func(t *testing.T, _ string) biTarget {
+			id := fx.create(t, fx.admin, templates, `{"name":"Patch me","bodies":{"chat":{"text":"x"}}}`)
+			return admin(templates+"/"+id, templates+"/"+id, templates+"?limit=200")
+		},
+		cases: templateCases(false)})
+	add(biRoute{route: "POST /v1/conversations/{id}/templates/{template_id}/render",
+		target: func(t *testing.T, state string) biTarget {
+			tg := conversation("", "assigned")(t, state)
+			id := fx.create(t, fx.admin, templates, `{"name":"Render","bodies":{"chat":{"text":"x"}}}`)
+			tg.path += "/templates/" + id + "/render"
+			return tg
+		},
+		anyState: true,
+		cases: []biCase{
+			biUnknown(`{"text":"x"}`, "text"),
+			biWrongType(`[]`, "body"),
+			biOversized("text"),
+		}})
+
 	const rules = "/v1/admin/routing-rules"
 	keywords := make([]string, 101)
 	for i := range keywords {
@@ -1271,6 +1327,10 @@ func biRoutes(fx *azFixture) []biRoute {
 			biInvalid("name with NUL", `{"name":"`+nul+`"}`, "name"),
 			biInvalid("avatar_url not http", `{"avatar_url":"data:image/png;base64,AAAA"}`, "avatar_url"),
 			biInvalid("preferred_language unknown", `{"preferred_language":"french"}`, "preferred_language"),
+			biWrongType(`{"custom_fields":{"plan":5}}`, "custom_fields"),
+			biInvalid("custom field name upper case", `{"custom_fields":{"Plan":"gold"}}`, "custom_fields"),
+			biInvalid("custom field value on two lines", `{"custom_fields":{"plan":"a\nb"}}`, "custom_fields.plan"),
+			biInvalid("custom field value over 1000 bytes", fmt.Sprintf(`{"custom_fields":{"plan":%q}}`, long(1001)), "custom_fields.plan"),
 		}})
 
 	add(biRoute{route: "POST /v1/contacts/{id}/identities",
