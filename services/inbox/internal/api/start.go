@@ -111,7 +111,15 @@ func (a *API) startConversation(w http.ResponseWriter, r *http.Request, p domain
 		a.Clock.Now(), func(tx pgx.Tx, c *store.Conversation) (store.Change, error) {
 			return a.sendReply(r.Context(), tx, p, c, d)
 		})
-	var taken *store.ThreadTakenError
+	var (
+		taken     *store.ThreadTakenError
+		recipient *store.RecipientError
+	)
+	if errors.As(err, &recipient) {
+		prob := httpx.NewProblem(http.StatusUnprocessableEntity, "the recipient is refused: "+recipient.Error())
+		prob.Errors = []httpx.FieldError{{Field: recipient.Field, Reason: recipient.Reason}}
+		return prob
+	}
 	if errors.As(err, &taken) {
 		prob := httpx.NewProblem(http.StatusConflict, taken.Error())
 		prob.Errors = []httpx.FieldError{{Field: "to", Reason: "already has a conversation on this number"}}

@@ -63,6 +63,16 @@ func (e *ThreadTakenError) Error() string {
 }
 func (e *ThreadTakenError) Unwrap() error { return domain.ErrConflict }
 
+// RecipientError is domain.ErrUnprocessable: the recipient of a start is
+// not a contact of the tenant, or not one with an identity on the
+// channel. Field is the request's field it refuses.
+type RecipientError struct {
+	Field, Reason string
+}
+
+func (e *RecipientError) Error() string { return e.Field + " " + e.Reason }
+func (e *RecipientError) Unwrap() error { return domain.ErrUnprocessable }
+
 // errKeyRace: a concurrent start with the same idempotency key committed
 // first.
 var errKeyRace = errors.New("a start with the same idempotency key committed first")
@@ -133,7 +143,7 @@ func (s *Store) start(ctx context.Context, tx pgx.Tx, p domain.Principal, tenant
 	}
 	if err := exists(ctx, tx, `SELECT EXISTS (SELECT 1 FROM inbox.contacts WHERE tenant_id = $1 AND id = $2)`, tenant, in.ContactID); err != nil {
 		if errors.Is(err, domain.ErrNotFound) {
-			return Conversation{}, false, domain.Invalid("contact_id", "is not a contact of this tenant: the recipient is picked from the contacts")
+			return Conversation{}, false, &RecipientError{"contact_id", "is not a contact of this tenant: the recipient is picked from the contacts"}
 		}
 		return Conversation{}, false, err
 	}
@@ -144,7 +154,7 @@ func (s *Store) start(ctx context.Context, tx pgx.Tx, p domain.Principal, tenant
 		err := tx.QueryRow(ctx, `SELECT contact_id FROM inbox.contact_identities WHERE tenant_id = $1 AND channel = $2 AND identity = $3`,
 			tenant, in.Channel, to).Scan(&owner)
 		if errors.Is(err, pgx.ErrNoRows) || (err == nil && owner != in.ContactID) {
-			return Conversation{}, false, domain.Invalid("to", fmt.Sprintf("is not an %s of the contact", kind))
+			return Conversation{}, false, &RecipientError{"to", fmt.Sprintf("is not an %s of the contact", kind)}
 		}
 		if err != nil {
 			return Conversation{}, false, fmt.Errorf("find the recipient: %w", err)
@@ -154,7 +164,7 @@ func (s *Store) start(ctx context.Context, tx pgx.Tx, p domain.Principal, tenant
 		err := tx.QueryRow(ctx, `SELECT identity FROM inbox.contact_identities WHERE tenant_id = $1 AND contact_id = $2 AND channel = $3
 			ORDER BY identity LIMIT 1`, tenant, in.ContactID, in.Channel).Scan(&to)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return Conversation{}, false, domain.Invalid("contact_id", fmt.Sprintf("has no %s: add one to the contact first", kind))
+			return Conversation{}, false, &RecipientError{"contact_id", fmt.Sprintf("has no %s: add one to the contact first", kind)}
 		}
 		if err != nil {
 			return Conversation{}, false, fmt.Errorf("find the recipient: %w", err)
