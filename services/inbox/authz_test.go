@@ -1492,7 +1492,7 @@ func azMatrix(fx *azFixture) []azCase {
 			testkit.RandomName("ada-")+"@customer.example"))
 	}
 	startBody := func(mailbox, contact string, q uuid.UUID) string {
-		return fmt.Sprintf(`{"channel":"email","contact_id":%q,"channel_account_id":%q,"queue_id":%q,"subject":"Your order","text":"It left."}`, mailbox, contact, q)
+		return fmt.Sprintf(`{"channel":"email","contact_id":%q,"channel_account_id":%q,"queue_id":%q,"subject":"Your order","text":"It left."}`, contact, mailbox, q)
 	}
 	add(azCase{route: "POST /v1/conversations", calls: &azCalls{path: "/v1/conversations", body: `{"channel":"email"}`,
 		other: func(t *testing.T) {
