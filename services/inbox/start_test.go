@@ -125,7 +125,9 @@ func TestStartEmailConversation(t *testing.T) {
 		return fmt.Sprintf(`{"channel":"email","contact_id":%q,"channel_account_id":%q,"queue_id":%q,"subject":"Your order","text":"It left the warehouse."%s}`,
 			contact, account, support.ID, extra)
 	}
-	listed := func() string { return string(azCall(t, e, admin, http.MethodGet, "/v1/conversations?limit=200", "").Body) }
+	listed := func() string {
+		return string(azCall(t, e, admin, http.MethodGet, "/v1/conversations?limit=200", "").Body)
+	}
 	before := listed()
 
 	// The recipient must be a contact of the tenant with an address.
