@@ -1575,6 +1575,45 @@ func azMatrix(fx *azFixture) []azCase {
 			require.Contains(t, azIDs(t, fx.ok(t, fx.admin, get, "/v1/contacts?limit=200", "")), id)
 		},
 	}})
+	// Starting a conversation: every user of the tenant may, in one of
+	// their queues, toward a contact of the tenant; not an API token; B
+	// naming A's mailbox and contact is refused as if they named nothing.
+	emailContact := func(t *testing.T) string {
+		return fx.create(t, fx.admin, "/v1/contacts", fmt.Sprintf(`{"name":"Ada","identities":[{"channel":"email","identity":%q}]}`,
+			testkit.RandomName("ada-")+"@customer.example"))
+	}
+	startBody := func(mailbox, contact string, q uuid.UUID) string {
+		return fmt.Sprintf(`{"channel":"email","contact_id":%q,"channel_account_id":%q,"queue_id":%q,"subject":"Your order","text":"It left."}`, contact, mailbox, q)
+	}
+	add(azCase{route: "POST /v1/conversations", calls: &azCalls{path: "/v1/conversations", body: `{"channel":"email"}`,
+		other: func(t *testing.T) {
+			contact := emailContact(t)
+			before := fx.snap("/v1/contacts/"+contact, "/v1/conversations?channel=email&limit=200")(t)
+			foreign := azCall(t, fx.e, fx.other, post, "/v1/conversations", startBody(fx.ensureMailbox(t), contact, fx.q1.ID))
+			nothing := azCall(t, fx.e, fx.other, post, "/v1/conversations", startBody(uuid.NewString(), uuid.NewString(), uuid.New()))
+			p := azMustProblem(t, foreign, http.StatusBadRequest, "B naming A's mailbox")
+			require.Equal(t, []string{"channel_account_id"}, p.fields())
+			require.Equal(t, string(nothing.Body), string(foreign.Body), "A's ids answer like ids naming nothing")
+			require.Equal(t, before, fx.snap("/v1/contacts/"+contact, "/v1/conversations?channel=email&limit=200")(t))
+		},
+		agent: func(t *testing.T) {
+			// In their own queue; not in a teammate's, which would take the
+			// conversation out of their sight once answered.
+			contact := emailContact(t)
+			p := azMustProblem(t, azCall(t, fx.e, fx.agent, post, "/v1/conversations", startBody(fx.ensureMailbox(t), contact, fx.q2.ID)),
+				http.StatusBadRequest, "an agent starting in another team's queue")
+			require.Equal(t, []string{"queue_id"}, p.fields())
+			r := azCall(t, fx.e, fx.agent, post, "/v1/conversations", startBody(fx.ensureMailbox(t), contact, fx.q1.ID))
+			require.Equal(t, http.StatusCreated, r.Status, "answered %s", r)
+			fx.ok(t, fx.agent, get, "/v1/conversations/"+azID(t, r), "")
+		},
+		right: func(t *testing.T) {
+			contact := emailContact(t)
+			body := startBody(fx.ensureMailbox(t), contact, fx.q3.ID)
+			azMustProblem(t, azCall(t, fx.e, fx.a.APIToken.Token, post, "/v1/conversations", body), http.StatusForbidden, "an API token starting a conversation")
+			fx.create(t, fx.admin, "/v1/conversations", body)
+		},
+	}})
 	add(azCase{route: "POST /v1/contacts", calls: &azCalls{path: "/v1/contacts", body: `{"identities":[{"channel":"chat","identity":"x"}]}`,
 		other: func(t *testing.T) {
 			// The identity of one of A's contacts: identities are unique per

@@ -330,6 +330,54 @@ func biRoutes(fx *azFixture) []biRoute {
 			biInvalid("reply_to on a chat", `{"text":"hello","reply_to":"agent"}`, "reply_to"),
 		}})
 
+	// Start a conversation: nothing refused is stored, and no conversation
+	// appears.
+	startAtts, _ := json.Marshal(map[string]any{"channel": "email", "contact_id": "{{CONTACT}}", "channel_account_id": "{{MB}}",
+		"queue_id": "{{Q}}", "subject": "Hi", "text": "hello", "attachments": []string{uuid.NewString(), uuid.NewString(), uuid.NewString(), uuid.NewString()}})
+	startBody := func(extra string) string {
+		return `{"channel":"email","contact_id":"{{CONTACT}}","channel_account_id":"{{MB}}","queue_id":"{{Q}}","text":"hello"` + extra + `}`
+	}
+	var startContact string
+	add(biRoute{route: "POST /v1/conversations",
+		target: func(t *testing.T, _ string) biTarget {
+			if startContact == "" {
+				startContact = fx.create(t, fx.admin, "/v1/contacts", fmt.Sprintf(`{"name":"Ada","identities":[{"channel":"email","identity":%q}]}`,
+					testkit.RandomName("ada-")+"@customer.example"))
+			}
+			return admin("/v1/conversations", "/v1/conversations?limit=200&channel=email", "/v1/contacts/"+startContact).
+				with("CONTACT", startContact).with("MB", fx.ensureMailbox(t)).with("Q", fx.q1.ID.String()).with("CHAT", fx.a.ChatChannel.ID.String())
+		},
+		cases: []biCase{
+			biUnknown(startBody(`,"subject":"Hi","bcc":["a@example.com"]`), "bcc"),
+			biWrongType(startBody(`,"subject":5`), "subject"),
+			biWrongType(`{"channel":"email","contact_id":5}`, "contact_id"),
+			biOversized("text"),
+			biInvalid("channel absent", `{"contact_id":"{{CONTACT}}","channel_account_id":"{{MB}}","text":"hello","subject":"Hi"}`, "channel"),
+			biInvalid("channel chat", `{"channel":"chat","contact_id":"{{CONTACT}}","channel_account_id":"{{CHAT}}","text":"hello"}`, "channel"),
+			biInvalid("contact_id not an id", `{"channel":"email","contact_id":"ada","channel_account_id":"{{MB}}","text":"hello","subject":"Hi"}`, "contact_id"),
+			biInvalid("channel_account_id not an id", `{"channel":"email","contact_id":"{{CONTACT}}","channel_account_id":"mb","text":"hello","subject":"Hi"}`, "channel_account_id"),
+			biInvalid("channel_account_id of the chat", `{"channel":"email","contact_id":"{{CONTACT}}","channel_account_id":"{{CHAT}}","queue_id":"{{Q}}","text":"hello","subject":"Hi"}`, "channel_account_id"),
+			biInvalid("channel_account_id naming nothing", `{"channel":"email","contact_id":"{{CONTACT}}","channel_account_id":"`+random+`","queue_id":"{{Q}}","text":"hello","subject":"Hi"}`, "channel_account_id"),
+			biInvalid("queue_id not an id", startBody(`,"subject":"Hi","queue_id":"q1"`), "queue_id"),
+			biInvalid("queue_id naming nothing", `{"channel":"email","contact_id":"{{CONTACT}}","channel_account_id":"{{MB}}","queue_id":"`+random+`","text":"hello","subject":"Hi"}`, "queue_id"),
+			biInvalid("queue_id absent without a default queue", `{"channel":"email","contact_id":"{{CONTACT}}","channel_account_id":"{{MB}}","text":"hello","subject":"Hi"}`, "queue_id"),
+			biInvalid("to not an address", startBody(`,"subject":"Hi","to":"ada at example"`), "to"),
+			biInvalid("subject absent on email", startBody(``), "subject"),
+			biInvalid("subject blank on email", startBody(`,"subject":"  "`), "subject"),
+			biInvalid("subject on two lines", startBody(`,"subject":"a\nb"`), "subject"),
+			biInvalid("text absent", `{"channel":"email","contact_id":"{{CONTACT}}","channel_account_id":"{{MB}}","queue_id":"{{Q}}","subject":"Hi"}`, "text"),
+			biInvalid("text with NUL", `{"channel":"email","contact_id":"{{CONTACT}}","channel_account_id":"{{MB}}","queue_id":"{{Q}}","subject":"Hi","text":"`+nul+`"}`, "text"),
+			biInvalid("cc not an address", startBody(`,"subject":"Hi","cc":["Ada <ada@example.com>"]`), "cc[0]"),
+			biInvalid("4 attachments", string(startAtts), "attachments"),
+			biInvalid("attachment not an id", startBody(`,"subject":"Hi","attachments":["invoice.pdf"]`), "attachments[0]"),
+			biInvalid("attachment naming nothing", startBody(`,"subject":"Hi","attachments":["`+random+`"]`), "attachments[0]"),
+			biInvalid("reply_to unknown", startBody(`,"subject":"Hi","reply_to":"customer"`), "reply_to"),
+			{kind: "invalid", name: "contact of nobody", body: `{"channel":"email","contact_id":"` + random + `","channel_account_id":"{{MB}}","queue_id":"{{Q}}","text":"hello","subject":"Hi"}`,
+				status: http.StatusUnprocessableEntity, field: "contact_id"},
+			{kind: "invalid", name: "to not the contact's", body: startBody(`,"subject":"Hi","to":"grace@customer.example"`),
+				status: http.StatusUnprocessableEntity, field: "to"},
+		}})
+
 	// Ask an expert: what a refused question would change is the
 	// conversation, its audit and its questions.
 	ask := func(fields string) string {

@@ -323,6 +323,7 @@ func pageOf[T any](items []T, limit int, pos func(T) store.Position) List[T] {
 func (a *API) Register(r Router) {
 	a.registerAuth(r)
 	a.registerConversations(r)
+	a.registerStart(r)
 	a.registerAttachments(r)
 	a.registerAdmin(r)
 	a.registerAutomation(r)

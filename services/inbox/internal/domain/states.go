@@ -137,6 +137,10 @@ const (
 	// ActionEraseContact: an admin erased the conversation's contact
 	// (GDPR art. 17); its messages are anonymised.
 	ActionEraseContact Action = "erase_contact"
+	// ActionOutbound: an agent started the conversation toward a contact
+	// (new conversation, [002]); it is theirs, and their first message
+	// follows as a reply.
+	ActionOutbound Action = "outbound"
 )
 
 // Conversation is the part of a conversation the rules look at.

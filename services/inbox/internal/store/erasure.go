@@ -587,7 +587,7 @@ func (s *Store) EraseContact(ctx context.Context, p domain.Principal, tenant, id
 			if err := writeConversation(ctx, tx, c); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, `UPDATE inbox.conversations SET thread_key = $2 WHERE id = $1`, c.ID, c.ThreadKey); err != nil {
+			if _, err := tx.Exec(ctx, `UPDATE inbox.conversations SET thread_key = $2, recipient = NULL WHERE id = $1`, c.ID, c.ThreadKey); err != nil {
 				return fmt.Errorf("forget the thread of conversation %s: %w", c.ID, err)
 			}
 			if err := writeAudit(ctx, tx, auditOf(c, from, p.ActorKind(), p.ActorID(), Change{Action: domain.ActionEraseContact}, now)); err != nil {

@@ -29,8 +29,9 @@ type customer struct {
 }
 
 // lastCustomer reads the customer's last message of the conversation, and
-// their SMS consent. A conversation without one (an outbound one) goes to
-// its thread's address.
+// their SMS consent. A conversation without one (an outbound one, before
+// the customer answers) goes to the identity it was started toward, else
+// to its thread's address.
 func lastCustomer(ctx context.Context, tx pgx.Tx, c *Conversation) (customer, error) {
 	var cu customer
 	err := tx.QueryRow(ctx, `SELECT m.sender, m.external_id, coalesce(m.subject, ''), m.automatic,
@@ -40,7 +41,18 @@ func lastCustomer(ctx context.Context, tx pgx.Tx, c *Conversation) (customer, er
 		WHERE m.conversation_id = $1 AND m.direction = 'inbound' ORDER BY m.received_at DESC, m.id DESC LIMIT 1`, c.ID).
 		Scan(&cu.to, &cu.inReplyTo, &cu.subject, &cu.automatic, &cu.consent)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return customer{to: c.ThreadKey}, nil
+		cu = customer{}
+		err := tx.QueryRow(ctx, `SELECT coalesce(c.recipient, c.thread_key),
+				coalesce((SELECT ci.consent FROM inbox.contact_identities ci
+				          WHERE ci.tenant_id = c.tenant_id AND ci.channel = 'sms' AND ci.identity = c.recipient), '')
+			FROM inbox.conversations c WHERE c.id = $1`, c.ID).Scan(&cu.to, &cu.consent)
+		if err != nil {
+			return customer{}, fmt.Errorf("find the conversation's recipient: %w", err)
+		}
+		if c.Channel != events.ChannelSMS {
+			cu.consent = ""
+		}
+		return cu, nil
 	}
 	if err != nil {
 		return customer{}, fmt.Errorf("find the customer's last message: %w", err)
