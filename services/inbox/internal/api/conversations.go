@@ -373,6 +373,14 @@ type ReplyRequest struct {
 	// ReplyTo is where the customer's answer goes: "mailbox" (the
 	// default) or "agent", the replying user's own address; email only.
 	ReplyTo string `json:"reply_to,omitempty"`
+	// Translate sends the reply translated into the customer's language
+	// (the conversation's); TranslateTo into the language named. The
+	// original is kept beside the translation (ADR 20).
+	Translate   bool   `json:"translate,omitempty"`
+	TranslateTo string `json:"translate_to,omitempty"`
+	// Fallback "original" sends the reply as written when the translator
+	// fails; absent, the reply is refused (503).
+	Fallback string `json:"fallback,omitempty"`
 }
 
 // Values of ReplyRequest.ReplyTo.
@@ -390,15 +398,35 @@ func (a *API) reply(w http.ResponseWriter, r *http.Request, p domain.Principal) 
 	if err != nil {
 		return err
 	}
-	return a.act(w, r, p, func(tx pgx.Tx, c *store.Conversation) (store.Change, error) {
-		return a.sendReply(r.Context(), tx, p, c, d)
+	if err := a.checkReplyTranslation(in); err != nil {
+		return err
+	}
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	if err := a.translateReply(r.Context(), p, r, &d); err != nil {
+		return err
+	}
+	var sent *store.Message
+	c, err := a.Store.Act(r.Context(), p, id, a.Clock.Now(), func(tx pgx.Tx, c *store.Conversation) (store.Change, error) {
+		change, err := a.sendReply(r.Context(), tx, p, c, d)
+		sent = change.Message
+		return change, err
 	})
+	if err != nil {
+		return err
+	}
+	return ok(w, replyResult{Conversation: c, Message: sent})
 }
 
 // replyDraft is a reply whose body was checked, ready to send.
 type replyDraft struct {
 	in      ReplyRequest
 	uploads []uuid.UUID
+	// translation is the reply's translation, made before the
+	// transaction (translateReply): in.Text is then the translation.
+	translation *store.Translation
 }
 
 // checkReply checks the body of a reply (POST /v1/conversations/{id}/reply,
@@ -466,7 +494,7 @@ func (a *API) sendReply(ctx context.Context, tx pgx.Tx, p domain.Principal, c *s
 		atts = append(atts, events.Attachment{Name: u.Name, ContentType: u.ContentType, Size: u.Size, BlobKey: u.BlobKey})
 	}
 	return a.Store.Reply(ctx, tx, p, c, store.ReplyInput{Text: in.Text, Subject: in.Subject, CC: in.CC,
-		Attachments: atts, ReplyToAgent: in.ReplyTo == ReplyToAgent}, a.Clock.Now())
+		Attachments: atts, ReplyToAgent: in.ReplyTo == ReplyToAgent, Translation: d.translation}, a.Clock.Now())
 }
 
 // uploadIDs reads the attachments of a reply: at most
