@@ -129,7 +129,7 @@ func (a *API) translateMessage(w http.ResponseWriter, r *http.Request, p domain.
 		return domain.ErrNotFound
 	}
 	if m.AnonymisedAt != nil || strings.TrimSpace(m.Body) == "" {
-		return &domain.ConflictError{State: "no_text", Reason: "the message has no text to translate"}
+		return fmt.Errorf("%w: the message has no text to translate", domain.ErrConflict)
 	}
 	set, err := a.Store.GetTranslationSettings(r.Context(), tenant)
 	if err != nil {
@@ -156,8 +156,7 @@ func (a *API) translateMessage(w http.ResponseWriter, r *http.Request, p domain.
 // translationOn refuses when the tenant's translation is off.
 func translationOn(set store.TranslationSettings) error {
 	if !set.Enabled {
-		return &domain.ConflictError{State: "translation_off",
-			Reason: "translation is turned off for this tenant: an admin turns it on with PUT /v1/admin/settings/translation"}
+		return fmt.Errorf("%w: translation is turned off for this tenant: an admin turns it on with PUT /v1/admin/settings/translation", domain.ErrConflict)
 	}
 	return nil
 }

@@ -59,9 +59,9 @@ func (s *Store) PutTranslationSettings(ctx context.Context, tx pgx.Tx, tenant uu
 		return TranslationSettings{}, domain.Invalid("url", "is required to enable translation: the translator's https URL")
 	}
 	err := tx.QueryRow(ctx, `INSERT INTO inbox.translation_settings (tenant_id, enabled, provider, url, api_key, updated_at)
-			VALUES ($1, $2, $3, $4, coalesce($5, ''), $6)
+			VALUES ($1, $2, $3, $4, coalesce($5::text, ''), $6)
 		ON CONFLICT (tenant_id) DO UPDATE SET enabled = excluded.enabled, provider = excluded.provider, url = excluded.url,
-			api_key = coalesce($5, translation_settings.api_key), updated_at = excluded.updated_at
+			api_key = coalesce($5::text, translation_settings.api_key), updated_at = excluded.updated_at
 		RETURNING api_key <> ''`, tenant, set.Enabled, set.Provider, set.URL, apiKey, now).Scan(&set.APIKeySet)
 	if err != nil {
 		return TranslationSettings{}, fmt.Errorf("write translation settings: %w", err)
@@ -205,7 +205,7 @@ func (s *Store) RequestTranslation(ctx context.Context, tenant, message uuid.UUI
 			return fmt.Errorf("find the message to translate: %w", err)
 		}
 		if sentTranslated {
-			return &domain.ConflictError{State: "sent_translated", Reason: "this reply was sent translated: its original and its translation are kept as they were sent"}
+			return fmt.Errorf("%w: this reply was sent translated: its original and its translation are kept as they were sent", domain.ErrConflict)
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO inbox.message_translations AS t (message_id, tenant_id, conversation_id, state,
 				source_language, target_language, requested_by, next_attempt_at, created_at, updated_at)

@@ -8,7 +8,7 @@ CREATE TABLE translation_settings (
     tenant_id  uuid PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
     enabled    boolean     NOT NULL DEFAULT false,
     provider   text        NOT NULL CHECK (provider IN ('libretranslate')),
-    url        text        NOT NULL CHECK (length(url) BETWEEN 1 AND 2048),
+    url        text        NOT NULL DEFAULT '' CHECK (length(url) <= 2048),
     -- Sent to the translator, never shown by the API ('' for none).
     api_key    text        NOT NULL DEFAULT '',
     updated_at timestamptz NOT NULL DEFAULT now()
