@@ -352,17 +352,23 @@ func (a *app) initInbox(ctx context.Context) (lifecycle.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Translators are tenant-entered URLs too.
+	client, err := egress.New(a.cfg.Egress, egress.Deps{})
+	if err != nil {
+		return nil, err
+	}
 	return inbox.New(ctx, a.cfg.Inbox, inbox.Deps{
-		Pool:      a.pool,
-		Bus:       a.cfg.Bus,
-		Brokers:   a.brokers,
-		Producer:  a.producer,
-		Redis:     a.redis,
-		Presence:  a.presence(),
-		Router:    a.server,
-		Blobs:     a.blobs,
-		Telemetry: a.tel,
-		Egress:    policy,
+		Pool:         a.pool,
+		Bus:          a.cfg.Bus,
+		Brokers:      a.brokers,
+		Producer:     a.producer,
+		Redis:        a.redis,
+		Presence:     a.presence(),
+		Router:       a.server,
+		Blobs:        a.blobs,
+		Telemetry:    a.tel,
+		Egress:       policy,
+		EgressClient: client,
 	})
 }
 

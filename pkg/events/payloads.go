@@ -19,6 +19,10 @@ const (
 	TypeConversationChanged = "sb.conversation.changed.v1"
 	// TypeConversationMessage: a message joined a conversation.
 	TypeConversationMessage = "sb.conversation.message.v1"
+	// TypeMessageTranslated: a message's translation changed (requested,
+	// done or failed); its data is a ConversationMessage whose message
+	// carries the translation.
+	TypeMessageTranslated = "sb.conversation.message_translated.v1"
 	// TypeSendMessage: a command to a connector to send a message.
 	TypeSendMessage = "sb.message.send.v1"
 	// TypeDelivery: what a channel says of a sent message.

@@ -768,6 +768,13 @@ func azMatrix(fx *azFixture) []azCase {
 			return azTarget{path: "/v1/conversations/" + id + suffix, missing: "/v1/conversations/" + uuid.NewString() + suffix,
 				body: `{"to":"boss@partner.example","note":"hello"}`, snap: fx.convSnap(id)}
 		}}})
+	// Any user who sees the conversation may have a message translated.
+	add(azCase{route: "POST /v1/messages/{id}/translate", obj: &azObject{agent: hidden, ok: http.StatusAccepted, target: func(t *testing.T) azTarget {
+		fx.ok(t, fx.admin, put, "/v1/admin/settings/translation", `{"enabled":true,"url":"https://a-translator.invalid"}`)
+		id := fx.conv(t, fx.q2, "new")
+		return azTarget{path: "/v1/messages/" + fx.firstMessage(t, fx.admin, id) + "/translate", missing: "/v1/messages/" + uuid.NewString() + "/translate",
+			body: `{"to":"de"}`, snap: fx.snap("/v1/conversations/" + id + "/messages")}
+	}}})
 	add(azCase{route: "PATCH /v1/messages/{id}", obj: &azObject{agent: hidden, ok: http.StatusOK, target: func(t *testing.T) azTarget {
 		id := fx.conv(t, fx.q2, "new")
 		return azTarget{path: "/v1/messages/" + fx.firstMessage(t, fx.admin, id), missing: "/v1/messages/" + uuid.NewString(),
@@ -1522,6 +1529,38 @@ func azMatrix(fx *azFixture) []azCase {
 			require.Equal(t, before, fx.snap(exportSettings)(t))
 		},
 		right: func(t *testing.T) { fx.ok(t, fx.admin, put, exportSettings, `{"send_by_email":false}`) },
+	}})
+	const translationSettings = "/v1/admin/settings/translation"
+	add(azCase{route: "GET " + translationSettings, calls: &azCalls{path: translationSettings,
+		other: func(t *testing.T) {
+			fx.ok(t, fx.admin, put, translationSettings, `{"enabled":true,"url":"https://a-translator.invalid","api_key":"a-key"}`)
+			r := fx.ok(t, fx.other, get, translationSettings, "")
+			require.NotContains(t, string(r.Body), "a-translator", "B's admin sees A's settings")
+			require.NotContains(t, string(r.Body), "a-key")
+		},
+		agent: func(t *testing.T) {
+			azMustProblem(t, azCall(t, fx.e, fx.agent, get, translationSettings, ""), forbidden, "an agent reading the translation settings")
+		},
+		right: func(t *testing.T) {
+			r := fx.ok(t, fx.admin, get, translationSettings, "")
+			require.NotContains(t, string(r.Body), "a-key", "the API key is shown")
+		},
+	}})
+	add(azCase{route: "PUT " + translationSettings, calls: &azCalls{path: translationSettings, body: `{"enabled":false}`,
+		other: func(t *testing.T) {
+			fx.ok(t, fx.admin, put, translationSettings, `{"enabled":true,"url":"https://a-translator.invalid"}`)
+			before := fx.snap(translationSettings)(t)
+			fx.ok(t, fx.other, put, translationSettings, `{"enabled":false}`)
+			require.Equal(t, before, fx.snap(translationSettings)(t), "B's admin changed A's settings")
+		},
+		agent: func(t *testing.T) {
+			before := fx.snap(translationSettings)(t)
+			azMustProblem(t, azCall(t, fx.e, fx.agent, put, translationSettings, `{"enabled":false}`), forbidden, "an agent changing the translation settings")
+			require.Equal(t, before, fx.snap(translationSettings)(t))
+		},
+		right: func(t *testing.T) {
+			fx.ok(t, fx.admin, put, translationSettings, `{"enabled":true,"url":"https://a-translator.invalid"}`)
+		},
 	}})
 	queueAutomation := func(body func() string) func(t *testing.T) azTarget {
 		return func(t *testing.T) azTarget {

@@ -328,6 +328,12 @@ func biRoutes(fx *azFixture) []biRoute {
 			biInvalid("attachments on a chat", `{"text":"hello","attachments":["`+random+`"]}`, "attachments"),
 			biInvalid("reply_to unknown", `{"text":"hello","reply_to":"customer"}`, "reply_to"),
 			biInvalid("reply_to on a chat", `{"text":"hello","reply_to":"agent"}`, "reply_to"),
+			biWrongType(`{"text":"hello","translate":"yes"}`, "translate"),
+			biWrongType(`{"text":"hello","translate_to":5}`, "translate_to"),
+			biInvalid("translate and translate_to", `{"text":"hello","translate":true,"translate_to":"de"}`, "translate"),
+			biInvalid("translate_to unknown", `{"text":"hello","translate_to":"xx"}`, "translate_to"),
+			biInvalid("fallback unknown", `{"text":"hello","translate":true,"fallback":"nothing"}`, "fallback"),
+			biInvalid("fallback without translation", `{"text":"hello","fallback":"original"}`, "fallback"),
 		}})
 
 	// Start a conversation: nothing refused is stored, and no conversation
@@ -629,6 +635,7 @@ func biRoutes(fx *azFixture) []biRoute {
 			biInvalid("reply text absent", `{"reply":{}}`, "reply.text"),
 			biInvalid("reply text blank", `{"reply":{"text":"  "}}`, "reply.text"),
 			biInvalid("reply with a subject on chat", `{"reply":{"text":"x","subject":"Hi"}}`, "reply.subject"),
+			biInvalid("reply sent translated", `{"reply":{"text":"x","translate":true}}`, "reply.translate"),
 			biInvalid("reply attachment not an id", `{"reply":{"text":"x","attachments":["a"]}}`, "reply.attachments[0]"),
 			biInvalid("reply_to unknown", `{"reply":{"text":"x","reply_to":"boss"}}`, "reply.reply_to"),
 		}})
@@ -699,6 +706,40 @@ func biRoutes(fx *azFixture) []biRoute {
 			biOversized("answered_priority"),
 			biInvalid("answered_priority over 10", `{"answered_priority":11}`, "answered_priority"),
 			biInvalid("answered_priority under -10", `{"answered_priority":-11}`, "answered_priority"),
+		}})
+
+	const translationSettings = "/v1/admin/settings/translation"
+	add(biRoute{route: "PUT " + translationSettings,
+		target: func(t *testing.T, _ string) biTarget { return admin(translationSettings, translationSettings) },
+		cases: []biCase{
+			biUnknown(`{"enabled":false,"model":"big"}`, "model"),
+			biWrongType(`{"enabled":"yes"}`, "enabled"),
+			biWrongType(`{"enabled":true,"url":5}`, "url"),
+			biWrongType(`{"enabled":false,"api_key":5}`, "api_key"),
+			biOversized("url"),
+			biInvalid("enabled absent", `{"url":"https://translate.example.com"}`, "enabled"),
+			biInvalid("enabled without a url", `{"enabled":true}`, "url"),
+			biInvalid("url in the network", `{"enabled":true,"url":"https://10.1.2.3"}`, "url"),
+			biInvalid("url not https", `{"enabled":true,"url":"http://translate.example.com"}`, "url"),
+			biInvalid("url with a NUL", `{"enabled":true,"url":"https://translate.example.com/`+nul+`"}`, "url"),
+			biInvalid("provider unknown", `{"enabled":false,"provider":"deepl"}`, "provider"),
+			biInvalid("api_key on two lines", `{"enabled":false,"api_key":"a\nb"}`, "api_key"),
+			biInvalid("api_key over 1000 bytes", fmt.Sprintf(`{"enabled":false,"api_key":%q}`, long(1001)), "api_key"),
+		}})
+	add(biRoute{route: "POST /v1/messages/{id}/translate",
+		target: func(t *testing.T, _ string) biTarget {
+			fx.ok(t, fx.admin, http.MethodPut, translationSettings, `{"enabled":true,"url":"https://translator.invalid"}`)
+			id := fx.conv(t, fx.q1, "new")
+			return biTarget{path: "/v1/messages/" + fx.firstMessage(t, fx.admin, id) + "/translate", token: fx.admin,
+				snap: fx.snap("/v1/conversations/" + id + "/messages")}
+		},
+		cases: []biCase{
+			biUnknown(`{"to":"de","from":"fr"}`, "from"),
+			biWrongType(`{"to":5}`, "to"),
+			biOversized("to"),
+			biInvalid("to absent", `{}`, "to"),
+			biInvalid("to unknown", `{"to":"xx"}`, "to"),
+			biInvalid("to with a NUL", `{"to":"`+nul+`"}`, "to"),
 		}})
 
 	var tagList string

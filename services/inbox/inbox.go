@@ -34,6 +34,7 @@ import (
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/qualify"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/store"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/stream"
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/translate"
 )
 
 // ConsumerGroup is the inbox's Kafka consumer group.
@@ -61,6 +62,8 @@ type Config struct {
 	// Notify configures the notifications; zero fields take their
 	// defaults.
 	Notify notify.Config
+	// Translate configures translation; zero fields take their defaults.
+	Translate translate.Config
 }
 
 // RegisterFlags declares the flags under prefix.
@@ -73,6 +76,7 @@ func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	f.DurationVar(&c.Notify.EmailInterval, prefix+"inbox.notify.email-interval", notify.DefaultEmailInterval, "Least time between two notification emails to a user about one conversation (sent while they are not connected); what happens in between is in the app only.")
 	f.DurationVar(&c.Notify.MaxAge, prefix+"inbox.notify.max-age", notify.DefaultMaxAge, "Conversation events older than this notify nobody: the notifier's consumer group, when new, reads sb.conversations.v1 from its start.")
 	c.Stream.RegisterFlags(prefix, f)
+	c.Translate.RegisterFlags(prefix, f)
 }
 
 // Validate checks the settings.
@@ -85,7 +89,7 @@ func (c *Config) Validate(prefix string) error {
 	ck.Positive("inbox.notify.email-interval", c.Notify.EmailInterval)
 	ck.Positive("inbox.notify.max-age", c.Notify.MaxAge)
 	ck.Check(c.OutboxLinger >= 0 && c.OutboxLinger < c.OutboxPoll, "inbox.outbox.linger", fmt.Sprintf("%s must be at least 0 and below -inbox.outbox.poll-interval", c.OutboxLinger), "set a few milliseconds, such as 5ms")
-	return errors.Join(ck.Err(), c.Stream.Validate(prefix))
+	return errors.Join(ck.Err(), c.Stream.Validate(prefix), c.Translate.Validate(prefix))
 }
 
 // Deps are what the inbox runs on.
@@ -118,6 +122,11 @@ type Deps struct {
 	// the admin API accepts: the operator's allow-list (-egress.allow,
 	// -egress.allow-http). nil accepts public https URLs only.
 	Egress *egress.Policy
+	// EgressClient calls tenant-entered URLs (the tenants' translators),
+	// refusing addresses inside the network the operator did not allow;
+	// nil means one with the default limits that reaches public https
+	// URLs only. Its policy stands for Egress when that is nil.
+	EgressClient *egress.Client
 }
 
 // Service is the running inbox.
@@ -131,6 +140,10 @@ type Service struct {
 	commands *bus.Consumer
 	// notifier tells users of what awaits them.
 	notifier *bus.Consumer
+	// translations queues the translation of customer messages, and
+	// translator translates them.
+	translations *bus.Consumer
+	translator   *translate.Worker
 	// prune forgets applied command ids past their retention.
 	prune lifecycle.Service
 	relay *outbox.Relay
@@ -199,6 +212,20 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	if d.Egress == nil && d.EgressClient != nil {
+		d.Egress = d.EgressClient.Policy()
+	}
+	if d.EgressClient == nil {
+		if d.EgressClient, err = egress.New(defaultEgress(), egress.Deps{}); err != nil {
+			return nil, err
+		}
+	}
+	translator := translate.NewWorker(cfg.Translate, s, d.EgressClient, languages.Detect, d.Clock, d.Telemetry.Component("translate"))
+	translations, err := bus.NewConsumer(d.Bus, bus.ConsumerOptions{Group: translate.ConsumerGroup, Topics: []string{events.TopicConversations}, Clock: d.Clock},
+		translator.Handle, d.Producer, d.Telemetry)
+	if err != nil {
+		return nil, err
+	}
 	retention := cfg.CommandRetention
 	if retention <= 0 {
 		retention = 7 * 24 * time.Hour
@@ -228,25 +255,37 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		return nil, err
 	}
 	api.New(api.Deps{
-		Store:          s,
-		Locker:         redis.NewLocker(d.Redis, d.RedisPrefix, d.Clock),
-		Presence:       d.Presence,
-		Languages:      languages,
-		Clock:          d.Clock,
-		Log:            log,
-		Stream:         hub,
-		Blobs:          d.Blobs,
-		MaxUploadBytes: cfg.MaxUploadBytes,
-		Egress:         d.Egress,
+		Store:             s,
+		Locker:            redis.NewLocker(d.Redis, d.RedisPrefix, d.Clock),
+		Presence:          d.Presence,
+		Languages:         languages,
+		Clock:             d.Clock,
+		Log:               log,
+		Stream:            hub,
+		Blobs:             d.Blobs,
+		MaxUploadBytes:    cfg.MaxUploadBytes,
+		Egress:            d.Egress,
+		TranslationClient: d.EgressClient,
+		Translation:       cfg.Translate,
+		WakeTranslations:  translator.Wake,
 	}).Register(d.Router)
-	return &Service{store: s, consumer: consumer, qualifier: qualifier, deliveries: deliveries, commands: cmds, notifier: notifier, prune: prune,
+	return &Service{store: s, consumer: consumer, qualifier: qualifier, deliveries: deliveries, commands: cmds, notifier: notifier, translations: translations, translator: translator, prune: prune,
 		relay: relay, stream: hub, redis: d.Redis, log: log}, nil
 }
 
 // Run consumes inbound messages, delivery reports and commands, notifies
 // users, and relays the outbox until ctx is cancelled.
 func (s *Service) Run(ctx context.Context) error {
-	return lifecycle.RunAll(ctx, s.consumer, s.qualifier, s.deliveries, s.commands, s.notifier, s.prune, s.relay, s.stream)
+	return lifecycle.RunAll(ctx, s.consumer, s.qualifier, s.deliveries, s.commands, s.notifier, s.translations, s.translator, s.prune, s.relay, s.stream)
+}
+
+// defaultEgress is the egress client's setting when the caller gives
+// none: the flags' defaults, public https URLs only.
+func defaultEgress() egress.Config {
+	var c egress.Config
+	f := flag.NewFlagSet("egress", flag.ContinueOnError)
+	c.RegisterFlags("", f)
+	return c
 }
 
 // Ready reports whether the inbox consumes and reaches its database and

@@ -103,6 +103,13 @@ func start(t *testing.T) env {
 // system clock).
 func startWith(t *testing.T, clock retry.Clock) env {
 	t.Helper()
+	return startTuned(t, clock, nil)
+}
+
+// startTuned is startWith, tune (nil: none) changing the inbox's settings
+// and dependencies before it starts.
+func startTuned(t *testing.T, clock retry.Clock, tune func(*inbox.Config, *inbox.Deps)) env {
+	t.Helper()
 	ctx := testkit.Context(t)
 	pool := testkit.Postgres(t)
 	brokers := testkit.Kafka(t)
@@ -124,10 +131,15 @@ func startWith(t *testing.T, clock retry.Clock) env {
 		tel, func(context.Context) error { return nil })
 	// Uploads are limited like every other body (biLimit), so that the
 	// checks of oversized bodies hold for POST /v1/attachments too.
-	svc, err := inbox.New(ctx, inbox.Config{OutboxBatch: 100, OutboxPoll: 100 * time.Millisecond, MaxUploadBytes: biLimit}, inbox.Deps{
+	icfg := inbox.Config{OutboxBatch: 100, OutboxPoll: 100 * time.Millisecond, MaxUploadBytes: biLimit}
+	deps := inbox.Deps{
 		Pool: pool, Bus: cfg, Brokers: brokers, Producer: producer, Redis: rdb, RedisPrefix: prefix, Router: srv, Blobs: blobs, Telemetry: tel,
 		Clock: clock,
-	})
+	}
+	if tune != nil {
+		tune(&icfg, &deps)
+	}
+	svc, err := inbox.New(ctx, icfg, deps)
 	require.NoError(t, err)
 	require.NoError(t, srv.Listen())
 	testkit.Run(t, svc)

@@ -30,6 +30,7 @@ import (
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/language"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/store"
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/translate"
 )
 
 // Router is where routes are registered (an *httpx.Server).
@@ -63,6 +64,14 @@ type Deps struct {
 	// saved: the operator's -egress.allow and -egress.allow-http. nil
 	// allows public https URLs only.
 	Egress *egress.Policy
+	// TranslationClient calls the tenants' translators: an
+	// *egress.Client.
+	TranslationClient translate.Doer
+	// Translation holds the reply's translation timeout.
+	Translation translate.Config
+	// WakeTranslations makes the translation worker look at once for
+	// translations due; nil: it finds them on its next look.
+	WakeTranslations func()
 }
 
 // API holds the handlers.
@@ -77,6 +86,7 @@ func New(d Deps) *API {
 		// An empty allow-list always makes a policy.
 		d.Egress, _ = egress.NewPolicy(egress.Config{})
 	}
+	d.Translation = d.Translation.WithDefaults()
 	return &API{Deps: d}
 }
 
@@ -335,6 +345,7 @@ func (a *API) Register(r Router) {
 	a.registerExport(r)
 	a.registerErasure(r)
 	a.registerNotifications(r)
+	a.registerTranslation(r)
 	a.registerOpenAPI(r)
 	if a.Stream != nil {
 		a.handle(r, "GET /v1/stream", func(w http.ResponseWriter, r *http.Request, p domain.Principal) error {

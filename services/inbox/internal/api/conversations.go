@@ -382,6 +382,14 @@ type ReplyRequest struct {
 	// ReplyTo is where the customer's answer goes: "mailbox" (the
 	// default) or "agent", the replying user's own address; email only.
 	ReplyTo string `json:"reply_to,omitempty"`
+	// Translate sends the reply translated into the customer's language
+	// (the conversation's); TranslateTo into the language named. The
+	// original is kept beside the translation (ADR 20).
+	Translate   bool   `json:"translate,omitempty"`
+	TranslateTo string `json:"translate_to,omitempty"`
+	// Fallback "original" sends the reply as written when the translator
+	// fails; absent, the reply is refused (503).
+	Fallback string `json:"fallback,omitempty"`
 }
 
 // Values of ReplyRequest.ReplyTo.
@@ -399,9 +407,26 @@ func (a *API) reply(w http.ResponseWriter, r *http.Request, p domain.Principal) 
 	if err != nil {
 		return err
 	}
-	return a.act(w, r, p, func(tx pgx.Tx, c *store.Conversation) (store.Change, error) {
-		return a.sendReply(r.Context(), tx, p, c, d)
+	if err := a.checkReplyTranslation(in); err != nil {
+		return err
+	}
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	if err := a.translateReply(r.Context(), p, r, &d); err != nil {
+		return err
+	}
+	var sent *store.Message
+	c, err := a.Store.Act(r.Context(), p, id, a.Clock.Now(), func(tx pgx.Tx, c *store.Conversation) (store.Change, error) {
+		change, err := a.sendReply(r.Context(), tx, p, c, d)
+		sent = change.Message
+		return change, err
 	})
+	if err != nil {
+		return err
+	}
+	return ok(w, replyResult{Conversation: c, Message: sent})
 }
 
 // replyDraft is a reply whose body was checked, ready to send.
@@ -409,6 +434,9 @@ type replyDraft struct {
 	in       ReplyRequest
 	uploads  []uuid.UUID
 	template *uuid.UUID
+	// translation is the reply's translation, made before the
+	// transaction (translateReply): in.Text is then the translation.
+	translation *store.Translation
 }
 
 // checkReply checks the body of a reply (POST /v1/conversations/{id}/reply,
@@ -425,6 +453,9 @@ func checkReply(p domain.Principal, in ReplyRequest) (replyDraft, error) {
 	}
 	if err := checkText("text", in.Text, template == nil, events.MaxTextBytes); err != nil {
 		return replyDraft{}, err
+	}
+	if template != nil && in.Text == "" && (in.Translate || in.TranslateTo != "") {
+		return replyDraft{}, domain.Invalid("translate", "translates the reply's own text: render the template first (POST /v1/conversations/{id}/templates/{template_id}/render) and send its text")
 	}
 	if len(in.Subject) > 998 || strings.ContainsAny(in.Subject, "\r\n\x00") {
 		return replyDraft{}, domain.Invalid("subject", "must be one line of at most 998 bytes")
@@ -506,7 +537,7 @@ func (a *API) sendReply(ctx context.Context, tx pgx.Tx, p domain.Principal, c *s
 		atts = append(tatts, atts...)
 	}
 	return a.Store.Reply(ctx, tx, p, c, store.ReplyInput{Text: text, HTML: body, Subject: subject, CC: in.CC,
-		Attachments: atts, ReplyToAgent: in.ReplyTo == ReplyToAgent}, a.Clock.Now())
+		Attachments: atts, ReplyToAgent: in.ReplyTo == ReplyToAgent, Translation: d.translation}, a.Clock.Now())
 }
 
 // uploadIDs reads the attachments of a reply or a template: at most

@@ -102,6 +102,11 @@ func (a *API) askHelp(w http.ResponseWriter, r *http.Request, p domain.Principal
 		if err != nil {
 			return nested("reply", err)
 		}
+		// A reply sent translated goes through POST .../reply, which
+		// waits for the translator; this one is not translated.
+		if in.Reply.Translate || in.Reply.TranslateTo != "" || in.Reply.Fallback != "" {
+			return domain.Invalid("reply.translate", "a reply sent with a help request is not translated: send it translated with POST /v1/conversations/{id}/reply")
+		}
 		draft = &d
 	}
 	now := a.Clock.Now()

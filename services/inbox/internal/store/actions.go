@@ -250,6 +250,11 @@ type ReplyInput struct {
 	// address rather than the channel account's (email only; the
 	// principal must be a user).
 	ReplyToAgent bool
+	// Translation, when set, is the reply's translation: Text is its
+	// translation into the customer's language (then Text of the reply
+	// too), Original what the agent wrote; a failed one was sent as
+	// written (fallback).
+	Translation *Translation
 }
 
 // Reply adds an agent's message to the conversation, moves it to answered
@@ -293,9 +298,14 @@ func (s *Store) Reply(ctx context.Context, tx pgx.Tx, p domain.Principal, c *Con
 		}
 	}
 	m, cmd, err := s.compose(ctx, tx, c, cust, draft{text: in.Text, html: in.HTML, subject: in.Subject, cc: in.CC, attachments: in.Attachments,
-		replyTo: replyTo, author: p.ActorID()}, now)
+		replyTo: replyTo, author: p.ActorID(), language: replyLanguage(in.Translation)}, now)
 	if err != nil {
 		return Change{}, err
+	}
+	if tr := in.Translation; tr != nil {
+		if err := insertReplyTranslation(ctx, tx, c, &m, *tr, now); err != nil {
+			return Change{}, err
+		}
 	}
 	if uid, err := uuid.Parse(p.UserID); err == nil {
 		c.LastAgentID = &uid
@@ -307,6 +317,15 @@ func (s *Store) Reply(ctx context.Context, tx pgx.Tx, p domain.Principal, c *Con
 	c.Unread = false
 	return Change{Action: domain.ActionReply, Data: map[string]string{"message_id": m.ID.String()},
 		Records: []outbox.Record{cmd}, Message: &m}, nil
+}
+
+// replyLanguage is the language of a reply sent translated, "" for the
+// conversation's.
+func replyLanguage(tr *Translation) string {
+	if tr != nil && tr.State == TranslationDone {
+		return tr.TargetLanguage
+	}
+	return ""
 }
 
 // replySubject is the subject of a reply to an email about subject: the

@@ -50,8 +50,12 @@ var contentCopies = []struct {
 	// A reply anonymised before its command left the outbox is never sent.
 	{"outbox events carrying the messages", `DELETE FROM inbox.outbox o
 		WHERE (o.headers @> '[{"k":"ce_type","v":"` + events.TypeConversationMessage + `"}]'
+		    OR o.headers @> '[{"k":"ce_type","v":"` + events.TypeMessageTranslated + `"}]'
 		    OR o.headers @> '[{"k":"ce_type","v":"` + events.TypeSendMessage + `"}]')
 		  AND EXISTS (SELECT 1 FROM unnest($1::uuid[]) AS e(id) WHERE position(convert_to(e.id::text, 'UTF8') IN o.value) > 0)`, false},
+	// A translation copies the message's text in another language, and
+	// a reply sent translated keeps what the agent wrote.
+	{"translations of the messages", `DELETE FROM inbox.message_translations WHERE message_id = ANY($1::uuid[])`, false},
 	// An expert question's excerpt copies the messages it shares (names
 	// replaced, but the rest of the text as written, and its files).
 	{"expert question excerpts", `UPDATE inbox.expert_question_messages SET text = '', attachments = NULL

@@ -199,6 +199,9 @@ type Message struct {
 	// sent, with nothing of what it said.
 	AnonymisedAt *time.Time `json:"anonymised_at,omitempty"`
 	AnonymisedBy string     `json:"anonymised_by,omitempty"`
+	// Translation is the message's translation, when it has one (see
+	// Translation).
+	Translation *Translation `json:"translation,omitempty"`
 }
 
 // AuthorBot is the author_kind of a message the chat channel's bot wrote.
@@ -282,7 +285,14 @@ func (s *Store) ListMessages(ctx context.Context, conversation uuid.UUID, after 
 	if err != nil {
 		return nil, fmt.Errorf("list messages: %w", err)
 	}
-	return pgx.CollectRows(rows, scanMessage)
+	msgs, err := pgx.CollectRows(rows, scanMessage)
+	if err != nil {
+		return nil, fmt.Errorf("list messages: %w", err)
+	}
+	if err := attachTranslations(ctx, s.pool, msgs); err != nil {
+		return nil, err
+	}
+	return msgs, nil
 }
 
 // GetMessage returns a message with its conversation, of tenant.

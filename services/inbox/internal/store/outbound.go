@@ -80,6 +80,8 @@ type draft struct {
 	// (the messages' unique key) instead of its id: an automatic message
 	// derives it from what it is for, so that it is stored once.
 	externalID string
+	// language is the message's language; "" is the conversation's.
+	language string
 }
 
 // compose stores an outbound message of the conversation and returns it
@@ -93,8 +95,12 @@ func (s *Store) compose(ctx context.Context, tx pgx.Tx, c *Conversation, cu cust
 	if external == "" {
 		external = id.String()
 	}
+	language := d.language
+	if language == "" {
+		language = c.Language
+	}
 	m := Message{ID: id, ConversationID: c.ID, Direction: "outbound", Sender: d.author, AuthorID: d.author, Body: d.text,
-		Subject: d.subject, CC: d.cc, ExternalID: external, Language: c.Language, Tags: c.Tags, ReceivedAt: now,
+		Subject: d.subject, CC: d.cc, ExternalID: external, Language: language, Tags: c.Tags, ReceivedAt: now,
 		DeliveryStatus: events.DeliveryPending, Attachments: attachmentsOf(d.attachments), Automatic: d.automatic, HTML: d.html}
 	var subject *string
 	if d.subject != "" {
