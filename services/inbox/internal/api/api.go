@@ -326,6 +326,7 @@ func (a *API) Register(r Router) {
 	a.registerExport(r)
 	a.registerErasure(r)
 	a.registerNotifications(r)
+	a.registerKnowledge(r)
 	a.registerOpenAPI(r)
 	if a.Stream != nil {
 		a.handle(r, "GET /v1/stream", func(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
