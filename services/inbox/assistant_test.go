@@ -173,6 +173,18 @@ func TestKnowledgeBaseIsMaintainedByAdmins(t *testing.T) {
 	var renamed kbGroup
 	require.Equal(t, http.StatusOK, e.do(t, admin, http.MethodPatch, kbGroups+"/"+delivery.ID, `{"name":"Expédition"}`, &renamed))
 	require.Equal(t, "Expédition", renamed.Name)
+
+	// Bad queries name the parameter.
+	for _, c := range []struct{ path, field string }{
+		{kbGroups + "?limit=201", "limit"},
+		{kbEntries + "?limit=0", "limit"},
+		{kbEntries + "?cursor=nope", "cursor"},
+		{kbEntries + "?group_id=faq", "group_id"},
+	} {
+		status, raw := e.doRaw(t, admin, http.MethodGet, c.path, "")
+		require.Equal(t, http.StatusBadRequest, status, "GET %s answered %s", c.path, raw)
+		require.Contains(t, raw, `"field":"`+c.field+`"`, "GET %s", c.path)
+	}
 }
 
 // doRaw is do that returns the answer's body as text.
@@ -263,6 +275,11 @@ func TestSuggestionsFromTheKnowledgeBaseAndPastAnswers(t *testing.T) {
 	require.True(t, sawEntry, "the knowledge-base entry was not suggested: %+v", got)
 	require.True(t, sawAnswer, "the past answer was not suggested: %+v", got)
 	require.Len(t, e.suggestions(t, admin, now, "?limit=1"), 1)
+	for _, bad := range []string{"0", "11", "five"} {
+		status, raw := e.doRaw(t, admin, http.MethodGet, "/v1/conversations/"+now+"/suggestions?limit="+bad, "")
+		require.Equal(t, http.StatusBadRequest, status, "limit=%s answered %s", bad, raw)
+		require.Contains(t, raw, `"field":"limit"`)
+	}
 
 	// The agent of Tier 1 sees the conversation, not the Tier 2 one whose
 	// answer might name its customer: entries only.
