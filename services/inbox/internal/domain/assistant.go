@@ -129,9 +129,10 @@ func Fold(s string) string {
 	return b.String()
 }
 
-// words splits s into its runs of letters and digits, lower case.
+// words splits s into its runs of letters and digits, lower case and
+// composed (an "é" typed as "e" and a combining accent is one letter).
 func words(s string) []string {
-	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) })
+	return strings.FieldsFunc(norm.NFC.String(strings.ToLower(s)), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) })
 }
 
 // Stem is the stem a word is compared by: folded, and cut to 6 letters,

@@ -46,6 +46,9 @@ func TestQueryTermsAndStems(t *testing.T) {
 	if strings.Join(got, "|") != want {
 		t.Errorf("QueryTerms = %q, want %q (stopwords and one-letter words out, lower case, accents kept)", got, want)
 	}
+	if got := QueryTerms("rembourse\u0301"); len(got) != 1 || got[0] != "remboursé" {
+		t.Errorf("a decomposed accent splits the word: %q", got)
+	}
 	if len(QueryTerms(strings.Repeat("alpha beta gamma delta epsilon ", 2)+"a b c d e f g h i j k l m n o p")) != 5 {
 		t.Error("a word counted twice")
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
 )
@@ -138,7 +139,13 @@ func (s *Store) DeleteKnowledgeGroup(ctx context.Context, tx pgx.Tx, tenant, id 
 	if entries > 0 {
 		return fmt.Errorf("%w: the group has %d entries; move or delete them first", domain.ErrConflict, entries)
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM inbox.knowledge_groups WHERE id = $1`, id); err != nil {
+	_, err = tx.Exec(ctx, `DELETE FROM inbox.knowledge_groups WHERE id = $1`, id)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23503" {
+		// An entry was added to it meanwhile.
+		return fmt.Errorf("%w: the group has entries; move or delete them first", domain.ErrConflict)
+	}
+	if err != nil {
 		return fmt.Errorf("delete knowledge group: %w", err)
 	}
 	return nil
