@@ -472,6 +472,9 @@ func TestSuggestionQuality(t *testing.T) {
 		if rank >= 1 && rank <= 3 {
 			hits3++
 		}
+		if rank > 1 {
+			t.Logf("ranked %d: %q (want %s)", rank, q.text, q.want)
+		}
 		if rank > 0 {
 			rr += 1 / float64(rank)
 		} else {
