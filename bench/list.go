@@ -22,6 +22,10 @@ type ListResult struct {
 	SearchRareP99   float64 `json:"search_rare_p99_ms"`
 	SearchCommonP50 float64 `json:"search_common_p50_ms"`
 	SearchCommonP99 float64 `json:"search_common_p99_ms"`
+	// The reply assistant's suggestions, on the same tenant with an
+	// agent's reply per conversation and 1,000 knowledge-base entries.
+	SuggestionsP50 float64 `json:"suggestions_p50_ms"`
+	SuggestionsP99 float64 `json:"suggestions_p99_ms"`
 }
 
 // vocabulary makes message bodies that full-text search can tell apart:
@@ -103,6 +107,10 @@ func listRun(ctx context.Context, o options, w io.Writer) (ListResult, error) {
 	if err != nil {
 		return res, err
 	}
+	if err := assistantLoad(ctx, conn, b.Tenant.ID, b.ChatChannel.ID, o.listConversations, o.listPerConversation); err != nil {
+		return res, err
+	}
+	res.Messages += o.listConversations
 	res.LoadSeconds = time.Since(start).Seconds()
 
 	node, err := env.start(ctx, o, o.addr)
@@ -146,6 +154,9 @@ func listRun(ctx context.Context, o options, w io.Writer) (ListResult, error) {
 		return res, err
 	}
 	if res.SearchCommonP50, res.SearchCommonP99, err = measure(url.Values{"q": {"remboursement"}, "limit": {"50"}}.Encode()); err != nil {
+		return res, err
+	}
+	if res.SuggestionsP50, res.SuggestionsP99, err = assistantMeasure(ctx, conn, client, node.Base(), b.APIToken.Token, o.listConversations, o.listQueries); err != nil {
 		return res, err
 	}
 	return res, nil

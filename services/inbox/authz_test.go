@@ -709,6 +709,7 @@ func azMatrix(fx *azFixture) []azCase {
 	add(conversation("PATCH /v1/conversations/{id}", "assigned", constBody(`{"locked":true}`), forbidden, http.StatusOK))
 	add(conversation("GET /v1/conversations/{id}/messages", "new", noBody, none, http.StatusOK))
 	add(conversation("GET /v1/conversations/{id}/audit", "new", noBody, none, http.StatusOK))
+	add(conversation("GET /v1/conversations/{id}/suggestions", "new", noBody, none, http.StatusOK))
 	add(conversation("POST /v1/conversations/{id}/assign", "new", noBody, none, http.StatusOK))
 	add(conversation("PUT /v1/conversations/{id}/assignees", "new",
 		func() string { return fmt.Sprintf(`{"user_ids":[%q]}`, fx.adminUser.ID) }, forbidden, http.StatusOK))
@@ -1399,6 +1400,62 @@ func azMatrix(fx *azFixture) []azCase {
 				missing: "/v1/conversations/" + uuid.NewString() + "/templates/" + tpl + "/render", snap: fx.convSnap(id)}
 		}}})
 
+	// --- The reply assistant's knowledge base needs manage_settings, to
+	// read too; suggestions are a conversation route (below).
+
+	for _, kb := range []struct {
+		path, what string
+		body       func(t *testing.T, token string) string
+		patch      string
+	}{
+		{kbGroups, "knowledge group", func(*testing.T, string) string { return fmt.Sprintf(`{"name":%q}`, testkit.RandomName("kg-")) },
+			`{"name":"Renamed"}`},
+		{kbEntries, "knowledge entry", func(t *testing.T, token string) string {
+			group := fx.create(t, token, kbGroups, fmt.Sprintf(`{"name":%q}`, testkit.RandomName("kg-")))
+			return fmt.Sprintf(`{"group_id":%q,"title":"Refunds","body":"Within 14 days.","keywords":["refund"]}`, group)
+		}, `{"title":"Refunds, revised","keywords":[]}`},
+	} {
+		kb := kb
+		object := func(body func() string) func(t *testing.T) azTarget {
+			return func(t *testing.T) azTarget {
+				id := fx.create(t, fx.admin, kb.path, kb.body(t, fx.admin))
+				return azTarget{path: kb.path + "/" + id, missing: kb.path + "/" + uuid.NewString(), body: body(),
+					snap: fx.snap(kb.path+"/"+id, kb.path+"?limit=200")}
+			}
+		}
+		add(azCase{route: "GET " + kb.path, calls: &azCalls{path: kb.path,
+			other: func(t *testing.T) {
+				mine := fx.create(t, fx.other, kb.path, kb.body(t, fx.other))
+				fx.create(t, fx.admin, kb.path, kb.body(t, fx.admin))
+				fx.separate(t, kb.path+"?limit=200", mine)
+			},
+			agent: func(t *testing.T) {
+				azMustProblem(t, azCall(t, fx.e, fx.agent, get, kb.path, ""), forbidden, "an agent listing a "+kb.what)
+			},
+			right: func(t *testing.T) {
+				id := fx.create(t, fx.admin, kb.path, kb.body(t, fx.admin))
+				require.Contains(t, azIDs(t, fx.ok(t, fx.admin, get, kb.path+"?limit=200", "")), id)
+			},
+		}})
+		add(azCase{route: "POST " + kb.path, calls: &azCalls{path: kb.path, body: `{"name":"Anonymous"}`,
+			other: func(t *testing.T) {
+				before := fx.snap(kb.path + "?limit=200")(t)
+				fx.create(t, fx.other, kb.path, kb.body(t, fx.other))
+				require.Equal(t, before, fx.snap(kb.path+"?limit=200")(t), "B's %s reached A", kb.what)
+			},
+			agent: func(t *testing.T) {
+				body := kb.body(t, fx.admin)
+				before := fx.snap(kb.path + "?limit=200")(t)
+				azMustProblem(t, azCall(t, fx.e, fx.agent, post, kb.path, body), forbidden, "an agent creating a "+kb.what)
+				require.Equal(t, before, fx.snap(kb.path+"?limit=200")(t))
+			},
+			right: func(t *testing.T) { fx.create(t, fx.admin, kb.path, kb.body(t, fx.admin)) },
+		}})
+		add(azCase{route: "GET " + kb.path + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusOK, target: object(noBody)}})
+		add(azCase{route: "PATCH " + kb.path + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusOK, target: object(constBody(kb.patch))}})
+		add(azCase{route: "DELETE " + kb.path + "/{id}", obj: &azObject{agent: forbidden, ok: http.StatusNoContent, target: object(noBody)}})
+	}
+
 	// --- Automation: waiting messages, the tenant's settings and each
 	// queue's need manage_automation (supervisors and admins), to read too.
 
@@ -1900,6 +1957,9 @@ func TestAuthzMatrix(t *testing.T) {
 		aRule := fx.create(t, fx.admin, "/v1/admin/routing-rules", routingRuleBody(testkit.RandomName("rule-")))
 		aMailbox := fx.ensureMailbox(t)
 		bc := "/v1/conversations/" + fx.bConv
+		aGroup := fx.create(t, fx.admin, kbGroups, fmt.Sprintf(`{"name":%q}`, testkit.RandomName("kg-")))
+		bGroup := fx.create(t, fx.other, kbGroups, fmt.Sprintf(`{"name":%q}`, testkit.RandomName("kg-")))
+		bEntry := fx.create(t, fx.other, kbEntries, fmt.Sprintf(`{"group_id":%q,"title":"T","body":"B"}`, bGroup))
 		for _, c := range []struct {
 			name, method, path, body string
 			foreign                  string // A's id, replaced by a random one for the reference
@@ -1926,6 +1986,10 @@ func TestAuthzMatrix(t *testing.T) {
 				fx.a.ChatChannel.ID.String()},
 			{"routing rule for A's contact", http.MethodPost, "/v1/admin/routing-rules", `{"name":"Twin","conditions":{"contact_ids":[%q]}}`, aContact},
 			{"order A's routing rule", http.MethodPut, "/v1/admin/routing-rules/order", `{"ids":[%q]}`, aRule},
+			{"knowledge entry in A's group", http.MethodPost, kbEntries, `{"group_id":%q,"title":"T","body":"B"}`, aGroup},
+			{"knowledge entry for A's queue", http.MethodPost, kbEntries, `{"group_id":"` + bGroup + `","title":"T","body":"B","queue_id":%q}`, fx.q2.ID.String()},
+			{"move a knowledge entry to A's group", http.MethodPatch, kbEntries + "/" + bEntry, `{"group_id":%q}`, aGroup},
+			{"list A's knowledge group", http.MethodGet, kbEntries + "?group_id=%s", "", aGroup},
 			{"ask A's user", http.MethodPost, bc + "/expert-questions", `{"expert_id":%q,"question":"Is this normal?"}`, fx.agentUser.ID.String()},
 			{"default queue of A's", http.MethodPut, "/v1/admin/channel-accounts/" + fx.b.ChatChannel.ID.String() + "/routing", `{"default_queue_id":%q}`,
 				fx.q2.ID.String()},

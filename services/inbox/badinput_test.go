@@ -1364,6 +1364,84 @@ func biRoutes(fx *azFixture) []biRoute {
 			biInvalid("rules missing", `{"ids":["{{RULE}}"]}`, "ids"),
 		}})
 
+	// --- The reply assistant's knowledge base --------------------------
+
+	var takenGroup, kbGroupID string
+	takeGroup := func(t *testing.T) {
+		if takenGroup == "" {
+			takenGroup = testkit.RandomName("kg-")
+			kbGroupID = fx.create(t, fx.admin, kbGroups, fmt.Sprintf(`{"name":%q}`, takenGroup))
+		}
+	}
+	groupCases := []biCase{
+		biUnknown(`{"name":"G","colour":"red"}`, "colour"),
+		biWrongType(`{"name":5}`, "name"),
+		biWrongType(`[]`, "body"),
+		biOversized("name"),
+		biInvalid("name absent", `{}`, "name"),
+		biInvalid("name blank", `{"name":"  "}`, "name"),
+		biInvalid("name with NUL", `{"name":"`+nul+`"}`, "name"),
+		biInvalid("name over 200 bytes", fmt.Sprintf(`{"name":%q}`, long(201)), "name"),
+		{kind: "invalid", name: "name taken", body: `{"name":"{{TAKEN}}"}`, status: http.StatusBadRequest, field: "name"},
+	}
+	add(biRoute{route: "POST " + kbGroups,
+		target: func(t *testing.T, _ string) biTarget {
+			takeGroup(t)
+			return admin(kbGroups, kbGroups+"?limit=200").with("TAKEN", takenGroup)
+		},
+		cases: groupCases})
+	add(biRoute{route: "PATCH " + kbGroups + "/{id}",
+		target: func(t *testing.T, _ string) biTarget {
+			takeGroup(t)
+			id := fx.create(t, fx.admin, kbGroups, fmt.Sprintf(`{"name":%q}`, testkit.RandomName("kg-")))
+			return admin(kbGroups+"/"+id, kbGroups+"/"+id, kbGroups+"?limit=200").with("TAKEN", takenGroup)
+		},
+		cases: groupCases})
+	manyKeywords, _ := json.Marshal(map[string]any{"title": "T", "body": "B", "keywords": strings.Split(strings.Repeat("k,", 20)+"k", ",")})
+	entryCases := func(create bool) []biCase {
+		g := func(rest string) string { return `{"group_id":"{{GROUP}}",` + rest + `}` }
+		cs := []biCase{
+			biUnknown(g(`"title":"T","body":"B","answer":"x"`), "answer"),
+			biWrongType(g(`"title":"T","body":"B","keywords":"refund"`), "keywords"),
+			biWrongType(g(`"title":5,"body":"B"`), "title"),
+			biWrongType(`{"group_id":5,"title":"T","body":"B"}`, "group_id"),
+			biWrongType(g(`"title":"T","body":"B","queue_id":5`), "queue_id"),
+			biOversized("body"),
+			biInvalid("group_id not an id", `{"group_id":"faq","title":"T","body":"B"}`, "group_id"),
+			biInvalid("no such group", `{"group_id":"`+random+`","title":"T","body":"B"}`, "group_id"),
+			biInvalid("queue_id not an id", g(`"title":"T","body":"B","queue_id":"support"`), "queue_id"),
+			biInvalid("no such queue", g(`"title":"T","body":"B","queue_id":"`+random+`"`), "queue_id"),
+			biInvalid("title blank", g(`"title":" ","body":"B"`), "title"),
+			biInvalid("title over 200 bytes", g(fmt.Sprintf(`"title":%q,"body":"B"`, long(201))), "title"),
+			biInvalid("title with NUL", g(`"title":"`+nul+`","body":"B"`), "title"),
+			biInvalid("body blank", g(`"title":"T","body":""`), "body"),
+			biInvalid("body over 10,000 bytes", g(fmt.Sprintf(`"title":"T","body":%q`, long(10001))), "body"),
+			biInvalid("keyword blank", g(`"title":"T","body":"B","keywords":["ok"," "]`), "keywords[1]"),
+			biInvalid("keyword over 50 bytes", g(fmt.Sprintf(`"title":"T","body":"B","keywords":[%q]`, long(51))), "keywords[0]"),
+			biInvalid("21 keywords", strings.Replace(string(manyKeywords), "{", `{"group_id":"{{GROUP}}",`, 1), "keywords"),
+		}
+		if create {
+			return append(cs,
+				biInvalid("group_id absent", `{"title":"T","body":"B"}`, "group_id"),
+				biInvalid("title absent", g(`"body":"B"`), "title"),
+				biInvalid("body absent", g(`"title":"T"`), "body"))
+		}
+		return append(cs, biInvalid("nothing to change", `{}`, "body"))
+	}
+	add(biRoute{route: "POST " + kbEntries,
+		target: func(t *testing.T, _ string) biTarget {
+			takeGroup(t)
+			return admin(kbEntries, kbEntries+"?limit=200").with("GROUP", kbGroupID)
+		},
+		cases: entryCases(true)})
+	add(biRoute{route: "PATCH " + kbEntries + "/{id}",
+		target: func(t *testing.T, _ string) biTarget {
+			takeGroup(t)
+			id := fx.create(t, fx.admin, kbEntries, fmt.Sprintf(`{"group_id":%q,"title":"Refunds","body":"Within 14 days."}`, kbGroupID))
+			return admin(kbEntries+"/"+id, kbEntries+"/"+id, kbEntries+"?limit=200").with("GROUP", kbGroupID)
+		},
+		cases: entryCases(false)})
+
 	// --- Contacts --------------------------------------------------------
 
 	ident := func(channel, identity string) string {

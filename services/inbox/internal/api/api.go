@@ -346,6 +346,7 @@ func (a *API) Register(r Router) {
 	a.registerErasure(r)
 	a.registerNotifications(r)
 	a.registerTranslation(r)
+	a.registerKnowledge(r)
 	a.registerOpenAPI(r)
 	if a.Stream != nil {
 		a.handle(r, "GET /v1/stream", func(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
