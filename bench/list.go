@@ -26,6 +26,10 @@ type ListResult struct {
 	// agent's reply per conversation and 1,000 knowledge-base entries.
 	SuggestionsP50 float64 `json:"suggestions_p50_ms"`
 	SuggestionsP99 float64 `json:"suggestions_p99_ms"`
+	// Keyword shortcuts expanded for a conversation, among 1,000
+	// templates.
+	ShortcutsP50 float64 `json:"shortcuts_p50_ms"`
+	ShortcutsP99 float64 `json:"shortcuts_p99_ms"`
 }
 
 // vocabulary makes message bodies that full-text search can tell apart:
@@ -111,6 +115,9 @@ func listRun(ctx context.Context, o options, w io.Writer) (ListResult, error) {
 		return res, err
 	}
 	res.Messages += o.listConversations
+	if err := shortcutsLoad(ctx, conn, b.Tenant.ID); err != nil {
+		return res, err
+	}
 	res.LoadSeconds = time.Since(start).Seconds()
 
 	node, err := env.start(ctx, o, o.addr)
@@ -157,6 +164,9 @@ func listRun(ctx context.Context, o options, w io.Writer) (ListResult, error) {
 		return res, err
 	}
 	if res.SuggestionsP50, res.SuggestionsP99, err = assistantMeasure(ctx, conn, client, node.Base(), b.APIToken.Token, o.listConversations, o.listQueries); err != nil {
+		return res, err
+	}
+	if res.ShortcutsP50, res.ShortcutsP99, err = shortcutsMeasure(ctx, conn, client, node.Base(), b.APIToken.Token, o.listConversations, o.listQueries); err != nil {
 		return res, err
 	}
 	return res, nil

@@ -238,6 +238,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		fmt.Fprintf(w, "  full-text search, rare term (200 messages)           p50 %6.1f ms  p99 %6.1f ms   target p99 < 200 ms: %s\n", lr.SearchRareP50, lr.SearchRareP99, verdict(lr.SearchRareP99 < 200))
 		fmt.Fprintf(w, "  full-text search, common term                        p50 %6.1f ms  p99 %6.1f ms   target p99 < 200 ms: %s\n", lr.SearchCommonP50, lr.SearchCommonP99, verdict(lr.SearchCommonP99 < 200))
 		fmt.Fprintf(w, "  reply assistant, suggestions of a conversation       p50 %6.1f ms  p99 %6.1f ms   target p99 < 200 ms: %s\n", lr.SuggestionsP50, lr.SuggestionsP99, verdict(lr.SuggestionsP99 < 200))
+		fmt.Fprintf(w, "  keyword shortcut expanded for a conversation         p50 %6.1f ms  p99 %6.1f ms   target p99 < 20 ms: %s\n", lr.ShortcutsP50, lr.ShortcutsP99, verdict(lr.ShortcutsP99 < 20))
 	}
 	if strings.Contains(o.scenarios, "email") {
 		if err := emailScenario(ctx, o, w, report); err != nil {
