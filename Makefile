@@ -43,11 +43,11 @@ test: lint
 
 ## fuzz: each fuzz target for FUZZTIME.
 fuzz:
-	cd connectors/chat && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) .
-	cd connectors/chat && $(GO) test -run='^$$' -fuzz=FuzzStatusWebhook -fuzztime=$(FUZZTIME) .
-	cd connectors/email && $(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/mailparse
-	cd connectors/email && $(GO) test -run='^$$' -fuzz=FuzzParseReplyAddress -fuzztime=$(FUZZTIME) ./internal/threads
-	cd connectors/sms && $(GO) test -run='^$$' -fuzz=FuzzParseForm -fuzztime=$(FUZZTIME) ./internal/inbound
+	GO=$(GO) scripts/fuzz.sh connectors/chat FuzzParse . $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh connectors/chat FuzzStatusWebhook . $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh connectors/email FuzzParse ./internal/mailparse $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh connectors/email FuzzParseReplyAddress ./internal/threads $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh connectors/sms FuzzParseForm ./internal/inbound $(FUZZTIME)
 
 ## lint: gofmt and go vet on every module.
 lint:

@@ -1934,7 +1934,7 @@ func TestAuthzMatrixCoversEveryRoute(t *testing.T) {
 }
 
 func TestAuthzMatrix(t *testing.T) {
-	fx := azSetup(t, 50)
+	fx := azSetup(t, 80)
 	for _, c := range azMatrix(fx) {
 		t.Run(azName(c.route), func(t *testing.T) {
 			if c.obj != nil {
