@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -63,32 +61,8 @@ func assistantLoad(ctx context.Context, conn *pgx.Conn, tenant, chatAccount stri
 // spread over the tenant's (after 20 to warm the caches) and returns the
 // p50 and p99 of the answers.
 func assistantMeasure(ctx context.Context, conn *pgx.Conn, client *http.Client, base, token string, conversations, queries int) (p50, p99 float64, err error) {
-	var lat []time.Duration
-	for i := 0; i < 20+queries; i++ {
-		var id string
-		// A stride prime to the conversation count visits them evenly.
-		if err := conn.QueryRow(ctx, `SELECT md5('conv' || $1::int)::uuid::text`, 1+(i*7919)%conversations).Scan(&id); err != nil {
-			return 0, 0, err
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/conversations/"+id+"/suggestions", nil)
-		if err != nil {
-			return 0, 0, err
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		t0 := time.Now()
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, 0, err
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return 0, 0, fmt.Errorf("GET suggestions of %s: %d %s", id, resp.StatusCode, body)
-		}
-		if i >= 20 {
-			lat = append(lat, time.Since(t0))
-		}
-	}
-	p50, p99 = p50p99(lat)
-	return p50, p99, nil
+	return timeGets(ctx, client, token, queries, func(i int) (string, error) {
+		id, err := spreadConversation(ctx, conn, i, conversations)
+		return base + "/v1/conversations/" + id + "/suggestions", err
+	})
 }

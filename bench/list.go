@@ -128,30 +128,9 @@ func listRun(ctx context.Context, o options, w io.Writer) (ListResult, error) {
 
 	client := &http.Client{Timeout: 30 * time.Second}
 	measure := func(query string) (p50, p99 float64, err error) {
-		// A few rounds to warm the caches, then the measured ones.
-		var lat []time.Duration
-		for i := 0; i < 20+o.listQueries; i++ {
-			req, err := http.NewRequest(http.MethodGet, node.Base()+"/v1/conversations?"+query, nil)
-			if err != nil {
-				return 0, 0, err
-			}
-			req.Header.Set("Authorization", "Bearer "+b.APIToken.Token)
-			t0 := time.Now()
-			resp, err := client.Do(req)
-			if err != nil {
-				return 0, 0, err
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return 0, 0, fmt.Errorf("GET /v1/conversations?%s: %d %s", query, resp.StatusCode, body)
-			}
-			if i >= 20 {
-				lat = append(lat, time.Since(t0))
-			}
-		}
-		p50, p99 = p50p99(lat)
-		return p50, p99, nil
+		return timeGets(ctx, client, b.APIToken.Token, o.listQueries, func(int) (string, error) {
+			return node.Base() + "/v1/conversations?" + query, nil
+		})
 	}
 	received := url.Values{"tab": {"received"}, "channel": {"chat"}, "queue_id": {queue}, "limit": {"50"}}
 	if res.ReceivedP50, res.ReceivedP99, err = measure(received.Encode()); err != nil {
@@ -170,4 +149,45 @@ func listRun(ctx context.Context, o options, w io.Writer) (ListResult, error) {
 		return res, err
 	}
 	return res, nil
+}
+
+// timeGets makes 20 GETs to warm the caches, then n measured ones, each
+// to the URL url gives for its round, with token; every answer must be
+// 200. It returns the p50 and p99 of the measured ones, in ms.
+func timeGets(ctx context.Context, client *http.Client, token string, n int, url func(i int) (string, error)) (p50, p99 float64, err error) {
+	var lat []time.Duration
+	for i := 0; i < 20+n; i++ {
+		u, err := url(i)
+		if err != nil {
+			return 0, 0, err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return 0, 0, err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		t0 := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, 0, err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return 0, 0, fmt.Errorf("GET %s: %d %s", u, resp.StatusCode, body)
+		}
+		if i >= 20 {
+			lat = append(lat, time.Since(t0))
+		}
+	}
+	p50, p99 = p50p99(lat)
+	return p50, p99, nil
+}
+
+// spreadConversation is the id of the i-th of conversations visited
+// evenly over listLoad's tenant (a stride prime to their count).
+func spreadConversation(ctx context.Context, conn *pgx.Conn, i, conversations int) (string, error) {
+	var id string
+	err := conn.QueryRow(ctx, `SELECT md5('conv' || $1::int)::uuid::text`, 1+(i*7919)%conversations).Scan(&id)
+	return id, err
 }

@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -41,32 +39,9 @@ func shortcutsLoad(ctx context.Context, conn *pgx.Conn, tenant string) error {
 // the p50 and p99 of the answers.
 func shortcutsMeasure(ctx context.Context, conn *pgx.Conn, client *http.Client, base, token string, conversations, queries int) (p50, p99 float64, err error) {
 	prefixes := []string{"m", "li", "ret", "remb", "f", "bon", "de", "col", "livraison-1", "merci-8"}
-	var lat []time.Duration
-	for i := 0; i < 20+queries; i++ {
-		var id string
-		if err := conn.QueryRow(ctx, `SELECT md5('conv' || $1::int)::uuid::text`, 1+(i*7919)%conversations).Scan(&id); err != nil {
-			return 0, 0, err
-		}
+	return timeGets(ctx, client, token, queries, func(i int) (string, error) {
+		id, err := spreadConversation(ctx, conn, i, conversations)
 		q := url.Values{"prefix": {prefixes[i%len(prefixes)]}, "conversation_id": {id}}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/shortcuts?"+q.Encode(), nil)
-		if err != nil {
-			return 0, 0, err
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		t0 := time.Now()
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, 0, err
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return 0, 0, fmt.Errorf("GET /v1/shortcuts?%s: %d %s", q.Encode(), resp.StatusCode, body)
-		}
-		if i >= 20 {
-			lat = append(lat, time.Since(t0))
-		}
-	}
-	p50, p99 = p50p99(lat)
-	return p50, p99, nil
+		return base + "/v1/shortcuts?" + q.Encode(), err
+	})
 }
