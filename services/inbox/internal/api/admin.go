@@ -158,14 +158,16 @@ type namedRoutes[T any] struct {
 	rename func(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, name string, now time.Time) (T, error)
 	remove func(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, now time.Time) error
 	pos    func(T) store.Position
+	// read are the permissions reading needs: none for queues and skills
+	// (agents transfer to them).
+	read []domain.Permission
 }
 
-// registerNamed adds the five routes of a named entity. Any user of the
-// tenant reads them (agents transfer to a queue or a skill); writing needs
-// manage_settings.
+// registerNamed adds the five routes of a named entity. Reading needs
+// n.read; writing needs manage_settings.
 func registerNamed[T any](a *API, r Router, n namedRoutes[T]) {
 	a.handle(r, "GET "+n.path, func(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-		tenant, err := tenantFor(p)
+		tenant, err := tenantFor(p, n.read...)
 		if err != nil {
 			return err
 		}
@@ -189,7 +191,7 @@ func registerNamed[T any](a *API, r Router, n namedRoutes[T]) {
 		return created(w, out)
 	})
 	a.handle(r, "GET "+n.path+"/{id}", func(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-		tenant, id, err := targetFor(r, p)
+		tenant, id, err := targetFor(r, p, n.read...)
 		if err != nil {
 			return err
 		}

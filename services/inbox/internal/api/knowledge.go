@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -19,85 +20,20 @@ import (
 // conversation, which whoever sees it may ask for.
 
 func (a *API) registerKnowledge(r Router) {
-	a.handle(r, "GET /v1/admin/knowledge-groups", a.listKnowledgeGroups)
-	a.handle(r, "POST /v1/admin/knowledge-groups", a.createKnowledgeGroup)
-	a.handle(r, "GET /v1/admin/knowledge-groups/{id}", a.getKnowledgeGroup)
-	a.handle(r, "PATCH /v1/admin/knowledge-groups/{id}", a.renameKnowledgeGroup)
-	a.handle(r, "DELETE /v1/admin/knowledge-groups/{id}", a.deleteKnowledgeGroup)
+	registerNamed(a, r, namedRoutes[store.KnowledgeGroup]{path: "/v1/admin/knowledge-groups",
+		list: a.Store.ListKnowledgeGroups, get: a.Store.GetKnowledgeGroup,
+		create: a.Store.CreateKnowledgeGroup, rename: a.Store.RenameKnowledgeGroup,
+		remove: func(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, _ time.Time) error {
+			return a.Store.DeleteKnowledgeGroup(ctx, tx, tenant, id)
+		},
+		pos:  func(g store.KnowledgeGroup) store.Position { return store.Position{At: g.CreatedAt, ID: g.ID} },
+		read: []domain.Permission{domain.PermManageSettings}})
 	a.handle(r, "GET /v1/admin/knowledge-entries", a.listKnowledgeEntries)
 	a.handle(r, "POST /v1/admin/knowledge-entries", a.createKnowledgeEntry)
 	a.handle(r, "GET /v1/admin/knowledge-entries/{id}", a.getKnowledgeEntry)
 	a.handle(r, "PATCH /v1/admin/knowledge-entries/{id}", a.updateKnowledgeEntry)
 	a.handle(r, "DELETE /v1/admin/knowledge-entries/{id}", a.deleteKnowledgeEntry)
 	a.handle(r, "GET /v1/conversations/{id}/suggestions", a.suggestions)
-}
-
-func (a *API) listKnowledgeGroups(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	tenant, err := tenantFor(p, domain.PermManageSettings)
-	if err != nil {
-		return err
-	}
-	return servePage(w, r, tenant, a.Store.ListKnowledgeGroups, func(g store.KnowledgeGroup) store.Position {
-		return store.Position{At: g.CreatedAt, ID: g.ID}
-	})
-}
-
-func (a *API) getKnowledgeGroup(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	tenant, id, err := targetFor(r, p, domain.PermManageSettings)
-	if err != nil {
-		return err
-	}
-	g, err := a.Store.GetKnowledgeGroup(r.Context(), tenant, id)
-	if err != nil {
-		return err
-	}
-	return ok(w, g)
-}
-
-func (a *API) createKnowledgeGroup(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	tenant, err := tenantFor(p, domain.PermManageSettings)
-	if err != nil {
-		return err
-	}
-	name, err := decodeName(r)
-	if err != nil {
-		return err
-	}
-	g, err := inTx(r.Context(), a.Store, func(tx pgx.Tx) (store.KnowledgeGroup, error) {
-		return a.Store.CreateKnowledgeGroup(r.Context(), tx, tenant, name, a.settingsNow())
-	})
-	if err != nil {
-		return err
-	}
-	return created(w, g)
-}
-
-func (a *API) renameKnowledgeGroup(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	tenant, id, err := targetFor(r, p, domain.PermManageSettings)
-	if err != nil {
-		return err
-	}
-	name, err := decodeName(r)
-	if err != nil {
-		return err
-	}
-	g, err := inTx(r.Context(), a.Store, func(tx pgx.Tx) (store.KnowledgeGroup, error) {
-		return a.Store.RenameKnowledgeGroup(r.Context(), tx, tenant, id, name, a.settingsNow())
-	})
-	if err != nil {
-		return err
-	}
-	return ok(w, g)
-}
-
-func (a *API) deleteKnowledgeGroup(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
-	tenant, id, err := targetFor(r, p, domain.PermManageSettings)
-	if err != nil {
-		return err
-	}
-	return removeInTx(w, r, a.Store, func(tx pgx.Tx) error {
-		return a.Store.DeleteKnowledgeGroup(r.Context(), tx, tenant, id)
-	})
 }
 
 // KnowledgeEntryRequest is the body of POST /v1/admin/knowledge-entries,
