@@ -143,6 +143,10 @@ type Options struct {
 	// A mail whose X-Loop contains one of them, compared without case, came
 	// back from ourselves and is Automatic.
 	LoopValues []string
+	// OwnDomains are the domains of the tenant's own mailboxes. A mail
+	// whose Message-ID is on one of them was written by Switchboard or the
+	// tenant's own systems, and is Automatic.
+	OwnDomains []string
 }
 
 // Parser parses mails. Build one per mailbox with NewParser; it is safe for
