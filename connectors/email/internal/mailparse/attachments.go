@@ -16,25 +16,20 @@ import (
 // maxFileNameBytes is what most file systems allow.
 const maxFileNameBytes = 255
 
-// attachments stores the attachments and inlines of env and lists them in
-// m. It fails only when the store does, so the caller retries the mail.
-func (p *Parser) attachments(ctx context.Context, env *enmime.Envelope, m *Mail, w *warnings) error {
-	seen := make(map[*enmime.Part]bool)
+// attachments stores the files of the layout and lists them in m. It
+// fails only when the store does, so the caller retries the mail.
+func (p *Parser) attachments(ctx context.Context, lay *layout, m *Mail, w *warnings) error {
 	stored := 0
-	add := func(part *enmime.Part, inline bool) error {
-		if seen[part] || isBodyPart(part) {
-			return nil
-		}
-		seen[part] = true
+	for _, f := range lay.files {
 		if len(m.Attachments)+len(m.Inlines) >= events.MaxAttachments {
 			m.OmittedAttachments++
-			return nil
+			continue
 		}
 		a := Attachment{
-			FileName:    fileName(part.FileName),
-			ContentType: truncateUTF8(strings.ToLower(cleanLine(part.ContentType)), events.MaxMIMETypeBytes),
-			Size:        int64(len(part.Content)),
-			ContentID:   truncateUTF8(cleanLine(part.ContentID), events.MaxIDBytes),
+			FileName:    fileName(f.name),
+			ContentType: truncateUTF8(strings.ToLower(cleanLine(f.contentType)), events.MaxMIMETypeBytes),
+			Size:        int64(len(f.content)),
+			ContentID:   truncateUTF8(cleanLine(f.contentID), events.MaxIDBytes),
 		}
 		if a.ContentType == "" {
 			a.ContentType = "application/octet-stream"
@@ -47,40 +42,21 @@ func (p *Parser) attachments(ctx context.Context, env *enmime.Envelope, m *Mail,
 		case stored >= p.limits.MaxAttachments:
 			a.Skipped = SkipTooMany
 		default:
-			ref, err := p.store.Put(ctx, p.namespace, bytes.NewReader(part.Content), p.limits.MaxAttachmentBytes)
+			ref, err := p.store.Put(ctx, p.namespace, bytes.NewReader(f.content), p.limits.MaxAttachmentBytes)
 			switch {
 			case errors.Is(err, blob.ErrTooLarge):
 				a.Skipped = SkipTooLarge
 			case err != nil:
-				return fmt.Errorf("mailparse: store part %s (%q): %w", part.PartID, a.FileName, err)
+				return fmt.Errorf("mailparse: store %s: %w", f.describe(a.FileName), err)
 			default:
 				stored++
 				a.Blob = &ref
 			}
 		}
-		if inline {
+		if f.inline {
 			m.Inlines = append(m.Inlines, a)
 		} else {
 			m.Attachments = append(m.Attachments, a)
-		}
-		return nil
-	}
-
-	for _, part := range env.Attachments {
-		if err := add(part, false); err != nil {
-			return err
-		}
-	}
-	for _, part := range env.Inlines {
-		if err := add(part, true); err != nil {
-			return err
-		}
-	}
-	// Parts with neither disposition: images of a multipart/related (by
-	// Content-ID), delivery reports, forwarded messages.
-	for _, part := range env.OtherParts {
-		if err := add(part, part.ContentID != ""); err != nil {
-			return err
 		}
 	}
 	if m.OmittedAttachments > 0 {
@@ -89,22 +65,27 @@ func (p *Parser) attachments(ctx context.Context, env *enmime.Envelope, m *Mail,
 	return nil
 }
 
-// isBodyPart reports whether part is a text body that enmime also lists as
-// inline (mail clients mark body parts "Content-Disposition: inline"): it
-// is already in Text or HTML. A multipart leaf is one without a boundary
-// parameter, never a file.
-func isBodyPart(part *enmime.Part) bool {
-	if strings.HasPrefix(part.ContentType, "multipart/") {
-		return true
+// describe names a file in an error.
+func (f file) describe(name string) string {
+	if f.part == nil {
+		return fmt.Sprintf("file %q of a winmail.dat", name)
 	}
-	if part.Disposition == "attachment" || part.FileName != "" {
-		return false
+	return fmt.Sprintf("part %s (%q)", f.part.PartID, name)
+}
+
+// fileName returns a part's file name: the filename parameter of its
+// Content-Disposition, else the name parameter of its Content-Type, each
+// decoded from RFC 2231 (continuations, charsets), RFC 2047 words or raw
+// 8-bit bytes; enmime's reading when they give none.
+func (wk *walker) fileName(part *enmime.Part) string {
+	for _, h := range [...]struct{ header, param string }{{"Content-Disposition", "filename"}, {"Content-Type", "name"}} {
+		if v := part.Header.Get(h.header); v != "" {
+			if name := wk.cs.param(v, h.param, "file name", wk.w); name != "" {
+				return name
+			}
+		}
 	}
-	switch part.ContentType {
-	case "", "text/plain", "text/html":
-		return true
-	}
-	return false
+	return part.FileName
 }
 
 // fileName returns the last element of a file name, on one line of valid

@@ -98,8 +98,9 @@ func (p *Parser) addresses(root *enmime.Part, name string, w *warnings) []Addres
 	}
 	// Raw bytes, not enmime's decoded header: decoding RFC 2047 first
 	// would turn an encoded comma in a display name into a separator.
-	// ParseAddressList decodes the names itself.
-	raw := fixBytes(strings.Join(values, ", "))
+	// ParseAddressList decodes the names itself, once addressHeader has
+	// made the raw 8-bit bytes and the encoded words UTF-8.
+	raw := newCharsets(root).addressHeader(strings.Join(values, ", "), name, w)
 	var out []Address
 	list, err := enmime.ParseAddressList(raw)
 	switch {

@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -191,6 +192,10 @@ func NewParser(opts Options) (*Parser, error) {
 			// Text is derived from the sanitised HTML instead, so that
 			// the contents of <script> and <style> never become text.
 			enmime.DisableTextConversion(true),
+			// Charsets are decoded here (charset.go): enmime gets every
+			// text part as UTF-8 and passes its bytes through.
+			enmime.SetCustomParseMediaType(passCharsets),
+			enmime.DisableCharacterDetection(true),
 		),
 		policy: newPolicy(),
 	}, nil
@@ -344,6 +349,7 @@ func (p *Parser) Parse(ctx context.Context, raw []byte) (*Mail, error) {
 	if n := countFold(raw, "multipart/"); n > p.limits.MaxMultiparts {
 		return nil, fmt.Errorf("%w: more than %d multipart containers", ErrUnparseable, p.limits.MaxMultiparts)
 	}
+	raw, skipped := skipLead(raw)
 	env, err := p.readEnvelope(ctx, raw)
 	if err != nil {
 		return nil, err
@@ -355,9 +361,15 @@ func (p *Parser) Parse(ctx context.Context, raw []byte) (*Mail, error) {
 
 	m := &Mail{}
 	w := &warnings{}
+	if skipped > 0 {
+		w.add(fmt.Sprintf("%d lines before the header skipped", skipped))
+	}
 	for _, e := range env.Errors {
 		if e.Name == enmime.ErrorPlainTextFromHTML && !e.Severe {
 			continue // expected for HTML-only mail, not a problem
+		}
+		if e.Name == enmime.ErrorMissingContentType && !e.Severe {
+			continue // text/plain, RFC 2045 section 5.2
 		}
 		w.add(cleanLine(e.Error()))
 	}
@@ -371,7 +383,8 @@ func (p *Parser) Parse(ctx context.Context, raw []byte) (*Mail, error) {
 	m.To = p.addresses(root, "To", w)
 	m.Cc = p.addresses(root, "Cc", w)
 	m.ReplyTo = p.addresses(root, "Reply-To", w)
-	m.Subject = truncateUTF8(cleanLine(env.GetHeader("Subject")), events.MaxSubjectBytes)
+	cs := newCharsets(root)
+	m.Subject = truncateUTF8(cleanLine(cs.header(root.Header.Get("Subject"), "Subject", w)), events.MaxSubjectBytes)
 	if root.Header.Get("Date") != "" {
 		if d, err := env.Date(); err == nil {
 			m.Date = d
@@ -380,8 +393,9 @@ func (p *Parser) Parse(ctx context.Context, raw []byte) (*Mail, error) {
 		}
 	}
 
-	p.bodies(env, m, w)
-	if err := p.attachments(ctx, env, m, w); err != nil {
+	lay := p.lay(ctx, root, cs, w)
+	p.bodies(lay, m, w)
+	if err := p.attachments(ctx, lay, m, w); err != nil {
 		return nil, err
 	}
 	p.classify(root, env, m)
@@ -392,28 +406,102 @@ func (p *Parser) Parse(ctx context.Context, raw []byte) (*Mail, error) {
 
 // readEnvelope runs enmime, turning its failures, panics included, into
 // ErrUnparseable.
-func (p *Parser) readEnvelope(ctx context.Context, raw []byte) (env *enmime.Envelope, err error) {
-	defer func() {
-		switch r := recover().(type) {
-		case nil:
-		case abortParse:
-			env, err = nil, r.err
-		default:
-			// The input comes from anyone on the Internet; a bug in a
-			// dependency must cost one dead-lettered mail, not the
-			// connector.
-			env, err = nil, fmt.Errorf("%w: %w: %v", ErrUnparseable, errParserPanic, r)
-		}
-	}()
-	br := &budgetReader{ctx: ctx, r: bytes.NewReader(raw), left: readBudget(len(raw))}
-	env, err = p.mime.ReadEnvelope(br)
+func (p *Parser) readEnvelope(ctx context.Context, raw []byte) (*enmime.Envelope, error) {
+	var env *enmime.Envelope
+	err := p.guard(ctx, raw, func(r io.Reader) (err error) {
+		env, err = p.mime.ReadEnvelope(r)
+		return err
+	})
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("%w: %s", ErrUnparseable, cleanLine(err.Error()))
+		return nil, err
 	case env.Root == nil:
 		return nil, fmt.Errorf("%w: no MIME structure", ErrUnparseable)
 	}
 	return env, nil
+}
+
+// readInner parses a mail found inside another (the content of S/MIME
+// signed data) under the same bounds as the outer one.
+func (p *Parser) readInner(ctx context.Context, raw []byte) (*enmime.Part, error) {
+	if n := countFold(raw, "multipart/"); n > p.limits.MaxMultiparts {
+		return nil, fmt.Errorf("%w: more than %d multipart containers", ErrUnparseable, p.limits.MaxMultiparts)
+	}
+	var root *enmime.Part
+	err := p.guard(ctx, raw, func(r io.Reader) (err error) {
+		root, err = p.mime.ReadParts(r)
+		return err
+	})
+	if err == nil && root == nil {
+		err = fmt.Errorf("%w: no MIME structure", ErrUnparseable)
+	}
+	return root, err
+}
+
+// guard runs an enmime read of raw, bounded by readBudget and ctx, and
+// turns its failures, panics included, into ErrUnparseable.
+func (p *Parser) guard(ctx context.Context, raw []byte, read func(io.Reader) error) (err error) {
+	defer func() {
+		switch r := recover().(type) {
+		case nil:
+		case abortParse:
+			err = r.err
+		default:
+			// The input comes from anyone on the Internet; a bug in a
+			// dependency must cost one dead-lettered mail, not the
+			// connector.
+			err = fmt.Errorf("%w: %w: %v", ErrUnparseable, errParserPanic, r)
+		}
+	}()
+	br := &budgetReader{ctx: ctx, r: bytes.NewReader(raw), left: readBudget(len(raw))}
+	if err := read(br); err != nil {
+		return fmt.Errorf("%w: %s", ErrUnparseable, cleanLine(err.Error()))
+	}
+	return nil
+}
+
+// maxLeadLines bounds the lines skipLead looks through for a header.
+const maxLeadLines = 8
+
+// skipLead drops what stands before the header of a mail: a byte order
+// mark, blank lines, an mbox "From " line or other lines that are not
+// header fields, when a header field follows within maxLeadLines lines.
+// enmime would take the first line for the start of a header and fail, or
+// end the header at a blank line. It returns the mail and how many lines
+// it dropped.
+func skipLead(raw []byte) ([]byte, int) {
+	b := bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
+	if isHeaderLine(b) {
+		return b, 0
+	}
+	rest := b
+	for n := 1; n <= maxLeadLines; n++ {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			break
+		}
+		rest = rest[i+1:]
+		if isHeaderLine(rest) {
+			return rest, n
+		}
+	}
+	return b, 0
+}
+
+// isHeaderLine reports whether b starts with a header field: a name of
+// printable ASCII, then a colon (white space before it is tolerated).
+func isHeaderLine(b []byte) bool {
+	i := 0
+	for i < len(b) && b[i] > ' ' && b[i] < 0x7f && b[i] != ':' {
+		i++
+	}
+	if i == 0 {
+		return false
+	}
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t') {
+		i++
+	}
+	return i < len(b) && b[i] == ':'
 }
 
 // readBudget is how many Read calls enmime may make on a raw mail of n
@@ -431,7 +519,7 @@ func readBudget(n int) int {
 type abortParse struct{ err error }
 
 // budgetReader feeds enmime and stops it once it has read too often or its
-// context is done. It stops it with a panic that readEnvelope recovers:
+// context is done. It stops it with a panic that guard recovers:
 // an error would not do, because enmime's boundary reader retries on
 // errors and the work it does grows rather than ends.
 type budgetReader struct {

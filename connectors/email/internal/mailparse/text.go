@@ -5,49 +5,81 @@ import (
 	"unicode/utf8"
 
 	"github.com/inbucket/html2text"
-	"github.com/jhillyerd/enmime/v2"
 	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/japanese"
 )
 
-// bodies fills m.HTML, m.Text and m.TextTruncated.
-func (p *Parser) bodies(env *enmime.Envelope, m *Mail, w *warnings) {
-	html := fixBytes(env.HTML)
-	if len(html) > p.limits.MaxHTMLBytes {
-		html = truncateUTF8(html, p.limits.MaxHTMLBytes)
+// bodies fills m.HTML, m.Text and m.TextTruncated from the pieces of the
+// layout, in order: Text joins their texts (an HTML piece's derived from
+// its sanitised HTML), HTML their HTML (a plain piece's escaped) when any
+// piece has HTML.
+func (p *Parser) bodies(lay *layout, m *Mail, w *warnings) {
+	pieces := lay.pieces
+	if len(lay.fallback) > 0 && strings.TrimSpace(joinTexts(pieceTexts(pieces))) == "" && !hasHTMLPiece(pieces) {
+		pieces = lay.fallback
+	}
+	withHTML := hasHTMLPiece(pieces)
+	budget, cut := p.limits.MaxHTMLBytes, false
+	var texts, htmls []string
+	for _, pc := range pieces {
+		text := pc.text
+		if pc.html != "" {
+			raw := fixBytes(pc.html)
+			if len(raw) > budget {
+				raw, cut = truncateUTF8(raw, budget), true
+			}
+			budget -= len(raw)
+			// The policy never lets <script> through; fixBytes again
+			// because entities such as &#0; may decode to NUL.
+			clean := strings.TrimSpace(fixBytes(p.policy.Sanitize(raw)))
+			if clean != "" {
+				htmls = append(htmls, clean)
+			}
+			if !pc.hasText && clean != "" {
+				// From the sanitised HTML, so script and style bodies,
+				// which html2text would print, are already gone.
+				t, err := html2text.FromString(clean)
+				if err != nil {
+					w.add("cannot derive text from HTML: " + cleanLine(err.Error()))
+				}
+				text = t
+			}
+		} else if withHTML && strings.TrimSpace(pc.text) != "" {
+			htmls = append(htmls, textToHTML(pc.text))
+		}
+		texts = append(texts, text)
+	}
+	if cut {
 		w.add("HTML body cut before sanitising")
 	}
-	if strings.TrimSpace(html) != "" {
-		// The policy never lets <script> through; fixBytes again because
-		// entities such as &#0; may decode to NUL.
-		m.HTML = strings.TrimSpace(fixBytes(p.policy.Sanitize(html)))
-		if len(m.HTML) > p.limits.MaxHTMLBytes {
-			// The policy adds attributes (rel, target), so the output
-			// can outgrow the input.
-			m.HTML = cutHTML(m.HTML, p.limits.MaxHTMLBytes)
-			w.add("sanitised HTML body cut")
-		}
+	m.HTML = strings.Join(htmls, "\n")
+	if len(m.HTML) > p.limits.MaxHTMLBytes {
+		// The policy adds attributes (rel, target), so the output can
+		// outgrow the input.
+		m.HTML = cutHTML(m.HTML, p.limits.MaxHTMLBytes)
+		w.add("sanitised HTML body cut")
 	}
-
-	text := env.Text
-	if root := env.Root; strings.TrimSpace(text) == "" && m.HTML == "" && root.FirstChild == nil && strings.HasPrefix(root.ContentType, "multipart/") {
-		// A multipart without a boundary parameter: enmime keeps its body
-		// as one opaque part, which is all the text there is.
-		text = string(root.Content)
-	}
-	if strings.TrimSpace(text) == "" && m.HTML != "" {
-		// From the sanitised HTML, so script and style bodies, which
-		// html2text would print, are already gone.
-		t, err := html2text.FromString(m.HTML)
-		if err != nil {
-			w.add("cannot derive text from HTML: " + cleanLine(err.Error()))
-		}
-		text = t
-	}
-	m.Text, m.TextTruncated = truncateText(cleanText(text), p.limits.MaxTextBytes)
+	m.Text, m.TextTruncated = truncateText(cleanText(joinTexts(texts)), p.limits.MaxTextBytes)
 	if m.TextTruncated {
 		w.add("text body truncated")
 	}
+}
+
+func pieceTexts(pieces []piece) []string {
+	texts := make([]string, len(pieces))
+	for i, pc := range pieces {
+		texts[i] = pc.text
+	}
+	return texts
+}
+
+func hasHTMLPiece(pieces []piece) bool {
+	for _, pc := range pieces {
+		if strings.TrimSpace(pc.html) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // fixBytes returns s as valid UTF-8 without NUL.
