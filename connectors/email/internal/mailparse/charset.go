@@ -199,15 +199,23 @@ func (c *charsets) decode(b []byte, label string, html bool, what string, w *war
 			return s
 		}
 		if bad > 0 && damaged(cs, b, s, bad, known) {
-			w.add(fmt.Sprintf("%s: %d bytes invalid in %s replaced", what, bad, cs.name))
-			return s
+			// Unless a multi-byte charset fits for sure: its bytes
+			// form valid sequences of other charsets by chance.
+			alt, how, conf := c.detect(b, html, cs)
+			if conf < 50 || alt.enc == nil || alt.singleByte() {
+				w.add(fmt.Sprintf("%s: %d bytes invalid in %s replaced", what, bad, cs.name))
+				return s
+			}
+			alts, _ := decodeWith(alt, b)
+			w.add(fmt.Sprintf("%s: declared charset %s does not fit, decoded as %s (%s)", what, labelOr(label, cs.name), alt.name, how))
+			return alts
 		}
 	}
-	cs, how := c.detect(b, html, declared)
+	cs, how, _ := c.detect(b, html, declared)
 	s, _ := decodeWith(cs, b)
 	switch {
 	case known:
-		w.add(fmt.Sprintf("%s: declared charset %s does not fit, decoded as %s (%s)", what, declared.name, cs.name, how))
+		w.add(fmt.Sprintf("%s: declared charset %s does not fit, decoded as %s (%s)", what, normLabel(label), cs.name, how))
 	default:
 		w.add(fmt.Sprintf("%s: no charset declared, decoded as %s (%s)", what, cs.name, how))
 	}
@@ -241,6 +249,14 @@ func damaged(cs cset, b []byte, s string, bad int, declared bool) bool {
 		}
 	}
 	return good >= 10*bad
+}
+
+// labelOr returns the declared label as written (cleaned), else name.
+func labelOr(label, name string) string {
+	if l := normLabel(label); l != "" {
+		return l
+	}
+	return name
 }
 
 // misdeclared reports whether b, which decodes cleanly as cs into s, is
@@ -277,10 +293,11 @@ func misdeclared(cs cset, b []byte, s string) bool {
 }
 
 // detect finds the charset of b, which the declared charset (if any, and
-// excluded) does not decode. It says how it found it.
-func (c *charsets) detect(b []byte, html bool, excluded cset) (cset, string) {
+// excluded) does not decode. It says how it found it, and how sure it is
+// (chardet's confidence, 100 for a charset the mail declares elsewhere).
+func (c *charsets) detect(b []byte, html bool, excluded cset) (cset, string, int) {
 	if utf8.Valid(b) {
-		return utf8Charset, "detected"
+		return utf8Charset, "detected", 100
 	}
 	c.gather()
 	for _, h := range c.hints {
@@ -288,7 +305,7 @@ func (c *charsets) detect(b []byte, html bool, excluded cset) (cset, string) {
 			continue
 		}
 		if s, bad := decodeWith(h, b); bad == 0 && !misdeclared(h, b, s) {
-			return h, "declared elsewhere in the mail"
+			return h, "declared elsewhere in the mail", 100
 		}
 	}
 	sample := b
@@ -305,7 +322,7 @@ func (c *charsets) detect(b []byte, html bool, excluded cset) (cset, string) {
 		det = chardet.NewHtmlDetector()
 	}
 	results, _ := det.DetectAll(sample)
-	best, bestScore := cset{name: "windows-1252", enc: charmap.Windows1252}, -1.0
+	best, bestScore, conf := cset{name: "windows-1252", enc: charmap.Windows1252}, -1.0, 0
 	for _, r := range results {
 		cs, ok := lookupCharset(r.Charset)
 		if !ok || cs.enc == nil || cs.name == excluded.name || strings.HasPrefix(cs.name, "utf-16") {
@@ -321,10 +338,10 @@ func (c *charsets) detect(b []byte, html bool, excluded cset) (cset, string) {
 		// plausibility of the decoded text decides.
 		score := float64(r.Confidence) + 40*plausibility(s)
 		if score > bestScore {
-			best, bestScore = cs, score
+			best, bestScore, conf = cs, score, r.Confidence
 		}
 	}
-	return best, "detected"
+	return best, "detected", conf
 }
 
 // isoWindows maps ISO-8859 charsets to the Windows code page of the same

@@ -17,6 +17,11 @@ func FuzzParse(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	corpus, err := filepath.Glob(filepath.Join("testdata", "corpus", "*", "*.eml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	files = append(files, corpus...)
 	for _, name := range files {
 		raw, err := os.ReadFile(name)
 		if err != nil {

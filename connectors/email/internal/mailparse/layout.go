@@ -188,10 +188,15 @@ func (wk *walker) alternative(part *enmime.Part) {
 	}
 	wk.out.pieces = append(wk.out.pieces, pc)
 	for c := part.FirstChild; c != nil; c = c.NextSibling {
-		if c == plain || c == rich || isTextAlternative(c) {
-			continue
+		switch {
+		case c == plain || c == rich || isTextAlternative(c):
+		case c.ContentType == "text/calendar" && c.FirstChild == nil:
+			// An invitation, as Outlook sends it: the reader gets it
+			// as a file.
+			wk.file(c, "invite.ics")
+		default:
+			wk.walk(c)
 		}
-		wk.walk(c)
 	}
 }
 
@@ -318,10 +323,11 @@ func (wk *walker) body(part *enmime.Part) {
 	wk.out.pieces = append(wk.out.pieces, piece{text: pgpSignedText(s, wk.w), hasText: true})
 }
 
-// file adds a part to download, or an inline one: marked inline, or
-// referred to by Content-ID without a disposition (the images of a
-// multipart/related). defaultName names a file that has no name of its
-// own.
+// file adds a part to download, or an inline one: one with a Content-ID
+// the HTML can refer to (RFC 2392), not marked as an attachment. A part
+// marked inline without a Content-ID (Apple Mail puts images and PDFs
+// between paragraphs so) cannot be shown in the body here: it is a file to
+// download. defaultName names a file that has no name of its own.
 func (wk *walker) file(part *enmime.Part, defaultName string) {
 	name := wk.fileName(part)
 	if name == "" {
@@ -333,7 +339,7 @@ func (wk *walker) file(part *enmime.Part, defaultName string) {
 		contentType: part.ContentType,
 		contentID:   part.ContentID,
 		content:     part.Content,
-		inline:      part.Disposition == "inline" || part.Disposition == "" && part.ContentID != "",
+		inline:      part.ContentID != "" && part.Disposition != "attachment",
 	})
 }
 

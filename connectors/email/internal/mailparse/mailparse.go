@@ -362,7 +362,7 @@ func (p *Parser) Parse(ctx context.Context, raw []byte) (*Mail, error) {
 	m := &Mail{}
 	w := &warnings{}
 	if skipped > 0 {
-		w.add(fmt.Sprintf("%d lines before the header skipped", skipped))
+		w.add(fmt.Sprintf("%d line(s) before the header skipped", skipped))
 	}
 	for _, e := range env.Errors {
 		if e.Name == enmime.ErrorPlainTextFromHTML && !e.Severe {

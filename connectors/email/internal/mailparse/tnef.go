@@ -370,7 +370,7 @@ func (wk *walker) tnef(part *enmime.Part) {
 		wk.out.fallback = append(wk.out.fallback, pc)
 	}
 	if t.skipped > 0 {
-		wk.w.add(fmt.Sprintf("winmail.dat holds %d items that are not files; kept as an attachment", t.skipped))
+		wk.w.add(fmt.Sprintf("winmail.dat holds %d item(s) that are not files; kept as an attachment", t.skipped))
 		wk.file(part, "winmail.dat")
 	}
 }
