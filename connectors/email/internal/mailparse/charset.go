@@ -159,7 +159,16 @@ type charsets struct {
 	gathered bool
 	hints    []cset
 	sample   []byte
+	// sampleResults is chardet's reading of sample, once needed.
+	sampleResults []chardet.Result
 }
+
+// maxDetectBytes bounds what the detector reads of one text, and
+// maxSampleBytes the sample of undeclared text of a mail.
+const (
+	maxDetectBytes = 64 << 10
+	maxSampleBytes = 16 << 10
+)
 
 func newCharsets(root *enmime.Part) *charsets { return &charsets{root: root} }
 
@@ -201,7 +210,7 @@ func (c *charsets) decode(b []byte, label string, html bool, what string, w *war
 		if bad > 0 && damaged(cs, b, s, bad, known) {
 			// Unless a multi-byte charset fits for sure: its bytes
 			// form valid sequences of other charsets by chance.
-			alt, how, conf := c.detect(b, html, cs)
+			alt, how, conf := c.detect(b, html, !known, cs)
 			if conf < 50 || alt.enc == nil || alt.singleByte() {
 				w.add(fmt.Sprintf("%s: %d bytes invalid in %s replaced", what, bad, cs.name))
 				return s
@@ -211,7 +220,7 @@ func (c *charsets) decode(b []byte, label string, html bool, what string, w *war
 			return alts
 		}
 	}
-	cs, how, _ := c.detect(b, html, declared)
+	cs, how, _ := c.detect(b, html, !known, declared)
 	s, _ := decodeWith(cs, b)
 	switch {
 	case known:
@@ -293,9 +302,10 @@ func misdeclared(cs cset, b []byte, s string) bool {
 }
 
 // detect finds the charset of b, which the declared charset (if any, and
-// excluded) does not decode. It says how it found it, and how sure it is
+// excluded) does not decode; undeclared says none is, so that b is part
+// of the mail's sample. It says how it found it, and how sure it is
 // (chardet's confidence, 100 for a charset the mail declares elsewhere).
-func (c *charsets) detect(b []byte, html bool, excluded cset) (cset, string, int) {
+func (c *charsets) detect(b []byte, html, undeclared bool, excluded cset) (cset, string, int) {
 	if utf8.Valid(b) {
 		return utf8Charset, "detected", 100
 	}
@@ -308,20 +318,22 @@ func (c *charsets) detect(b []byte, html bool, excluded cset) (cset, string, int
 			return h, "declared elsewhere in the mail", 100
 		}
 	}
-	sample := b
-	if count8bit(b) < 64 && len(c.sample) > 0 {
+	var results []chardet.Result
+	if (undeclared || count8bit(b) < 64) && len(c.sample) > 0 {
 		// A subject or a name is too short to tell Chinese from Korean;
-		// the rest of what the mail leaves undeclared helps.
-		sample = append(append(append([]byte{}, b...), ' '), c.sample...)
+		// what the mail leaves undeclared all together tells more, and
+		// is read once for all its texts.
+		if c.sampleResults == nil {
+			c.sampleResults, _ = chardet.NewTextDetector().DetectAll(c.sample)
+		}
+		results = c.sampleResults
+	} else {
+		det := chardet.NewTextDetector()
+		if html {
+			det = chardet.NewHtmlDetector()
+		}
+		results, _ = det.DetectAll(b[:min(len(b), maxDetectBytes)])
 	}
-	if len(sample) > 64<<10 {
-		sample = sample[:64<<10]
-	}
-	det := chardet.NewTextDetector()
-	if html {
-		det = chardet.NewHtmlDetector()
-	}
-	results, _ := det.DetectAll(sample)
 	best, bestScore, conf := cset{name: "windows-1252", enc: charmap.Windows1252}, -1.0, 0
 	for _, r := range results {
 		cs, ok := lookupCharset(r.Charset)
@@ -371,7 +383,7 @@ func withC1(cs cset, b []byte) cset {
 // control characters, private use and stray symbols against it.
 func plausibility(s string) float64 {
 	var n, score float64
-	for _, r := range s {
+	for _, r := range s[:min(len(s), maxDetectBytes)] {
 		if r < utf8.RuneSelf {
 			continue
 		}
@@ -384,7 +396,7 @@ func plausibility(s string) float64 {
 		case r >= 0x3000 && r <= 0x303f, r >= 0xff01 && r <= 0xff5e: // CJK punctuation, full width forms
 			score += 0.5
 		case r >= 0x4e00 && r <= 0x9fff, r >= 0xac00 && r <= 0xd7a3:
-			if strings.ContainsRune(commonCJK, r) {
+			if _, ok := commonCJKSet[r]; ok {
 				score++
 			}
 		case r >= 0xff61 && r <= 0xff9f: // half-width katakana, rare in mail
@@ -412,6 +424,15 @@ const commonCJK = "的一是不了在人有我他这个们中来上大为和国�
 	// Hangul.
 	"이다는의에가을를고하지한서기사있로요니습도나면세것들어수해보안녕주문상품아직착않았배송확인부탁드립감합시자으은과와라리대제우게정일전국만여내중회계무오구생동성소원장미받되할경개신분때위마저희께려번호환불취결금액연락처빠른답변드립니까님고객센터반품교환문의사항감사요청드려주세요빨리처리해주시기바랍니다제품파손되었습니다"
 
+// commonCJKSet holds the runes of commonCJK.
+var commonCJKSet = func() map[rune]struct{} {
+	set := make(map[rune]struct{}, len(commonCJK)/3)
+	for _, r := range commonCJK {
+		set[r] = struct{}{}
+	}
+	return set
+}()
+
 // gather finds the mail's hints and sample, once.
 func (c *charsets) gather() {
 	if c.gathered {
@@ -430,7 +451,7 @@ func (c *charsets) gather() {
 		if label := declaredCharset(part); label != "" {
 			addHint(label)
 		} else if strings.HasPrefix(part.ContentType, "text/") || part.ContentType == "" {
-			if count8bit(part.Content) > 0 && sample.Len() < 16<<10 {
+			if count8bit(part.Content) > 0 && sample.Len() < maxSampleBytes {
 				sample.Write(part.Content)
 				sample.WriteByte(' ')
 			}
@@ -448,7 +469,7 @@ func (c *charsets) gather() {
 			}
 		}
 	}
-	c.sample = sample.Bytes()
+	c.sample = sample.Bytes()[:min(sample.Len(), maxSampleBytes)]
 }
 
 // declaredCharset returns the charset parameter of a part's Content-Type,

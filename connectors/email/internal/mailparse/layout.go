@@ -389,6 +389,6 @@ func joinTexts(texts []string) string {
 
 // textToHTML renders a plain-text part among HTML ones.
 func textToHTML(s string) string {
-	s = strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
+	s = strings.ReplaceAll(strings.ReplaceAll(fixBytes(s), "\r\n", "\n"), "\r", "\n")
 	return "<p>" + strings.ReplaceAll(html.EscapeString(strings.TrimSpace(s)), "\n", "<br>\n") + "</p>"
 }
