@@ -1,6 +1,7 @@
 package mailparse
 
 import (
+	"bytes"
 	"context"
 	"html"
 	"path"
@@ -109,11 +110,10 @@ func (wk *walker) walk(part *enmime.Part) {
 
 func (wk *walker) multipart(part *enmime.Part) {
 	if part.FirstChild == nil {
-		if part.Parent == nil {
-			// A multipart without a boundary parameter: enmime keeps
-			// its body as one opaque part, which is all the text there
-			// is.
-			wk.out.pieces = append(wk.out.pieces, piece{text: wk.cs.decode(part.Content, "", false, "body", wk.w), hasText: true})
+		// A multipart without a boundary parameter: enmime keeps its
+		// body as one opaque part, which is all the text there is.
+		if len(bytes.TrimSpace(part.Content)) > 0 {
+			wk.out.pieces = append(wk.out.pieces, piece{text: wk.cs.decode(part.Content, "", false, partName(part), wk.w), hasText: true})
 		}
 		return
 	}
@@ -279,8 +279,8 @@ func (wk *walker) pkcs7(part *enmime.Part) {
 		wk.label(labelSMIMECompress, "compressed message (S/MIME): kept as an attachment")
 		return
 	case "signed-data", "":
-		if inner, ok := signedContent(part.Content); ok {
-			if root, err := wk.p.readInner(wk.ctx, inner); err == nil && wk.depth < maxUnpackDepth {
+		if inner, ok := signedContent(part.Content); ok && wk.depth < maxUnpackDepth {
+			if root, err := wk.p.readInner(wk.ctx, inner); err == nil {
 				wk.w.add("signed message (S/MIME): the signature is not checked and not kept")
 				wk.depth++
 				wk.walk(root)
@@ -306,10 +306,7 @@ func (wk *walker) label(text, warning string) {
 
 // body adds a text or HTML body part.
 func (wk *walker) body(part *enmime.Part) {
-	what := "body"
-	if part.Parent != nil {
-		what = "part " + part.PartID
-	}
+	what := partName(part)
 	label := declaredCharset(part)
 	isHTML := part.ContentType == "text/html"
 	if isHTML && label == "" {
@@ -321,6 +318,14 @@ func (wk *walker) body(part *enmime.Part) {
 		return
 	}
 	wk.out.pieces = append(wk.out.pieces, piece{text: pgpSignedText(s, wk.w), hasText: true})
+}
+
+// partName names a part in warnings.
+func partName(part *enmime.Part) string {
+	if part.Parent == nil {
+		return "body"
+	}
+	return "part " + part.PartID
 }
 
 // file adds a part to download, or an inline one: one with a Content-ID

@@ -3,18 +3,23 @@
 // plain-text and a sanitised HTML body, attachments stored in a blob.Store,
 // and whether the mail was sent by a machine (auto-reply, bounce, list).
 //
-// MIME decoding is enmime's (github.com/jhillyerd/enmime/v2), chosen by the
-// design for its tolerance of the broken mail found in real mailboxes; HTML
-// is sanitised with bluemonday. This package adds what the rest of
-// Switchboard relies on:
+// The MIME structure and transfer encodings are enmime's
+// (github.com/jhillyerd/enmime/v2), chosen by the design for its tolerance
+// of the broken mail found in real mailboxes; HTML is sanitised with
+// bluemonday. This package adds what the rest of Switchboard relies on:
 //
 //   - every string it returns is valid UTF-8 without NUL, because PostgreSQL
 //     text refuses NUL and the events are JSON;
+//   - charsets are its own (charset.go): declared ones are checked, missing
+//     or wrong ones detected, in bodies and headers alike;
+//   - the bodies and files are those a reader sees (layout.go): every body
+//     part in order, the signed part of signed mail, the contents of a
+//     winmail.dat, encrypted content as a file with a label in the text;
 //   - HTML is never returned unsanitised;
 //   - sizes are bounded (Limits), and a mail that is too big or not a mail
 //     at all is an error the caller can branch on (ErrTooLarge,
 //     ErrUnparseable) and dead-letter raw;
-//   - what enmime recovered from is reported as Warnings rather than logged.
+//   - what it recovered from is reported as Warnings rather than logged.
 package mailparse
 
 import (
