@@ -232,3 +232,35 @@ func FuzzUnpack(f *testing.F) {
 		_ = c.param(string(b), "filename", "x", w)
 	})
 }
+
+func TestLayoutOfCorpusMails(t *testing.T) {
+	p := newParser(t, Options{Store: newMemStore()})
+
+	m := parseFile(t, p, "corpus/mime/mixed-text-html-text.eml")
+	first, bold, third := strings.Index(m.HTML, "First, the order"), strings.Index(m.HTML, "<b>address</b>"), strings.Index(m.HTML, "Third, thanks")
+	require.True(t, first >= 0 && first < bold && bold < third, "HTML keeps every part in order: %q", m.HTML)
+
+	m = parseFile(t, p, "corpus/mime/alternative-related-inline-image.eml")
+	require.Len(t, m.Inlines, 1, "an image the HTML refers to is inline")
+	require.Equal(t, "skjerm@example.no", m.Inlines[0].ContentID)
+	require.Contains(t, m.HTML, `src="cid:skjerm@example.no"`)
+
+	m = parseFile(t, p, "corpus/tnef/outlook-text-and-winmail.eml")
+	require.Len(t, m.Attachments, 2)
+	require.Equal(t, "application/pdf", m.Attachments[0].ContentType, "from the MIME tag")
+	require.Equal(t, "application/pdf", m.Attachments[1].ContentType, "sniffed")
+	require.NotNil(t, m.Attachments[0].Blob)
+	require.Greater(t, m.Attachments[0].Size, int64(0))
+
+	m = parseFile(t, p, "corpus/smime/encrypted.eml")
+	require.Equal(t, labelSMIMEEncrypted, m.Text)
+	require.Equal(t, "application/x-pkcs7-mime", m.Attachments[0].ContentType)
+	require.Contains(t, m.Warnings, "encrypted message (S/MIME): kept as an attachment")
+
+	m = parseFile(t, p, "corpus/smime/clear-signed.eml")
+	require.Empty(t, m.Attachments, "the signature is not kept")
+	require.Contains(t, m.Warnings, "signed message (S/MIME): the signature is not checked and not kept")
+
+	m = parseFile(t, p, "corpus/charset-wrong/koi8r-declared-cp1251-body.eml")
+	require.Contains(t, m.Warnings, "body: declared charset koi8-r does not fit, decoded as windows-1251 (detected)")
+}
