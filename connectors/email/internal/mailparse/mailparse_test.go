@@ -207,7 +207,7 @@ func TestHTMLOnlyIsSanitised(t *testing.T) {
 	require.Contains(t, m.HTML, `href="https://example.org/offer"`)
 	require.Contains(t, m.HTML, `noreferrer`)
 	require.Contains(t, m.HTML, `src="cid:logo@evil.example"`, "cid: images survive")
-	require.Contains(t, m.Text, "Hello *agent*")
+	require.Contains(t, m.Text, "Hello agent,")
 	require.Contains(t, m.Text, "https://example.org/offer")
 	require.NotContains(t, m.Text, "pwned", "script bodies never become text")
 	require.NotContains(t, m.Text, "background")
@@ -768,4 +768,13 @@ func TestNamespaceMustFitAnEventKey(t *testing.T) {
 	require.NoError(t, blob.ValidateNamespace(ns))
 	_, err := NewParser(Options{BlobNamespace: ns})
 	require.ErrorContains(t, err, "at most")
+}
+
+func TestHTMLEmphasisIsNotMarkedUpInText(t *testing.T) {
+	p := newParser(t, Options{})
+	raw := "From: a@example.org\r\nSubject: x\r\nContent-Type: text/html\r\n\r\n<h2 class=t>Order</h2><p>Code <strong>SPRING</STRONG> and <b>X</b>.</p>"
+	m, err := p.Parse(context.Background(), []byte(raw))
+	require.NoError(t, err)
+	require.Equal(t, "Order\n\nCode SPRING and X.", m.Text)
+	require.Contains(t, m.HTML, "<strong>SPRING</strong>", "the HTML keeps its emphasis")
 }
