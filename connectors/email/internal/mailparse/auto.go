@@ -52,7 +52,13 @@ func (p *Parser) classify(root *enmime.Part, env *enmime.Envelope, m *Mail) {
 // only beside a header hint (outOfOfficeHint), since people write "Out of
 // office" in subjects too.
 func (p *Parser) automaticReason(root *enmime.Part, ctype, reportType string, nullReturnPath bool, m *Mail) string {
-	get := func(name string) string { return strings.ToLower(cleanLine(root.Header.Get(name))) }
+	get := func(name string) string {
+		v := root.Header.Get(name)
+		if v == "" {
+			return "" // most headers asked for are absent from most mails
+		}
+		return strings.ToLower(cleanLine(v))
+	}
 	// RFC 3834 section 5: a keyword, then parameters or comments.
 	autoSubmitted := get("Auto-Submitted")
 	if i := strings.IndexAny(autoSubmitted, " \t;("); i >= 0 {
