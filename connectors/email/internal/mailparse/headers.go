@@ -138,8 +138,8 @@ const maxThreadIndexBytes = 1024
 
 // outlookThread returns the Thread-Index, spaces removed and cut on a
 // base64 quantum so that what is kept still decodes, and the decoded
-// Thread-Topic (MS-OXOMSG 2.2.1.5 and 2.2.1.3: Outlook's conversation
-// index and topic).
+// Thread-Topic: Outlook's PidTagConversationIndex and
+// PidTagConversationTopic (MS-OXOMSG).
 func outlookThread(env *enmime.Envelope) (index, topic string) {
 	index = strings.Join(strings.Fields(cleanLine(env.Root.Header.Get("Thread-Index"))), "")
 	if len(index) > maxThreadIndexBytes {

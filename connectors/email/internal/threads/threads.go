@@ -148,8 +148,8 @@ func (s *Store) Resolve(ctx context.Context, in Inbound) (string, error) {
 }
 
 // outlookRootBytes is the length of a Thread-Index's root: a reserved
-// byte, five bytes of a FILETIME and a 16-byte GUID (MS-OXOMSG 2.2.1.3);
-// each reply appends a 5-byte block.
+// byte, five bytes of a FILETIME and a 16-byte GUID (MS-OXOMSG's
+// PidTagConversationIndex); each reply appends a 5-byte block.
 const outlookRootBytes = 22
 
 // OutlookRoot returns the root of a Thread-Index header value, in hex; ok
