@@ -46,6 +46,7 @@ fuzz:
 	GO=$(GO) scripts/fuzz.sh connectors/chat FuzzParse . $(FUZZTIME)
 	GO=$(GO) scripts/fuzz.sh connectors/chat FuzzStatusWebhook . $(FUZZTIME)
 	GO=$(GO) scripts/fuzz.sh connectors/email FuzzParse ./internal/mailparse $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh connectors/email FuzzUnpack ./internal/mailparse $(FUZZTIME)
 	GO=$(GO) scripts/fuzz.sh connectors/email FuzzParseReplyAddress ./internal/threads $(FUZZTIME)
 	GO=$(GO) scripts/fuzz.sh connectors/sms FuzzParseForm ./internal/inbound $(FUZZTIME)
 

@@ -65,6 +65,12 @@
 // -routing-conversations 100000: far longer than a minute here (see the
 // README).
 //
+// Scenario "mailparse": the email parser alone, over its test corpus
+// (connectors/email/internal/mailparse/testdata/corpus), through go test's
+// BenchmarkCorpus: the median and p99 across the mails of the time one mail
+// takes, beside the same figures for the parser of commit dc2acc1 measured
+// once on the reference machine, against the target of at most 10% more.
+//
 // Scenario "chatout": agents' replies delivered to a chat channel's
 // endpoint, a receiver in this process on 127.0.0.1 that verifies each
 // signature and answers 204. Chat conversations by webhook, taken by one
@@ -147,6 +153,10 @@ type options struct {
 	chatOutRate          int
 	chatOutDuration      time.Duration
 	chatOutRuns          int
+
+	mailparseModule    string
+	mailparseRuns      int
+	mailparseBenchtime string
 }
 
 func main() {
@@ -160,7 +170,7 @@ func main() {
 	flag.DurationVar(&o.pgbenchTime, "pgbench-time", 10*time.Second, "Duration of each pgbench run.")
 	flag.StringVar(&o.out, "out", "", "Also write the results as JSON to this file.")
 	flag.StringVar(&o.addr, "addr", "", "HTTP address of the measured binary; empty picks a free port.")
-	flag.StringVar(&o.scenarios, "scenarios", "chat,list,email,sms,timers,routing,memory,chatout", "Scenarios to run, comma-separated: chat (webhook to stored row), list (the inbox's lists on a large tenant), email (IMAP mail to stored row), sms (Twilio webhooks answered, as fast as possible and paced), timers (the scheduler's wake-ups applied by the inbox, at a steady rate and in a burst, beside a million pending; cancels and reschedules), routing (new conversations pushed to thousands of online agents: creation to offer on the agent's stream, decisions per second), memory (the all-in-one process's resident memory idle and after -memory-n messages, with the embedded broker trimming and keeping everything), chatout (agents' replies delivered to a chat channel's endpoint: replies per second, reply answer to the endpoint's 2xx).")
+	flag.StringVar(&o.scenarios, "scenarios", "chat,list,email,sms,timers,routing,memory,chatout,mailparse", "Scenarios to run, comma-separated: chat (webhook to stored row), list (the inbox's lists on a large tenant), email (IMAP mail to stored row), sms (Twilio webhooks answered, as fast as possible and paced), timers (the scheduler's wake-ups applied by the inbox, at a steady rate and in a burst, beside a million pending; cancels and reschedules), routing (new conversations pushed to thousands of online agents: creation to offer on the agent's stream, decisions per second), memory (the all-in-one process's resident memory idle and after -memory-n messages, with the embedded broker trimming and keeping everything), chatout (agents' replies delivered to a chat channel's endpoint: replies per second, reply answer to the endpoint's 2xx), mailparse (the email parser's time per mail over its test corpus, beside the parser of before).")
 	flag.IntVar(&o.listConversations, "list-conversations", 100000, "Conversations of the list scenario's tenant.")
 	flag.IntVar(&o.listPerConversation, "list-messages-per-conversation", 10, "Messages per conversation in the list scenario.")
 	flag.IntVar(&o.listQueries, "list-queries", 200, "Measured requests per list query.")
@@ -191,6 +201,9 @@ func main() {
 	flag.IntVar(&o.chatOutRate, "chatout-rate", 50, "Replies per second of the chatout scenario's paced phase, each to a conversation of its own, sent on schedule whatever the answers, for the time from the reply's answer to the endpoint's 2xx.")
 	flag.DurationVar(&o.chatOutDuration, "chatout-duration", 10*time.Second, "Duration of the chatout scenario's paced phase.")
 	flag.IntVar(&o.chatOutRuns, "chatout-runs", 3, "Runs of the chatout scenario (each on a fresh database); the medians are reported.")
+	flag.StringVar(&o.mailparseModule, "mailparse-module", "connectors/email", "The email connector's module, where the mailparse scenario runs go test -bench BenchmarkCorpus.")
+	flag.IntVar(&o.mailparseRuns, "mailparse-runs", 7, "Runs (go test -count) of the mailparse scenario; the medians are reported.")
+	flag.StringVar(&o.mailparseBenchtime, "mailparse-benchtime", "50x", "Iterations over the corpus of each mailparse run (go test -benchtime).")
 	flag.StringVar(&o.extraArgs, "args", "", "Extra flags for the measured binary, space-separated (for tuning: -kafka.consumer.max-batch=512 -http.pprof).")
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
@@ -267,6 +280,11 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	}
 	if scenario(o.scenarios, "chatout") {
 		if err := chatOutScenario(ctx, o, w, report); err != nil {
+			return err
+		}
+	}
+	if scenario(o.scenarios, "mailparse") {
+		if err := mailparseScenario(ctx, o, w, report); err != nil {
 			return err
 		}
 	}

@@ -287,13 +287,13 @@ func (c *Connector) Ready(ctx context.Context) error {
 // mailbox, whatever the number of replicas.
 func (c *Connector) syncMailbox(ctx context.Context, mb events.Mailbox) error {
 	log := c.log.With("mailbox_id", mb.ID, "tenant_id", mb.TenantID)
-	parser, err := mailparse.NewParser(mailparse.Options{
+	parsers := &mailParsers{opts: mailparse.Options{
 		Limits:        mailparse.Limits{MaxRawBytes: c.cfg.IMAP.MaxMessageBytes, MaxAttachmentBytes: c.cfg.MaxAttachmentBytes},
 		Store:         c.blobs,
 		BlobNamespace: blobNamespace(mb),
 		LoopValues:    []string{smtpsend.LoopValue(mb.Address)},
-	})
-	if err != nil {
+	}}
+	if _, err := parsers.get(c.mailboxes.ownDomains(mb.TenantID)); err != nil {
 		return err
 	}
 	attrs := metric.WithAttributes(attribute.String("mailbox_id", mb.ID))
@@ -301,7 +301,13 @@ func (c *Connector) syncMailbox(ctx context.Context, mb events.Mailbox) error {
 		Fetched: func(n int) { c.fetched.Add(context.Background(), int64(n), attrs) },
 		Lag:     func(n int) { c.lag.Record(context.Background(), int64(n), attrs) },
 	}
-	deliver := func(ctx context.Context, raws []imapsync.Raw) error { return c.deliver(ctx, mb, parser, raws) }
+	deliver := func(ctx context.Context, raws []imapsync.Raw) error {
+		parser, err := parsers.get(c.mailboxes.ownDomains(mb.TenantID))
+		if err != nil {
+			return err
+		}
+		return c.deliver(ctx, mb, parser, raws)
+	}
 	s, err := imapsync.NewBatched(c.cfg.IMAP, mb, deliver, c.checkpoints, log, metrics)
 	if err != nil {
 		// Settings the inbox accepted but the syncer refuses: wait for
@@ -462,7 +468,8 @@ func (c *Connector) prepare(ctx context.Context, mb events.Mailbox, parser *mail
 		}
 	}
 
-	in := threads.Inbound{MailboxID: mb.ID, MessageID: m.MessageID, InReplyTo: m.InReplyTo, References: m.References, Subject: m.Subject, Fallback: "hash:" + m.ContentHash}
+	in := threads.Inbound{MailboxID: mb.ID, MessageID: m.MessageID, InReplyTo: m.InReplyTo, References: m.References, Subject: m.Subject,
+		ThreadIndex: m.ThreadIndex, ThreadTopic: m.ThreadTopic, Fallback: "hash:" + m.ContentHash}
 	if in.InReplyTo == "" && m.Bounce != nil {
 		// A bounce joins the conversation of the mail it reports on.
 		in.InReplyTo = m.Bounce.OriginalMessageID
@@ -478,7 +485,8 @@ func (c *Connector) prepare(ctx context.Context, mb events.Mailbox, parser *mail
 	external := hex.EncodeToString(sum[:])
 	// Recorded before it is published: the next mail of the same part may
 	// answer this one. A mail offered again records nothing new.
-	if err := c.threads.Record(ctx, threads.Message{MailboxID: mb.ID, MessageID: m.MessageID, ThreadKey: thread, ExternalID: external, Subject: m.Subject, References: m.References}); err != nil {
+	if err := c.threads.Record(ctx, threads.Message{MailboxID: mb.ID, MessageID: m.MessageID, ThreadKey: thread, ExternalID: external, Subject: m.Subject, References: m.References,
+		ThreadIndex: m.ThreadIndex, ThreadTopic: m.ThreadTopic}); err != nil {
 		return nil, nil, err
 	}
 

@@ -211,7 +211,7 @@ func TestAutomaticMailAndDeadLetters(t *testing.T) {
 	require.Equal(t, "Auto-Submitted: auto-replied", ooo.Msg.Metadata["automatic_reason"])
 	loop := e.received(mb.ID, "loop@customer.example", 1)
 	require.True(t, loop.Msg.Automatic, "our own mail coming back is automatic")
-	require.Equal(t, "X-Loop", loop.Msg.Metadata["automatic_reason"])
+	require.Equal(t, "X-Loop: this mailbox", loop.Msg.Metadata["automatic_reason"])
 
 	// The malformed mails are kept raw in the dead-letter topic, and the
 	// sync goes on past them.

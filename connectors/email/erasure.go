@@ -16,15 +16,16 @@ var ErrInvalidErase = errors.New("invalid erase event")
 
 // forget applies an erasure the inbox asks for (sb.erase.v1). What the
 // email connector keeps of a message is its thread record (Message-ID,
-// thread, subject) and its send ledger row (the SMTP server's answer and
+// thread, subject; the thread's Outlook conversation root and the hash of
+// its topic) and its send ledger row (the SMTP server's answer and
 // last error, which may quote the recipient); attachments are the inbox's
 // blobs, and no raw copy of a mail is kept. So:
 //
 //   - every erased message's subject is blanked in its thread record, and
 //     its send's answer and error;
 //   - the threads of deleted conversations and of an erased contact's are
-//     forgotten (their records and reply token): a later mail of that
-//     thread starts a new conversation;
+//     forgotten (their records, reply token and Outlook conversation
+//     roots): a later mail of that thread starts a new conversation;
 //   - nothing is stored per address, so an erased contact's addresses
 //     need nothing more.
 //
@@ -63,6 +64,8 @@ func (c *Connector) forget(ctx context.Context, e events.Erase) error {
 				WHERE m.mailbox_id = t.mailbox_id AND m.thread_key = t.thread_key`, []any{threadMailboxes, threadKeys}},
 			{"forget the threads' tokens", `DELETE FROM email.threads h USING unnest($1::text[], $2::text[]) AS t(mailbox_id, thread_key)
 				WHERE h.mailbox_id = t.mailbox_id AND h.thread_key = t.thread_key`, []any{threadMailboxes, threadKeys}},
+			{"forget the threads' Outlook conversations", `DELETE FROM email.thread_roots r USING unnest($1::text[], $2::text[]) AS t(mailbox_id, thread_key)
+				WHERE r.mailbox_id = t.mailbox_id AND r.thread_key = t.thread_key`, []any{threadMailboxes, threadKeys}},
 		} {
 			if _, err := tx.Exec(ctx, s.sql, s.args...); err != nil {
 				return fmt.Errorf("%s: %w", s.what, err)

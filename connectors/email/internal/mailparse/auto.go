@@ -30,51 +30,220 @@ const (
 // support mailbox receives newsletters and notifications through lists,
 // and an auto-acknowledgement to a list would go to every subscriber or to
 // a robot. A human writing to the support address through a list is rare
-// enough to be answered by an agent by hand.
+// enough to be answered by an agent by hand. So does a mail whose sender
+// asked, by X-Auto-Response-Suppress, that no automatic answer be sent:
+// that is exactly what Automatic makes the inbox do.
 func (p *Parser) classify(root *enmime.Part, env *enmime.Envelope, m *Mail) {
-	get := func(name string) string { return strings.ToLower(cleanLine(root.Header.Get(name))) }
-	nullReturnPath := strings.Join(strings.Fields(get("Return-Path")), "") == "<>"
+	nullReturnPath := isNullPath(root.Header.Get("Return-Path"))
 	ctype, ctParams, _, _ := mediatype.Parse(root.Header.Get("Content-Type"))
-	reportType := strings.ToLower(ctParams["report-type"])
+	reportType := strings.ToLower(cleanLine(ctParams["report-type"]))
 
 	if isDSN(root, ctype, reportType, m.From.Address, nullReturnPath) {
 		m.Bounce = bounceInfo(root, env)
 		m.Automatic, m.AutomaticReason = true, "delivery status notification"
 		return
 	}
+	reason := p.automaticReason(root, ctype, reportType, nullReturnPath, m)
+	m.Automatic, m.AutomaticReason = reason != "", reason
+}
 
-	var reason string
+// automaticReason returns the first rule that says a machine sent the
+// mail, or "". Headers come first, strongest first; the subject counts
+// only beside a header hint (outOfOfficeHint), since people write "Out of
+// office" in subjects too.
+func (p *Parser) automaticReason(root *enmime.Part, ctype, reportType string, nullReturnPath bool, m *Mail) string {
+	get := func(name string) string {
+		v := root.Header.Get(name)
+		if v == "" {
+			return "" // most headers asked for are absent from most mails
+		}
+		return strings.ToLower(cleanLine(v))
+	}
 	// RFC 3834 section 5: a keyword, then parameters or comments.
 	autoSubmitted := get("Auto-Submitted")
 	if i := strings.IndexAny(autoSubmitted, " \t;("); i >= 0 {
 		autoSubmitted = autoSubmitted[:i]
 	}
 	precedence := get("Precedence")
+	if precedence == "" {
+		precedence = get("X-Precedence")
+	}
 	switch {
+	case isFeedbackReport(root, ctype, reportType):
+		// An abuse or spam complaint of a mailbox provider's feedback
+		// loop (RFC 5965), whether the report itself or forwarded.
+		return "feedback report (ARF)"
 	case ctype == "multipart/report":
-		// Read receipts (disposition-notification, RFC 8098), abuse
-		// feedback (feedback-report, RFC 5965) and the like.
-		reason = "multipart/report; report-type=" + reportType
+		// Read receipts (disposition-notification, RFC 8098) and the like.
+		return "multipart/report; report-type=" + reportType
 	case autoSubmitted != "" && autoSubmitted != "no":
-		reason = "Auto-Submitted: " + autoSubmitted
-	case get("X-Autoreply") != "":
-		reason = "X-Autoreply"
-	case get("X-Autorespond") != "":
-		reason = "X-Autorespond"
+		return "Auto-Submitted: " + autoSubmitted
+	}
+	if v := suppressesAutoReplies(get("X-Auto-Response-Suppress")); v != "" {
+		return "X-Auto-Response-Suppress: " + v
+	}
+	if v := get("X-MS-Exchange-Generated-Message-Source"); v != "" {
+		// Exchange stamps what its agents generate: out-of-office and
+		// inbox-rule answers (Mailbox Rules Agent), transport rule
+		// notices, journal reports.
+		return "X-MS-Exchange-Generated-Message-Source: " + truncateUTF8(v, 64)
+	}
+	if name := exchangeOOFHeader(root); name != "" {
+		return name
+	}
+	for _, name := range autoReplyHeaders {
+		if v := get(name); v != "" && v != "no" && v != "false" {
+			return name
+		}
+	}
+	switch {
 	case precedence == "bulk" || precedence == "junk" || precedence == "list" || precedence == "auto_reply":
-		reason = "Precedence: " + precedence
+		return "Precedence: " + precedence
 	case p.ownLoop(root):
-		reason = "X-Loop"
+		return "X-Loop: this mailbox"
+	case len(root.Header.Values("X-Loop")) > 0:
+		// Other help desks and list managers mark their mail so; two
+		// systems that answer each other automatically would loop.
+		return "X-Loop"
 	case get("List-Id") != "":
-		reason = "List-Id"
+		return "List-Id"
 	case get("List-Unsubscribe") != "":
-		reason = "List-Unsubscribe"
+		return "List-Unsubscribe"
 	case nullReturnPath:
 		// RFC 5321 section 4.5.5: only notifications use the null
 		// reverse-path.
-		reason = "Return-Path: <>"
+		return "Return-Path: <>"
 	}
-	m.Automatic, m.AutomaticReason = reason != "", reason
+	if d := p.ownDomain(m.MessageID); d != "" {
+		return "Message-ID on own domain " + d
+	}
+	if isOutOfOfficeSubject(m.Subject) {
+		if hint := outOfOfficeHint(root, m); hint != "" {
+			return "out-of-office subject and " + hint
+		}
+	}
+	return ""
+}
+
+// autoReplyHeaders are added by autoresponders (vacation programs, cPanel,
+// qmail's and Exim's, FirstClass, cron) to what they send; any value but
+// "no" or "false" counts.
+var autoReplyHeaders = []string{
+	"X-Autoreply", "X-Autorespond", "X-Auto-Reply-From", "X-Autoreply-From",
+	"X-Mail-Autoreply", "X-Autogenerated", "X-Autoresponder", "X-FC-MachineGenerated", "X-Cron-Env",
+}
+
+// suppressesAutoReplies returns the lowered value of an
+// X-Auto-Response-Suppress header when it asks that no out-of-office or
+// automatic reply answer the mail (All, OOF or AutoReply; MS-OXCMAIL
+// 2.1.3.2.20), else "". Exchange sets it on what it generates; other
+// values (DR, NDR, RN, NRN) only turn off delivery and read reports.
+func suppressesAutoReplies(v string) string {
+	for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == ';' }) {
+		if f == "all" || f == "oof" || f == "autoreply" {
+			return truncateUTF8(v, 64)
+		}
+	}
+	return ""
+}
+
+// exchangeOOFHeader returns the name of an Exchange header that marks an
+// out-of-office message (X-MS-Exchange-...-OOF...), or "".
+func exchangeOOFHeader(root *enmime.Part) string {
+	for name := range root.Header {
+		if len(name) > len("X-Ms-Exchange-") && strings.EqualFold(name[:len("X-Ms-Exchange-")], "X-Ms-Exchange-") &&
+			strings.Contains(strings.ToLower(name), "oof") {
+			return name
+		}
+	}
+	return ""
+}
+
+// isFeedbackReport reports whether the mail is or carries an Abuse
+// Reporting Format report (RFC 5965): a multipart/report of type
+// feedback-report, or a message/feedback-report part anywhere.
+func isFeedbackReport(root *enmime.Part, ctype, reportType string) bool {
+	if ctype == "multipart/report" && reportType == "feedback-report" {
+		return true
+	}
+	return root.DepthMatchFirst(func(part *enmime.Part) bool { return part.ContentType == "message/feedback-report" }) != nil
+}
+
+// ownDomain returns the domain of messageID when it is one of the tenant's
+// own domains or a subdomain of one, else "".
+func (p *Parser) ownDomain(messageID string) string {
+	at := strings.LastIndexByte(messageID, '@')
+	if at < 0 || len(p.ownDomains) == 0 {
+		return ""
+	}
+	d := strings.TrimSuffix(strings.ToLower(messageID[at+1:]), ".")
+	for _, own := range p.ownDomains {
+		if d == own || strings.HasSuffix(d, "."+own) {
+			return d
+		}
+	}
+	return ""
+}
+
+// domains normalises Options.OwnDomains: lower case, no leading "@" nor
+// trailing dot, empty ones dropped.
+func domains(in []string) []string {
+	var out []string
+	for _, d := range in {
+		d = strings.TrimSuffix(strings.TrimPrefix(strings.ToLower(strings.TrimSpace(d)), "@"), ".")
+		if d != "" {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// outOfOfficePhrases start or fill the subjects of out-of-office replies,
+// in the languages of the clients and servers that send them (Exchange's
+// "Automatic reply:", Lotus Notes's "... is out of the office").
+var outOfOfficePhrases = []string{
+	"out of office", "out of the office", "automatic reply", "auto reply", "auto-reply", "autoreply",
+	"auto response", "automatic response", "réponse automatique", "absent du bureau", "abwesenheitsnotiz",
+	"automatische antwort", "automatisch antwoord", "risposta automatica", "fuori sede", "respuesta automática",
+	"fuera de la oficina", "resposta automática", "autosvar", "automatisk svar", "frånvaro", "automaattinen vastaus",
+	"odpowiedź automatyczna", "automatická odpověď", "otomatik yanıt", "αυτόματη απάντηση", "автоответ",
+	"автоматический ответ", "自动回复", "自動回覆", "自動返信", "自動応答",
+}
+
+// isOutOfOfficeSubject reports whether the subject reads like an
+// out-of-office reply's.
+func isOutOfOfficeSubject(subject string) bool {
+	s := strings.ToLower(subject)
+	for _, phrase := range outOfOfficePhrases {
+		if strings.Contains(s, phrase) {
+			return true
+		}
+	}
+	return false
+}
+
+// outOfOfficeHint returns a header that, beside an out-of-office subject,
+// betrays a machine: Exchange's marks of a message its rules generated or
+// forwarded, an X-Auto-Response-Suppress of any value, a no-reply sender,
+// or a mailer that names itself an autoresponder. "" when none.
+func outOfOfficeHint(root *enmime.Part, m *Mail) string {
+	for _, name := range []string{"X-MS-Exchange-Inbox-Rules-Loop", "X-MS-Exchange-Parent-Message-Id", "X-Auto-Response-Suppress"} {
+		if root.Header.Get(name) != "" {
+			return name
+		}
+	}
+	local, _, _ := strings.Cut(m.From.Address, "@")
+	switch strings.NewReplacer("-", "", "_", "", ".", "").Replace(local) {
+	case "noreply", "donotreply", "mailerdaemon", "postmaster", "autoreply", "autoresponder", "vacation":
+		return "sender " + m.From.Address
+	}
+	for _, name := range []string{"X-Mailer", "User-Agent"} {
+		v := strings.ToLower(root.Header.Get(name))
+		if strings.Contains(v, "vacation") || strings.Contains(v, "autorespond") || strings.Contains(v, "autoreply") {
+			return name
+		}
+	}
+	return ""
 }
 
 // ownLoop reports whether an X-Loop header carries one of our values.

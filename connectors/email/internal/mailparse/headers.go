@@ -132,3 +132,52 @@ func (p *Parser) addresses(root *enmime.Part, name string, w *warnings) []Addres
 	}
 	return out
 }
+
+// maxThreadIndexBytes bounds Mail.ThreadIndex: the 22-byte root and 5
+// bytes per reply take about 700 base64 characters after 100 replies.
+const maxThreadIndexBytes = 1024
+
+// outlookThread returns the Thread-Index, spaces removed and cut on a
+// base64 quantum so that what is kept still decodes, and the decoded
+// Thread-Topic: Outlook's PidTagConversationIndex and
+// PidTagConversationTopic (MS-OXOMSG).
+func outlookThread(env *enmime.Envelope) (index, topic string) {
+	index = strings.Join(strings.Fields(cleanLine(env.Root.Header.Get("Thread-Index"))), "")
+	if len(index) > maxThreadIndexBytes {
+		index = index[:maxThreadIndexBytes-maxThreadIndexBytes%4]
+	}
+	topic = truncateUTF8(cleanLine(env.GetHeader("Thread-Topic")), events.MaxSubjectBytes)
+	return index, topic
+}
+
+// sender returns the first address of From. A mail without one (no From,
+// "From: <>", a From without an address) is still someone's: its sender
+// is the first address of replyTo (the parsed Reply-To), else of Sender,
+// else of Return-Path, and a warning says which was used.
+func (p *Parser) sender(root *enmime.Part, replyTo []Address, w *warnings) Address {
+	if !isNullPath(root.Header.Get("From")) {
+		if from := p.addresses(root, "From", w); len(from) > 0 {
+			return from[0]
+		}
+	}
+	if len(replyTo) > 0 {
+		w.add("no From address: the sender is taken from Reply-To")
+		return replyTo[0]
+	}
+	for _, name := range []string{"Sender", "Return-Path"} {
+		if isNullPath(root.Header.Get(name)) {
+			continue
+		}
+		if a := p.addresses(root, name, w); len(a) > 0 {
+			w.add("no From address: the sender is taken from " + name)
+			return a[0]
+		}
+	}
+	return Address{}
+}
+
+// isNullPath reports whether a header value is the null address "<>",
+// spaces aside (RFC 5321 section 4.5.5's null reverse-path).
+func isNullPath(v string) bool {
+	return strings.Join(strings.Fields(v), "") == "<>"
+}

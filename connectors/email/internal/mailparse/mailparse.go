@@ -150,8 +150,9 @@ type Options struct {
 	// back from ourselves and is Automatic.
 	LoopValues []string
 	// OwnDomains are the domains of the tenant's own mailboxes. A mail
-	// whose Message-ID is on one of them was written by Switchboard or the
-	// tenant's own systems, and is Automatic.
+	// whose Message-ID is on one of them or on a subdomain was written by
+	// Switchboard or the tenant's own systems, and is Automatic. Case and
+	// a leading "@" are ignored.
 	OwnDomains []string
 }
 
@@ -162,6 +163,7 @@ type Parser struct {
 	store      blob.Store
 	namespace  string
 	loopValues []string
+	ownDomains []string
 	mime       *enmime.Parser
 	policy     *bluemonday.Policy
 }
@@ -186,6 +188,7 @@ func NewParser(opts Options) (*Parser, error) {
 		store:      opts.Store,
 		namespace:  opts.BlobNamespace,
 		loopValues: loops,
+		ownDomains: domains(opts.OwnDomains),
 		mime: enmime.NewParser(
 			// A broken part is reported and skipped; the rest of the
 			// mail is still worth having.
@@ -297,7 +300,18 @@ type Mail struct {
 	// angle brackets. Very long chains keep the first (the thread root) and
 	// the most recent ones.
 	References []string `json:"references,omitempty"`
-	// From is the first address of From; zero when missing or unreadable.
+	// ThreadIndex is Outlook's Thread-Index header, base64 without spaces,
+	// cut to maxThreadIndexBytes: its first 22 bytes name the conversation
+	// (a FILETIME and a GUID), each reply appends 5. Empty when absent.
+	ThreadIndex string `json:"thread_index,omitempty"`
+	// ThreadTopic is Outlook's Thread-Topic header, decoded: the
+	// conversation's subject without reply and forward prefixes. Empty when
+	// absent.
+	ThreadTopic string `json:"thread_topic,omitempty"`
+	// From is the first address of From. When From is missing, empty
+	// ("From: <>") or unreadable, it is the first address of Reply-To, else
+	// Sender, else Return-Path, and a warning says which; zero when none
+	// has one.
 	From Address `json:"from"`
 	// To are the addresses of To.
 	To []Address `json:"to,omitempty"`
@@ -382,12 +396,11 @@ func (p *Parser) Parse(ctx context.Context, raw []byte) (*Mail, error) {
 	m.MessageID = firstID(root.Header.Get("Message-Id"))
 	m.InReplyTo = firstID(root.Header.Get("In-Reply-To"))
 	m.References = capReferences(allIDs(root.Header.Get("References")))
-	if from := p.addresses(root, "From", w); len(from) > 0 {
-		m.From = from[0]
-	}
+	m.ThreadIndex, m.ThreadTopic = outlookThread(env)
 	m.To = p.addresses(root, "To", w)
 	m.Cc = p.addresses(root, "Cc", w)
 	m.ReplyTo = p.addresses(root, "Reply-To", w)
+	m.From = p.sender(root, m.ReplyTo, w)
 	cs := newCharsets(root)
 	m.Subject = truncateUTF8(cleanLine(cs.header(root.Header.Get("Subject"), "Subject", w)), events.MaxSubjectBytes)
 	if root.Header.Get("Date") != "" {

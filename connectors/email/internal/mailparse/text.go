@@ -1,6 +1,7 @@
 package mailparse
 
 import (
+	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -38,7 +39,7 @@ func (p *Parser) bodies(lay *layout, m *Mail, w *warnings) {
 			if !pc.hasText && clean != "" {
 				// From the sanitised HTML, so script and style bodies,
 				// which html2text would print, are already gone.
-				t, err := html2text.FromString(clean)
+				t, err := html2text.FromString(plainEmphasis(clean))
 				if err != nil {
 					w.add("cannot derive text from HTML: " + cleanLine(err.Error()))
 				}
@@ -80,6 +81,20 @@ func hasHTMLPiece(pieces []piece) bool {
 		}
 	}
 	return false
+}
+
+// boldTag and headingTag match the tags html2text renders with markup a
+// reader of the mail never sees: bold as *bold*, headings framed by lines
+// of asterisks or dashes.
+var (
+	boldTag    = regexp.MustCompile(`(?i)</?(?:b|strong)\b[^>]*>`)
+	headingTag = regexp.MustCompile(`(?i)<(/?)h[1-6]\b[^>]*>`)
+)
+
+// plainEmphasis drops the bold tags of sanitised HTML, where every '<'
+// opens a tag, and makes its headings paragraphs.
+func plainEmphasis(html string) string {
+	return headingTag.ReplaceAllString(boldTag.ReplaceAllString(html, ""), "<${1}p>")
 }
 
 // fixBytes returns s as valid UTF-8 without NUL.

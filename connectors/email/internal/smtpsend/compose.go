@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
 
+	"github.com/switchboard-oss/switchboard/connectors/email/internal/subject"
 	"github.com/switchboard-oss/switchboard/pkg/blob"
 	"github.com/switchboard-oss/switchboard/pkg/events"
 )
@@ -374,17 +375,14 @@ func htmlBody(text string) string {
 	return b.String()
 }
 
-// replyPrefixRE matches any stack of reply prefixes ("Re:", "RE :",
-// "Re[2]:") at the start of a subject.
-var replyPrefixRE = regexp.MustCompile(`^(?i:\s*re(\[\d+\])?\s*:\s*)+`)
-
-// replySubject is subject when set, else "Re: " and the thread's subject
-// without its own reply prefixes, else empty.
-func replySubject(subject, threadSubject string) string {
-	if s := strings.TrimSpace(subject); s != "" {
+// replySubject is subj when set, else "Re: " and the thread's subject
+// without its reply and forward prefixes, in whatever language ("AW: WG:
+// Bestellung" is answered "Re: Bestellung"), else empty.
+func replySubject(subj, threadSubject string) string {
+	if s := strings.TrimSpace(subj); s != "" {
 		return s
 	}
-	base := strings.TrimSpace(replyPrefixRE.ReplaceAllString(threadSubject, ""))
+	base := subject.TrimPrefixes(threadSubject)
 	if base == "" {
 		return ""
 	}

@@ -183,6 +183,8 @@ func TestReplySubject(t *testing.T) {
 		{"", "Re: Order", "Re: Order"},
 		{"", "RE: re:Re : Order", "Re: Order"},
 		{"", "Re[2]: Order", "Re: Order"},
+		{"", "AW: WG: Bestellung", "Re: Bestellung"},
+		{"", "TR: [Ticket#12] Commande", "Re: [Ticket#12] Commande"},
 		{"", "Regarding the order", "Re: Regarding the order"},
 		{"", "", ""},
 		{"New subject", "Order", "New subject"},

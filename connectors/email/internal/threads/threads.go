@@ -4,9 +4,19 @@
 // A mail joins a thread, in this order: by its In-Reply-To, then its
 // References (newest first), against the Message-IDs of the mails the
 // connector ingested or sent; then by a reply address reply+<token>@...;
-// then by a token [#<token>] in its subject. Otherwise it starts a thread
-// whose key is its own Message-ID. The thread key is what the inbox keys a
-// conversation on, so a thread is a conversation.
+// then by a token [#<token>] in its subject; then by the root of its
+// Outlook Thread-Index, when its Thread-Topic is its subject and the topic
+// of the thread's mails that carried that root. Otherwise it starts a
+// thread whose key is its own Message-ID. The thread key is what the inbox
+// keys a conversation on, so a thread is a conversation.
+//
+// The Thread-Index comes last because anyone can copy one: its root is a
+// time and a random GUID that every participant of an Outlook conversation
+// sees, while the references and tokens point at mails only the customer
+// received. Its guards keep a stale or copied root from pulling a new
+// topic into an old conversation: the lookup is per mailbox (so per
+// tenant), and the reply's Thread-Topic must agree with its own subject
+// and with the thread's, prefixes aside (package subject).
 package threads
 
 import (
@@ -15,6 +25,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/base32"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,6 +37,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/switchboard-oss/switchboard/connectors/email/internal/subject"
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/pg"
 )
@@ -62,6 +74,10 @@ type Inbound struct {
 	// Recipients are the To and Cc addresses, for reply+<token>@ ones.
 	Recipients []string
 	Subject    string
+	// ThreadIndex and ThreadTopic are Outlook's Thread-Index (base64) and
+	// Thread-Topic headers, empty when absent.
+	ThreadIndex string
+	ThreadTopic string
 	// Fallback names the mail when it has no Message-ID (a content hash).
 	Fallback string
 }
@@ -113,11 +129,57 @@ func (s *Store) Resolve(ctx context.Context, in Inbound) (string, error) {
 			return "", fmt.Errorf("find thread by token: %w", err)
 		}
 	}
+	if root, topic, ok := outlookConversation(in.ThreadIndex, in.ThreadTopic, in.Subject); ok {
+		var key string
+		err := s.pool.QueryRow(ctx, `SELECT thread_key FROM email.thread_roots
+			WHERE mailbox_id = $1 AND root = $2 AND topic_hash = $3`, in.MailboxID, root, topic).Scan(&key)
+		if err == nil {
+			return key, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return "", fmt.Errorf("find thread by Thread-Index: %w", err)
+		}
+	}
 	root := in.MessageID
 	if root == "" {
 		root = in.Fallback
 	}
 	return Key(root), nil
+}
+
+// outlookRootBytes is the length of a Thread-Index's root: a reserved
+// byte, five bytes of a FILETIME and a 16-byte GUID (MS-OXOMSG's
+// PidTagConversationIndex); each reply appends a 5-byte block.
+const outlookRootBytes = 22
+
+// OutlookRoot returns the root of a Thread-Index header value, in hex; ok
+// is false when the value is not base64 of at least a root, or its GUID is
+// zero (the mark of a client that fills the header without meaning it).
+func OutlookRoot(threadIndex string) (root string, ok bool) {
+	threadIndex = strings.TrimRight(strings.Join(strings.Fields(threadIndex), ""), "=")
+	b, err := base64.RawStdEncoding.DecodeString(threadIndex)
+	if err != nil || len(b) < outlookRootBytes {
+		return "", false
+	}
+	guid := b[outlookRootBytes-16 : outlookRootBytes]
+	if strings.Trim(string(guid), "\x00") == "" {
+		return "", false
+	}
+	return hex.EncodeToString(b[:outlookRootBytes]), true
+}
+
+// outlookConversation returns the root of a mail's Thread-Index and the
+// hash of its topic, when the mail has both and its Thread-Topic is its
+// subject, prefixes aside. A Thread-Topic that disagrees with the subject
+// comes from a client that kept an old conversation's headers on a new
+// mail, or from someone who copied them: no join on it.
+func outlookConversation(threadIndex, threadTopic, subj string) (root, topicHash string, ok bool) {
+	root, ok = OutlookRoot(threadIndex)
+	if !ok || !subject.Same(threadTopic, subj) {
+		return "", "", false
+	}
+	sum := sha256.Sum256([]byte(subject.Key(threadTopic)))
+	return root, hex.EncodeToString(sum[:]), true
 }
 
 // Key turns a root Message-ID into a thread key within the bound of
@@ -140,11 +202,24 @@ type Message struct {
 	Outbound   bool
 	Subject    string
 	References []string
+	// ThreadIndex and ThreadTopic are Outlook's headers of an ingested
+	// mail, empty when absent.
+	ThreadIndex string
+	ThreadTopic string
 }
 
-// Record remembers a mail's Message-ID and thread. Recording one twice
-// keeps the first: a Message-ID belongs to the thread it first joined.
+// Record remembers a mail's Message-ID and thread, and the root of its
+// Thread-Index with its topic. Recording one twice keeps the first: a
+// Message-ID, or an Outlook conversation, belongs to the thread it first
+// joined.
 func (s *Store) Record(ctx context.Context, m Message) error {
+	if root, topic, ok := outlookConversation(m.ThreadIndex, m.ThreadTopic, m.Subject); ok {
+		_, err := s.pool.Exec(ctx, `INSERT INTO email.thread_roots (mailbox_id, root, topic_hash, thread_key)
+			VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, m.MailboxID, root, topic, m.ThreadKey)
+		if err != nil {
+			return fmt.Errorf("record Thread-Index root of %s: %w", m.MessageID, err)
+		}
+	}
 	if m.MessageID == "" {
 		return nil
 	}

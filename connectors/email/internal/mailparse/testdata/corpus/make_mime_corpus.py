@@ -435,7 +435,7 @@ def mime():
     raw += b"<p>Second, the <b>address</b> is 12 Main Street.</p>\n--b1\nContent-Type: text/plain; charset=us-ascii\n\n"
     raw += b"Third, thanks!\n--b1--\n"
     write(c, "mixed-text-html-text", crlf(raw), "Three parts", "ben@example.org",
-          "First, the order number: 7781.\n\nSecond, the *address* is 12 Main Street.\n\nThird, thanks!")
+          "First, the order number: 7781.\n\nSecond, the address is 12 Main Street.\n\nThird, thanks!")
 
     # Apple Mail with an attachment between two paragraphs of rich text.
     raw = head("Chloe <chloe@example.fr>", "Facture et bon de retour", "Fri, 24 Apr 2026 10:00:00 +0200",
@@ -642,7 +642,7 @@ def tnef_mails():
         "Anna Berg <anna.berg@example.se>", "Dashboard empty", "Tue, 5 May 2026 10:00:00 +0200",
         "HE1PR01MB0003@example.se", None, w),
         "Dashboard empty", "anna.berg@example.se",
-        "Hi team,\n\nthe *dashboard* shows no data since Friday.\n\nAnna", ["dashboard.png"])
+        "Hi team,\n\nthe dashboard shows no data since Friday.\n\nAnna", ["dashboard.png"])
 
     body = "Guten Tag,\r\n\r\nanbei das Formular.\r\n\r\nGrüße\r\nKlaus".encode("cp1252")
     w = tnef(body=body, attachments=[{"title": "Rückgabe.pdf".encode("cp1252"), "data": PDF}])
