@@ -141,12 +141,12 @@ const maxThreadIndexBytes = 1024
 // base64 quantum so that what is kept still decodes, and the decoded
 // Thread-Topic: Outlook's PidTagConversationIndex and
 // PidTagConversationTopic (MS-OXOMSG).
-func outlookThread(env *enmime.Envelope) (index, topic string) {
-	index = strings.Join(strings.Fields(cleanLine(env.Root.Header.Get("Thread-Index"))), "")
+func outlookThread(root *enmime.Part, cs *charsets, w *warnings) (index, topic string) {
+	index = strings.Join(strings.Fields(cleanLine(root.Header.Get("Thread-Index"))), "")
 	if len(index) > maxThreadIndexBytes {
 		index = index[:maxThreadIndexBytes-maxThreadIndexBytes%4]
 	}
-	topic = truncateUTF8(cleanLine(env.GetHeader("Thread-Topic")), events.MaxSubjectBytes)
+	topic = truncateUTF8(cleanLine(cs.header(root.Header.Get("Thread-Topic"), "Thread-Topic", w)), events.MaxSubjectBytes)
 	return index, topic
 }
 

@@ -396,13 +396,13 @@ func (p *Parser) Parse(ctx context.Context, raw []byte) (*Mail, error) {
 	m.MessageID = firstID(root.Header.Get("Message-Id"))
 	m.InReplyTo = firstID(root.Header.Get("In-Reply-To"))
 	m.References = capReferences(allIDs(root.Header.Get("References")))
-	m.ThreadIndex, m.ThreadTopic = outlookThread(env)
 	m.To = p.addresses(root, "To", w)
 	m.Cc = p.addresses(root, "Cc", w)
 	m.ReplyTo = p.addresses(root, "Reply-To", w)
 	m.From = p.sender(root, m.ReplyTo, w)
 	cs := newCharsets(root)
 	m.Subject = truncateUTF8(cleanLine(cs.header(root.Header.Get("Subject"), "Subject", w)), events.MaxSubjectBytes)
+	m.ThreadIndex, m.ThreadTopic = outlookThread(root, cs, w)
 	if root.Header.Get("Date") != "" {
 		if d, err := env.Date(); err == nil {
 			m.Date = d
