@@ -268,7 +268,9 @@ func send(t *testing.T, method, url string, header map[string]string) (*http.Res
 
 func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 	e := startCfg(t, func(c *httpx.Config) { c.HSTSMaxAge = 24 * time.Hour }, nil, func(s *httpx.Server) {
-		s.HandleFunc("GET /json", func(w http.ResponseWriter, r *http.Request) { httpx.WriteJSON(w, http.StatusOK, map[string]int{"n": 1}) })
+		s.HandleFunc("GET /json", func(w http.ResponseWriter, r *http.Request) {
+			httpx.WriteJSON(w, http.StatusOK, map[string]int{"n": 1})
+		})
 		s.HandleFunc("GET /page", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			w.Header().Set("Content-Security-Policy", "default-src 'self'")
