@@ -109,7 +109,8 @@ func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	f.DurationVar(&d.PollInterval, prefix+"chat.delivery.poll-interval", time.Second, "How often the chat connector looks for deliveries it was not told about: recorded by another replica, due after a restart, or whose endpoint was just set.")
 	f.DurationVar(&d.Retention, prefix+"chat.delivery.retention", 72*time.Hour, "How long the body of a chat delivery is kept once sent; failed ones are kept for a replay. The send ledger keeps every delivery's outcome.")
 	c.Webhook.Name = "channel"
-	c.Webhook.RegisterFlags(f, prefix+"chat.webhook", 100, 500, "the signed webhooks of one chat channel (its messages and its statuses apart), counted once the signature verifies, so that one channel's flood does not starve the others")
+	c.Webhook.RegisterFlags(f, prefix+"chat.webhook", 100, 500, "one chat channel (its signed webhooks, messages and statuses counted apart)",
+		"Counted once the signature verifies; it keeps one channel's flood from starving the others.")
 }
 
 // Validate checks the settings.

@@ -72,7 +72,8 @@ func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	c.API.RegisterFlags(prefix+"sms.", f)
 	f.DurationVar(&c.MediaFetchTimeout, prefix+"sms.media-fetch-timeout", 8*time.Second, "Longest time to fetch all media of one MMS from Twilio (they are fetched at once). Twilio waits at most 15s for the webhook's answer; past this timeout the webhook answers 503 and Twilio retries or calls the fallback URL.")
 	c.Webhook.Name = "account"
-	c.Webhook.RegisterFlags(f, prefix+"sms.webhook", 100, 500, "the signed Twilio webhooks of one SMS account (its messages and its status callbacks apart), counted once the signature verifies, so that one account's flood does not starve the others. Twilio does not retry a 429 by itself: keep it above the account's real peaks")
+	c.Webhook.RegisterFlags(f, prefix+"sms.webhook", 100, 500, "one SMS account (its signed Twilio webhooks, messages and status callbacks counted apart)",
+		"Counted once the signature verifies; it keeps one account's flood from starving the others. Twilio does not retry a 429 by itself: keep the rate above the account's real peaks.")
 }
 
 // Validate checks the settings. An empty public base URL is accepted here,

@@ -46,12 +46,12 @@ func (r BackoffRule) Delay(failures int) time.Duration {
 
 // RegisterFlags declares name.free-failures, name.base-delay,
 // name.max-delay and name.forget-after with the rule's current values as
-// defaults; what says whose failures are counted ("of one account").
+// defaults; what names the attempts counted ("logins to one account").
 func (r *BackoffRule) RegisterFlags(f *flag.FlagSet, name, what string) {
-	f.IntVar(&r.Free, name+".free-failures", r.Free, fmt.Sprintf("Failed attempts %s that are answered at once; after each further one, the next attempt waits -%s.base-delay, doubled for each failure after, up to -%s.max-delay, and is refused with 429 and Retry-After meanwhile.", what, name, name))
-	f.DurationVar(&r.Base, name+".base-delay", r.Base, fmt.Sprintf("First delay imposed on attempts %s once the free failures are used.", what))
-	f.DurationVar(&r.Max, name+".max-delay", r.Max, fmt.Sprintf("Longest delay imposed on attempts %s, however many failures: the right user waits at most this long after an attacker stops.", what))
-	f.DurationVar(&r.Forget, name+".forget-after", r.Forget, fmt.Sprintf("Failures %s are forgotten after this long without one.", what))
+	f.IntVar(&r.Free, name+".free-failures", r.Free, fmt.Sprintf("Failed %s that are answered at once. After each further failure the next attempt waits -%s.base-delay, doubled with each failure after, up to -%s.max-delay; an attempt meanwhile is refused with 429 and Retry-After, unchecked.", what, name, name))
+	f.DurationVar(&r.Base, name+".base-delay", r.Base, fmt.Sprintf("First delay imposed on %s once the free failures are used.", what))
+	f.DurationVar(&r.Max, name+".max-delay", r.Max, fmt.Sprintf("Longest delay imposed on %s, however many failures: once an attacker stops, the right user waits at most this long.", what))
+	f.DurationVar(&r.Forget, name+".forget-after", r.Forget, fmt.Sprintf("Failed %s are forgotten after this long without a new failure.", what))
 }
 
 // Check validates the rule's settings, registered under name.

@@ -71,10 +71,14 @@ func (r Rule) Window() time.Duration {
 }
 
 // RegisterFlags declares name.rate and name.burst, with their defaults;
-// what says what is counted ("requests of one API token").
-func (r *Rule) RegisterFlags(f *flag.FlagSet, name string, rate float64, burst int, what string) {
-	f.Float64Var(&r.Rate, name+".rate", rate, fmt.Sprintf("Sustained rate of %s, in requests a second, shared by every replica through Redis; more get 429 with Retry-After. 0 turns this limit off.", what))
-	f.IntVar(&r.Burst, name+".burst", burst, fmt.Sprintf("Requests of %s that may come back to back above the rate of -%s.rate (after a quiet spell); at least 1.", what, name))
+// who says whose requests are counted ("one API token on the inbox
+// API"), why what the limit is for (a sentence, or "").
+func (r *Rule) RegisterFlags(f *flag.FlagSet, name string, rate float64, burst int, who, why string) {
+	if why != "" {
+		why = " " + why
+	}
+	f.Float64Var(&r.Rate, name+".rate", rate, fmt.Sprintf("Requests a second that %s may make on average, counted in Redis for every replica together; more get 429 with Retry-After.%s 0 turns this limit off.", who, why))
+	f.IntVar(&r.Burst, name+".burst", burst, fmt.Sprintf("Requests that %s may make back to back above -%s.rate, after a quiet spell; at least 1.", who, name))
 }
 
 // Check validates the rule's settings, registered as name.rate and

@@ -78,10 +78,11 @@ func (l Limits) WithDefaults() Limits {
 // RegisterFlags declares the flags under prefix.
 func (l *Limits) RegisterFlags(prefix string, f *flag.FlagSet) {
 	*l = l.WithDefaults()
-	l.Token.RegisterFlags(f, prefix+"inbox.api.token", defaultTokenRate, defaultTokenBurst, "one API token, or one user whatever their sessions, on the inbox API")
-	l.Tenant.RegisterFlags(f, prefix+"inbox.api.tenant", defaultTenantRate, defaultTenantBurst, "all the callers of one tenant together on the inbox API, so that one tenant's flood does not slow the others")
-	l.Account.RegisterFlags(f, prefix+"inbox.login.account", "to log in to one account (a tenant and an email, whether a user has it or not)")
-	l.Address.RegisterFlags(f, prefix+"inbox.login.address", "to log in from one client address (an IPv6 /64), whatever the account; see -http.trusted-proxies")
+	l.Token.RegisterFlags(f, prefix+"inbox.api.token", defaultTokenRate, defaultTokenBurst, "one API token (or one user, whatever their sessions) on the inbox API", "")
+	l.Tenant.RegisterFlags(f, prefix+"inbox.api.tenant", defaultTenantRate, defaultTenantBurst, "all the callers of one tenant together on the inbox API",
+		"It keeps one tenant's flood from slowing the others.")
+	l.Account.RegisterFlags(f, prefix+"inbox.login.account", "logins to one account (a tenant and an email, whether a user has it or not)")
+	l.Address.RegisterFlags(f, prefix+"inbox.login.address", "logins from one client address (an IPv6 /64; see -http.trusted-proxies), whatever the account")
 	f.IntVar(&l.Passwords.MinLength, prefix+"inbox.password.min-length", password.MinLength, fmt.Sprintf("Fewest characters of a user's password, when it is set (at least %d); passwords among the 10,000 most common are refused whatever their length.", password.LeastMinLength))
 	f.DurationVar(&l.AuditRetention, prefix+"inbox.login.audit-retention", DefaultAuditRetain, "How long every login attempt (success or failure, with its email, user, client address and user agent) is kept in the login audit (GET /v1/admin/login-audit).")
 }
