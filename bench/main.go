@@ -84,6 +84,12 @@
 // of its own, sent on schedule: the same time, p50/p99/max. Duplicates,
 // unsigned and lost deliveries are counted. -chatout-runs (3) runs on
 // fresh databases, medians reported.
+//
+// Scenario "ratelimit": tenant B's GET
+// /v1/conversations at -ratelimit-b-rate (100) a second, its p50 and p99
+// alone, then while tenant A's token floods the same route from
+// -ratelimit-flooders (16) senders, with the API rates on (every token at
+// -ratelimit-token-rate, 200 a second) and off; also what A's flood got.
 package main
 
 import (
@@ -157,6 +163,10 @@ type options struct {
 	mailparseModule    string
 	mailparseRuns      int
 	mailparseBenchtime string
+	rateLimitN         int
+	rateLimitBRate     int
+	rateLimitFlooders  int
+	rateLimitTokenRate int
 }
 
 func main() {
@@ -170,7 +180,7 @@ func main() {
 	flag.DurationVar(&o.pgbenchTime, "pgbench-time", 10*time.Second, "Duration of each pgbench run.")
 	flag.StringVar(&o.out, "out", "", "Also write the results as JSON to this file.")
 	flag.StringVar(&o.addr, "addr", "", "HTTP address of the measured binary; empty picks a free port.")
-	flag.StringVar(&o.scenarios, "scenarios", "chat,list,email,sms,timers,routing,memory,chatout,mailparse", "Scenarios to run, comma-separated: chat (webhook to stored row), list (the inbox's lists on a large tenant), email (IMAP mail to stored row), sms (Twilio webhooks answered, as fast as possible and paced), timers (the scheduler's wake-ups applied by the inbox, at a steady rate and in a burst, beside a million pending; cancels and reschedules), routing (new conversations pushed to thousands of online agents: creation to offer on the agent's stream, decisions per second), memory (the all-in-one process's resident memory idle and after -memory-n messages, with the embedded broker trimming and keeping everything), chatout (agents' replies delivered to a chat channel's endpoint: replies per second, reply answer to the endpoint's 2xx), mailparse (the email parser's time per mail over its test corpus, beside the parser of before).")
+	flag.StringVar(&o.scenarios, "scenarios", "chat,list,email,sms,timers,routing,memory,chatout,ratelimit,mailparse", "Scenarios to run, comma-separated: chat (webhook to stored row), list (the inbox's lists on a large tenant), email (IMAP mail to stored row), sms (Twilio webhooks answered, as fast as possible and paced), timers (the scheduler's wake-ups applied by the inbox, at a steady rate and in a burst, beside a million pending; cancels and reschedules), routing (new conversations pushed to thousands of online agents: creation to offer on the agent's stream, decisions per second), memory (the all-in-one process's resident memory idle and after -memory-n messages, with the embedded broker trimming and keeping everything), chatout (agents' replies delivered to a chat channel's endpoint: replies per second, reply answer to the endpoint's 2xx), ratelimit (one tenant's latency alone and while another tenant's token floods the API, with the API rates on and off), mailparse (the email parser's time per mail over its test corpus, beside the parser of before).")
 	flag.IntVar(&o.listConversations, "list-conversations", 100000, "Conversations of the list scenario's tenant.")
 	flag.IntVar(&o.listPerConversation, "list-messages-per-conversation", 10, "Messages per conversation in the list scenario.")
 	flag.IntVar(&o.listQueries, "list-queries", 200, "Measured requests per list query.")
@@ -204,6 +214,10 @@ func main() {
 	flag.StringVar(&o.mailparseModule, "mailparse-module", "connectors/email", "The email connector's module, where the mailparse scenario runs go test -bench BenchmarkCorpus.")
 	flag.IntVar(&o.mailparseRuns, "mailparse-runs", 7, "Runs (go test -count) of the mailparse scenario; the medians are reported.")
 	flag.StringVar(&o.mailparseBenchtime, "mailparse-benchtime", "50x", "Iterations over the corpus of each mailparse run (go test -benchtime).")
+	flag.IntVar(&o.rateLimitN, "ratelimit-n", 1000, "Timed requests of tenant B in each phase of the ratelimit scenario.")
+	flag.IntVar(&o.rateLimitBRate, "ratelimit-b-rate", 100, "Requests a second of tenant B in the ratelimit scenario, on schedule; keep it under -ratelimit-token-rate.")
+	flag.IntVar(&o.rateLimitFlooders, "ratelimit-flooders", 16, "Concurrent senders of tenant A's flood in the ratelimit scenario, each as fast as it is answered.")
+	flag.IntVar(&o.rateLimitTokenRate, "ratelimit-token-rate", 200, "Requests a second (and burst) of every API token while the ratelimit scenario's limits are on (-inbox.api.token.rate and .burst).")
 	flag.StringVar(&o.extraArgs, "args", "", "Extra flags for the measured binary, space-separated (for tuning: -kafka.consumer.max-batch=512 -http.pprof).")
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
@@ -280,6 +294,11 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	}
 	if scenario(o.scenarios, "chatout") {
 		if err := chatOutScenario(ctx, o, w, report); err != nil {
+			return err
+		}
+	}
+	if scenario(o.scenarios, "ratelimit") {
+		if err := rateLimitScenario(ctx, o, w, report); err != nil {
 			return err
 		}
 	}

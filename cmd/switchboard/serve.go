@@ -28,6 +28,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/httpx"
 	"github.com/switchboard-oss/switchboard/pkg/lifecycle"
 	"github.com/switchboard-oss/switchboard/pkg/pg"
+	"github.com/switchboard-oss/switchboard/pkg/ratelimit"
 	"github.com/switchboard-oss/switchboard/pkg/redis"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/services/inbox"
@@ -243,10 +244,10 @@ func (a *app) register(m *lifecycle.Manager) error {
 		{Name: modInbox, Target: true, Deps: []string{modDatabase, modRedis, modProducer, modServer, modBlobs}, Init: a.initInbox},
 		{Name: modSched, Target: true, Deps: []string{modDatabase, modProducer, modServer}, Init: a.initScheduler},
 		{Name: modRouter, Target: true, Deps: []string{modDatabase, modRedis, modProducer, modServer}, Init: a.initRouter},
-		{Name: modChat, Target: true, Deps: []string{modDatabase, modServer, modProducer}, Init: a.initChat},
+		{Name: modChat, Target: true, Deps: []string{modDatabase, modRedis, modServer, modProducer}, Init: a.initChat},
 		{Name: modBlobs, Init: a.initBlobs},
 		{Name: modEmail, Target: true, Deps: []string{modDatabase, modProducer, modBlobs, modServer}, Init: a.initEmail},
-		{Name: modSMS, Target: true, Deps: []string{modDatabase, modProducer, modBlobs, modServer}, Init: a.initSMS},
+		{Name: modSMS, Target: true, Deps: []string{modDatabase, modRedis, modProducer, modBlobs, modServer}, Init: a.initSMS},
 	}
 	for _, mod := range mods {
 		if err := m.Register(mod); err != nil {
@@ -404,6 +405,10 @@ func (a *app) initChat(ctx context.Context) (lifecycle.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	limiter, err := ratelimit.NewLimiter(a.redis, "switchboard:chat:", "chat", a.tel, nil)
+	if err != nil {
+		return nil, err
+	}
 	return chat.New(ctx, a.cfg.Chat, chat.Deps{
 		Pool:      a.pool,
 		Bus:       a.cfg.Bus,
@@ -412,6 +417,7 @@ func (a *app) initChat(ctx context.Context) (lifecycle.Service, error) {
 		Router:    a.server,
 		Telemetry: a.tel,
 		Client:    client,
+		Limiter:   limiter,
 	})
 }
 
@@ -450,6 +456,10 @@ func (a *app) initSMS(ctx context.Context) (lifecycle.Service, error) {
 		cfg.PublicBaseURL = "http://" + net.JoinHostPort(host, port)
 		a.tel.Component("sms").Info("no -sms.public-base-url: Twilio webhooks are checked against the local address; set it to the URL Twilio calls", "url", cfg.PublicBaseURL)
 	}
+	limiter, err := ratelimit.NewLimiter(a.redis, "switchboard:sms:", "sms", a.tel, nil)
+	if err != nil {
+		return nil, err
+	}
 	return sms.New(ctx, cfg, sms.Deps{
 		Pool:      a.pool,
 		Bus:       a.cfg.Bus,
@@ -458,5 +468,6 @@ func (a *app) initSMS(ctx context.Context) (lifecycle.Service, error) {
 		Router:    a.server,
 		Blobs:     a.blobs,
 		Telemetry: a.tel,
+		Limiter:   limiter,
 	})
 }

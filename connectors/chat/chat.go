@@ -26,6 +26,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/httpx"
 	"github.com/switchboard-oss/switchboard/pkg/lifecycle"
 	"github.com/switchboard-oss/switchboard/pkg/outbox"
+	"github.com/switchboard-oss/switchboard/pkg/ratelimit"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/pkg/webhook"
@@ -88,6 +90,10 @@ type Config struct {
 	MaxBodyBytes int64
 	// Delivery tunes the deliveries to the channels' endpoints.
 	Delivery outbound.Config
+	// Webhook is the request rate of each channel's webhooks (messages
+	// and statuses apart), so that one channel's flood does not starve
+	// the others; off when its rate is 0.
+	Webhook ratelimit.Rule
 }
 
 // RegisterFlags declares the flags under prefix.
@@ -102,6 +108,9 @@ func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	f.IntVar(&d.Concurrency, prefix+"chat.delivery.concurrency", 4, "Attempts at once per chat endpoint (per process): endpoints do not share them, so a slow one only holds up its own deliveries. Deliveries of one conversation go one at a time, in order.")
 	f.DurationVar(&d.PollInterval, prefix+"chat.delivery.poll-interval", time.Second, "How often the chat connector looks for deliveries it was not told about: recorded by another replica, due after a restart, or whose endpoint was just set.")
 	f.DurationVar(&d.Retention, prefix+"chat.delivery.retention", 72*time.Hour, "How long the body of a chat delivery is kept once sent; failed ones are kept for a replay. The send ledger keeps every delivery's outcome.")
+	c.Webhook.Name = "channel"
+	c.Webhook.RegisterFlags(f, prefix+"chat.webhook", 100, 500, "one chat channel (its signed webhooks, messages and statuses counted apart)",
+		"Counted once the signature verifies; it keeps one channel's flood from starving the others.")
 }
 
 // Validate checks the settings.
@@ -117,6 +126,7 @@ func (c *Config) Validate(prefix string) error {
 	ck.Check(d.Concurrency >= 1 && d.Concurrency <= 256, "chat.delivery.concurrency", fmt.Sprintf("must be between 1 and 256, got %d", d.Concurrency), "set 4")
 	ck.Positive("chat.delivery.poll-interval", d.PollInterval)
 	ck.Positive("chat.delivery.retention", d.Retention)
+	c.Webhook.Check(ck, "chat.webhook")
 	return ck.Err()
 }
 
@@ -145,6 +155,9 @@ type Deps struct {
 	Telemetry *telemetry.Telemetry
 	// Clock is the time source; nil means the system clock.
 	Clock retry.Clock
+	// Limiter counts each channel's webhooks against Config.Webhook; nil
+	// counts nothing.
+	Limiter *ratelimit.Limiter
 }
 
 // channel is what the connector knows of a chat channel.
@@ -165,6 +178,7 @@ func (ch channel) wantsStates() bool {
 // Connector is the running chat connector.
 type Connector struct {
 	cfg      Config
+	limiter  *ratelimit.Limiter
 	producer *bus.Producer
 	clock    retry.Clock
 	log      *slog.Logger
@@ -203,7 +217,8 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 	if d.Clock == nil {
 		d.Clock = retry.SystemClock{}
 	}
-	c := &Connector{cfg: cfg, producer: d.Producer, clock: d.Clock, log: d.Telemetry.Component("chat"), channels: map[string]channel{}}
+	cfg.Webhook.Name = "channel"
+	c := &Connector{cfg: cfg, limiter: d.Limiter, producer: d.Producer, clock: d.Clock, log: d.Telemetry.Component("chat"), channels: map[string]channel{}}
 	c.store = outbound.NewStore(d.Pool, EventSource)
 	if err := c.store.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("chat: migrate: %w", err)
@@ -438,6 +453,16 @@ func (c *Connector) verified(w http.ResponseWriter, r *http.Request, rejected me
 		c.log.WarnContext(ctx, "chat webhook refused", "channel", channelID, "path", r.URL.Path, "reason", reason, "error", err)
 		c.reject(ctx, w, rejected, reason, httpx.NewProblem(http.StatusUnauthorized, detail))
 		return "", channel{}, nil, false
+	}
+	// Counted once signed: an unsigned flood naming the channel costs its
+	// sender nothing and cannot use up the channel's rate.
+	if c.limiter != nil {
+		d := c.limiter.Allow(ctx, ratelimit.Limit{Key: "chat:" + channelID + ":" + path.Base(r.URL.Path), Rule: c.cfg.Webhook})
+		ratelimit.SetHeaders(w.Header(), d, c.cfg.Webhook)
+		if !d.Allowed {
+			c.reject(ctx, w, rejected, "rate_limited", ratelimit.TooMany(w.Header(), d, "webhooks of this channel"))
+			return "", channel{}, nil, false
+		}
 	}
 	return channelID, ch, body, true
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/httpx"
+	"github.com/switchboard-oss/switchboard/pkg/ratelimit"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/pkg/testkit"
 )
@@ -84,6 +85,8 @@ type options struct {
 	// starting leaves the connector built but not running: it has not
 	// read its accounts.
 	starting bool
+	// webhook, when set, limits each account's webhooks (in Redis).
+	webhook *ratelimit.Rule
 }
 
 func start(t *testing.T) env { return startWith(t, options{}) }
@@ -127,9 +130,16 @@ func startWith(t *testing.T, o options) env {
 		tel, func(context.Context) error { return nil })
 	cfg := sms.Config{PublicBaseURL: publicBase + "/", MaxBodyBytes: 8192, MaxMediaBytes: 4096, MediaFetchTimeout: 5 * time.Second}
 	cfg.API.Timeout = 10 * time.Second
+	deps := sms.Deps{Pool: pool, Bus: testkit.BusConfig(brokers), Brokers: brokers, Producer: publisher, Router: srv,
+		Blobs: blobs, Telemetry: tel, Clock: clock, MediaClient: media.Client()}
+	if o.webhook != nil {
+		cfg.Webhook = *o.webhook
+		rdb, prefix := testkit.Redis(t)
+		deps.Limiter, err = ratelimit.NewLimiter(rdb, prefix, "sms", tel, clock)
+		require.NoError(t, err)
+	}
 	require.NoError(t, cfg.Validate(""))
-	c, err := sms.New(ctx, cfg, sms.Deps{Pool: pool, Bus: testkit.BusConfig(brokers), Brokers: brokers, Producer: publisher, Router: srv,
-		Blobs: blobs, Telemetry: tel, Clock: clock, MediaClient: media.Client()})
+	c, err := sms.New(ctx, cfg, deps)
 	require.NoError(t, err)
 	require.NoError(t, srv.Listen())
 	testkit.Run(t, srv)

@@ -23,6 +23,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/httpx"
 	"github.com/switchboard-oss/switchboard/pkg/lifecycle"
+	"github.com/switchboard-oss/switchboard/pkg/ratelimit"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 )
@@ -57,6 +58,10 @@ type Config struct {
 	MediaFetchTimeout time.Duration
 	// API reaches Twilio's REST API to send.
 	API outbound.APIConfig
+	// Webhook is the request rate of each account's webhooks (messages
+	// and status callbacks apart), so that one account's flood does not
+	// starve the others; off when its rate is 0.
+	Webhook ratelimit.Rule
 }
 
 // RegisterFlags declares the flags under prefix.
@@ -66,6 +71,9 @@ func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	f.Int64Var(&c.MaxMediaBytes, prefix+"sms.max-media-bytes", 5<<20, "Largest MMS medium kept, in bytes; a larger one is listed on the message as skipped. Twilio accepts MMS of up to 5 MB.")
 	c.API.RegisterFlags(prefix+"sms.", f)
 	f.DurationVar(&c.MediaFetchTimeout, prefix+"sms.media-fetch-timeout", 8*time.Second, "Longest time to fetch all media of one MMS from Twilio (they are fetched at once). Twilio waits at most 15s for the webhook's answer; past this timeout the webhook answers 503 and Twilio retries or calls the fallback URL.")
+	c.Webhook.Name = "account"
+	c.Webhook.RegisterFlags(f, prefix+"sms.webhook", 100, 500, "one SMS account (its signed Twilio webhooks, messages and status callbacks counted apart)",
+		"Counted once the signature verifies; it keeps one account's flood from starving the others. Twilio does not retry a 429 by itself: keep the rate above the account's real peaks.")
 }
 
 // Validate checks the settings. An empty public base URL is accepted here,
@@ -79,6 +87,7 @@ func (c *Config) Validate(prefix string) error {
 	ck.Check(c.MaxBodyBytes >= 4096, "sms.max-body-bytes", fmt.Sprintf("%d is too small for a Twilio webhook", c.MaxBodyBytes), "set at least 4096")
 	ck.Check(c.MaxMediaBytes >= 1024, "sms.max-media-bytes", fmt.Sprintf("%d is too small for a medium", c.MaxMediaBytes), "set at least 1024")
 	ck.Positive("sms.media-fetch-timeout", c.MediaFetchTimeout)
+	c.Webhook.Check(ck, "sms.webhook")
 	return errors.Join(ck.Err(), c.API.Validate(prefix+"sms."))
 }
 
@@ -108,6 +117,9 @@ type Deps struct {
 	// MediaClient fetches MMS media from Twilio; nil means a default
 	// client. Tests pass one that trusts their TLS server.
 	MediaClient *http.Client
+	// Limiter counts each account's webhooks against Config.Webhook; nil
+	// counts nothing.
+	Limiter *ratelimit.Limiter
 }
 
 // Connector is the running SMS connector.
@@ -164,6 +176,8 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 		Clock:         d.Clock,
 		Logger:        c.log,
 		Meter:         d.Telemetry.Meter.Meter("switchboard/sms"),
+		Limiter:       d.Limiter,
+		Rate:          ratelimit.Rule{Name: "account", Rate: cfg.Webhook.Rate, Burst: cfg.Webhook.Burst},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sms: %w", err)

@@ -89,8 +89,18 @@ func Invalid(field, reason string) *Problem {
 	return p
 }
 
-// WriteProblem writes p as application/problem+json.
+// WriteProblem writes p as application/problem+json, with the request's
+// id (the X-Request-Id the server set on w) as request_id, for a report
+// to point at the server's log lines.
 func WriteProblem(w http.ResponseWriter, p *Problem) {
+	if id := w.Header().Get(HeaderRequestID); id != "" {
+		withID := *p
+		withID.Extra = map[string]any{"request_id": id}
+		for k, v := range p.Extra {
+			withID.Extra[k] = v
+		}
+		p = &withID
+	}
 	w.Header().Set("Content-Type", ContentTypeProblem)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(p.Status)

@@ -48,6 +48,15 @@ type Config struct {
 	ShutdownDelay time.Duration
 	// ShutdownTimeout bounds the wait for in-flight requests at shutdown.
 	ShutdownTimeout time.Duration
+	// TrustedProxies are the CIDRs of the reverse proxies whose
+	// X-Forwarded-For is believed when finding a client's address
+	// (ClientAddr); empty: the peer's address, whatever the header says.
+	TrustedProxies config.StringList
+	// CORSOrigins are the origins whose scripts may call the API from a
+	// browser ("*": any, without credentials); empty turns CORS off.
+	CORSOrigins config.StringList
+	// HSTSMaxAge, when positive, sends Strict-Transport-Security with it.
+	HSTSMaxAge time.Duration
 }
 
 // RegisterFlags declares the flags under prefix.
@@ -59,6 +68,9 @@ func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	f.BoolVar(&c.Pprof, prefix+"http.pprof", false, "Serve the Go profiler under /debug/pprof/ on the same address. Leave it off where the address is reachable from outside.")
 	f.DurationVar(&c.ShutdownDelay, prefix+"http.shutdown-delay", 0, "At shutdown, how long /readyz answers 503 while requests are still served, so that load balancers stop routing here first. Set it a little above the readiness probe period under Kubernetes (the Helm chart sets 5s).")
 	f.DurationVar(&c.ShutdownTimeout, prefix+"http.shutdown-timeout", 20*time.Second, "Longest wait for in-flight requests to finish at shutdown.")
+	f.Var(&c.TrustedProxies, prefix+"http.trusted-proxies", "Comma-separated CIDRs (or addresses) of the reverse proxies and load balancers in front of this service, such as 10.0.0.0/8. A client's address (for login limits and the login audit) is the peer's address unless the peer is one of these: then it is read from X-Forwarded-For, right to left, skipping these. Empty: X-Forwarded-For is ignored, as anyone can send it.")
+	f.Var(&c.CORSOrigins, prefix+"http.cors.allowed-origins", "Comma-separated origins whose web pages may call the API from a browser, such as https://console.example.com; they get credentials too. * allows any origin, without credentials. Empty (the default): no CORS headers, so browsers refuse cross-origin calls.")
+	f.DurationVar(&c.HSTSMaxAge, prefix+"http.hsts-max-age", 0, "When above 0, every response carries Strict-Transport-Security with this max-age, so that browsers reach the service over HTTPS only. Set it (such as 8760h) once the service is served over HTTPS only, by this process or the proxy in front; 0 sends none.")
 }
 
 // Validate checks the settings.
@@ -71,6 +83,13 @@ func (c *Config) Validate(prefix string) error {
 	ck.Positive("http.shutdown-timeout", c.ShutdownTimeout)
 	ck.Check(c.ShutdownDelay >= 0, "http.shutdown-delay", "must not be negative", "set 0 or a duration such as 5s")
 	ck.Check(c.MaxBodyBytes > 0, "http.max-body-bytes", fmt.Sprintf("must be greater than zero, got %d", c.MaxBodyBytes), "set a size in bytes such as 1048576")
+	_, err = parsePrefixes(c.TrustedProxies)
+	ck.Check(err == nil, "http.trusted-proxies", fmt.Sprint(err), "list CIDRs such as 10.0.0.0/8,192.168.1.10/32")
+	for _, o := range c.CORSOrigins {
+		err := checkOrigin(o)
+		ck.Check(err == nil, "http.cors.allowed-origins", fmt.Sprint(err), "list origins such as https://console.example.com, or *")
+	}
+	ck.Check(c.HSTSMaxAge >= 0, "http.hsts-max-age", "must not be negative", "set 0 to send no Strict-Transport-Security, or a duration such as 8760h")
 	return ck.Err()
 }
 
@@ -270,7 +289,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           s.mux,
+		Handler:           newGuard(s.cfg, s.mux),
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),

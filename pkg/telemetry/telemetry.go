@@ -224,13 +224,33 @@ func (t *Telemetry) Component(name string) *slog.Logger {
 	return t.Logger.With("component", name)
 }
 
+// requestIDKey is the context key of the HTTP request id.
+type requestIDKey struct{}
+
+// WithRequestID returns ctx carrying the id of the HTTP request being
+// handled (see package httpx), which every line logged with it carries as
+// request_id.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID is the request id ctx carries, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
 // traceHandler adds trace_id and span_id to every record logged with a
-// context that carries a span.
+// context that carries a span, and request_id to those logged while
+// handling an HTTP request.
 type traceHandler struct{ slog.Handler }
 
 func (h traceHandler) Handle(ctx context.Context, r slog.Record) error {
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+	}
+	if id := RequestID(ctx); id != "" {
+		r.AddAttrs(slog.String("request_id", id))
 	}
 	return h.Handler.Handle(ctx, r)
 }

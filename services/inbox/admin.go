@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/language"
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/password"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/store"
 )
 
@@ -144,7 +145,8 @@ func (a *Admin) CreateQueue(ctx context.Context, tenant uuid.UUID, name string) 
 
 // CreateUser creates a user of a tenant.
 func (a *Admin) CreateUser(ctx context.Context, tenant uuid.UUID, spec UserSpec) (User, error) {
-	if err := spec.Validate(language.Known); err != nil {
+	// The bootstrap knows no flags: the default password policy.
+	if err := spec.Validate(language.Known, password.Policy{}); err != nil {
 		return User{}, err
 	}
 	var u User

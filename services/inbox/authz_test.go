@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/httpx"
+	"github.com/switchboard-oss/switchboard/pkg/ratelimit"
 	"github.com/switchboard-oss/switchboard/pkg/testkit"
 	"github.com/switchboard-oss/switchboard/services/inbox"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/api"
@@ -61,6 +63,9 @@ func (r azResp) String() string {
 
 var azClient = &http.Client{Timeout: 30 * time.Second}
 
+// azRequestID is the X-Request-Id of every call (see azCallAs).
+const azRequestID = "authz-matrix"
+
 // azCall sends a request with a JSON body ("" for none) and returns the
 // answer as it came; the answer must match the OpenAPI document (oaCheck).
 func azCall(t *testing.T, e env, token, method, path, body string) azResp {
@@ -83,6 +88,10 @@ func azCallAs(t *testing.T, e env, token, method, path, contentType, body string
 	if body != "" && contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	// One request id for every call: problems carry it, and the matrix
+	// compares whole bodies (another tenant's object must answer exactly
+	// like a missing one).
+	req.Header.Set(httpx.HeaderRequestID, azRequestID)
 	resp, err := azClient.Do(req)
 	require.NoError(t, err, "%s %s", method, path)
 	defer resp.Body.Close()
@@ -1215,6 +1224,29 @@ func azMatrix(fx *azFixture) []azCase {
 		},
 	}})
 
+	// The login audit needs manage_users; each tenant's holds only the
+	// attempts on its own accounts (azSetup logged every user in).
+	const loginAudit = "/v1/admin/login-audit"
+	add(azCase{route: "GET " + loginAudit, calls: &azCalls{path: loginAudit,
+		other: func(t *testing.T) {
+			aIDs := azIDs(t, fx.ok(t, fx.admin, get, loginAudit+"?limit=200", ""))
+			require.NotEmpty(t, aIDs, "A has nothing to hide here: the check says nothing")
+			own := string(fx.ok(t, fx.other, get, loginAudit+"?limit=200", "").Body)
+			require.Contains(t, own, fx.otherUser.ID.String(), "B does not see its own")
+			for _, leak := range append(aIDs, fx.adminUser.Email, fx.agentUser.Email, fx.adminUser.ID.String()) {
+				require.NotContains(t, own, leak, "B's admin sees something of A's in its login audit")
+			}
+		},
+		agent: func(t *testing.T) {
+			azMustProblem(t, azCall(t, fx.e, fx.agent, get, loginAudit, ""), forbidden, "an agent reading the login audit")
+		},
+		right: func(t *testing.T) {
+			body := string(fx.ok(t, fx.admin, get, loginAudit+"?outcome=success&user_id="+fx.agentUser.ID.String(), "").Body)
+			require.Contains(t, body, fx.agentUser.Email, "the agent's login is not in A's login audit")
+			require.NotContains(t, body, fx.adminUser.Email, "the filter on user_id let another user's attempt through")
+		},
+	}})
+
 	// --- Routing at creation: channel accounts' default queues and the
 	// routing rules need manage_settings, to read too (rules name
 	// customers). Rules made here match none of the test's conversations.
@@ -2013,4 +2045,63 @@ func TestAuthzMatrix(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestAuthzRateLimits: the matrix's two tenants under request rates. A
+// flood from one of A's tokens is refused with 429 (a problem, with
+// Retry-After and the RateLimit fields) past its burst, while B's requests
+// keep succeeding; the flood's refusals use up nothing of A's tenant rate,
+// which A's other callers share until it is spent. The rates are so slow
+// (one request per 100 s) that only the bursts count: nothing here
+// depends on how fast the requests go. Latency under a flood is measured
+// by the bench (-scenario ratelimit), not here.
+func TestAuthzRateLimits(t *testing.T) {
+	e := startTuned(t, nil, func(c *inbox.Config, _ *inbox.Deps) {
+		c.Limits.Token = ratelimit.Rule{Rate: 0.01, Burst: 10}
+		c.Limits.Tenant = ratelimit.Rule{Rate: 0.01, Burst: 15}
+	})
+	a, b := e.tenant(t, "Acme"), e.tenant(t, "Bravo")
+	_, aUser := e.userToken(t, a, "admin")
+	_, bUser := e.userToken(t, b, "admin")
+	flood, other := a.APIToken.Token, b.APIToken.Token
+
+	var allowed, refused, bOK int
+	for i := range 40 {
+		r := azCall(t, e, flood, http.MethodGet, "/v1/me", "")
+		switch r.Status {
+		case http.StatusOK:
+			allowed++
+			require.Contains(t, r.Header.Get(ratelimit.HeaderPolicy), `"token";q=10;w=1000`, "answered %s", r)
+			require.NotEmpty(t, r.Header.Get(ratelimit.HeaderRateLimit))
+		case http.StatusTooManyRequests:
+			refused++
+			p := azMustProblem(t, r, http.StatusTooManyRequests, "the flood")
+			require.Contains(t, p.Detail, "too many requests of this caller")
+			s, err := strconv.Atoi(r.Header.Get("Retry-After"))
+			require.NoError(t, err, "Retry-After %q", r.Header.Get("Retry-After"))
+			require.Positive(t, s)
+			require.True(t, strings.HasPrefix(r.Header.Get(ratelimit.HeaderRateLimit), `"token";r=0;`), "RateLimit %q", r.Header.Get(ratelimit.HeaderRateLimit))
+		default:
+			t.Fatalf("flood request %d answered %s", i, r)
+		}
+		if i%4 == 3 {
+			r := azCall(t, e, other, http.MethodGet, "/v1/me", "")
+			require.Equal(t, http.StatusOK, r.Status, "B's request %d during A's flood answered %s", bOK+1, r)
+			bOK++
+		}
+	}
+	require.Equal(t, 10, allowed, "the token's burst")
+	require.Equal(t, 30, refused)
+	require.Equal(t, 10, bOK)
+
+	// A's tenant rate: 15 at once, 10 of them the flood's allowed ones; the
+	// 30 refused took nothing. A's admin has the 5 left, then the tenant's
+	// limit refuses them too.
+	for i := range 5 {
+		r := azCall(t, e, aUser, http.MethodGet, "/v1/me", "")
+		require.Equal(t, http.StatusOK, r.Status, "A's other caller, request %d: %s", i+1, r)
+	}
+	p := azMustProblem(t, azCall(t, e, aUser, http.MethodGet, "/v1/me", ""), http.StatusTooManyRequests, "A's tenant past its burst")
+	require.Contains(t, p.Detail, "too many requests of this tenant")
+	require.Equal(t, http.StatusOK, azCall(t, e, bUser, http.MethodGet, "/v1/me", "").Status, "B is refused with A")
 }

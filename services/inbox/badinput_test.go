@@ -841,6 +841,8 @@ func biRoutes(fx *azFixture) []biRoute {
 			biInvalid("no such queue", user(`,"queue_ids":["`+random+`"]`), "queue_ids[0]"),
 			biInvalid("no such skill", user(`,"skill_ids":["`+random+`"]`), "skill_ids[0]"),
 			biInvalid("password too short", user(`,"password":"short"`), "password"),
+			biInvalid("password of nine characters", user(`,"password":"nine char"`), "password"),
+			biInvalid("password among the most common", user(`,"password":"Password123"`), "password"),
 		}})
 
 	add(biRoute{route: "PATCH /v1/admin/users/{id}",
@@ -861,6 +863,8 @@ func biRoutes(fx *azFixture) []biRoute {
 			biInvalid("capacity over 100", `{"capacity":101}`, "capacity"),
 			biInvalid("capacity too large for an int", `{"capacity":1e40}`, "capacity"),
 			biInvalid("password empty", `{"password":""}`, "password"),
+			biInvalid("password too short", `{"password":"short"}`, "password"),
+			biInvalid("password among the most common", `{"password":"QWERTYUIOP"}`, "password"),
 			biInvalid("skill_ids not ids", `{"skill_ids":["german"]}`, "skill_ids[0]"),
 		}})
 

@@ -22,6 +22,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/lifecycle"
 	"github.com/switchboard-oss/switchboard/pkg/outbox"
+	"github.com/switchboard-oss/switchboard/pkg/ratelimit"
 	"github.com/switchboard-oss/switchboard/pkg/redis"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
@@ -64,6 +65,9 @@ type Config struct {
 	Notify notify.Config
 	// Translate configures translation; zero fields take their defaults.
 	Translate translate.Config
+	// Limits holds the API's request rates (zero: off), the login delays
+	// and audit retention (zero: defaults) and the password policy.
+	Limits api.Limits
 }
 
 // RegisterFlags declares the flags under prefix.
@@ -77,6 +81,7 @@ func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	f.DurationVar(&c.Notify.MaxAge, prefix+"inbox.notify.max-age", notify.DefaultMaxAge, "Conversation events older than this notify nobody: the notifier's consumer group, when new, reads sb.conversations.v1 from its start.")
 	c.Stream.RegisterFlags(prefix, f)
 	c.Translate.RegisterFlags(prefix, f)
+	c.Limits.RegisterFlags(prefix, f)
 }
 
 // Validate checks the settings.
@@ -89,7 +94,7 @@ func (c *Config) Validate(prefix string) error {
 	ck.Positive("inbox.notify.email-interval", c.Notify.EmailInterval)
 	ck.Positive("inbox.notify.max-age", c.Notify.MaxAge)
 	ck.Check(c.OutboxLinger >= 0 && c.OutboxLinger < c.OutboxPoll, "inbox.outbox.linger", fmt.Sprintf("%s must be at least 0 and below -inbox.outbox.poll-interval", c.OutboxLinger), "set a few milliseconds, such as 5ms")
-	return errors.Join(ck.Err(), c.Stream.Validate(prefix), c.Translate.Validate(prefix))
+	return errors.Join(ck.Err(), c.Stream.Validate(prefix), c.Translate.Validate(prefix), c.Limits.Validate(prefix))
 }
 
 // Deps are what the inbox runs on.
@@ -230,6 +235,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if retention <= 0 {
 		retention = 7 * 24 * time.Hour
 	}
+	limits := cfg.Limits.WithDefaults()
 	prune := lifecycle.ServiceFunc(func(ctx context.Context) error {
 		for {
 			if n, err := s.PruneAppliedCommands(ctx, d.Clock.Now().Add(-retention)); err != nil {
@@ -238,6 +244,13 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 				}
 			} else if n > 0 {
 				log.Info("pruned applied commands", "count", n)
+			}
+			if n, err := s.PruneLoginAudit(ctx, d.Clock.Now().Add(-limits.AuditRetention)); err != nil {
+				if ctx.Err() == nil {
+					log.Warn("cannot prune the login audit; trying again later", "error", err)
+				}
+			} else if n > 0 {
+				log.Info("pruned the login audit", "count", n)
 			}
 			select {
 			case <-ctx.Done():
@@ -254,6 +267,16 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	var rates *ratelimit.Limiter
+	var logins *ratelimit.Backoff
+	if d.Redis != nil {
+		if rates, err = ratelimit.NewLimiter(d.Redis, d.RedisPrefix, "api", d.Telemetry, d.Clock); err != nil {
+			return nil, err
+		}
+		if logins, err = ratelimit.NewBackoff(d.Redis, d.RedisPrefix, "login", d.Telemetry, d.Clock); err != nil {
+			return nil, err
+		}
+	}
 	api.New(api.Deps{
 		Store:             s,
 		Locker:            redis.NewLocker(d.Redis, d.RedisPrefix, d.Clock),
@@ -268,6 +291,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		TranslationClient: d.EgressClient,
 		Translation:       cfg.Translate,
 		WakeTranslations:  translator.Wake,
+		Rates:             rates,
+		Logins:            logins,
+		Limits:            limits,
 	}).Register(d.Router)
 	return &Service{store: s, consumer: consumer, qualifier: qualifier, deliveries: deliveries, commands: cmds, notifier: notifier, translations: translations, translator: translator, prune: prune,
 		relay: relay, stream: hub, redis: d.Redis, log: log}, nil

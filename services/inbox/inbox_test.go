@@ -110,6 +110,13 @@ func startWith(t *testing.T, clock retry.Clock) env {
 // and dependencies before it starts.
 func startTuned(t *testing.T, clock retry.Clock, tune func(*inbox.Config, *inbox.Deps)) env {
 	t.Helper()
+	return startServed(t, clock, tune, nil)
+}
+
+// startServed is startTuned, tuneHTTP (nil: none) changing the HTTP
+// server's settings too.
+func startServed(t *testing.T, clock retry.Clock, tune func(*inbox.Config, *inbox.Deps), tuneHTTP func(*httpx.Config)) env {
+	t.Helper()
 	ctx := testkit.Context(t)
 	pool := testkit.Postgres(t)
 	brokers := testkit.Kafka(t)
@@ -127,8 +134,11 @@ func startTuned(t *testing.T, clock retry.Clock, tune func(*inbox.Config, *inbox
 	t.Cleanup(func() { _ = blobs.Close() })
 
 	rdb, prefix := testkit.Redis(t)
-	srv := httpx.NewServer(httpx.Config{Addr: "127.0.0.1:0", ReadHeaderTimeout: time.Second, RequestTimeout: 5 * time.Second, MaxBodyBytes: 1 << 20, ShutdownTimeout: time.Second},
-		tel, func(context.Context) error { return nil })
+	hcfg := httpx.Config{Addr: "127.0.0.1:0", ReadHeaderTimeout: time.Second, RequestTimeout: 5 * time.Second, MaxBodyBytes: 1 << 20, ShutdownTimeout: time.Second}
+	if tuneHTTP != nil {
+		tuneHTTP(&hcfg)
+	}
+	srv := httpx.NewServer(hcfg, tel, func(context.Context) error { return nil })
 	// Uploads are limited like every other body (biLimit), so that the
 	// checks of oversized bodies hold for POST /v1/attachments too.
 	icfg := inbox.Config{OutboxBatch: 100, OutboxPoll: 100 * time.Millisecond, MaxUploadBytes: biLimit}

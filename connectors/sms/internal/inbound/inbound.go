@@ -37,6 +37,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -48,6 +49,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/blob"
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/httpx"
+	"github.com/switchboard-oss/switchboard/pkg/ratelimit"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
 )
 
@@ -127,6 +129,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Meter makes the handlers' metrics.
 	Meter metric.Meter
+	// Limiter counts each account's webhooks (messages and status
+	// callbacks apart) against Rate once their signature verifies; nil
+	// counts nothing.
+	Limiter *ratelimit.Limiter
+	Rate    ratelimit.Rule
 }
 
 // Handler serves the webhooks.
@@ -266,6 +273,19 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request) (events.SMSAcco
 		h.opts.Logger.WarnContext(ctx, "Twilio webhook with a signature that does not verify", "account_id", id, "url", signed)
 		h.reject(ctx, w, "bad_signature", forbidden())
 		return acct, nil, false
+	}
+	// Counted once signed, so that an unsigned flood naming the account
+	// cannot use up its rate. Twilio does not retry a 429 by itself (only
+	// with its connection overrides, or through the fallback URL): keep
+	// the rate above the account's real peaks.
+	if h.opts.Limiter != nil {
+		d := h.opts.Limiter.Allow(ctx, ratelimit.Limit{Key: "sms:" + id + ":" + path.Base(r.URL.Path), Rule: h.opts.Rate})
+		ratelimit.SetHeaders(w.Header(), d, h.opts.Rate)
+		if !d.Allowed {
+			h.opts.Logger.WarnContext(ctx, "Twilio webhook over the account's rate; answered 429", "account_id", id, "path", r.URL.Path)
+			h.reject(ctx, w, "rate_limited", ratelimit.TooMany(w.Header(), d, "webhooks of this account"))
+			return acct, nil, false
+		}
 	}
 	return acct, form, true
 }

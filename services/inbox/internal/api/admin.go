@@ -314,7 +314,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, p domain.Princi
 	if in.Capacity != nil {
 		spec.Capacity = *in.Capacity
 	}
-	if err := spec.Validate(a.Languages.Valid); err != nil {
+	if err := spec.Validate(a.Languages.Valid, a.Limits.Passwords); err != nil {
 		return err
 	}
 	if err := store.CheckName("name", spec.Name); err != nil {
@@ -391,7 +391,7 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request, p domain.Princi
 				spec.SkillIDs = skills
 			}
 			set(&spec.Password, in.Password)
-			if err := spec.Validate(a.Languages.Valid); err != nil {
+			if err := spec.Validate(a.Languages.Valid, a.Limits.Passwords); err != nil {
 				return err
 			}
 			if err := store.CheckName("name", spec.Name); err != nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/blob"
 	"github.com/switchboard-oss/switchboard/pkg/egress"
 	"github.com/switchboard-oss/switchboard/pkg/httpx"
+	"github.com/switchboard-oss/switchboard/pkg/ratelimit"
 	"github.com/switchboard-oss/switchboard/pkg/redis"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
@@ -72,6 +73,14 @@ type Deps struct {
 	// WakeTranslations makes the translation worker look at once for
 	// translations due; nil: it finds them on its next look.
 	WakeTranslations func()
+	// Rates counts requests against Limits.Token and Limits.Tenant; nil
+	// counts nothing.
+	Rates *ratelimit.Limiter
+	// Logins delays logins after failures (Limits.Account and
+	// Limits.Address); nil delays none.
+	Logins *ratelimit.Backoff
+	// Limits holds the rates, the login delays and the password policy.
+	Limits Limits
 }
 
 // API holds the handlers.
@@ -87,6 +96,7 @@ func New(d Deps) *API {
 		d.Egress, _ = egress.NewPolicy(egress.Config{})
 	}
 	d.Translation = d.Translation.WithDefaults()
+	d.Limits = d.Limits.WithDefaults()
 	return &API{Deps: d}
 }
 
@@ -109,6 +119,10 @@ func (a *API) handle(r Router, pattern string, h handler, opts ...httpx.RouteOpt
 		}
 		p, err := a.Store.Authenticate(req.Context(), token, a.Clock.Now())
 		if err != nil {
+			a.fail(w, req, err)
+			return
+		}
+		if err := a.limit(w, req, p); err != nil {
 			a.fail(w, req, err)
 			return
 		}
@@ -347,6 +361,7 @@ func (a *API) Register(r Router) {
 	a.registerNotifications(r)
 	a.registerTranslation(r)
 	a.registerKnowledge(r)
+	a.registerLogins(r)
 	a.registerOpenAPI(r)
 	if a.Stream != nil {
 		a.handle(r, "GET /v1/stream", func(w http.ResponseWriter, r *http.Request, p domain.Principal) error {

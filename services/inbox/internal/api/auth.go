@@ -39,7 +39,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	if in.Password == "" || len(in.Password) > 1024 {
 		return domain.Invalid("password", "is required")
 	}
-	t, err := a.Store.Login(r.Context(), tenant, in.Email, in.Password, a.Clock.Now())
+	t, err := a.checkedLogin(w, r, tenant, in.Email, in.Password)
 	if err != nil {
 		return err
 	}

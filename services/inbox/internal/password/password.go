@@ -6,10 +6,12 @@ package password
 import (
 	"crypto/rand"
 	"crypto/subtle"
+	_ "embed"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
@@ -25,25 +27,66 @@ const (
 	keyLen    = 32
 )
 
-// Limits of an acceptable password.
+// Limits of an acceptable password: MinLength unless the operator set
+// another (-inbox.password.min-length), never less than LeastMinLength.
 const (
-	MinLength = 10
-	MaxLength = 256
+	MinLength      = 10
+	LeastMinLength = 8
+	MaxLength      = 256
 )
 
 // ErrMismatch: the password does not match the hash.
 var ErrMismatch = errors.New("password does not match")
 
-// Check says what is wrong with a new password, or nil.
-func Check(pw string) error {
+// commonPasswords is the list of the most common passwords shipped with
+// the binary; see the file's header for its source and licence.
+//
+//go:embed common-passwords.txt
+var commonPasswords string
+
+// common is the set of commonPasswords, built on first use. It is data
+// that never changes, not state.
+var common = sync.OnceValue(func() map[string]struct{} {
+	set := make(map[string]struct{}, 10_000)
+	for line := range strings.Lines(commonPasswords) {
+		line = strings.TrimSpace(line)
+		if line != "" && !strings.HasPrefix(line, "#") {
+			set[line] = struct{}{}
+		}
+	}
+	return set
+})
+
+// Common reports whether pw is one of the 10,000 most common passwords,
+// whatever its case ("PassWord1" is "password1").
+func Common(pw string) bool {
+	_, ok := common()[strings.ToLower(strings.TrimSpace(pw))]
+	return ok
+}
+
+// Policy is what a new password must be.
+type Policy struct {
+	// MinLength is the fewest characters; 0 means MinLength.
+	MinLength int
+}
+
+// Check says what is wrong with a new password, or nil. Its errors read
+// after the field's name ("password must be ...").
+func (p Policy) Check(pw string) error {
+	least := p.MinLength
+	if least == 0 {
+		least = MinLength
+	}
 	n := utf8.RuneCountInString(pw)
 	switch {
 	case !utf8.ValidString(pw):
 		return errors.New("must be valid UTF-8")
-	case n < MinLength:
-		return fmt.Errorf("must be at least %d characters", MinLength)
+	case n < least:
+		return fmt.Errorf("must be at least %d characters", least)
 	case len(pw) > MaxLength:
 		return fmt.Errorf("must be at most %d bytes", MaxLength)
+	case Common(pw):
+		return errors.New("is one of the most common passwords, which are tried first; choose another")
 	}
 	return nil
 }

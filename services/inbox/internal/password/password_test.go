@@ -31,10 +31,51 @@ func TestHashAndVerify(t *testing.T) {
 	}
 }
 
-func TestCheck(t *testing.T) {
-	for pw, ok := range map[string]bool{"short": false, "long enough!": true, strings.Repeat("x", 300): false, "\xff\xfe" + strings.Repeat("x", 12): false} {
-		if got := Check(pw) == nil; got != ok {
-			t.Errorf("Check(%q) ok = %v, want %v", pw, got, ok)
+func TestPolicyCheck(t *testing.T) {
+	for _, c := range []struct {
+		policy Policy
+		pw     string
+		ok     bool
+	}{
+		{Policy{}, "short", false},
+		{Policy{}, "long enough!", true},
+		{Policy{}, "nine char", false},
+		{Policy{MinLength: 8}, "nine char", true},
+		{Policy{MinLength: 12}, "long enough!", true},
+		{Policy{MinLength: 13}, "long enough!", false},
+		{Policy{}, strings.Repeat("x", 300), false},
+		{Policy{}, "\xff\xfe" + strings.Repeat("x", 12), false},
+		// Common passwords, in any case: the list holds the 10,000 most
+		// common, and these are long enough to pass the length check.
+		{Policy{}, "password123", false},
+		{Policy{}, "PassWord123", false},
+		{Policy{}, "QWERTYUIOP", false},
+		{Policy{MinLength: 8}, "iloveyou", false},
+		{Policy{}, "correct horse battery", true},
+	} {
+		err := c.policy.Check(c.pw)
+		if got := err == nil; got != c.ok {
+			t.Errorf("Policy{MinLength: %d}.Check(%q) = %v, want ok %v", c.policy.MinLength, c.pw, err, c.ok)
+		}
+	}
+}
+
+func TestCommonListIsComplete(t *testing.T) {
+	n := 0
+	for line := range strings.Lines(commonPasswords) {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			n++
+			if line != strings.ToLower(line) {
+				t.Errorf("%q is not lowercase: Common lowercases what it looks up", line)
+			}
+		}
+	}
+	if n != 10_000 || len(common()) != 10_000 {
+		t.Errorf("the list has %d lines and %d distinct passwords, want 10000 of each", n, len(common()))
+	}
+	for _, pw := range []string{"123456", "password", "Dragon", "letmein"} {
+		if !Common(pw) {
+			t.Errorf("Common(%q) = false, want true", pw)
 		}
 	}
 }

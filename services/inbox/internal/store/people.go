@@ -88,8 +88,9 @@ type UserSpec struct {
 	Password string
 }
 
-// Validate checks a user spec; languages are checked by valid.
-func (u UserSpec) Validate(validLanguage func(string) bool) error {
+// Validate checks a user spec; languages are checked by validLanguage, a
+// new password by passwords.
+func (u UserSpec) Validate(validLanguage func(string) bool, passwords password.Policy) error {
 	if a, err := mail.ParseAddress(u.Email); err != nil || a.Address != u.Email || len(u.Email) > 320 {
 		return domain.Invalid("email", "must be a plain email address")
 	}
@@ -113,7 +114,7 @@ func (u UserSpec) Validate(validLanguage func(string) bool) error {
 		return domain.Invalid("capacity", "must be from 0 to 100")
 	}
 	if u.Password != "" {
-		if err := password.Check(u.Password); err != nil {
+		if err := passwords.Check(u.Password); err != nil {
 			return domain.Invalid("password", err.Error())
 		}
 	}
