@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -64,6 +65,10 @@ type Config struct {
 	Notify notify.Config
 	// Translate configures translation; zero fields take their defaults.
 	Translate translate.Config
+	// SecureCookies marks the browser session's cookies Secure even on
+	// requests that did not come over TLS (behind a proxy that ends TLS):
+	// -http.secure-cookies, declared by the binary with the HTTP flags.
+	SecureCookies bool
 }
 
 // RegisterFlags declares the flags under prefix.
@@ -112,6 +117,9 @@ type Deps struct {
 	Presence *redis.Presence
 	// Router receives the API routes.
 	Router api.Router
+	// Console serves the web console at "/" on the Router, beside the
+	// API; nil serves none.
+	Console http.Handler
 	// Blobs keeps message attachments.
 	Blobs blob.Store
 	// Telemetry gives logs, traces and metrics.
@@ -268,7 +276,13 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		TranslationClient: d.EgressClient,
 		Translation:       cfg.Translate,
 		WakeTranslations:  translator.Wake,
+		SecureCookies:     cfg.SecureCookies,
 	}).Register(d.Router)
+	if d.Console != nil {
+		// The most general GET pattern: every route of the API, and of
+		// the connectors on the same server, is more specific.
+		d.Router.HandleFunc("GET /", d.Console.ServeHTTP)
+	}
 	return &Service{store: s, consumer: consumer, qualifier: qualifier, deliveries: deliveries, commands: cmds, notifier: notifier, translations: translations, translator: translator, prune: prune,
 		relay: relay, stream: hub, redis: d.Redis, log: log}, nil
 }
