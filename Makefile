@@ -14,16 +14,26 @@ MODULES  := $(shell $(GO) list -m -f '{{.Dir}}')
 TOOL_MODULES := deploy helm
 BIN      := bin/switchboard
 FUZZTIME ?= 10s
+# The Go packages of the module in the current directory, without any
+# under node_modules (web/console's npm packages: some ship Go files).
+GOPKGS   := $(GO) list -e -f '{{.ImportPath}}' ./... | grep -v /node_modules/
 
-.PHONY: all build run test lint fuzz bench services docs clean image
+.PHONY: all build console run test lint fuzz bench services docs clean image
 
 all: lint test
 
 build:
 	$(GO) build -o $(BIN) ./cmd/switchboard
 
-## run: the whole mesh in one process, with embedded Kafka and Redis; needs PostgreSQL.
-run: build
+## console: the web console (web/console, Node.js 20 and npm) into web/console/dist, which
+## the next build embeds; without it the binary serves a page saying to run this.
+console:
+	cd web/console && npm ci && npm run build
+
+## run: the whole mesh in one process, with embedded Kafka and Redis, and the console at
+## http://localhost:8080/; needs PostgreSQL.
+run: console
+	$(MAKE) build
 	scripts/services.sh postgres
 	./$(BIN) -target=all -log.format=text
 
@@ -32,7 +42,7 @@ test: lint
 	scripts/services.sh postgres redis dovecot poppler
 	@set -e; for m in $(MODULES); do \
 		echo "== test $$m"; \
-		(cd $$m && $(GO) test -race -count=1 -timeout 15m ./...); \
+		(cd $$m && $(GO) test -race -count=1 -timeout 15m $$($(GOPKGS))); \
 	done
 	$(MAKE) image
 	@set -e; for m in $(TOOL_MODULES); do \
@@ -52,8 +62,8 @@ fuzz:
 
 ## lint: gofmt and go vet on every module.
 lint:
-	@out=$$(gofmt -l $(MODULES) $(TOOL_MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
-	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+	@out=$$(find $(MODULES) $(TOOL_MODULES) -name node_modules -prune -o -name '*.go' -print0 | xargs -0 gofmt -l); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet $$($(GOPKGS))); done
 	@set -e; for m in $(TOOL_MODULES); do (cd $$m && GOWORK=off $(GO) vet ./...); done
 
 ## bench: the load benchmark of the all-in-one binary beside the machine's raw ceilings.

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"time"
 
@@ -26,7 +27,9 @@ Bootstrap commands; they talk to PostgreSQL directly (DATABASE_URL) and print
 JSON. Secrets are shown once: store them where they are needed.
 
 Commands:
-  create-tenant        -name NAME            a tenant, its first API token and chat channel
+  create-tenant        -name NAME            a tenant, its first API token and chat channel, and
+                       [-admin-email E -admin-password P [-admin-name N]]  its first admin user;
+                       prints console_url, where that admin logs in ([-console-url URL])
   create-token         -tenant ID -name NAME another API token for a tenant
   create-chat-channel  -tenant ID -name NAME another chat channel for a tenant
   create-topics        -kafka.brokers LIST   Switchboard's topics on a Kafka cluster, those missing
@@ -55,8 +58,14 @@ func runAdmin(ctx context.Context, args []string, env func(string) (string, bool
 	db.RegisterFlags("", f)
 	name := f.String("name", "", "Name of what is created.")
 	var tenantID *string
+	var first inbox.FirstAdmin
+	var consoleURL string
 	switch cmd {
 	case "create-tenant":
+		f.StringVar(&first.Email, "admin-email", "", "Email of the tenant's first admin user, created with the tenant; they log in to the web console with it.")
+		f.StringVar(&first.Password, "admin-password", "", "Password of the first admin user (at least 10 characters); prefer SB_ADMIN_PASSWORD to keep it out of the shell's history.")
+		f.StringVar(&first.Name, "admin-name", "", "Name of the first admin user; Administrator when empty.")
+		f.StringVar(&consoleURL, "console-url", "http://localhost:8080/", "Address of the web console as users reach it (the inbox's HTTP address), for the console_url printed.")
 	case "create-token", "create-chat-channel":
 		tenantID = f.String("tenant", "", "Id of the tenant, as printed by create-tenant.")
 	default:
@@ -74,6 +83,16 @@ func runAdmin(ctx context.Context, args []string, env func(string) (string, bool
 	}
 	if strings.TrimSpace(*name) == "" {
 		return usageError(stderr, config.Invalid("name", "is required", "pass -name"))
+	}
+	var admin *inbox.FirstAdmin
+	if cmd == "create-tenant" {
+		var err error
+		if admin, err = firstAdmin(first); err != nil {
+			return usageError(stderr, err)
+		}
+		if consoleURL, err = checkConsoleURL(consoleURL); err != nil {
+			return usageError(stderr, err)
+		}
 	}
 	var tenant uuid.UUID
 	if tenantID != nil {
@@ -98,14 +117,19 @@ func runAdmin(ctx context.Context, args []string, env func(string) (string, bool
 	var out any
 	switch cmd {
 	case "create-tenant":
-		b, err := adm.CreateTenant(ctx, *name)
+		b, err := adm.CreateTenantWithAdmin(ctx, *name, admin)
+		var field *inbox.FieldError
+		if errors.As(err, &field) {
+			return usageError(stderr, config.Invalid("admin-"+field.Field, field.Reason, "pass another -admin-"+field.Field))
+		}
 		if err != nil {
 			return adminFailed(stderr, err)
 		}
 		out = struct {
 			inbox.Bootstrap
 			WebhookPath string `json:"chat_webhook_path"`
-		}{b, webhookPath(b.ChatChannel.ID)}
+			ConsoleURL  string `json:"console_url"`
+		}{b, webhookPath(b.ChatChannel.ID), consoleURL + "?tenant=" + b.Tenant.ID.String()}
 	case "create-token":
 		t, err := adm.CreateAPIToken(ctx, tenant, *name)
 		if err != nil {
@@ -129,6 +153,36 @@ func runAdmin(ctx context.Context, args []string, env func(string) (string, bool
 		return exitFailed
 	}
 	return exitOK
+}
+
+// firstAdmin is the admin user the -admin- flags describe; nil when
+// none is asked for.
+func firstAdmin(a inbox.FirstAdmin) (*inbox.FirstAdmin, error) {
+	switch {
+	case a.Email == "" && a.Password == "" && a.Name == "":
+		return nil, nil
+	case a.Email == "":
+		return nil, config.Invalid("admin-email", "is empty, but -admin-password or -admin-name is set", "pass -admin-email with the first admin's email, or leave the other -admin- flags out")
+	case a.Password == "":
+		return nil, config.Invalid("admin-password", "is empty, but -admin-email is set", "pass -admin-password (or SB_ADMIN_PASSWORD) with at least 10 characters")
+	}
+	if a.Name == "" {
+		a.Name = "Administrator"
+	}
+	return &a, nil
+}
+
+// checkConsoleURL checks the console's address and returns it without
+// query, ready for "?tenant=".
+func checkConsoleURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", config.Invalid("console-url", fmt.Sprintf("%q is not an http or https URL without query", raw), "pass the address users open, such as https://switchboard.example.com/")
+	}
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	return u.String(), nil
 }
 
 func adminFailed(stderr io.Writer, err error) int {

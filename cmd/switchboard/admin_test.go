@@ -60,6 +60,59 @@ func TestAdminBootstrap(t *testing.T) {
 	}
 }
 
+// create-tenant with -admin-email makes the tenant's first admin user,
+// who logs in to the console at console_url.
+func TestAdminCreateTenantWithAdmin(t *testing.T) {
+	db := testkit.DatabaseURL(t)
+	code, out, errOut := admin(t, "create-tenant", "-database.url", db, "-name", "Acme",
+		"-admin-email", "ada@example.com", "-admin-password", "correct horse battery", "-console-url", "https://support.example.com")
+	require.Equal(t, exitOK, code, errOut)
+	var b struct {
+		testkit.Bootstrap
+		AdminUser struct {
+			ID       string `json:"id"`
+			Email    string `json:"email"`
+			Name     string `json:"name"`
+			Role     string `json:"role"`
+			CanLogIn bool   `json:"can_log_in"`
+		} `json:"admin_user"`
+		ConsoleURL string `json:"console_url"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &b))
+	require.Equal(t, "https://support.example.com/?tenant="+b.Tenant.ID, b.ConsoleURL)
+	require.Equal(t, "ada@example.com", b.AdminUser.Email)
+	require.Equal(t, "Administrator", b.AdminUser.Name)
+	require.Equal(t, "admin", b.AdminUser.Role)
+	require.True(t, b.AdminUser.CanLogIn)
+	require.NotContains(t, out, "correct horse battery")
+
+	// Without an admin: the console's address all the same, and no user.
+	code, out, errOut = admin(t, "create-tenant", "-database.url", db, "-name", "Bravo")
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, `"console_url": "http://localhost:8080/?tenant=`)
+	require.NotContains(t, out, "admin_user")
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-admin-email", "ada@example.com"}, "-admin-password"},
+		{[]string{"-admin-password", "correct horse battery"}, "-admin-email"},
+		{[]string{"-admin-name", "Ada"}, "-admin-email"},
+		{[]string{"-admin-email", "ada@example.com", "-admin-password", "short"}, "-admin-password"},
+		{[]string{"-admin-email", "Ada <ada@example.com>", "-admin-password", "correct horse battery"}, "-admin-email"},
+		{[]string{"-admin-email", "ada@example.com", "-admin-password", "correct horse battery", "-admin-name", strings.Repeat("n", 201)}, "-admin-name"},
+		{[]string{"-console-url", "ftp://example.com"}, "-console-url"},
+		{[]string{"-console-url", "http://example.com/?tenant=x"}, "-console-url"},
+	} {
+		args := append([]string{"create-tenant", "-database.url", db, "-name", "Refused"}, c.args...)
+		code, out, errOut := admin(t, args...)
+		require.Equal(t, exitUsage, code, "%v: %s", c.args, errOut)
+		require.Contains(t, errOut, c.want, "%v", c.args)
+		require.Empty(t, out, "%v", c.args)
+	}
+}
+
 func TestAdminCreateTopics(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	require.NoError(t, err)

@@ -16,6 +16,7 @@ require (
 	github.com/switchboard-oss/switchboard/connectors/sms v0.0.0
 	github.com/switchboard-oss/switchboard/pkg v0.0.0
 	github.com/switchboard-oss/switchboard/services/inbox v0.0.0
+	github.com/switchboard-oss/switchboard/web/console v0.0.0
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
 )
 
@@ -126,4 +127,5 @@ replace (
 	github.com/switchboard-oss/switchboard/services/inbox => ../../services/inbox
 	github.com/switchboard-oss/switchboard/services/router => ../../services/router
 	github.com/switchboard-oss/switchboard/services/scheduler => ../../services/scheduler
+	github.com/switchboard-oss/switchboard/web/console => ../../web/console
 )

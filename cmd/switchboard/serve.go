@@ -34,6 +34,7 @@ import (
 	"github.com/switchboard-oss/switchboard/services/inbox"
 	"github.com/switchboard-oss/switchboard/services/router"
 	"github.com/switchboard-oss/switchboard/services/scheduler"
+	"github.com/switchboard-oss/switchboard/web/console"
 )
 
 // envAliases are the conventional variables read besides the SB_ ones.
@@ -100,6 +101,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Inbox.RegisterFlags("", f)
 	c.Scheduler.RegisterFlags("", f)
 	c.Router.RegisterFlags("", f)
+	f.BoolVar(&c.Inbox.SecureCookies, "http.secure-cookies", false, "Mark the web console's session cookies Secure (sent over https only) even on requests that come in plain HTTP, and expect the console's https origin: set it when a proxy or load balancer in front ends TLS. Over TLS they are Secure anyway.")
 	f.DurationVar(&c.PresenceWindow, "presence.window", redis.DefaultPresenceWindow, "How long an agent's heartbeat keeps them present. Clients beat every third of it (an open GET /v1/stream beats for them); an agent silent for a window is taken as gone within half a window more, and their pending offers go to someone else. Set the same value on the inbox and the router.")
 	c.Chat.RegisterFlags("", f)
 	c.Email.RegisterFlags("", f)
@@ -358,7 +360,12 @@ func (a *app) initInbox(ctx context.Context) (lifecycle.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	ui := console.Handler(console.Options{})
+	if !console.Built(ui) {
+		a.tel.Component("inbox").Warn("the web console is not built: / serves a page saying so; run make console, then build again")
+	}
 	return inbox.New(ctx, a.cfg.Inbox, inbox.Deps{
+		Console:      ui,
 		Pool:         a.pool,
 		Bus:          a.cfg.Bus,
 		Brokers:      a.brokers,

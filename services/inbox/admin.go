@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/language"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/password"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/store"
@@ -35,6 +36,9 @@ var (
 	ErrInvalidName = errors.New("invalid name")
 )
 
+// FieldError is a refused field of a user: which, and why.
+type FieldError = domain.FieldError
+
 // Admin performs the bootstrap operations behind `switchboard admin`: they
 // run before any user or token exists, straight against the database.
 type Admin struct {
@@ -52,11 +56,21 @@ func NewAdmin(ctx context.Context, pool *pgxpool.Pool, now func() time.Time) (*A
 	return &Admin{store: s, now: now}, nil
 }
 
-// Bootstrap is a new tenant with its first API token and chat channel.
+// Bootstrap is a new tenant with its first API token and chat channel,
+// and its first admin user when one was asked for.
 type Bootstrap struct {
 	Tenant      Tenant      `json:"tenant"`
 	APIToken    APIToken    `json:"api_token"`
 	ChatChannel ChatChannel `json:"chat_channel"`
+	AdminUser   *User       `json:"admin_user,omitempty"`
+}
+
+// FirstAdmin is a new tenant's first admin user, who logs in to the web
+// console and creates the others.
+type FirstAdmin struct {
+	Email    string
+	Name     string
+	Password string
 }
 
 func checkName(what, name string) error {
@@ -69,8 +83,26 @@ func checkName(what, name string) error {
 // CreateTenant creates a tenant, an API token and a chat channel in one
 // transaction.
 func (a *Admin) CreateTenant(ctx context.Context, name string) (Bootstrap, error) {
+	return a.CreateTenantWithAdmin(ctx, name, nil)
+}
+
+// CreateTenantWithAdmin is CreateTenant and, unless admin is nil, the
+// tenant's first admin user, created as POST /v1/admin/users creates
+// users, in the same transaction. A refused user is a *FieldError naming
+// email, name or password.
+func (a *Admin) CreateTenantWithAdmin(ctx context.Context, name string, admin *FirstAdmin) (Bootstrap, error) {
 	if err := checkName("tenant", name); err != nil {
 		return Bootstrap{}, err
+	}
+	var spec UserSpec
+	if admin != nil {
+		spec = UserSpec{Email: admin.Email, Name: admin.Name, Role: domain.RoleAdmin, Password: admin.Password}
+		if spec.Password == "" {
+			return Bootstrap{}, domain.Invalid("password", "is required: the first admin logs in to the console with it")
+		}
+		if err := spec.Validate(language.Known, password.Policy{}); err != nil {
+			return Bootstrap{}, err
+		}
 	}
 	var b Bootstrap
 	err := a.store.InTx(ctx, func(tx pgx.Tx) error {
@@ -81,7 +113,14 @@ func (a *Admin) CreateTenant(ctx context.Context, name string) (Bootstrap, error
 		if b.APIToken, err = a.store.CreateAPIToken(ctx, tx, b.Tenant.ID, "bootstrap"); err != nil {
 			return err
 		}
-		b.ChatChannel, err = a.store.CreateChatChannel(ctx, tx, b.Tenant.ID, "chat", a.now())
+		if b.ChatChannel, err = a.store.CreateChatChannel(ctx, tx, b.Tenant.ID, "chat", a.now()); err != nil {
+			return err
+		}
+		if admin == nil {
+			return nil
+		}
+		u, err := a.store.CreateUser(ctx, tx, b.Tenant.ID, spec, a.now())
+		b.AdminUser = &u
 		return err
 	})
 	return b, err

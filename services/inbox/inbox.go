@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -68,6 +69,10 @@ type Config struct {
 	// Limits holds the API's request rates (zero: off), the login delays
 	// and audit retention (zero: defaults) and the password policy.
 	Limits api.Limits
+	// SecureCookies marks the browser session's cookies Secure even on
+	// requests that did not come over TLS (behind a proxy that ends TLS):
+	// -http.secure-cookies, declared by the binary with the HTTP flags.
+	SecureCookies bool
 }
 
 // RegisterFlags declares the flags under prefix.
@@ -117,6 +122,9 @@ type Deps struct {
 	Presence *redis.Presence
 	// Router receives the API routes.
 	Router api.Router
+	// Console serves the web console at "/" on the Router, beside the
+	// API; nil serves none.
+	Console http.Handler
 	// Blobs keeps message attachments.
 	Blobs blob.Store
 	// Telemetry gives logs, traces and metrics.
@@ -294,7 +302,13 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		Rates:             rates,
 		Logins:            logins,
 		Limits:            limits,
+		SecureCookies:     cfg.SecureCookies,
 	}).Register(d.Router)
+	if d.Console != nil {
+		// The most general GET pattern: every route of the API, and of
+		// the connectors on the same server, is more specific.
+		d.Router.HandleFunc("GET /", d.Console.ServeHTTP)
+	}
 	return &Service{store: s, consumer: consumer, qualifier: qualifier, deliveries: deliveries, commands: cmds, notifier: notifier, translations: translations, translator: translator, prune: prune,
 		relay: relay, stream: hub, redis: d.Redis, log: log}, nil
 }

@@ -2,7 +2,8 @@
 // all day and what admins configure, described by the OpenAPI document it
 // serves at GET /openapi.json. Every route but login, refresh and that
 // document needs a bearer token (a user's access token or an
-// integration's API token); a principal sees its own tenant only, and an
+// integration's API token) or the web console's session cookie
+// (session.go); a principal sees its own tenant only, and an
 // object of another tenant, or out of an agent's sight, is answered
 // exactly like one that does not exist.
 package api
@@ -81,6 +82,9 @@ type Deps struct {
 	Logins *ratelimit.Backoff
 	// Limits holds the rates, the login delays and the password policy.
 	Limits Limits
+	// SecureCookies marks the session cookies Secure on requests that
+	// did not come over TLS (a proxy ended it): -http.secure-cookies.
+	SecureCookies bool
 }
 
 // API holds the handlers.
@@ -111,13 +115,7 @@ type handler func(w http.ResponseWriter, r *http.Request, p domain.Principal) er
 func (a *API) handle(r Router, pattern string, h handler, opts ...httpx.RouteOption) {
 	a.routes = append(a.routes, pattern)
 	r.HandleFunc(pattern, func(w http.ResponseWriter, req *http.Request) {
-		token, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
-		if !ok || token == "" {
-			a.fail(w, req, &httpx.Problem{Type: "about:blank", Title: "Unauthorized", Status: http.StatusUnauthorized,
-				Detail: "a token is required: send Authorization: Bearer <token>"})
-			return
-		}
-		p, err := a.Store.Authenticate(req.Context(), token, a.Clock.Now())
+		p, err := a.principal(req)
 		if err != nil {
 			a.fail(w, req, err)
 			return
@@ -346,6 +344,7 @@ func pageOf[T any](items []T, limit int, pos func(T) store.Position) List[T] {
 // Register adds every route.
 func (a *API) Register(r Router) {
 	a.registerAuth(r)
+	a.registerSession(r)
 	a.registerConversations(r)
 	a.registerStart(r)
 	a.registerAttachments(r)

@@ -25,25 +25,31 @@ type LoginRequest struct {
 }
 
 func (a *API) login(w http.ResponseWriter, r *http.Request) error {
-	var in LoginRequest
-	if err := decode(r, &in); err != nil {
-		return err
-	}
-	tenant, err := uuid.Parse(in.TenantID)
-	if err != nil {
-		return domain.Invalid("tenant_id", "must be the tenant's id")
-	}
-	if in.Email == "" || len(in.Email) > 320 {
-		return domain.Invalid("email", "is required")
-	}
-	if in.Password == "" || len(in.Password) > 1024 {
-		return domain.Invalid("password", "is required")
-	}
-	t, err := a.checkedLogin(w, r, tenant, in.Email, in.Password)
+	t, err := a.logIn(w, r)
 	if err != nil {
 		return err
 	}
 	return ok(w, t)
+}
+
+// logIn checks the credentials of a LoginRequest body and opens a
+// session.
+func (a *API) logIn(w http.ResponseWriter, r *http.Request) (store.Tokens, error) {
+	var in LoginRequest
+	if err := decode(r, &in); err != nil {
+		return store.Tokens{}, err
+	}
+	tenant, err := uuid.Parse(in.TenantID)
+	if err != nil {
+		return store.Tokens{}, domain.Invalid("tenant_id", "must be the tenant's id")
+	}
+	if in.Email == "" || len(in.Email) > 320 {
+		return store.Tokens{}, domain.Invalid("email", "is required")
+	}
+	if in.Password == "" || len(in.Password) > 1024 {
+		return store.Tokens{}, domain.Invalid("password", "is required")
+	}
+	return a.checkedLogin(w, r, tenant, in.Email, in.Password)
 }
 
 // RefreshRequest is the body of POST /v1/auth/refresh.
@@ -92,6 +98,11 @@ type Me struct {
 }
 
 func (a *API) me(w http.ResponseWriter, r *http.Request, p domain.Principal) error {
+	return ok(w, meOf(p))
+}
+
+// meOf is p as GET /v1/me shows it.
+func meOf(p domain.Principal) Me {
 	perms := []domain.Permission{}
 	for _, perm := range domain.AllPermissions() {
 		if p.Can(perm) {
@@ -102,5 +113,5 @@ func (a *API) me(w http.ResponseWriter, r *http.Request, p domain.Principal) err
 	if queues == nil {
 		queues = []string{}
 	}
-	return ok(w, Me{TenantID: p.Tenant, UserID: p.UserID, TokenID: p.TokenID, Role: p.Role, Permissions: perms, QueueIDs: queues})
+	return Me{TenantID: p.Tenant, UserID: p.UserID, TokenID: p.TokenID, Role: p.Role, Permissions: perms, QueueIDs: queues}
 }

@@ -25,11 +25,21 @@ const (
 const (
 	AccessTTL  = 15 * time.Minute
 	RefreshTTL = 30 * 24 * time.Hour
+	// RefreshRace is how long after a refresh the refresh token it
+	// rotated away is taken for a second request of the same client
+	// refreshing at the same time (two tabs of the console sharing their
+	// cookies), refused without ending the session.
+	RefreshRace = 10 * time.Second
 )
 
 // ErrBadCredentials: the login or the token is wrong, expired or revoked.
 // It never says which.
 var ErrBadCredentials = errors.New("bad credentials")
+
+// ErrRefreshRaced: the refresh token was rotated away by a refresh less
+// than RefreshRace ago. It is ErrBadCredentials too, told apart only to
+// the session's own client (the browser holding its cookies).
+var ErrRefreshRaced = fmt.Errorf("%w: the session was refreshed by another request at the same time", ErrBadCredentials)
 
 // dummyHash is verified when the email is unknown, so that a login takes
 // as long whether the user exists or not.
@@ -154,14 +164,17 @@ func (s *Store) Login(ctx context.Context, tenant uuid.UUID, email, pw string, n
 
 // Refresh trades a refresh token for new tokens; the old ones stop
 // working. A refresh token used twice revokes its session: one of the two
-// holders is not its owner.
+// holders is not its owner. Used again within RefreshRace of its
+// rotation, it is ErrRefreshRaced and the session goes on.
 func (s *Store) Refresh(ctx context.Context, refresh string, now time.Time) (Tokens, error) {
 	if !strings.HasPrefix(refresh, RefreshTokenPrefix) {
 		return Tokens{}, ErrBadCredentials
 	}
 	hash := HashToken(refresh)
 	// A rotated-away token: revoke the session it belonged to, for good.
-	tag, err := s.pool.Exec(ctx, `UPDATE inbox.sessions SET revoked_at = $2 WHERE previous_refresh = $1 AND revoked_at IS NULL`, hash, now)
+	// A session's access token expires AccessTTL after its last rotation.
+	tag, err := s.pool.Exec(ctx, `UPDATE inbox.sessions SET revoked_at = $2 WHERE previous_refresh = $1 AND revoked_at IS NULL
+		AND access_expires_at <= $3`, hash, now, now.Add(AccessTTL-RefreshRace))
 	if err != nil {
 		return Tokens{}, fmt.Errorf("revoke replayed session: %w", err)
 	}
@@ -176,6 +189,16 @@ func (s *Store) Refresh(ctx context.Context, refresh string, now time.Time) (Tok
 			WHERE s.refresh_hash = $1 AND s.revoked_at IS NULL AND s.refresh_expires_at > $2
 			FOR UPDATE OF s`, hash, now).Scan(&id, &user)
 		if errors.Is(err, pgx.ErrNoRows) {
+			// Rotated away moments ago (the revocation above spared it),
+			// or while this request waited for the row.
+			var raced bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM inbox.sessions WHERE previous_refresh = $1 AND revoked_at IS NULL)`,
+				hash).Scan(&raced); err != nil {
+				return fmt.Errorf("look up rotated refresh token: %w", err)
+			}
+			if raced {
+				return ErrRefreshRaced
+			}
 			return ErrBadCredentials
 		}
 		if err != nil {
@@ -196,6 +219,21 @@ func (s *Store) Refresh(ctx context.Context, refresh string, now time.Time) (Tok
 		return Tokens{}, err
 	}
 	return out, nil
+}
+
+// EndSession revokes the session of an access token or of a refresh
+// token, either of which may be empty: a browser logs out with whichever
+// of its cookies it still holds.
+func (s *Store) EndSession(ctx context.Context, access, refresh string, now time.Time) error {
+	if access == "" && refresh == "" {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE inbox.sessions SET revoked_at = $3
+		WHERE (access_hash = $1 OR refresh_hash = $2) AND revoked_at IS NULL`, HashToken(access), HashToken(refresh), now)
+	if err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	return nil
 }
 
 // Logout revokes the session of an access token.
