@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/switchboard-oss/switchboard/pkg/httpx"
 	"github.com/switchboard-oss/switchboard/services/inbox"
 )
 
@@ -47,6 +48,9 @@ func (b *browser) call(t *testing.T, method, path, body string, header ...string
 		req.Header.Set("Content-Type", "application/json")
 	}
 	b.addCookies(req, path)
+	// The matrix's one request id: problems carry it, and bodies are
+	// compared whole.
+	req.Header.Set(httpx.HeaderRequestID, azRequestID)
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
