@@ -1,0 +1,17 @@
+import { createApp } from 'vue'
+import App from './App.vue'
+import { createContext } from './composables/context'
+import { createI18n } from './i18n'
+import { createAppRouter } from './router'
+import './styles/main.css'
+
+const i18n = createI18n()
+let goLogin = () => {}
+const ctx = createContext({ onUnauthorized: () => goLogin() })
+const router = createAppRouter(ctx)
+goLogin = () => {
+  const here = router.currentRoute.value
+  if (here.name !== 'login') void router.push({ name: 'login', query: { redirect: here.fullPath, expired: '1' } })
+}
+
+createApp(App).use(i18n).use(ctx).use(router).mount('#app')
