@@ -1,6 +1,11 @@
 import { createApp } from 'vue'
 import App from './App.vue'
+import { createAlerts } from './composables/alerts'
 import { createContext } from './composables/context'
+import { createDirectory } from './composables/directory'
+import { createLive } from './composables/live'
+import { createOffers } from './composables/offers'
+import { createShortcuts } from './composables/shortcuts'
 import { createI18n } from './i18n'
 import { createAppRouter } from './router'
 import './styles/main.css'
@@ -14,4 +19,13 @@ goLogin = () => {
   if (here.name !== 'login') void router.push({ name: 'login', query: { redirect: here.fullPath, expired: '1' } })
 }
 
-createApp(App).use(i18n).use(ctx).use(router).mount('#app')
+createApp(App)
+  .use(i18n)
+  .use(ctx)
+  .use(createLive(ctx))
+  .use(createDirectory(ctx))
+  .use(createOffers(ctx))
+  .use(createAlerts(ctx))
+  .use(createShortcuts())
+  .use(router)
+  .mount('#app')

@@ -11,6 +11,12 @@ export type Schemas = components['schemas']
 export type Problem = Schemas['Problem']
 export type FieldError = Schemas['FieldError']
 
+/**
+ * A reply as the console builds it. reply_to has a default, so the generated
+ * type requires it; it must be absent on chat and SMS replies (400 otherwise).
+ */
+export type ReplyDraft = Omit<Schemas['ReplyRequest'], 'reply_to'> & { reply_to?: Schemas['ReplyRequest']['reply_to'] }
+
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete'
 
 /** The paths that have an operation for the method. */
@@ -38,11 +44,12 @@ type ParamsOf<O> = O extends { parameters: infer P } ? P : never
 type PathParams<O> = ParamsOf<O> extends { path: infer T } ? T : never
 type QueryParams<O> = ParamsOf<O> extends { query?: infer T } ? T : never
 
-/** What a call may carry: path and query parameters, a JSON body or a form, headers. */
+/** What a call may carry: path and query parameters, a JSON body or a raw one, headers. */
 export type Options<O> = ([PathParams<O>] extends [never] ? { path?: never } : { path: PathParams<O> }) & {
   query?: QueryParams<O>
   body?: BodyOf<O>
-  form?: FormData
+  /** A raw body, sent as is with its own type (uploads). */
+  blob?: Blob
   headers?: Record<string, string>
   signal?: AbortSignal
 }
@@ -162,13 +169,18 @@ export class Client {
       path?: Record<string, unknown>
       query?: Record<string, unknown>
       body?: unknown
-      form?: FormData
+      blob?: Blob
       headers?: Record<string, string>
       signal?: AbortSignal
     }
     const url = fillPath(template, opts.path) + toQuery(opts.query)
-    const body = opts.form ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body))
-    return this.send<T>(method, url, body, opts.headers, opts.signal, true)
+    let headers = opts.headers
+    let body: BodyInit | undefined
+    if (opts.blob) {
+      body = opts.blob
+      headers = { 'Content-Type': opts.blob.type || 'application/octet-stream', ...headers }
+    } else if (opts.body !== undefined) body = JSON.stringify(opts.body)
+    return this.send<T>(method, url, body, headers, opts.signal, true)
   }
 
   private async send<T>(
