@@ -71,6 +71,12 @@ func azCall(t *testing.T, e env, token, method, path, body string) azResp {
 // azCallAs is azCall with the body's Content-Type ("" for none).
 func azCallAs(t *testing.T, e env, token, method, path, contentType, body string) azResp {
 	t.Helper()
+	return azCallWith(t, e, token, method, path, contentType, body)
+}
+
+// azCallWith is azCallAs with more headers, name and value pairs.
+func azCallWith(t *testing.T, e env, token, method, path, contentType, body string, header ...string) azResp {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -82,6 +88,9 @@ func azCallAs(t *testing.T, e env, token, method, path, contentType, body string
 	}
 	if body != "" && contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := azClient.Do(req)
 	require.NoError(t, err, "%s %s", method, path)
@@ -416,6 +425,18 @@ func (fx *azFixture) login(t *testing.T, tenant inbox.Bootstrap, email string) (
 	return tok.AccessToken, tok.RefreshToken
 }
 
+// browserLogin opens a browser session of a user, as the web console
+// does.
+func (fx *azFixture) browserLogin(t *testing.T, tenant inbox.Bootstrap, email string) *browser {
+	t.Helper()
+	br := newBrowser(fx.e)
+	r := br.call(t, http.MethodPost, "/v1/auth/session", fmt.Sprintf(`{"tenant_id":%q,"email":%q,"password":%q}`, tenant.Tenant.ID, email, azPassword),
+		"Origin", fx.e.base)
+	require.Equal(t, http.StatusOK, r.Status, "a browser login answered %s", r)
+	require.NotEmpty(t, br.value("sb_session"))
+	return br
+}
+
 // azTarget is one object of A and how to reach it.
 type azTarget struct {
 	// path names the object; missing is the same route with an id that
@@ -569,6 +590,95 @@ func azMatrix(fx *azFixture) []azCase {
 		other: func(t *testing.T) { logout(t, fx.b, fx.otherUser.Email) },
 		agent: func(t *testing.T) { logout(t, fx.a, fx.agentUser.Email) },
 		right: func(t *testing.T) { logout(t, fx.a, fx.adminUser.Email) },
+	}})
+
+	// The browser session: the same rules, the tokens in cookies.
+	browserMe := func(t *testing.T, br *browser, tenant inbox.Bootstrap, user inbox.User) {
+		var m struct {
+			TenantID string `json:"tenant_id"`
+			UserID   string `json:"user_id"`
+		}
+		r := br.call(t, get, "/v1/me", "")
+		require.Equal(t, http.StatusOK, r.Status, "answered %s", r)
+		require.NoError(t, json.Unmarshal(r.Body, &m))
+		require.Equal(t, tenant.Tenant.ID.String(), m.TenantID)
+		require.Equal(t, user.ID.String(), m.UserID)
+	}
+	add(azCase{route: "POST /v1/auth/session", calls: &azCalls{
+		anon: func(t *testing.T) {
+			// Whatever is wrong, the same 401 as POST /v1/auth/login's, and
+			// no cookie.
+			body := func(tenant, email string) string {
+				return fmt.Sprintf(`{"tenant_id":%q,"email":%q,"password":%q}`, tenant, email, azPassword)
+			}
+			a := fx.a.Tenant.ID.String()
+			ref := azCall(t, fx.e, "", post, "/v1/auth/login", body(a, testkit.RandomName("nobody-")+"@example.com"))
+			for _, c := range []struct{ name, body string }{
+				{"unknown email", body(a, testkit.RandomName("nobody-")+"@example.com")},
+				{"wrong password", strings.Replace(body(a, fx.adminUser.Email), "correct horse", "wrong horse", 1)},
+				{"user of another tenant", body(a, fx.otherUser.Email)},
+				{"unknown tenant", body(uuid.NewString(), fx.adminUser.Email)},
+			} {
+				r := azCall(t, fx.e, "", post, "/v1/auth/session", c.body)
+				require.Equal(t, ref.Status, r.Status, "%s answered %s", c.name, r)
+				require.Equal(t, string(ref.Body), string(r.Body), c.name)
+				require.Empty(t, setCookies(r), "%s set cookies", c.name)
+			}
+		},
+		other: func(t *testing.T) { browserMe(t, fx.browserLogin(t, fx.b, fx.otherUser.Email), fx.b, fx.otherUser) },
+		agent: func(t *testing.T) { browserMe(t, fx.browserLogin(t, fx.a, fx.agentUser.Email), fx.a, fx.agentUser) },
+		right: func(t *testing.T) { browserMe(t, fx.browserLogin(t, fx.a, fx.adminUser.Email), fx.a, fx.adminUser) },
+	}})
+
+	refreshed := func(t *testing.T, tenant inbox.Bootstrap, user inbox.User) {
+		br := fx.browserLogin(t, tenant, user.Email)
+		r := br.send(t, post, "/v1/auth/session/refresh", "")
+		require.Equal(t, http.StatusOK, r.Status, "answered %s", r)
+		browserMe(t, br, tenant, user)
+	}
+	add(azCase{route: "POST /v1/auth/session/refresh", calls: &azCalls{
+		anon: func(t *testing.T) {
+			refresh := func(value string) azResp {
+				br := newBrowser(fx.e)
+				br.cookies["sb_csrf"] = &http.Cookie{Name: "sb_csrf", Value: "x", Path: "/"}
+				if value != "" {
+					br.cookies["sb_refresh"] = &http.Cookie{Name: "sb_refresh", Value: value, Path: "/"}
+				}
+				return br.send(t, post, "/v1/auth/session/refresh", "")
+			}
+			azMustProblem(t, refresh(""), http.StatusUnauthorized, "a refresh without a cookie")
+			ref := refresh("sbr_" + strings.Repeat("0", 43))
+			azMustProblem(t, ref, http.StatusUnauthorized, "a refresh with a made-up cookie")
+			access, _ := fx.login(t, fx.a, fx.adminUser.Email)
+			for _, c := range []struct{ name, token string }{
+				{"an access token", access},
+				{"an API token", fx.a.APIToken.Token},
+			} {
+				r := refresh(c.token)
+				require.Equal(t, ref.Status, r.Status, "%s answered %s", c.name, r)
+				require.Equal(t, string(ref.Body), string(r.Body), "%s is told apart from a made-up token", c.name)
+			}
+		},
+		other: func(t *testing.T) { refreshed(t, fx.b, fx.otherUser) },
+		agent: func(t *testing.T) { refreshed(t, fx.a, fx.agentUser) },
+		right: func(t *testing.T) { refreshed(t, fx.a, fx.adminUser) },
+	}})
+
+	// A browser logout ends its own session and no one else's.
+	browserLogout := func(t *testing.T, tenant inbox.Bootstrap, user inbox.User) {
+		br := fx.browserLogin(t, tenant, user.Email)
+		access := br.value("sb_session")
+		r := br.send(t, del, "/v1/auth/session", "")
+		require.Equal(t, http.StatusNoContent, r.Status, "answered %s", r)
+		azMustProblem(t, azCall(t, fx.e, access, get, "/v1/me", ""), http.StatusUnauthorized, "a logged-out browser session")
+		for _, tok := range []string{fx.admin, fx.agent, fx.other} {
+			fx.ok(t, tok, get, "/v1/me", "")
+		}
+	}
+	add(azCase{route: "DELETE /v1/auth/session", calls: &azCalls{path: "/v1/auth/session",
+		other: func(t *testing.T) { browserLogout(t, fx.b, fx.otherUser) },
+		agent: func(t *testing.T) { browserLogout(t, fx.a, fx.agentUser) },
+		right: func(t *testing.T) { browserLogout(t, fx.a, fx.adminUser) },
 	}})
 
 	me := func(t *testing.T, token string, tenant inbox.Bootstrap, user inbox.User) {

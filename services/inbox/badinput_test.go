@@ -89,6 +89,9 @@ type biTarget struct {
 	// vars fill {{NAME}} in the cases' query, body and field: what exists
 	// only once the target does.
 	vars map[string]string
+	// header are more request headers, name and value pairs (a browser
+	// session's cookies and CSRF header).
+	header []string
 }
 
 // with returns the target with one more var.
@@ -198,6 +201,36 @@ func biRoutes(fx *azFixture) []biRoute {
 			biWrongType(`[]`, "body"),
 			biOversized("everywhere"),
 			{kind: "invalid", name: "an API token", status: http.StatusBadRequest, field: "Authorization", on: "api-token"},
+		}})
+
+	// The browser session: its login is the login's; its refresh takes
+	// no body.
+	add(biRoute{route: "POST /v1/auth/session",
+		target: func(t *testing.T, _ string) biTarget { return biTarget{path: "/v1/auth/session"} },
+		cases: []biCase{
+			biUnknown(strings.TrimSuffix(login(fx.adminUser.Email, azPassword), "}")+`,"remember":true}`, "remember"),
+			biWrongType(`{"tenant_id":"`+fx.a.Tenant.ID.String()+`","email":5,"password":"correct horse battery"}`, "email"),
+			biWrongType(`[]`, "body"),
+			biOversized("password"),
+			biInvalid("tenant_id not an id", `{"tenant_id":"acme","email":"a@example.com","password":"correct horse battery"}`, "tenant_id"),
+			biInvalid("email empty", login("", azPassword), "email"),
+			biInvalid("password empty", login("a@example.com", ""), "password"),
+		}})
+	add(biRoute{route: "POST /v1/auth/session/refresh", fresh: true,
+		target: func(t *testing.T, _ string) biTarget {
+			br := fx.browserLogin(t, fx.a, fx.adminUser.Email)
+			return biTarget{path: "/v1/auth/session/refresh",
+				header: []string{"Cookie", "sb_refresh=" + br.value("sb_refresh") + "; sb_csrf=" + br.value("sb_csrf"), "X-CSRF-Token", br.value("sb_csrf")},
+				// A refresh would end the access token.
+				snap: func(t *testing.T) string {
+					r := br.call(t, get, "/v1/me", "")
+					return fmt.Sprintf("GET /v1/me: %d %s", r.Status, r.Body)
+				}}
+		},
+		cases: []biCase{
+			biUnknown(`{"refresh_token":"sbr_x"}`, "refresh_token"),
+			biWrongType(`[]`, "body"),
+			biOversized("refresh_token"),
 		}})
 
 	// Presence: what A's admin set, and whether they are connected (no
@@ -1758,7 +1791,7 @@ func TestBadInput(t *testing.T) {
 					if contentType == "" {
 						contentType = "application/json"
 					}
-					res := azCallAs(t, fx.e, tg.token, method, path, contentType, body)
+					res := azCallWith(t, fx.e, tg.token, method, path, contentType, body, tg.header...)
 					what := fmt.Sprintf("%s %s %s", method, path, azShort(body))
 					changed := false
 					if tg.snap != nil {

@@ -40,11 +40,17 @@ type stClient struct {
 // (a replay or a reset).
 func stOpen(t *testing.T, e env, token, lastEventID string) (*stClient, []stEvent) {
 	t.Helper()
+	return stOpenAs(t, e, func(req *http.Request) { req.Header.Set("Authorization", "Bearer "+token) }, lastEventID)
+}
+
+// stOpenAs is stOpen with the credentials auth puts on the request.
+func stOpenAs(t *testing.T, e env, auth func(*http.Request), lastEventID string) (*stClient, []stEvent) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.base+"/v1/stream", nil)
 	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+token)
+	auth(req)
 	if lastEventID != "" {
 		req.Header.Set("Last-Event-ID", lastEventID)
 	}

@@ -2,6 +2,7 @@
 // download holds only the shell.
 import { createRouter, createWebHistory, type RouteRecordRaw, type Router } from 'vue-router'
 import type { Context } from './composables/context'
+import { adminRoutes } from './admin/routes'
 
 export const routes: RouteRecordRaw[] = [
   { path: '/', redirect: '/inbox' },
@@ -12,6 +13,7 @@ export const routes: RouteRecordRaw[] = [
     component: () => import('./views/InboxView.vue'),
     children: [{ path: 'c/:id', name: 'conversation', component: () => import('./views/ConversationView.vue') }],
   },
+  ...adminRoutes,
   { path: '/:rest(.*)*', redirect: '/inbox' },
 ]
 

@@ -2,15 +2,18 @@
 // English table defines them; the French one must have each, the compiler
 // checks), {name} placeholders, and the choice remembered in localStorage.
 import { inject, ref, type App, type InjectionKey, type Ref } from 'vue'
+import { adminEn } from '../admin/i18n/en'
+import { adminFr } from '../admin/i18n/fr'
 import { en } from './en'
 import { fr } from './fr'
 
-export type MessageKey = keyof typeof en
-export type Messages = Record<MessageKey, string>
+export type MessageKey = keyof typeof en | keyof typeof adminEn
+/** The agents' table (fr.ts); the admin screens have theirs in src/admin/i18n. */
+export type Messages = Record<keyof typeof en, string>
 export type Locale = 'fr' | 'en'
 export const locales: Locale[] = ['fr', 'en']
 
-const tables: Record<Locale, Messages> = { en, fr }
+const tables: Record<Locale, Record<MessageKey, string>> = { en: { ...en, ...adminEn }, fr: { ...fr, ...adminFr } }
 const storageKey = 'sb.locale'
 
 export interface I18n {
