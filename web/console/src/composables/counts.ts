@@ -33,12 +33,21 @@ export function useTabCounts(api: Client): {
     counts.value = next
   }
 
-  // Bursts of events make one recount, at most every 1.5 s.
+  // The first count runs at once; then a burst of events makes one recount
+  // 1.5 s after its first event, with the latest filters.
+  let first = true
+  let latest: Filters = {}
   const refresh = (f: Filters) => {
-    if (timer) clearTimeout(timer)
+    if (first) {
+      first = false
+      void run(f)
+      return
+    }
+    latest = f
+    if (timer) return
     timer = setTimeout(() => {
       timer = null
-      void run(f)
+      void run(latest)
     }, 1500)
   }
   return { counts, refresh }

@@ -40,7 +40,8 @@ export function fileSize(locale: Locale, bytes: number): string {
 export function languageName(locale: Locale, code: string): string {
   if (!code) return ''
   try {
-    return new Intl.DisplayNames([locale], { type: 'language' }).of(code) ?? code
+    const name = new Intl.DisplayNames([locale], { type: 'language' }).of(code) ?? code
+    return name.charAt(0).toLocaleUpperCase(locale) + name.slice(1)
   } catch {
     return code
   }
