@@ -146,6 +146,7 @@ test('an agent’s day: offer, template reply, transfer, deferral, help, smart c
   await bruno.page.getByTestId('tab-done').click()
   await bruno.page.locator(`[data-testid="conversation-row"][data-conversation-id="${c1.id}"]`).waitFor()
   await axeCheck(bruno.page, 'done tab')
+  await screenshot(bruno.page, 'inbox')
 
   // An admin screen, for the record.
   const adele = await newUser(browser)
