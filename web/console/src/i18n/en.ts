@@ -339,7 +339,7 @@ export const en = {
   'alert.expert_answer': 'An expert answered your question',
   'alert.customer_message': 'A customer wrote on a conversation you hold',
   'alert.inactive': 'Inactive for {minutes} min: {name}',
-  'alert.inactive.hint': 'Defer it, transfer it or complete it.',
+  'alert.inactive.here': 'No activity for {minutes} min on this conversation: defer it, transfer it or complete it.',
 
   'keys.intro': 'Single keys work when you are not typing; Escape leaves a text field.',
   'keys.then': 'then',

@@ -341,7 +341,7 @@ export const fr: Messages = {
   'alert.expert_answer': 'Un expert a répondu à votre question',
   'alert.customer_message': 'Un client a écrit dans une conversation que vous traitez',
   'alert.inactive': 'Inactive depuis {minutes} min : {name}',
-  'alert.inactive.hint': 'Différez-la, transférez-la ou terminez-la.',
+  'alert.inactive.here': 'Aucune activité depuis {minutes} min sur cette conversation : différez-la, transférez-la ou terminez-la.',
 
   'keys.intro': "Les touches seules fonctionnent hors d'un champ de saisie ; Échap quitte un champ.",
   'keys.then': 'puis',
