@@ -106,3 +106,12 @@ describe('helpers', () => {
     expect(toQuery({})).toBe('')
   })
 })
+
+test('a quiet call fails without sending anyone to the login', async () => {
+  const problem = { type: 'about:blank', title: 'Unauthorized', status: 401 }
+  const { fetch } = fakeFetch([json(401, problem), json(401, problem)])
+  let expired = 0
+  const api = new Client({ fetch, onUnauthorized: () => expired++ })
+  await expect(api.get('/v1/me', { quiet: true })).rejects.toBeInstanceOf(ApiError)
+  expect(expired).toBe(0)
+})

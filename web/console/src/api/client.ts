@@ -52,6 +52,8 @@ export type Options<O> = ([PathParams<O>] extends [never] ? { path?: never } : {
   blob?: Blob
   headers?: Record<string, string>
   signal?: AbortSignal
+  /** On a session that cannot be refreshed, only fail (no onUnauthorized): "is anyone signed in?". */
+  quiet?: boolean
 }
 
 /** An answer that is not a success: the problem+json document, made a typed error. */
@@ -172,6 +174,7 @@ export class Client {
       blob?: Blob
       headers?: Record<string, string>
       signal?: AbortSignal
+      quiet?: boolean
     }
     const url = fillPath(template, opts.path) + toQuery(opts.query)
     let headers = opts.headers
@@ -180,7 +183,7 @@ export class Client {
       body = opts.blob
       headers = { 'Content-Type': opts.blob.type || 'application/octet-stream', ...headers }
     } else if (opts.body !== undefined) body = JSON.stringify(opts.body)
-    return this.send<T>(method, url, body, headers, opts.signal, true)
+    return this.send<T>(method, url, body, headers, opts.signal, true, opts.quiet)
   }
 
   private async send<T>(
@@ -190,6 +193,7 @@ export class Client {
     extra: Record<string, string> | undefined,
     signal: AbortSignal | undefined,
     retry: boolean,
+    quiet = false,
   ): Promise<T> {
     const doFetch = this.opts.fetch ?? globalThis.fetch.bind(globalThis)
     const headers: Record<string, string> = { Accept: 'application/json', ...extra }
@@ -206,8 +210,8 @@ export class Client {
       signal,
     })
     if (res.status === 401 && retry && !url.startsWith('/v1/auth/')) {
-      if (await this.refresh()) return this.send<T>(method, url, body, extra, signal, false)
-      this.opts.onUnauthorized?.()
+      if (await this.refresh()) return this.send<T>(method, url, body, extra, signal, false, quiet)
+      if (!quiet) this.opts.onUnauthorized?.()
     }
     if (!res.ok) throw new ApiError(await problemOf(res))
     if (res.status === 204 || res.headers.get('content-length') === '0') return undefined as T

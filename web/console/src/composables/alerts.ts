@@ -1,15 +1,16 @@
 // What asks for the agent's attention besides offers: their notifications
 // (assigned to them, help requests, experts, customers writing on what they
-// hold) and inactivity alerts ([004]) on the conversations they hold.
+// hold), and inactivity alerts and ended deferrals ([004]) on the
+// conversations they hold.
 import { computed, inject, ref, type App, type ComputedRef, type InjectionKey, type Ref } from 'vue'
 import type { Schemas } from '../api/client'
 import type { Context } from './context'
 import type { LiveEvent } from './live'
 
-export type AlertKind = Schemas['Notification']['kind'] | 'inactive'
+export type AlertKind = Schemas['Notification']['kind'] | 'inactive' | 'wake'
 
 export interface Alert {
-  /** The notification's id, or inactive:<conversation id>:<event id>. */
+  /** The notification's id, or <kind>:<conversation id>:<event id>. */
   id: string
   kind: AlertKind
   conversation_id: string
@@ -55,13 +56,15 @@ export function createAlerts(ctx: Context): Alerts & { install: (app: App) => vo
         push(a)
         return a
       }
-      if (e.type === 'sb.conversation.changed.v1' && e.data.action === 'inactive') {
+      // A deferral that ends ([004]) or an inactive conversation, held by this agent.
+      if (e.type === 'sb.conversation.changed.v1' && (e.data.action === 'inactive' || e.data.action === 'wake')) {
         const c = e.data.conversation
         if (!c.assignee_ids.includes(me())) return null
+        const kind = e.data.action
         const minutes = Number(e.data.data?.minutes)
         const a: Alert = {
-          id: `inactive:${c.id}:${e.id}`,
-          kind: 'inactive',
+          id: `${kind}:${c.id}:${e.id}`,
+          kind,
           conversation_id: c.id,
           contact_name: c.contact_name,
           minutes: Number.isFinite(minutes) ? minutes : undefined,
@@ -87,7 +90,7 @@ export function createAlerts(ctx: Context): Alerts & { install: (app: App) => vo
     },
     markRead: async (ids) => {
       const chosen = ids ?? items.value.filter((a) => !a.read).map((a) => a.id)
-      const server = chosen.filter((id) => !id.startsWith('inactive:'))
+      const server = chosen.filter((id) => !id.startsWith('inactive:') && !id.startsWith('wake:'))
       items.value = items.value.map((a) => (chosen.includes(a.id) ? { ...a, read: true } : a))
       if (server.length > 0) await ctx.api.post('/v1/me/notifications/read', { body: { ids: server } })
     },

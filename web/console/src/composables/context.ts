@@ -36,7 +36,7 @@ export function createContext(opts: { onUnauthorized: () => void; fetch?: typeof
     can: (p) => me.value?.permissions.includes(p) ?? false,
     load: async () => {
       try {
-        me.value = await api.get('/v1/me')
+        me.value = await api.get('/v1/me', { quiet: true })
       } catch (e) {
         if (e instanceof ApiError && e.status === 401) me.value = null
         else throw e

@@ -58,3 +58,11 @@ export function initials(name: string): string {
 
 /** The languages agents pick from: those detected (ADR 0009) first. */
 export const commonLanguages = ['fr', 'en', 'de', 'es', 'it', 'nl', 'pt']
+
+/** The completion categories the console offers; "archived" is the API's own. */
+export const dispositions = ['solved', 'not_solved', 'information', 'duplicate', 'spam'] as const
+export type Disposition = (typeof dispositions)[number] | 'archived'
+
+export function isKnownDisposition(d: string): d is Disposition {
+  return d === 'archived' || (dispositions as readonly string[]).includes(d)
+}

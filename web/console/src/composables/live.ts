@@ -84,10 +84,16 @@ export function createLive(ctx: Context): Live & { install: (app: App) => void }
   })
 
   // Consecutive identical texts would not be read again: clear, then set.
+  // What comes within a second is added to what is being read.
+  const last = new Map<Ref<string>, { at: number; text: string }>()
   const say = (target: Ref<string>, text: string) => {
+    const prev = last.get(target)
+    const now = Date.now()
+    const next = prev && now - prev.at < 1000 ? `${prev.text} ${text}` : text
+    last.set(target, { at: now, text: next })
     target.value = ''
     setTimeout(() => {
-      target.value = text
+      target.value = next
     }, 50)
   }
 
