@@ -34,7 +34,6 @@ export const adminEn = {
   'admin.form.integer': 'A whole number from {min} to {max}.',
   'admin.form.positive': 'A number above 0, at most {max}.',
   'admin.form.url': 'An absolute https:// address.',
-  'admin.form.item': 'Entry {n} (“{item}”) is not valid.',
   'admin.form.item_reason': 'Entry {n}: {reason}',
   'admin.form.max_items': 'At most {n} entries.',
   'admin.form.language': 'Two-letter language codes (ISO 639-1) such as fr or en.',

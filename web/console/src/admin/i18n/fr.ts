@@ -36,7 +36,6 @@ export const adminFr: Record<keyof typeof adminEn, string> = {
   'admin.form.integer': 'Un nombre entier de {min} à {max}.',
   'admin.form.positive': 'Un nombre supérieur à 0, au plus {max}.',
   'admin.form.url': 'Une adresse absolue en https://.',
-  'admin.form.item': 'L’entrée {n} (« {item} ») n’est pas valide.',
   'admin.form.item_reason': 'Entrée {n} : {reason}',
   'admin.form.max_items': 'Au plus {n} entrées.',
   'admin.form.language': 'Des codes de langue à deux lettres (ISO 639-1) comme fr ou en.',
