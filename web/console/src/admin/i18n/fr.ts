@@ -94,6 +94,9 @@ export const adminFr: Record<keyof typeof adminEn, string> = {
   'queues.missed_offer_away': 'Mettre absents les agents qui laissent passer une proposition',
   'queues.weights': 'Poids par canal',
   'queues.weights.hint': 'Ce que compte une conversation dans la capacité d’un agent (0,5 pour l’e-mail par exemple). Vide : 1.',
+  'queues.waiting_message': 'Message d’attente',
+  'queues.waiting_message.hint': 'Envoyé aux clients de cette file qui attendent trop ; il l’emporte sur celui de l’organisation.',
+  'queues.waiting_message.tenant': 'Celui de l’organisation par défaut',
 
   'users.intro': 'Agents, superviseurs et administrateurs : leurs files, compétences, langues et capacité.',
   'users.new': 'Nouvel utilisateur',
