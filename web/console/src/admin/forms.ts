@@ -9,6 +9,8 @@ import type { MessageKey } from '../i18n'
 export interface Issue {
   key: MessageKey
   params?: Record<string, string | number>
+  /** In a list: which entry (from 1) the issue is about. */
+  item?: number
 }
 
 /** A check of one value: an issue, or null when the value passes. */
@@ -87,14 +89,14 @@ export const rules = {
     }
     return { key: 'admin.form.url' }
   },
-  /** Each item of a list passes the rule; the issue names the first item that fails. */
+  /** Each item of a list passes the rule; the issue is the first item's that fails, naming it. */
   each:
     (rule: Rule): Rule =>
     (v) => {
       const list = Array.isArray(v) ? v : []
       for (let i = 0; i < list.length; i++) {
         const issue = rule(list[i])
-        if (issue) return { key: 'admin.form.item', params: { n: i + 1, item: text(list[i]) } }
+        if (issue) return { ...issue, item: i + 1 }
       }
       return null
     },

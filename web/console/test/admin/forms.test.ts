@@ -68,7 +68,7 @@ describe('rules', () => {
 
   test('each names the first item that fails; pattern lets empty values pass', () => {
     const r = rules.each(rules.pattern(/^\+[1-9][0-9]{6,14}$/, 'sms.number.invalid'))
-    expect(r(['+33612345678', '0612345678'])).toEqual({ key: 'admin.form.item', params: { n: 2, item: '0612345678' } })
+    expect(r(['+33612345678', '0612345678'])).toEqual({ key: 'sms.number.invalid', item: 2 })
     expect(r(['+33612345678'])).toBeNull()
     expect(rules.maxItems(1)(['a', 'b'])).toEqual({ key: 'admin.form.max_items', params: { n: 1 } })
   })

@@ -22,7 +22,10 @@ export function useForm(known: readonly string[]) {
   function check(values: Record<string, unknown>, schema: Record<string, Rule[]>): boolean {
     const issues = validate(values, schema)
     const out: Record<string, string> = {}
-    for (const [f, i] of Object.entries(issues)) out[f] = t(i.key, i.params)
+    for (const [f, i] of Object.entries(issues)) {
+      const msg = t(i.key, i.params)
+      out[f] = i.item ? t('admin.form.item_reason', { n: i.item, reason: msg }) : msg
+    }
     errors.value = out
     general.value = []
     return Object.keys(out).length === 0

@@ -34,7 +34,6 @@ export const adminEn = {
   'admin.form.integer': 'A whole number from {min} to {max}.',
   'admin.form.positive': 'A number above 0, at most {max}.',
   'admin.form.url': 'An absolute https:// address.',
-  'admin.form.item': 'Entry {n} (“{item}”) is not valid.',
   'admin.form.item_reason': 'Entry {n}: {reason}',
   'admin.form.max_items': 'At most {n} entries.',
   'admin.form.language': 'Two-letter language codes (ISO 639-1) such as fr or en.',
@@ -92,6 +91,9 @@ export const adminEn = {
   'queues.missed_offer_away': 'Set agents away when they let an offer lapse',
   'queues.weights': 'Weight per channel',
   'queues.weights.hint': 'What one conversation counts against an agent’s capacity (0.5 for email, say). Empty: 1.',
+  'queues.waiting_message': 'Waiting message',
+  'queues.waiting_message.hint': 'Sent to this queue’s customers who wait too long; it wins over the organisation’s.',
+  'queues.waiting_message.tenant': 'The organisation’s default',
 
   'users.intro': 'Agents, supervisors and admins: their queues, skills, languages and capacity.',
   'users.new': 'New user',

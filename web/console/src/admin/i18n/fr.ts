@@ -36,7 +36,6 @@ export const adminFr: Record<keyof typeof adminEn, string> = {
   'admin.form.integer': 'Un nombre entier de {min} à {max}.',
   'admin.form.positive': 'Un nombre supérieur à 0, au plus {max}.',
   'admin.form.url': 'Une adresse absolue en https://.',
-  'admin.form.item': 'L’entrée {n} (« {item} ») n’est pas valide.',
   'admin.form.item_reason': 'Entrée {n} : {reason}',
   'admin.form.max_items': 'Au plus {n} entrées.',
   'admin.form.language': 'Des codes de langue à deux lettres (ISO 639-1) comme fr ou en.',
@@ -95,6 +94,9 @@ export const adminFr: Record<keyof typeof adminEn, string> = {
   'queues.missed_offer_away': 'Mettre absents les agents qui laissent passer une proposition',
   'queues.weights': 'Poids par canal',
   'queues.weights.hint': 'Ce que compte une conversation dans la capacité d’un agent (0,5 pour l’e-mail par exemple). Vide : 1.',
+  'queues.waiting_message': 'Message d’attente',
+  'queues.waiting_message.hint': 'Envoyé aux clients de cette file qui attendent trop ; il l’emporte sur celui de l’organisation.',
+  'queues.waiting_message.tenant': 'Celui de l’organisation par défaut',
 
   'users.intro': 'Agents, superviseurs et administrateurs : leurs files, compétences, langues et capacité.',
   'users.new': 'Nouvel utilisateur',
