@@ -2,7 +2,7 @@
 // a supervisor, from the login screen to the done tab.
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, expect, onTestFailed, test } from 'vitest'
-import { axeCheck, base, conversation, conversationWith, customerSays, dumpPages, eventually, launch, login, newUser, percentiles, screenshot } from './harness'
+import { api, axeCheck, base, password, conversation, conversationWith, customerSays, dumpPages, eventually, launch, login, newUser, percentiles, screenshot } from './harness'
 import { setUpTeam, type Team } from './setup'
 
 let browser: Browser
@@ -155,4 +155,42 @@ test('an agent’s day: offer, template reply, transfer, deferral, help, smart c
   await adele.page.getByTestId('queues-table').waitFor()
   await axeCheck(adele.page, 'admin: queues')
   await screenshot(adele.page, 'admin-queues')
+})
+
+test('an email reply with a template and an attachment', async () => {
+  onTestFailed(() => dumpPages('email'))
+  const { t } = team
+  // A mailbox (its servers unreachable here: the reply stays unsent) and a
+  // customer Alice writes to first, through the API.
+  const mailbox = await api<{ id: string }>(t.adminToken, 'POST', '/v1/admin/mailboxes', {
+    name: 'Support',
+    address: 'support@acme.test',
+    imap: { host: '127.0.0.1', port: 9, tls: 'none' },
+    smtp: { host: '127.0.0.1', port: 9, tls: 'none' },
+  })
+  const contact = await api<{ id: string }>(t.adminToken, 'POST', '/v1/contacts', { name: 'Dominique Petit', identities: [{ channel: 'email', identity: 'dominique@example.test' }] })
+  const { access_token } = await api<{ access_token: string }>('', 'POST', '/v1/auth/login', { tenant_id: t.id, email: team.agent1.email, password })
+  const c = await api<{ id: string; state: string }>(access_token, 'POST', '/v1/conversations', {
+    channel: 'email',
+    contact_id: contact.id,
+    channel_account_id: mailbox.id,
+    queue_id: team.support,
+    subject: 'Votre commande 5678',
+    text: 'Bonjour, votre commande 5678 est en préparation.',
+  })
+
+  const alice = await newUser(browser)
+  await login(alice.page, t, team.agent1.email)
+  await alice.page.goto(`${base}/inbox/in_progress/c/${c.id}`)
+  await alice.page.getByTestId('thread').waitFor()
+  if (await alice.page.getByTestId('action-take').isVisible()) await alice.page.getByTestId('action-take').click()
+  await alice.page.getByTestId('composer-templates').click()
+  await alice.page.locator('[data-testid="template-option"][data-template-name="Greeting"]').click()
+  await expect.poll(() => alice.page.getByTestId('composer-text').inputValue()).toContain('je regarde votre commande')
+  await alice.page.getByTestId('composer-file').setInputFiles({ name: 'bon-de-livraison.txt', mimeType: 'text/plain', buffer: Buffer.from('Bon de livraison 5678\n') })
+  await alice.page.getByTestId('composer-attachment').filter({ hasText: 'bon-de-livraison.txt' }).waitFor()
+  await axeCheck(alice.page, 'email composer with an attachment')
+  await alice.page.getByTestId('composer-send').click()
+  const sent = alice.page.locator('[data-testid="message"][data-direction="outbound"]').filter({ hasText: 'je regarde votre commande' })
+  await sent.getByTestId('message-attachment').filter({ hasText: 'bon-de-livraison.txt' }).waitFor()
 })

@@ -44,6 +44,10 @@ export async function setUpTeam(name: string): Promise<Team> {
   const agent1 = await user('Alice', 'agent', [support])
   const agent2 = await user('Bruno', 'agent', [escalation])
   const supervisor = await user('Sophie', 'supervisor', [])
-  await api(tok, 'POST', '/v1/admin/templates', { name: 'Greeting', keyword: 'hello', bodies: { chat: { text: 'Bonjour {{customer_name}}, je regarde votre commande.' } } })
+  await api(tok, 'POST', '/v1/admin/templates', { name: 'Greeting', keyword: 'hello', bodies: {
+      chat: { text: 'Bonjour {{customer_name}}, je regarde votre commande.' },
+      email: { text: 'Bonjour {{customer_name}},\n\nje regarde votre commande.' },
+    },
+  })
   return { t, support, escalation, agent1, agent2, supervisor }
 }

@@ -86,6 +86,54 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/auth/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Log in a browser
+         * @description Logs in like POST /v1/auth/login, but keeps the tokens in cookies that scripts cannot read; the body says who logged in. Refused (403) when a browser sends it from another site (`Origin`, `Sec-Fetch-Site`).
+         */
+        post: operations["createSession"];
+        /**
+         * Log out a browser
+         * @description Ends the session of the `sb_session` or `sb_refresh` cookie and clears the cookies.
+         *
+         *     It takes no body: one is refused (400, or 413 when too large), never ignored.
+         */
+        delete: operations["deleteSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/session/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Refresh a browser session
+         * @description Trades the `sb_refresh` cookie for new tokens, as POST /v1/auth/refresh does, and sets the cookies again; `sb_csrf` keeps its value. A refresh token used twice ends its session, but within 10 seconds of its rotation (two tabs refreshing at once) the answer is 409 and the session goes on: retry the request, with the cookies the other refresh set. A refused refresh (401) clears the cookies.
+         *
+         *     It takes no body: one is refused (400, or 413 when too large), never ignored.
+         */
+        post: operations["refreshSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me": {
         parameters: {
             query?: never;
@@ -4332,6 +4380,15 @@ export interface components {
         SuggestionList: {
             items: components["schemas"]["Suggestion"][];
         };
+        /** @description A browser session: who is logged in. Its tokens are in cookies, never in the body. */
+        Session: {
+            user: components["schemas"]["Me"];
+            /**
+             * Format: date-time
+             * @description When the access token in `sb_session` expires (15 minutes): refresh before, or on the first 401.
+             */
+            expires_at: string;
+        };
     };
     responses: {
         /** @description The request is invalid: the body is not the JSON object described (unknown fields are refused), or a field or parameter is wrong. `errors` names each one. */
@@ -4554,6 +4611,131 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LoginRequest"];
+            };
+        };
+        responses: {
+            /** @description Logged in; the cookies are set. */
+            200: {
+                headers: {
+                    /** @description `sb_session` (the access token; HttpOnly; Path=/), `sb_refresh` (the refresh token; HttpOnly; Path=/v1/auth/session) and `sb_csrf` (to repeat in `X-CSRF-Token`; readable by the console's scripts; Path=/), all SameSite=Strict, and Secure over TLS or with -http.secure-cookies. */
+                    "Set-Cookie"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Sent from another site. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteSession: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The value of the `sb_csrf` cookie. */
+                "X-CSRF-Token": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done; the cookies are cleared. */
+            204: {
+                headers: {
+                    /** @description The three cookies, expired. */
+                    "Set-Cookie"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `X-CSRF-Token` does not repeat the `sb_csrf` cookie, or the request comes from another site. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    refreshSession: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The value of the `sb_csrf` cookie. */
+                "X-CSRF-Token": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The session goes on; the cookies are set. */
+            200: {
+                headers: {
+                    /** @description `sb_session` (the access token; HttpOnly; Path=/), `sb_refresh` (the refresh token; HttpOnly; Path=/v1/auth/session) and `sb_csrf` (to repeat in `X-CSRF-Token`; readable by the console's scripts; Path=/), all SameSite=Strict, and Secure over TLS or with -http.secure-cookies. */
+                    "Set-Cookie"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description `X-CSRF-Token` does not repeat the `sb_csrf` cookie, or the request comes from another site. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Another request refreshed the session at the same time: retry the request. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             413: components["responses"]["TooLarge"];
             500: components["responses"]["ServerError"];
             503: components["responses"]["Unavailable"];
