@@ -18,7 +18,7 @@ FUZZTIME ?= 10s
 # under node_modules (web/console's npm packages: some ship Go files).
 GOPKGS   := $(GO) list -e -f '{{.ImportPath}}' ./... | grep -v /node_modules/
 
-.PHONY: all build console run test lint fuzz bench services docs clean image
+.PHONY: all build console console-test screenshots run test lint fuzz bench services docs clean image
 
 all: lint test
 
@@ -30,6 +30,20 @@ build:
 console:
 	cd web/console && npm ci && npm run build
 
+## console-test: the console's unit tests, its build (with the size check of the initial
+## JavaScript) and its browser tests: web/console/e2e drives Debian's Chromium (installed
+## when missing) against the binary with the console embedded, on a database of its own.
+console-test: console
+	$(MAKE) build
+	scripts/services.sh postgres chromium
+	cd web/console && npm test && SB_E2E_BINARY=$(CURDIR)/$(BIN) npm run test:e2e
+
+## screenshots: the browser tests, saving the main screens into docs/screenshots.
+screenshots: console
+	$(MAKE) build
+	scripts/services.sh postgres chromium
+	cd web/console && SB_E2E_BINARY=$(CURDIR)/$(BIN) SB_SCREENSHOTS=$(CURDIR)/docs/screenshots npm run test:e2e
+
 ## run: the whole mesh in one process, with embedded Kafka and Redis, and the console at
 ## http://localhost:8080/; needs PostgreSQL.
 run: console
@@ -37,13 +51,15 @@ run: console
 	scripts/services.sh postgres
 	./$(BIN) -target=all -log.format=text
 
-## test: lint, every module's tests against real PostgreSQL and Redis (Kafka through kfake), brief fuzzing.
+## test: lint, every module's tests against real PostgreSQL and Redis (Kafka through kfake), the
+## console's tests in a browser, brief fuzzing.
 test: lint
 	scripts/services.sh postgres redis dovecot poppler
 	@set -e; for m in $(MODULES); do \
 		echo "== test $$m"; \
 		(cd $$m && $(GO) test -race -count=1 -timeout 15m $$($(GOPKGS))); \
 	done
+	$(MAKE) console-test
 	$(MAKE) image
 	@set -e; for m in $(TOOL_MODULES); do \
 		echo "== test $$m"; \

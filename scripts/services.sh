@@ -6,7 +6,7 @@
 # Also installs the programs some tests start on their own (Dovecot, poppler) when
 # they are missing and the script runs as root on Debian.
 #
-# Usage: scripts/services.sh [postgres] [redis] [dovecot] [poppler]   (default: postgres redis)
+# Usage: scripts/services.sh [postgres] [redis] [dovecot] [poppler] [chromium]   (default: postgres redis)
 set -euo pipefail
 
 wants=("$@")
@@ -84,6 +84,20 @@ poppler() {
       { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q poppler-utils >/dev/null; }
   else
     echo "services: pdftotext and pdfinfo are missing: install them (Debian: apt-get install poppler-utils) for the inbox's PDF export tests" >&2
+    return 1
+  fi
+}
+
+# chromium: the console's browser tests (web/console/e2e) drive Debian's
+# Chromium; Playwright's own browser download is not used.
+chromium() {
+  if command -v chromium >/dev/null 2>&1; then return 0; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "services: installing Chromium for the console's browser tests"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null ||
+      { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+  else
+    echo "services: chromium is missing: install it (Debian: apt-get install chromium) for the console's browser tests" >&2
     return 1
   fi
 }
