@@ -29,6 +29,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/lifecycle"
 	"github.com/switchboard-oss/switchboard/pkg/pg"
 	"github.com/switchboard-oss/switchboard/pkg/redis"
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/services/inbox"
 	"github.com/switchboard-oss/switchboard/services/router"
@@ -77,6 +78,9 @@ type Config struct {
 	Chat           chat.Config
 	Email          email.Config
 	SMS            sms.Config
+	// Secrets are the keys that seal the channels' secrets (see
+	// secrets.go).
+	Secrets seal.Config
 }
 
 // RegisterFlags declares every flag.
@@ -103,6 +107,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Chat.RegisterFlags("", f)
 	c.Email.RegisterFlags("", f)
 	c.SMS.RegisterFlags("", f)
+	c.Secrets.RegisterFlags("", f)
 }
 
 // embedded reports whether the embedded Kafka and Redis may stand in.
@@ -124,6 +129,7 @@ func (c *Config) Validate() error {
 		c.Chat.Validate(""),
 		c.Email.Validate(""),
 		c.SMS.Validate(""),
+		c.Secrets.Validate(""),
 	}
 	if !c.allInOne() && len(c.Bus.Brokers) == 0 {
 		errs = append(errs, config.Invalid("kafka.brokers", "is empty, and the embedded broker only runs with -target=all", "set KAFKA_BROKERS to your Kafka cluster, such as kafka-0:9092,kafka-1:9092"))
@@ -181,10 +187,14 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 		_ = tel.Shutdown(sctx)
 	}()
 	log := tel.Component("main")
+	keys, err := serveKeyring(cfg, log)
+	if err != nil {
+		return usageError(stderr, err)
+	}
 
 	m := lifecycle.New(tel.Component("lifecycle"), cfg.StopTimeout)
 	srv := httpx.NewServer(cfg.HTTP, tel, m.Ready)
-	a := &app{cfg: cfg, tel: tel, server: srv}
+	a := &app{cfg: cfg, tel: tel, server: srv, keys: keys}
 	if err := a.register(m); err != nil {
 		log.Error("cannot assemble the components", "error", err)
 		return exitFailed
@@ -208,6 +218,9 @@ type app struct {
 	cfg    Config
 	tel    *telemetry.Telemetry
 	server *httpx.Server
+	// keys seal and open the channels' secrets; nil when no target run
+	// uses them.
+	keys *seal.Keyring
 
 	pool     *pgxpool.Pool
 	brokers  []string
@@ -369,6 +382,7 @@ func (a *app) initInbox(ctx context.Context) (lifecycle.Service, error) {
 		Telemetry:    a.tel,
 		Egress:       policy,
 		EgressClient: client,
+		Secrets:      a.keys,
 	})
 }
 
@@ -412,6 +426,7 @@ func (a *app) initChat(ctx context.Context) (lifecycle.Service, error) {
 		Router:    a.server,
 		Telemetry: a.tel,
 		Client:    client,
+		Secrets:   a.keys,
 	})
 }
 
@@ -423,6 +438,7 @@ func (a *app) initEmail(ctx context.Context) (lifecycle.Service, error) {
 		Producer:  a.producer,
 		Blobs:     a.blobs,
 		Telemetry: a.tel,
+		Secrets:   a.keys,
 	})
 }
 
@@ -458,5 +474,6 @@ func (a *app) initSMS(ctx context.Context) (lifecycle.Service, error) {
 		Router:    a.server,
 		Blobs:     a.blobs,
 		Telemetry: a.tel,
+		Secrets:   a.keys,
 	})
 }

@@ -34,8 +34,8 @@ type Config struct {
 
 // RegisterFlags declares the flags under prefix.
 func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
-	f.StringVar(&c.KeysFile, prefix+"secrets.keys-file", "", "File of the keys that seal the channels' secrets (mailbox passwords and OAuth2 tokens, Twilio auth tokens and API key secrets, chat signing secrets, translator API keys) in PostgreSQL and on sb.config.v1: one `kid=base64` line per key, the base64 of 32 random bytes (`switchboard admin secrets new-key` prints one); # starts a comment. In Kubernetes, a key of a Secret mounted as a file. Every target needs it, the same file for all; -target=all without any key makes <-data-dir>/secrets.keys on first start and keeps using it. Keep the file: without its keys, the secrets sealed under them are lost.")
-	f.StringVar(&c.Keys, prefix+"secrets.keys", "", "Keys given inline instead of (or besides) -secrets.keys-file, as `kid=base64` separated by commas. Prefer the environment (SB_SECRETS_KEYS) to the command line, where other users of the machine can see it; prefer the file to both.")
+	f.StringVar(&c.KeysFile, prefix+"secrets.keys-file", "", "File of the keys that seal the channels' secrets (mailbox passwords and OAuth2 tokens, Twilio auth tokens and API key secrets, chat signing secrets, translator API keys) in PostgreSQL and on sb.config.v1: one line kid=base64 per key, the base64 of 32 random bytes (switchboard admin secrets new-key prints one); # starts a comment. In Kubernetes, a key of a Secret mounted as a file. The inbox, chat, email and sms targets need it, all the same keys (the router and the scheduler hold no secret); -target=all without any key makes <-data-dir>/secrets.keys on first start and keeps using it. Keep the keys: without them, the secrets sealed under them are lost.")
+	f.StringVar(&c.Keys, prefix+"secrets.keys", "", "Keys given inline, as kid=base64 separated by commas, instead of (or besides) -secrets.keys-file. Prefer the environment (SB_SECRETS_KEYS) to the command line, where other users of the machine can see it; prefer the file to both.")
 	f.StringVar(&c.ActiveKey, prefix+"secrets.active-key", "", "Id of the key that seals new secrets; the others only open what was sealed under them. Empty when there is one key. To rotate: add a key, make it active on every target, run `switchboard admin secrets reseal`, then remove the old key.")
 }
 
@@ -182,10 +182,11 @@ func parseKey(entry string) (Key, error) {
 // NewKeyID names a key made at now: k and the UTC date and time.
 func NewKeyID(now time.Time) string { return "k" + now.UTC().Format("20060102-150405") }
 
-// EnsureKeysFile makes a keys file at path with one new key, readable by
-// its owner only, unless the file exists; it reports whether it made it.
-// Two processes racing to make it both end up with the one that won.
-func EnsureKeysFile(path string, now time.Time) (created bool, err error) {
+// EnsureKeysFile makes a keys file at path with one new key named id,
+// readable by its owner only, unless the file exists; it reports whether
+// it made it. Two processes racing to make it both end up with the one
+// that won.
+func EnsureKeysFile(path, id string) (created bool, err error) {
 	if _, err := os.Stat(path); err == nil {
 		return false, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -194,7 +195,7 @@ func EnsureKeysFile(path string, now time.Time) (created bool, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return false, fmt.Errorf("keys file: %w", err)
 	}
-	key, err := NewKey(NewKeyID(now))
+	key, err := NewKey(id)
 	if err != nil {
 		return false, err
 	}

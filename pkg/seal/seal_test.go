@@ -280,7 +280,7 @@ func TestEnsureKeysFile(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := seal.EnsureKeysFile(path, now)
+			c, err := seal.EnsureKeysFile(path, seal.NewKeyID(now))
 			if err != nil {
 				t.Error(err)
 			}
@@ -308,7 +308,7 @@ func TestEnsureKeysFile(t *testing.T) {
 	if err != nil || len(keys) != 1 || keys[0].ID != "k20250304-050607" {
 		t.Fatalf("keys %v, %v", keys, err)
 	}
-	if c, err := seal.EnsureKeysFile(path, now.Add(time.Hour)); err != nil || c {
+	if c, err := seal.EnsureKeysFile(path, seal.NewKeyID(now.Add(time.Hour))); err != nil || c {
 		t.Errorf("second EnsureKeysFile = %v, %v; want the file kept", c, err)
 	}
 	again, _ := seal.ReadKeysFile(path)
