@@ -75,6 +75,7 @@ fuzz:
 	GO=$(GO) scripts/fuzz.sh connectors/email FuzzUnpack ./internal/mailparse $(FUZZTIME)
 	GO=$(GO) scripts/fuzz.sh connectors/email FuzzParseReplyAddress ./internal/threads $(FUZZTIME)
 	GO=$(GO) scripts/fuzz.sh connectors/sms FuzzParseForm ./internal/inbound $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh pkg FuzzOpen ./seal $(FUZZTIME)
 
 ## lint: gofmt and go vet on every module.
 lint:

@@ -9,9 +9,11 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 	"github.com/switchboard-oss/switchboard/pkg/testkit"
 )
 
@@ -36,7 +38,14 @@ func newRunEnv(ctx context.Context, o options, prefix string) (*runEnv, error) {
 		drop()
 		return nil, err
 	}
-	if e.boot, err = testkit.CreateTenant(o.binary, dbURL, "Bench"); err != nil {
+	// The key the all-in-one process keeps in its data directory, made
+	// first so that the tenant's chat secret is sealed under it.
+	keys := filepath.Join(e.dataDir, seal.KeyFileName)
+	if _, err := seal.EnsureKeysFile(keys, "bench"); err != nil {
+		e.close()
+		return nil, err
+	}
+	if e.boot, err = testkit.CreateTenant(o.binary, dbURL, "Bench", "SB_SECRETS_KEYS_FILE="+keys); err != nil {
 		e.close()
 		return nil, err
 	}
@@ -54,6 +63,7 @@ func (e *runEnv) start(ctx context.Context, o options, addr string, args ...stri
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	return testkit.StartNode(ctx, testkit.NodeOptions{Binary: o.binary, DatabaseURL: e.dbURL, DataDir: e.dataDir, Addr: addr,
+		Env:  []string{"SB_SECRETS_KEYS_FILE=" + filepath.Join(e.dataDir, seal.KeyFileName)},
 		Args: append(args, strings.Fields(o.extraArgs)...)})
 }
 

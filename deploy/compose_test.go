@@ -141,11 +141,27 @@ func TestComposeMesh(t *testing.T) {
 		t.Errorf("topics restart %q, want no", topics.Restart)
 	}
 
+	// The one-shot keys service, which makes the keys file on the image's
+	// data directory (writable by its user) unless it is there.
+	keys, ok := sb["keys"]
+	if !ok {
+		t.Fatal("no keys service")
+	}
+	if !slices.Equal(keys.Command, []string{"admin", "secrets", "new-key", "-file", "/var/lib/switchboard/secrets.keys"}) {
+		t.Errorf("keys command %q", keys.Command)
+	}
+	if keys.Restart != "no" || len(keys.DependsOn) != 0 {
+		t.Errorf("keys restart %q, depends on %v; want no, and nothing", keys.Restart, keys.DependsOn)
+	}
+	if !hasVolume(keys, "keys", "/var/lib/switchboard") {
+		t.Errorf("keys: volume keys not on /var/lib/switchboard: %+v", keys.Volumes)
+	}
+
 	// One service per target, each once, after the infrastructure and the
 	// topics.
 	seen := map[string]string{}
 	for name, s := range sb {
-		if name == "topics" {
+		if name == "topics" || name == "keys" {
 			continue
 		}
 		if len(s.Command) != 1 || !strings.HasPrefix(s.Command[0], "-target=") {
@@ -168,8 +184,10 @@ func TestComposeMesh(t *testing.T) {
 				t.Errorf("%s: does not wait for a healthy %s", name, dep)
 			}
 		}
-		if d, ok := s.DependsOn["topics"]; !ok || d.Condition != types.ServiceConditionCompletedSuccessfully {
-			t.Errorf("%s: does not wait for the topics", name)
+		for _, oneShot := range []string{"topics", "keys"} {
+			if d, ok := s.DependsOn[oneShot]; !ok || d.Condition != types.ServiceConditionCompletedSuccessfully {
+				t.Errorf("%s: does not wait for the %s", name, oneShot)
+			}
 		}
 		if s.Restart != "unless-stopped" {
 			t.Errorf("%s: restart %q", name, s.Restart)
@@ -195,33 +213,53 @@ func TestComposeMesh(t *testing.T) {
 			hostPorts[ports[0].Published] = name
 		}
 	}
-	for _, name := range []string{"router", "scheduler", "email", "topics"} {
+	for _, name := range []string{"router", "scheduler", "email", "topics", "keys"} {
 		if len(sb[name].Ports) != 0 {
 			t.Errorf("%s publishes %+v", name, sb[name].Ports)
 		}
 	}
 
-	// Attachments: one volume, shared by the services that keep them.
+	// Attachments: one volume, shared by the services that keep them. The
+	// keys: read-only, for the targets that seal or open secrets only.
 	for name, s := range sb {
 		keeps := name == "inbox" || name == "email" || name == "sms"
+		seals := keeps || name == "chat"
 		dir := s.Environment["SB_BLOB_DIR"]
 		if keeps != (dir != nil) {
 			t.Errorf("%s: SB_BLOB_DIR %v", name, dir)
 		}
-		if !keeps {
-			if len(s.Volumes) != 0 {
-				t.Errorf("%s mounts %+v", name, s.Volumes)
+		want := 0
+		if keeps {
+			want++
+			if !hasVolume(s, "blobs", "/var/lib/switchboard") || dir == nil || !strings.HasPrefix(*dir, "/var/lib/switchboard/") {
+				t.Errorf("%s: blobs volume on /var/lib/switchboard and SB_BLOB_DIR %v under it", name, dir)
 			}
-			continue
 		}
-		if !hasVolume(s, "blobs", "/var/lib/switchboard") || dir == nil || !strings.HasPrefix(*dir, "/var/lib/switchboard/") {
-			t.Errorf("%s: blobs volume on /var/lib/switchboard and SB_BLOB_DIR %v under it", name, dir)
+		file := s.Environment["SB_SECRETS_KEYS_FILE"]
+		if seals != (file != nil) {
+			t.Errorf("%s: SB_SECRETS_KEYS_FILE %v", name, file)
+		}
+		if seals {
+			want++
+			readOnly := false
+			for _, v := range s.Volumes {
+				readOnly = readOnly || v.Source == "keys" && v.ReadOnly && file != nil && *file == v.Target+"/secrets.keys"
+			}
+			if !readOnly {
+				t.Errorf("%s: keys volume not mounted read-only where SB_SECRETS_KEYS_FILE %v points: %+v", name, file, s.Volumes)
+			}
+		}
+		if name == "keys" {
+			want++
+		}
+		if len(s.Volumes) != want {
+			t.Errorf("%s mounts %+v", name, s.Volumes)
 		}
 	}
 	if v := sb["sms"].Environment["SB_SMS_PUBLIC_BASE_URL"]; v == nil || *v == "" {
 		t.Error("sms: SB_SMS_PUBLIC_BASE_URL not set; the sms target refuses to start without it")
 	}
-	for _, v := range []string{"postgres", "kafka", "blobs"} {
+	for _, v := range []string{"postgres", "kafka", "blobs", "keys"} {
 		if _, ok := p.Volumes[v]; !ok {
 			t.Errorf("volume %s not declared", v)
 		}
@@ -269,7 +307,7 @@ func TestComposeEnvironment(t *testing.T) {
 		"SWITCHBOARD_SMS_PUBLIC_BASE_URL=https://switchboard.example.com",
 		"POSTGRES_PASSWORD=s3cret",
 	)
-	for _, name := range append([]string{"topics"}, targets...) {
+	for _, name := range append([]string{"topics", "keys"}, targets...) {
 		if s := p.Services[name]; s.Image != "registry.example.com/switchboard:1.2.3" {
 			t.Errorf("%s: image %q", name, s.Image)
 		}

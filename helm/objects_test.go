@@ -170,8 +170,11 @@ func getString(vals map[string]any, path string) string {
 var (
 	publicTargets = []string{"all", "inbox", "chat", "sms"}
 	blobTargets   = []string{"all", "inbox", "email", "sms"}
-	splitTargets  = []string{"inbox", "router", "scheduler", "chat", "email", "sms"}
-	checksumRE    = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	// keyTargets seal or open the channels' secrets: only they get the
+	// keys.
+	keyTargets   = []string{"all", "inbox", "chat", "email", "sms"}
+	splitTargets = []string{"inbox", "router", "scheduler", "chat", "email", "sms"}
+	checksumRE   = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
 // checkInvariants checks what every render must satisfy; vals are the
@@ -419,6 +422,50 @@ func checkDeployment(t *testing.T, vals map[string]any, objs *objects, d *appsv1
 		if v := env["SB_BLOB_DIR"].Value; mounts[v] == "" || volumes[mounts[v]].PersistentVolumeClaim == nil {
 			t.Errorf("%s: SB_BLOB_DIR %s is not a mounted claim", name, v)
 		}
+	}
+	checkSecretKeys(t, vals, name, target, c, env, volumes)
+}
+
+// checkSecretKeys: the targets that seal or open secrets read the keys
+// file from secrets.existingSecret, mounted read-only; the others get
+// neither the file nor the Secret.
+func checkSecretKeys(t *testing.T, vals map[string]any, name, target string, c corev1.Container, env map[string]corev1.EnvVar, volumes map[string]corev1.Volume) {
+	t.Helper()
+	file, hasFile := env["SB_SECRETS_KEYS_FILE"]
+	var keys *corev1.SecretVolumeSource
+	for _, v := range volumes {
+		if v.Secret != nil && v.Secret.SecretName == getString(vals, "secrets.existingSecret") {
+			keys = v.Secret
+		}
+	}
+	if !slices.Contains(keyTargets, target) {
+		if hasFile || keys != nil {
+			t.Errorf("%s: %s holds no secret but gets the keys (file %v, volume %v)", name, target, hasFile, keys != nil)
+		}
+		return
+	}
+	if !hasFile || keys == nil {
+		t.Fatalf("%s: no keys: SB_SECRETS_KEYS_FILE %v, a volume of Secret %q %v", name, hasFile, getString(vals, "secrets.existingSecret"), keys != nil)
+	}
+	key := getString(vals, "secrets.key")
+	if key == "" {
+		key = "secrets.keys"
+	}
+	if len(keys.Items) != 1 || keys.Items[0].Key != key || keys.DefaultMode == nil || *keys.DefaultMode != 0o440 {
+		t.Errorf("%s: keys volume %+v, want the key %s alone, mode 0440", name, keys, key)
+	}
+	mounted := false
+	for _, m := range c.VolumeMounts {
+		if v, ok := volumes[m.Name]; ok && v.Secret == keys && m.ReadOnly && m.MountPath+"/"+keys.Items[0].Path == file.Value {
+			mounted = true
+		}
+	}
+	if !mounted {
+		t.Errorf("%s: SB_SECRETS_KEYS_FILE %s is not the keys volume, mounted read-only", name, file.Value)
+	}
+	active, hasActive := env["SB_SECRETS_ACTIVE_KEY"]
+	if want := getString(vals, "secrets.activeKey"); want != active.Value || hasActive != (want != "") {
+		t.Errorf("%s: SB_SECRETS_ACTIVE_KEY %q, want secrets.activeKey %q", name, active.Value, want)
 	}
 }
 

@@ -73,6 +73,7 @@ func TestSchemaRefusesMisspeltValues(t *testing.T) {
 		{"network peer misspelt", "networkPolicy: {ingressFrom: [{namespaceSelectors: {}}]}", []string{"namespaceSelectors"}},
 		{"toleration operator unknown", "tolerations: [{key: a, operator: Equals}]", []string{"/tolerations/0/operator"}},
 		{"digest malformed", "image: {digest: latest}", []string{"/image/digest"}},
+		{"active key not a key id", "secrets: {activeKey: 'a:b'}", []string{"/secrets/activeKey"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := render(with(t, tc.overlay))
@@ -107,6 +108,7 @@ func TestTemplateChecks(t *testing.T) {
 		}, "kafka.brokers is empty"},
 		{"no database", func(t *testing.T) map[string]any { v := base(t); delete(v, "database"); return v }, "set database.url"},
 		{"no redis", func(t *testing.T) map[string]any { v := base(t); delete(v, "redis"); return v }, "set redis.url"},
+		{"no keys", func(t *testing.T) map[string]any { v := base(t); delete(v, "secrets"); return v }, "secrets.existingSecret is empty"},
 		{"split sms without its public URL", func(t *testing.T) map[string]any { return with(t, "mode: split") }, "config.smsPublicBaseUrl"},
 		{"split without any target", func(t *testing.T) map[string]any {
 			return with(t, "mode: split\ninbox: {enabled: false}\nrouter: {enabled: false}\nscheduler: {enabled: false}\nchat: {enabled: false}\nemail: {enabled: false}\nsms: {enabled: false}")

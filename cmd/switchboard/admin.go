@@ -35,6 +35,12 @@ Commands:
   create-topics        -kafka.brokers LIST   Switchboard's topics on a Kafka cluster, those missing
   replay-dead-letters  -kafka.brokers LIST   publish dead letters (sb.dlq.v1) back to their topic
                        [-topic T] [-handler G] [-reason-contains S] [-from N] [-to N] [-dry-run]
+  secrets new-key      [-kid ID] [-file F]   a key to seal channel secrets with (kid=base64)
+  secrets reseal                             seal every stored secret under the active key
+
+The commands that write secrets (chat channels' signing secrets) seal them
+with the targets' keys: -secrets.keys-file (SB_SECRETS_KEYS_FILE), or the
+keys file of the -target=all process in -data-dir.
 `
 
 func runAdmin(ctx context.Context, args []string, env func(string) (string, bool), stdout, stderr io.Writer) int {
@@ -51,12 +57,15 @@ func runAdmin(ctx context.Context, args []string, env func(string) (string, bool
 		return createTopics(ctx, rest, env, stdout, stderr)
 	case "replay-dead-letters":
 		return replayDeadLetters(ctx, rest, env, stdout, stderr)
+	case "secrets":
+		return runSecrets(ctx, rest, env, stdout, stderr)
 	}
 	f := flag.NewFlagSet("switchboard admin "+cmd, flag.ContinueOnError)
 	f.SetOutput(stderr)
 	var db pg.Config
 	db.RegisterFlags("", f)
 	name := f.String("name", "", "Name of what is created.")
+	keyring := adminKeys(f)
 	var tenantID *string
 	var first inbox.FirstAdmin
 	var consoleURL string
@@ -102,13 +111,18 @@ func runAdmin(ctx context.Context, args []string, env func(string) (string, bool
 		}
 	}
 
+	keys, err := keyring()
+	if err != nil {
+		return usageError(stderr, err)
+	}
+
 	pool, err := pg.Connect(ctx, db)
 	if err != nil {
 		fmt.Fprintf(stderr, "switchboard admin: %v\n", err)
 		return exitFailed
 	}
 	defer pool.Close()
-	adm, err := inbox.NewAdmin(ctx, pool, time.Now)
+	adm, err := inbox.NewAdmin(ctx, pool, keys, time.Now)
 	if err != nil {
 		fmt.Fprintf(stderr, "switchboard admin: %v\n", err)
 		return exitFailed

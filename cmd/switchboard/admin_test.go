@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/pkg/testkit"
 )
@@ -27,9 +28,18 @@ func admin(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errOut.String()
 }
 
+// testKeys is a keys setting of one new key.
+func testKeys(t *testing.T) string {
+	t.Helper()
+	k, err := seal.NewKey("k1")
+	require.NoError(t, err)
+	return k.String()
+}
+
 func TestAdminBootstrap(t *testing.T) {
 	db := testkit.DatabaseURL(t)
-	code, out, errOut := admin(t, "create-tenant", "-database.url", db, "-name", "Acme")
+	keys := testKeys(t)
+	code, out, errOut := admin(t, "create-tenant", "-database.url", db, "-name", "Acme", "-secrets.keys", keys)
 	require.Equal(t, exitOK, code, errOut)
 	var b testkit.Bootstrap
 	require.NoError(t, json.Unmarshal([]byte(out), &b))
@@ -37,10 +47,10 @@ func TestAdminBootstrap(t *testing.T) {
 	require.True(t, strings.HasPrefix(b.ChatChannel.Secret, "sbwh_"))
 	require.Equal(t, "/v1/webhooks/chat/"+b.ChatChannel.ID+"/messages", b.WebhookPath)
 
-	code, out, errOut = admin(t, "create-token", "-database.url", db, "-tenant", b.Tenant.ID, "-name", "crm")
+	code, out, errOut = admin(t, "create-token", "-database.url", db, "-tenant", b.Tenant.ID, "-name", "crm", "-secrets.keys", keys)
 	require.Equal(t, exitOK, code, errOut)
 	require.Contains(t, out, `"token": "sbt_`)
-	code, out, errOut = admin(t, "create-chat-channel", "-database.url", db, "-tenant", b.Tenant.ID, "-name", "app")
+	code, out, errOut = admin(t, "create-chat-channel", "-database.url", db, "-tenant", b.Tenant.ID, "-name", "app", "-secrets.keys", keys)
 	require.Equal(t, exitOK, code, errOut)
 	require.Contains(t, out, `"webhook_path": "/v1/webhooks/chat/`)
 
@@ -48,10 +58,11 @@ func TestAdminBootstrap(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"create-token", "-database.url", db, "-tenant", "00000000-0000-0000-0000-000000000000", "-name", "x"}, "tenant not found"},
+		{[]string{"create-token", "-database.url", db, "-tenant", "00000000-0000-0000-0000-000000000000", "-name", "x", "-secrets.keys", keys}, "tenant not found"},
+		{[]string{"create-tenant", "-database.url", db, "-name", "x", "-data-dir", t.TempDir()}, "-secrets.keys-file"},
 		{[]string{"create-token", "-database.url", db, "-tenant", "acme", "-name", "x"}, "-tenant"},
 		{[]string{"create-tenant", "-database.url", db}, "-name"},
-		{[]string{"create-tenant", "-database.url", db, "-name", strings.Repeat("x", 201)}, "1 to 200"},
+		{[]string{"create-tenant", "-database.url", db, "-name", strings.Repeat("x", 201), "-secrets.keys", keys}, "1 to 200"},
 		{[]string{"rename-tenant"}, "unknown command"},
 	} {
 		code, _, errOut := admin(t, c.args...)

@@ -17,11 +17,15 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 	"github.com/switchboard-oss/switchboard/pkg/testkit"
 )
 
 // binary is the switchboard binary built once for these tests.
 var binary string
+
+// keysFile holds the key of every process these tests start.
+var keysFile string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "switchboard-e2e-")
@@ -36,6 +40,15 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build switchboard:", err)
 		os.Exit(1)
 	}
+	// One keys file for every process the tests start (split targets, the
+	// admin commands), as a deployment mounts one: the processes inherit
+	// the variable. Tests of the key settings themselves override it.
+	keysFile = filepath.Join(dir, "secrets.keys")
+	if _, err := seal.EnsureKeysFile(keysFile, "e2e"); err != nil {
+		fmt.Fprintln(os.Stderr, "keys file:", err)
+		os.Exit(1)
+	}
+	os.Setenv("SB_SECRETS_KEYS_FILE", keysFile)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -30,6 +30,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/pg"
 	"github.com/switchboard-oss/switchboard/pkg/ratelimit"
 	"github.com/switchboard-oss/switchboard/pkg/redis"
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/services/inbox"
 	"github.com/switchboard-oss/switchboard/services/router"
@@ -79,6 +80,9 @@ type Config struct {
 	Chat           chat.Config
 	Email          email.Config
 	SMS            sms.Config
+	// Secrets are the keys that seal the channels' secrets (see
+	// secrets.go).
+	Secrets seal.Config
 }
 
 // RegisterFlags declares every flag.
@@ -106,6 +110,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Chat.RegisterFlags("", f)
 	c.Email.RegisterFlags("", f)
 	c.SMS.RegisterFlags("", f)
+	c.Secrets.RegisterFlags("", f)
 }
 
 // embedded reports whether the embedded Kafka and Redis may stand in.
@@ -127,6 +132,7 @@ func (c *Config) Validate() error {
 		c.Chat.Validate(""),
 		c.Email.Validate(""),
 		c.SMS.Validate(""),
+		c.Secrets.Validate(""),
 	}
 	if !c.allInOne() && len(c.Bus.Brokers) == 0 {
 		errs = append(errs, config.Invalid("kafka.brokers", "is empty, and the embedded broker only runs with -target=all", "set KAFKA_BROKERS to your Kafka cluster, such as kafka-0:9092,kafka-1:9092"))
@@ -184,10 +190,14 @@ func serve(ctx context.Context, args []string, env func(string) (string, bool), 
 		_ = tel.Shutdown(sctx)
 	}()
 	log := tel.Component("main")
+	keys, err := serveKeyring(cfg, log)
+	if err != nil {
+		return usageError(stderr, err)
+	}
 
 	m := lifecycle.New(tel.Component("lifecycle"), cfg.StopTimeout)
 	srv := httpx.NewServer(cfg.HTTP, tel, m.Ready)
-	a := &app{cfg: cfg, tel: tel, server: srv}
+	a := &app{cfg: cfg, tel: tel, server: srv, keys: keys}
 	if err := a.register(m); err != nil {
 		log.Error("cannot assemble the components", "error", err)
 		return exitFailed
@@ -211,6 +221,9 @@ type app struct {
 	cfg    Config
 	tel    *telemetry.Telemetry
 	server *httpx.Server
+	// keys seal and open the channels' secrets; nil when no target run
+	// uses them.
+	keys *seal.Keyring
 
 	pool     *pgxpool.Pool
 	brokers  []string
@@ -377,6 +390,7 @@ func (a *app) initInbox(ctx context.Context) (lifecycle.Service, error) {
 		Telemetry:    a.tel,
 		Egress:       policy,
 		EgressClient: client,
+		Secrets:      a.keys,
 	})
 }
 
@@ -425,6 +439,7 @@ func (a *app) initChat(ctx context.Context) (lifecycle.Service, error) {
 		Telemetry: a.tel,
 		Client:    client,
 		Limiter:   limiter,
+		Secrets:   a.keys,
 	})
 }
 
@@ -436,6 +451,7 @@ func (a *app) initEmail(ctx context.Context) (lifecycle.Service, error) {
 		Producer:  a.producer,
 		Blobs:     a.blobs,
 		Telemetry: a.tel,
+		Secrets:   a.keys,
 	})
 }
 
@@ -476,5 +492,6 @@ func (a *app) initSMS(ctx context.Context) (lifecycle.Service, error) {
 		Blobs:     a.blobs,
 		Telemetry: a.tel,
 		Limiter:   limiter,
+		Secrets:   a.keys,
 	})
 }

@@ -47,6 +47,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/outbox"
 	"github.com/switchboard-oss/switchboard/pkg/ratelimit"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/pkg/webhook"
 )
@@ -158,6 +159,9 @@ type Deps struct {
 	// Limiter counts each channel's webhooks against Config.Webhook; nil
 	// counts nothing.
 	Limiter *ratelimit.Limiter
+	// Secrets open the channels' signing secrets, which travel sealed
+	// (docs/adr/0022); required.
+	Secrets *seal.Keyring
 }
 
 // channel is what the connector knows of a chat channel.
@@ -183,6 +187,8 @@ type Connector struct {
 	clock    retry.Clock
 	log      *slog.Logger
 	table    *bus.Table
+	// keys open the channels' secrets.
+	keys *seal.Keyring
 
 	store      *outbound.Store
 	dispatcher *outbound.Dispatcher
@@ -213,12 +219,14 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 		return nil, errors.New("chat: no router given")
 	case d.Client == nil:
 		return nil, errors.New("chat: no HTTP client for deliveries given")
+	case d.Secrets == nil:
+		return nil, errors.New("chat: no keyring given: the channels' secrets travel sealed")
 	}
 	if d.Clock == nil {
 		d.Clock = retry.SystemClock{}
 	}
 	cfg.Webhook.Name = "channel"
-	c := &Connector{cfg: cfg, limiter: d.Limiter, producer: d.Producer, clock: d.Clock, log: d.Telemetry.Component("chat"), channels: map[string]channel{}}
+	c := &Connector{cfg: cfg, limiter: d.Limiter, producer: d.Producer, clock: d.Clock, log: d.Telemetry.Component("chat"), keys: d.Secrets, channels: map[string]channel{}}
 	c.store = outbound.NewStore(d.Pool, EventSource)
 	if err := c.store.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("chat: migrate: %w", err)
@@ -303,7 +311,9 @@ func (c *Connector) endpoint(id string) (outbound.Endpoint, bool) {
 	return outbound.Endpoint{TenantID: ch.tenant, Outbound: ch.outbound, Deleted: ch.deleted}, true
 }
 
-// applyConfig updates the channel view from one config event.
+// applyConfig updates the channel view from one config event, opening
+// its secrets. One that does not open (a key missing from the keyring)
+// leaves the channel as it was known: the error names the key.
 func (c *Connector) applyConfig(_ context.Context, ev events.Event) error {
 	if ev.Type != events.TypeChatChannel {
 		return nil // other connectors' configuration
@@ -314,6 +324,13 @@ func (c *Connector) applyConfig(_ context.Context, ev events.Event) error {
 	}
 	if ch.ID == "" || ch.TenantID == "" {
 		return fmt.Errorf("chat channel event %s lacks id or tenant", ev.ID)
+	}
+	plain, err := c.keys.OpenFields(ch.SecretPlace(), ch.SecretFields())
+	if err != nil {
+		return fmt.Errorf("chat channel event %s: %w", ev.ID, err)
+	}
+	if plain > 0 {
+		c.log.Warn("chat channel secrets arrived in clear, from an inbox that did not seal them; the inbox seals them at its next start", "channel_id", ch.ID)
 	}
 	next := channel{tenant: ch.TenantID, deleted: ch.Deleted}
 	if !ch.Deleted {

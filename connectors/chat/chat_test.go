@@ -16,6 +16,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/httpx"
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/pkg/testkit"
 	"github.com/switchboard-oss/switchboard/pkg/webhook"
@@ -62,14 +63,15 @@ func startWith(t *testing.T, publishTo []string) env {
 	}
 
 	// The channel, as the inbox announces it.
+	keys := testkit.Keyring(t)
 	ev, err := events.New(events.TypeChatChannel, "switchboard/inbox", tenantID, time.Now(),
-		events.ChatChannel{ID: channelID, TenantID: tenantID, Name: "web", Secrets: []string{"sbwh_old", secret}})
+		sealed(t, keys, events.ChatChannel{ID: channelID, TenantID: tenantID, Name: "web", Secrets: []string{"sbwh_old", secret}}))
 	require.NoError(t, err)
 	require.NoError(t, p.Publish(context.Background(), events.TopicConfig, events.ConfigKey("chat_channel", channelID), ev))
 
 	clock := &fixedClock{now: time.Now()}
 	srv := newServer(tel)
-	c, err := chat.New(context.Background(), testConfig(), testDeps(t, brokers, publisher, srv, tel, clock))
+	c, err := chat.New(context.Background(), testConfig(), testDeps(t, brokers, publisher, srv, tel, clock, keys))
 	require.NoError(t, err)
 	require.NoError(t, srv.Listen())
 	testkit.Run(t, c)
@@ -226,12 +228,14 @@ func TestStartingAnswers503(t *testing.T) {
 	p, err := bus.NewProducer(testkit.BusConfig(brokers), tel)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
+	// In clear, as an inbox of a version that did not seal secrets
+	// announced it: still verified.
 	ev, err := events.New(events.TypeChatChannel, "switchboard/inbox", tenantID, time.Now(),
 		events.ChatChannel{ID: channelID, TenantID: tenantID, Name: "web", Secrets: []string{secret}})
 	require.NoError(t, err)
 	require.NoError(t, p.Publish(context.Background(), events.TopicConfig, events.ConfigKey("chat_channel", channelID), ev))
 	srv := newServer(tel)
-	c, err := chat.New(context.Background(), testConfig(), testDeps(t, brokers, p, srv, tel, nil))
+	c, err := chat.New(context.Background(), testConfig(), testDeps(t, brokers, p, srv, tel, nil, testkit.Keyring(t)))
 	require.NoError(t, err)
 	require.NoError(t, srv.Listen())
 	testkit.Run(t, srv)
@@ -255,4 +259,44 @@ func TestStartingAnswers503(t *testing.T) {
 	unknown := strings.Replace(e.url, channelID, "00000000-0000-0000-0000-000000000000", 1)
 	resp, out = e.post(t, unknown, body, signed(secret, time.Now(), body))
 	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, out)
+}
+
+// TestChannelSealedUnderAnUnknownKeyIsNotTaken: a channel whose secrets
+// do not open (sealed under a key the connector's keyring lacks) takes no
+// webhook, and the others are not held up by it.
+func TestChannelSealedUnderAnUnknownKeyIsNotTaken(t *testing.T) {
+	brokers := testkit.Kafka(t)
+	tel := telemetry.Discard()
+	p, err := bus.NewProducer(testkit.BusConfig(brokers), tel)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	keys := testkit.Keyring(t)
+	gone, err := seal.NewKey("gone")
+	require.NoError(t, err)
+	goneKeys, err := seal.NewKeyring("gone", gone)
+	require.NoError(t, err)
+	const lostID = "7a0c3f4e-1d2b-4c5a-9e8f-0b1a2c3d4e5f"
+	for _, ch := range []events.ChatChannel{
+		sealed(t, goneKeys, events.ChatChannel{ID: lostID, TenantID: tenantID, Name: "lost", Secrets: []string{secret}}),
+		sealed(t, keys, events.ChatChannel{ID: channelID, TenantID: tenantID, Name: "web", Secrets: []string{secret}}),
+	} {
+		ev, err := events.New(events.TypeChatChannel, "switchboard/inbox", tenantID, time.Now(), ch)
+		require.NoError(t, err)
+		require.NoError(t, p.Publish(context.Background(), events.TopicConfig, events.ConfigKey("chat_channel", ch.ID), ev))
+	}
+	srv := newServer(tel)
+	c, err := chat.New(context.Background(), testConfig(), testDeps(t, brokers, p, srv, tel, nil, keys))
+	require.NoError(t, err)
+	require.NoError(t, srv.Listen())
+	testkit.Run(t, c)
+	testkit.Run(t, srv)
+	testkit.Eventually(t, 10*time.Second, func() bool { return c.Ready(context.Background()) == nil }, "the connector never became ready")
+	e := env{brokers: brokers, tel: tel}
+	body := []byte(`{"message_id":"m-1","user":{"id":"u-1"},"text":"Bonjour"}`)
+	now := time.Now()
+	base := "http://" + srv.Addr() + "/v1/webhooks/chat/"
+	resp, out := e.post(t, base+lostID+"/messages", body, signed(secret, now, body))
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, out)
+	resp, out = e.post(t, base+channelID+"/messages", body, signed(secret, now, body))
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, out)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/httpx"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/pkg/testkit"
 	"github.com/switchboard-oss/switchboard/pkg/webhook"
@@ -52,10 +54,24 @@ func testEgress(t *testing.T) *egress.Client {
 	return c
 }
 
-func testDeps(t *testing.T, brokers []string, producer *bus.Producer, srv *httpx.Server, tel *telemetry.Telemetry, clock retry.Clock) chat.Deps {
+func testDeps(t *testing.T, brokers []string, producer *bus.Producer, srv *httpx.Server, tel *telemetry.Telemetry, clock retry.Clock, keys *seal.Keyring) chat.Deps {
 	t.Helper()
 	return chat.Deps{Pool: testkit.Postgres(t), Bus: testkit.BusConfig(brokers), Brokers: brokers, Producer: producer, Router: srv,
-		Telemetry: tel, Clock: clock, Client: testEgress(t)}
+		Telemetry: tel, Clock: clock, Client: testEgress(t), Secrets: keys}
+}
+
+// sealed is ch with its secrets sealed under keys, as the inbox announces
+// it.
+func sealed(t *testing.T, keys *seal.Keyring, ch events.ChatChannel) events.ChatChannel {
+	t.Helper()
+	ch.Secrets = slices.Clone(ch.Secrets)
+	if ch.Outbound != nil {
+		o := *ch.Outbound
+		o.Secrets = slices.Clone(o.Secrets)
+		ch.Outbound = &o
+	}
+	require.NoError(t, keys.SealFields(ch.SecretPlace(), ch.SecretFields()))
+	return ch
 }
 
 // received is one request a receiver got.
@@ -147,6 +163,8 @@ type outEnv struct {
 	tel      *telemetry.Telemetry
 	base     string
 	conn     *chat.Connector
+	// keys seal the channels announced, as the inbox's do.
+	keys *seal.Keyring
 }
 
 // outSecret signs deliveries in these tests.
@@ -160,12 +178,12 @@ func startOut(t *testing.T, cfg chat.Config, channels ...events.ChatChannel) out
 	p, err := bus.NewProducer(testkit.BusConfig(brokers), tel)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
-	e := outEnv{brokers: brokers, producer: p, tel: tel}
+	e := outEnv{brokers: brokers, producer: p, tel: tel, keys: testkit.Keyring(t)}
 	for _, ch := range channels {
 		e.announce(t, ch)
 	}
 	srv := newServer(tel)
-	c, err := chat.New(context.Background(), cfg, testDeps(t, brokers, p, srv, tel, nil))
+	c, err := chat.New(context.Background(), cfg, testDeps(t, brokers, p, srv, tel, nil, e.keys))
 	require.NoError(t, err)
 	require.NoError(t, srv.Listen())
 	testkit.Run(t, c)
@@ -187,7 +205,7 @@ func channelWith(id, url string, evs ...string) events.ChatChannel {
 
 func (e outEnv) announce(t *testing.T, ch events.ChatChannel) {
 	t.Helper()
-	ev, err := events.New(events.TypeChatChannel, "switchboard/inbox", ch.TenantID, time.Now(), ch)
+	ev, err := events.New(events.TypeChatChannel, "switchboard/inbox", ch.TenantID, time.Now(), sealed(t, e.keys, ch))
 	require.NoError(t, err)
 	require.NoError(t, e.producer.Publish(context.Background(), events.TopicConfig, events.ConfigKey("chat_channel", ch.ID), ev))
 }

@@ -30,9 +30,10 @@ func TestWebhooksLimitedPerChannel(t *testing.T) {
 	p, err := bus.NewProducer(testkit.BusConfig(brokers), tel)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
+	keys := testkit.Keyring(t)
 	for _, id := range []string{channelID, quiet} {
 		ev, err := events.New(events.TypeChatChannel, "switchboard/inbox", tenantID, time.Now(),
-			events.ChatChannel{ID: id, TenantID: tenantID, Name: "web", Secrets: []string{secret}})
+			sealed(t, keys, events.ChatChannel{ID: id, TenantID: tenantID, Name: "web", Secrets: []string{secret}}))
 		require.NoError(t, err)
 		require.NoError(t, p.Publish(context.Background(), events.TopicConfig, events.ConfigKey("chat_channel", id), ev))
 	}
@@ -43,7 +44,7 @@ func TestWebhooksLimitedPerChannel(t *testing.T) {
 	cfg := testConfig()
 	cfg.Webhook = ratelimit.Rule{Rate: 0.01, Burst: 3}
 	srv := newServer(tel)
-	deps := testDeps(t, brokers, p, srv, tel, clock)
+	deps := testDeps(t, brokers, p, srv, tel, clock, keys)
 	deps.Limiter = limiter
 	c, err := chat.New(context.Background(), cfg, deps)
 	require.NoError(t, err)

@@ -30,6 +30,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/lifecycle"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 )
 
@@ -152,6 +153,9 @@ type Deps struct {
 	Telemetry *telemetry.Telemetry
 	// Clock is the system clock when nil.
 	Clock retry.Clock
+	// Secrets open the mailboxes' credentials, which travel sealed
+	// (docs/adr/0022); required.
+	Secrets *seal.Keyring
 }
 
 // Connector synchronises mailboxes and sends replies.
@@ -199,9 +203,12 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 	if d.Blobs == nil {
 		return nil, errors.New("email: no blob store given")
 	}
+	if d.Secrets == nil {
+		return nil, errors.New("email: no keyring given: the mailboxes' secrets travel sealed")
+	}
 	c.blobs = d.Blobs
 	var err error
-	c.mailboxes = newMailboxes(c.log, c.syncMailbox)
+	c.mailboxes = newMailboxes(c.log, d.Secrets, c.syncMailbox)
 	c.table = bus.NewTable(d.Brokers, events.TopicConfig, c.mailboxes.apply, d.Telemetry)
 
 	policy := retry.Default()

@@ -27,6 +27,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/pkg/testkit"
 )
@@ -49,6 +50,8 @@ type env struct {
 	producer *bus.Producer
 	pool     *pgxpool.Pool
 	conn     *Connector
+	// keys seal the mailboxes announced, as the inbox's do.
+	keys *seal.Keyring
 
 	inbound, delivery, dlq *topicLog
 }
@@ -82,23 +85,26 @@ func startConnector(t *testing.T, opts ...func(*Config)) *env {
 	blobs, err := blob.NewDir(t.TempDir())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = blobs.Close() })
-	c, err := New(testkit.Context(t), cfg, Deps{Pool: pool, Bus: testkit.BusConfig(brokers), Brokers: brokers, Producer: p, Blobs: blobs, Telemetry: tel})
+	keys := testkit.Keyring(t)
+	c, err := New(testkit.Context(t), cfg, Deps{Pool: pool, Bus: testkit.BusConfig(brokers), Brokers: brokers, Producer: p, Blobs: blobs, Telemetry: tel, Secrets: keys})
 	require.NoError(t, err)
 	// Lost locks are noticed within the tests' patience.
 	c.ownershipCheck = 200 * time.Millisecond
 	testkit.Run(t, c)
 	testkit.Eventually(t, wait, func() bool { return c.Ready(context.Background()) == nil }, "the connector never became ready")
 	return &env{
-		t: t, brokers: brokers, producer: p, pool: pool, conn: c,
+		t: t, brokers: brokers, producer: p, pool: pool, conn: c, keys: keys,
 		inbound:  follow(t, brokers, events.TopicInbound),
 		delivery: follow(t, brokers, events.TopicDelivery),
 		dlq:      follow(t, brokers, events.TopicDLQ),
 	}
 }
 
-// publishMailbox announces mb on the config topic, as the inbox does.
+// publishMailbox announces mb on the config topic, as the inbox does:
+// its secrets sealed.
 func (e *env) publishMailbox(mb events.Mailbox) {
 	e.t.Helper()
+	require.NoError(e.t, e.keys.SealFields(mb.SecretPlace(), mb.SecretFields()))
 	require.NoError(e.t, e.producer.Publish(context.Background(), events.TopicConfig, events.ConfigKey("mailbox", mb.ID), mailboxEvent(e.t, mb)))
 }
 

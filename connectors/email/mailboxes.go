@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 )
 
 // mailboxes is the connector's view of the mailboxes configured on
@@ -17,6 +18,8 @@ import (
 // a deleted one stops, all without restarting the process.
 type mailboxes struct {
 	log *slog.Logger
+	// keys open the mailboxes' secrets, which travel sealed.
+	keys *seal.Keyring
 	// sync runs the synchronisation of one mailbox until ctx is done.
 	sync func(ctx context.Context, mb events.Mailbox) error
 
@@ -35,11 +38,13 @@ type syncRun struct {
 	done   chan struct{}
 }
 
-func newMailboxes(log *slog.Logger, sync func(ctx context.Context, mb events.Mailbox) error) *mailboxes {
-	return &mailboxes{log: log, sync: sync, byID: map[string]events.Mailbox{}, running: map[string]*syncRun{}}
+func newMailboxes(log *slog.Logger, keys *seal.Keyring, sync func(ctx context.Context, mb events.Mailbox) error) *mailboxes {
+	return &mailboxes{log: log, keys: keys, sync: sync, byID: map[string]events.Mailbox{}, running: map[string]*syncRun{}}
 }
 
-// apply takes one mailbox event from the config topic.
+// apply takes one mailbox event from the config topic, and opens its
+// secrets. One that does not open (a key missing from the keyring)
+// leaves the mailbox as it was known: the error names the key.
 func (m *mailboxes) apply(_ context.Context, ev events.Event) error {
 	if ev.Type != events.TypeMailbox {
 		return nil // other connectors' configuration
@@ -50,6 +55,13 @@ func (m *mailboxes) apply(_ context.Context, ev events.Event) error {
 	}
 	if mb.ID == "" || mb.TenantID == "" {
 		return fmt.Errorf("mailbox event %s lacks id or tenant", ev.ID)
+	}
+	plain, err := m.keys.OpenFields(mb.SecretPlace(), mb.SecretFields())
+	if err != nil {
+		return fmt.Errorf("mailbox event %s: %w", ev.ID, err)
+	}
+	if plain > 0 {
+		m.log.Warn("mailbox secrets arrived in clear, from an inbox that did not seal them; the inbox seals them at its next start", "mailbox_id", mb.ID)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

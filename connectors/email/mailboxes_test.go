@@ -54,7 +54,7 @@ func mailboxEvent(t *testing.T, mb events.Mailbox) events.Event {
 func TestMailboxesFollowTheirSettings(t *testing.T) {
 	ctx, cancel := context.WithCancel(testkit.Context(t))
 	l := &syncLog{live: map[string]int{}}
-	m := newMailboxes(slog.New(slog.DiscardHandler), l.sync)
+	m := newMailboxes(slog.New(slog.DiscardHandler), testkit.Keyring(t), l.sync)
 	mb := events.Mailbox{ID: "mb1", TenantID: "t1", Address: "support@example.com", IMAP: events.MailServer{Host: "imap.example.com", Port: 993, TLS: events.TLSImplicit}}
 
 	// Learned before the connector runs: starts when it does.

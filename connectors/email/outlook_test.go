@@ -77,7 +77,7 @@ func TestOutlookThreadingAndTheTenantsOwnMail(t *testing.T) {
 }
 
 func TestOwnDomainsLeaveSharedProvidersOut(t *testing.T) {
-	m := newMailboxes(nil, nil)
+	m := newMailboxes(nil, nil, nil)
 	for _, a := range []string{"support@Acme.example", "help@acme.example", "acme.support@gmail.com", "acme@hotmail.fr", "x@yahoo.co.jp", "help@shop.example."} {
 		mb := newMailbox("127.0.0.1", 1, "u", "p", "")
 		mb.Address = a

@@ -108,13 +108,15 @@ func startWith(t *testing.T, o options) env {
 		t.Cleanup(func() { _ = publisher.Close() })
 	}
 
-	// The accounts, as the inbox announces them.
+	// The accounts, as the inbox announces them: their secrets sealed.
+	keys := testkit.Keyring(t)
 	for _, a := range []events.SMSAccount{
 		{ID: accountA, TenantID: tenantID, Name: "France", AccountSID: sidA, AuthToken: tokenA, Numbers: []string{ourNumber}},
 		{ID: accountB, TenantID: tenantID, Name: "Support", AccountSID: sidB, AuthToken: tokenB, APIKeySID: keySIDB, APIKeySecret: keySecret, Numbers: []string{"+33700000002"}},
 		{ID: accountGone, TenantID: tenantID, Name: "Old", AccountSID: sidGone, AuthToken: tokenGone},
 		{ID: accountGone, TenantID: tenantID, Name: "Old", AccountSID: sidGone, AuthToken: tokenGone, Deleted: true},
 	} {
+		require.NoError(t, keys.SealFields(a.SecretPlace(), a.SecretFields()))
 		ev, err := events.New(events.TypeSMSAccount, "switchboard/inbox", tenantID, time.Now(), a)
 		require.NoError(t, err)
 		require.NoError(t, p.Publish(ctx, events.TopicConfig, events.ConfigKey("sms_account", a.ID), ev))
@@ -130,7 +132,7 @@ func startWith(t *testing.T, o options) env {
 		tel, func(context.Context) error { return nil })
 	cfg := sms.Config{PublicBaseURL: publicBase + "/", MaxBodyBytes: 8192, MaxMediaBytes: 4096, MediaFetchTimeout: 5 * time.Second}
 	cfg.API.Timeout = 10 * time.Second
-	deps := sms.Deps{Pool: pool, Bus: testkit.BusConfig(brokers), Brokers: brokers, Producer: publisher, Router: srv,
+	deps := sms.Deps{Pool: pool, Bus: testkit.BusConfig(brokers), Brokers: brokers, Producer: publisher, Router: srv, Secrets: keys,
 		Blobs: blobs, Telemetry: tel, Clock: clock, MediaClient: media.Client()}
 	if o.webhook != nil {
 		cfg.Webhook = *o.webhook

@@ -25,6 +25,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/lifecycle"
 	"github.com/switchboard-oss/switchboard/pkg/ratelimit"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 )
 
@@ -120,6 +121,9 @@ type Deps struct {
 	// Limiter counts each account's webhooks against Config.Webhook; nil
 	// counts nothing.
 	Limiter *ratelimit.Limiter
+	// Secrets open the accounts' auth tokens and API key secrets, which
+	// travel sealed (docs/adr/0022); required.
+	Secrets *seal.Keyring
 }
 
 // Connector is the running SMS connector.
@@ -132,6 +136,8 @@ type Connector struct {
 	sender  *outbound.Handler
 	sends   *bus.Consumer
 	pool    *pgxpool.Pool
+	// keys open the accounts' secrets.
+	keys *seal.Keyring
 
 	mu       sync.RWMutex
 	accounts map[string]events.SMSAccount
@@ -152,11 +158,13 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 		return nil, errors.New("sms: no blob store given")
 	case d.Router == nil:
 		return nil, errors.New("sms: no router given")
+	case d.Secrets == nil:
+		return nil, errors.New("sms: no keyring given: the accounts' secrets travel sealed")
 	}
 	if d.Clock == nil {
 		d.Clock = retry.SystemClock{}
 	}
-	c := &Connector{cfg: cfg, log: d.Telemetry.Component("sms"), consent: consent.New(d.Pool), pool: d.Pool, accounts: map[string]events.SMSAccount{}}
+	c := &Connector{cfg: cfg, log: d.Telemetry.Component("sms"), consent: consent.New(d.Pool), pool: d.Pool, keys: d.Secrets, accounts: map[string]events.SMSAccount{}}
 	if err := c.consent.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("sms: migrate: %w", err)
 	}
@@ -262,7 +270,9 @@ func (c *Connector) Account(id string) (events.SMSAccount, bool) {
 // before every message.
 func (c *Connector) Consent() *consent.Store { return c.consent }
 
-// applyConfig updates the account view from one config event.
+// applyConfig updates the account view from one config event, opening
+// its secrets. One that does not open (a key missing from the keyring)
+// leaves the account as it was known: the error names the key.
 func (c *Connector) applyConfig(_ context.Context, ev events.Event) error {
 	if ev.Type != events.TypeSMSAccount {
 		return nil // other connectors' configuration
@@ -273,6 +283,13 @@ func (c *Connector) applyConfig(_ context.Context, ev events.Event) error {
 	}
 	if a.ID == "" || a.TenantID == "" {
 		return fmt.Errorf("sms account event %s lacks id or tenant", ev.ID)
+	}
+	plain, err := c.keys.OpenFields(a.SecretPlace(), a.SecretFields())
+	if err != nil {
+		return fmt.Errorf("sms account event %s: %w", ev.ID, err)
+	}
+	if plain > 0 {
+		c.log.Warn("SMS account secrets arrived in clear, from an inbox that did not seal them; the inbox seals them at its next start", "account_id", a.ID)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

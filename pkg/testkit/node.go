@@ -158,10 +158,12 @@ type Bootstrap struct {
 	WebhookPath string `json:"chat_webhook_path"`
 }
 
-// CreateTenant runs `switchboard admin create-tenant`.
-func CreateTenant(binary, databaseURL, name string) (Bootstrap, error) {
+// CreateTenant runs `switchboard admin create-tenant`, with env (NAME=value)
+// added to the environment, such as the keys file of the processes that
+// will open the chat channel's secret.
+func CreateTenant(binary, databaseURL, name string, env ...string) (Bootstrap, error) {
 	cmd := exec.Command(binary, "admin", "create-tenant", "-name", name)
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+databaseURL)
+	cmd.Env = append(append(os.Environ(), "DATABASE_URL="+databaseURL), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

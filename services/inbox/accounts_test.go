@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 )
 
 // answerLog calls the API as one token and keeps every answer's body, so
@@ -51,6 +52,18 @@ func pagedIDs[T any](call func(method, path, body string, want int, out any), ba
 		}
 		cursor = l.NextCursor
 	}
+}
+
+// openSecrets opens the secrets of a config event as its connector does,
+// after checking that every one travelled sealed.
+func openSecrets(t *testing.T, e env, place seal.Place, fields []seal.Field) {
+	t.Helper()
+	for _, f := range fields {
+		require.True(t, *f.Value == "" || seal.IsSealed(*f.Value), "%s %s: %s travels in clear", place.Kind, place.ID, f.Name)
+	}
+	plain, err := e.keys.OpenFields(place, fields)
+	require.NoError(t, err)
+	require.Zero(t, plain)
 }
 
 // readConfig reads the config topic until every key of want has as many

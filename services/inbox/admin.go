@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/language"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/password"
@@ -47,9 +48,13 @@ type Admin struct {
 }
 
 // NewAdmin migrates the inbox schema (the admin may run before the service
-// ever started) and returns the admin operations.
-func NewAdmin(ctx context.Context, pool *pgxpool.Pool, now func() time.Time) (*Admin, error) {
-	s := store.New(pool)
+// ever started) and returns the admin operations; secrets they make
+// (chat channels') are sealed under keys.
+func NewAdmin(ctx context.Context, pool *pgxpool.Pool, keys *seal.Keyring, now func() time.Time) (*Admin, error) {
+	if keys == nil {
+		return nil, errors.New("inbox admin: no keyring given: secrets are sealed under one")
+	}
+	s := store.New(pool, keys)
 	if err := s.Migrate(ctx); err != nil {
 		return nil, err
 	}
@@ -198,4 +203,22 @@ func (a *Admin) CreateUser(ctx context.Context, tenant uuid.UUID, spec UserSpec)
 		return err
 	})
 	return u, err
+}
+
+// Resealed counts the secrets ResealSecrets sealed again, by where they
+// are; Announced counts the configuration it announced.
+type (
+	Resealed  = store.Resealed
+	Announced = store.Announced
+)
+
+// ResealSecrets seals every stored secret (channel accounts' and
+// translator API keys) under the keyring's active key, those in clear
+// included, and announces the configuration through the outbox: a
+// running inbox relays it, and the connectors get the secrets as they are
+// now sealed. Secrets already under the active key are left alone, so
+// running it again changes nothing. The keyring must hold every key a
+// secret is sealed under.
+func (a *Admin) ResealSecrets(ctx context.Context) (Resealed, Announced, error) {
+	return a.store.ResealSecrets(ctx, a.now())
 }

@@ -59,6 +59,7 @@ func readChatChannelEvents(t *testing.T, e env, b inbox.Bootstrap, want map[stri
 		require.Equal(t, b.Tenant.ID.String(), ev.Tenant)
 		var x events.ChatChannel
 		require.NoError(t, ev.Decode(&x))
+		openSecrets(t, e, x.SecretPlace(), x.SecretFields())
 		require.Equal(t, "chat_channel/"+x.ID, key)
 		s := fmt.Sprintf("%s secrets=%v", x.Name, x.Secrets)
 		if o := x.Outbound; o != nil {

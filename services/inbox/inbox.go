@@ -26,6 +26,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/ratelimit"
 	"github.com/switchboard-oss/switchboard/pkg/redis"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/api"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/commands"
@@ -140,6 +141,10 @@ type Deps struct {
 	// nil means one with the default limits that reaches public https
 	// URLs only. Its policy stands for Egress when that is nil.
 	EgressClient *egress.Client
+	// Secrets seal the secrets the inbox stores and announces (channel
+	// credentials, translator API keys) and open the translators' keys;
+	// required (docs/adr/0022).
+	Secrets *seal.Keyring
 }
 
 // Service is the running inbox.
@@ -178,17 +183,24 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if d.Blobs == nil {
 		return nil, errors.New("inbox: Deps.Blobs is required: attachments are served from and uploaded to it")
 	}
+	if d.Secrets == nil {
+		return nil, errors.New("inbox: Deps.Secrets is required: channel secrets are stored and announced sealed")
+	}
 	if d.Presence == nil {
 		d.Presence = redis.NewPresence(d.Redis, d.RedisPrefix, redis.DefaultPresenceWindow, d.Clock)
 	}
 	log := d.Telemetry.Component("inbox")
-	s := store.New(d.Pool)
+	s := store.New(d.Pool, d.Secrets)
 	if err := s.Migrate(ctx); err != nil {
 		return nil, err
 	}
 	n, err := s.AnnounceConfig(ctx, d.Clock.Now())
 	if err != nil {
 		return nil, fmt.Errorf("announce configuration: %w", err)
+	}
+	if n.Sealed > 0 {
+		log.Warn("secrets stored in clear by an earlier version were sealed; they may still be on sb.config.v1 in clear until the broker compacts it, and in older database backups: change them at their providers",
+			"secrets", n.Sealed, "key", d.Secrets.Active())
 	}
 	log.Info("configuration announced", "chat_channels", n.ChatChannels, "mailboxes", n.Mailboxes, "sms_accounts", n.SMSAccounts, "automation", n.Automation)
 

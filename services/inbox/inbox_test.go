@@ -21,6 +21,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/httpx"
 	"github.com/switchboard-oss/switchboard/pkg/retry"
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/pkg/testkit"
 	"github.com/switchboard-oss/switchboard/services/inbox"
@@ -38,6 +39,9 @@ type env struct {
 	// blobs is the inbox's blob store, in blobDir.
 	blobs   *blob.Dir
 	blobDir string
+	// keys seal the secrets the inbox stores and announces; tests open
+	// them as the connectors do.
+	keys *seal.Keyring
 }
 
 // userToken creates a user of b's tenant in queues and logs them in.
@@ -125,7 +129,8 @@ func startServed(t *testing.T, clock retry.Clock, tune func(*inbox.Config, *inbo
 	producer, err := bus.NewProducer(cfg, tel)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = producer.Close() })
-	admin, err := inbox.NewAdmin(ctx, pool, time.Now)
+	keys := testkit.Keyring(t)
+	admin, err := inbox.NewAdmin(ctx, pool, keys, time.Now)
 	require.NoError(t, err)
 
 	blobDir := t.TempDir()
@@ -144,7 +149,7 @@ func startServed(t *testing.T, clock retry.Clock, tune func(*inbox.Config, *inbo
 	icfg := inbox.Config{OutboxBatch: 100, OutboxPoll: 100 * time.Millisecond, MaxUploadBytes: biLimit}
 	deps := inbox.Deps{
 		Pool: pool, Bus: cfg, Brokers: brokers, Producer: producer, Redis: rdb, RedisPrefix: prefix, Router: srv, Blobs: blobs, Telemetry: tel,
-		Clock: clock,
+		Clock: clock, Secrets: keys,
 	}
 	if tune != nil {
 		tune(&icfg, &deps)
@@ -156,7 +161,7 @@ func startServed(t *testing.T, clock retry.Clock, tune func(*inbox.Config, *inbo
 	testkit.Run(t, srv) // stops first: cleanups run last-in first-out
 	base := "http://" + srv.Addr()
 	oaLoad(t, base) // do checks every response against the API's OpenAPI document
-	return env{base: base, brokers: brokers, producer: producer, admin: admin, tel: tel, pool: pool, blobs: blobs, blobDir: blobDir}
+	return env{base: base, brokers: brokers, producer: producer, admin: admin, tel: tel, pool: pool, blobs: blobs, blobDir: blobDir, keys: keys}
 }
 
 func (e env) tenant(t *testing.T, name string) inbox.Bootstrap {

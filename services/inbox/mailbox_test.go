@@ -159,6 +159,7 @@ func readMailboxEvents(t *testing.T, e env, b inbox.Bootstrap, want map[string][
 		require.Equal(t, b.Tenant.ID.String(), ev.Tenant)
 		var x events.Mailbox
 		require.NoError(t, ev.Decode(&x))
+		openSecrets(t, e, x.SecretPlace(), x.SecretFields())
 		require.Equal(t, "mailbox/"+x.ID, key)
 		require.Equal(t, b.Tenant.ID.String(), x.TenantID)
 		s := fmt.Sprintf("%s imap %d %s pw=%s tok=%s smtp pw=%s tok=%s", x.Name, x.IMAP.Port, x.IMAP.TLS, x.IMAP.Password, x.IMAP.OAuth2Token,

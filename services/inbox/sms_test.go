@@ -164,6 +164,7 @@ func readSMSAccountEvents(t *testing.T, e env, b inbox.Bootstrap, want map[strin
 		require.Equal(t, b.Tenant.ID.String(), ev.Tenant)
 		var x events.SMSAccount
 		require.NoError(t, ev.Decode(&x))
+		openSecrets(t, e, x.SecretPlace(), x.SecretFields())
 		require.Equal(t, "sms_account/"+x.ID, key)
 		require.Equal(t, b.Tenant.ID.String(), x.TenantID)
 		s := fmt.Sprintf("%s token=%s key=%s/%s numbers=%v services=%v", x.Name, x.AuthToken, x.APIKeySID, x.APIKeySecret, x.Numbers, x.MessagingServiceSIDs)

@@ -53,6 +53,11 @@ Names, labels and the pieces every Deployment shares.
 {{- if has . (list "all" "inbox" "email" "sms") }}true{{ end }}
 {{- end }}
 
+{{/* The targets that seal or open the channels' secrets: they mount the keys. */}}
+{{- define "switchboard.usesSecretKeys" -}}
+{{- if has . (list "all" "inbox" "chat" "email" "sms") }}true{{ end }}
+{{- end }}
+
 {{- define "switchboard.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
@@ -192,6 +197,10 @@ dict: root, target.
 {{- else }}
 {{- $env = append $env (dict "name" "SB_BLOB_DIR" "value" "/var/lib/switchboard/blobs") }}
 {{- end }}
+{{- end }}
+{{- if include "switchboard.usesSecretKeys" .target }}
+{{- $env = append $env (dict "name" "SB_SECRETS_KEYS_FILE" "value" "/etc/switchboard/secrets/secrets.keys") }}
+{{- with $v.secrets.activeKey }}{{ $env = append $env (dict "name" "SB_SECRETS_ACTIVE_KEY" "value" .) }}{{ end }}
 {{- end }}
 {{- $env = append $env (dict "name" "GOMEMLIMIT" "valueFrom" (dict "resourceFieldRef" (dict "resource" "limits.memory"))) }}
 {{- $env = concat $env $v.extraEnv (index $v .target).env }}

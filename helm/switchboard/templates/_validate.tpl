@@ -12,6 +12,9 @@ Checks across values that the schema cannot express; each failure says what to s
 {{- if and (not $v.redis.url) (not $v.redis.existingSecret) }}
 {{- fail "redis: set redis.url (such as redis://valkey:6379/0), or redis.existingSecret" }}
 {{- end }}
+{{- if not $v.secrets.existingSecret }}
+{{- fail "secrets.existingSecret is empty: create a Secret holding the keys that seal the channels' secrets, such as kubectl create secret generic switchboard-keys --from-literal=secrets.keys=\"$(switchboard admin secrets new-key)\", and name it here" }}
+{{- end }}
 {{- $targets := include "switchboard.targets" . | fromJsonArray }}
 {{- if not $targets }}
 {{- fail "mode split: every target is disabled; enable at least one of inbox, router, scheduler, chat, email, sms" }}

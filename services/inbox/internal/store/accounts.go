@@ -10,14 +10,21 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchboard-oss/switchboard/pkg/outbox"
+	"github.com/switchboard-oss/switchboard/pkg/seal"
+	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
 )
 
-// Mailboxes and SMS accounts are channel accounts configured by admins:
-// rows of inbox.channel_accounts whose settings column holds the spec but
-// its name, secrets included, announced on the config topic to the
-// connector of their channel. accountKind is their one implementation;
-// what differs between them is in their spec, settings and event types,
-// and in two hooks.
+// Mailboxes, SMS accounts and chat channels are channel accounts
+// configured by admins: rows of inbox.channel_accounts whose settings
+// column holds the spec but its name, secrets included, announced on the
+// config topic to the connector of their channel. accountKind is their
+// one implementation; what differs between them is in their spec,
+// settings and event types, and in hooks.
+//
+// Secrets are sealed (package seal, docs/adr/0022) before they are
+// written or announced, for the account's place: only the connector that
+// uses them opens them. A spec read back holds them sealed; the inbox
+// never opens them, and writes them back as they are.
 
 // accountSpec is what the shared code needs of a kind's spec S, whose
 // settings column is St and whose API form is I.
@@ -34,8 +41,8 @@ type accountSpec[S, St, I any] interface {
 	settings() St
 	// withoutSecrets is the spec with its credentials dropped.
 	withoutSecrets() S
-	// event is the config event of the account, secrets included: the
-	// connector needs them in clear (docs/adr/0004).
+	// event is the config event of the account, secrets included as the
+	// spec holds them (sealed, once written).
 	event(tenant, id uuid.UUID, deleted bool) any
 }
 
@@ -63,6 +70,41 @@ type accountKind[S accountSpec[S, St, I], St accountSettings[S], I any] struct {
 	// written (deleted when the account was), for what the kind keeps
 	// outside of it.
 	afterWrite func(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, spec S, deleted bool) error
+	// secrets points at the secrets of a spec, named as the config
+	// event's JSON names them (events.Mailbox.SecretFields...). It may
+	// first give the spec lists of its own, so that sealing them changes
+	// no list another copy shares.
+	secrets func(spec *S) []seal.Field
+}
+
+// place is where an account's secrets are sealed for: the connector
+// opens them for the same place (events.Mailbox.SecretPlace...).
+func (k accountKind[S, St, I]) place(tenant, id uuid.UUID) seal.Place {
+	return seal.Place{Kind: k.configKind, Tenant: tenant.String(), ID: id.String()}
+}
+
+// sealed returns spec with its secrets sealed for the account's place.
+// A sealed value in spec must be one the account held already under the
+// same field (old: nil on create): the API takes secrets in clear, and a
+// sealed value from elsewhere would not open anyway.
+func (k accountKind[S, St, I]) sealed(s *Store, tenant, id uuid.UUID, spec S, old *S) (S, error) {
+	held := map[string]bool{}
+	if old != nil {
+		o := *old
+		for _, f := range k.secrets(&o) {
+			held[f.Name+"\x00"+*f.Value] = true
+		}
+	}
+	fields := k.secrets(&spec)
+	for _, f := range fields {
+		if seal.IsSealed(*f.Value) && !held[f.Name+"\x00"+*f.Value] {
+			return spec, domain.Invalid(f.Name, "must be the secret itself, not a sealed value")
+		}
+	}
+	if err := s.keys.SealFields(k.place(tenant, id), fields); err != nil {
+		return spec, err
+	}
+	return spec, nil
 }
 
 // record announces an account on the config topic.
@@ -96,12 +138,16 @@ func (k accountKind[S, St, I]) create(ctx context.Context, s *Store, tx pgx.Tx, 
 		return zero, err
 	}
 	id := uuid.New()
-	_, err := tx.Exec(ctx, `INSERT INTO inbox.channel_accounts (id, tenant_id, channel, name, settings, created_at) VALUES ($1, $2, '`+k.channel+`', $3, $4, $5)`,
-		id, tenant, spec.accountName(), mustJSON(spec.settings()), now)
-	if err := k.wrote(ctx, tx, "create", err, tenant, id, spec, false); err != nil {
+	stored, err := k.sealed(s, tenant, id, spec, nil)
+	if err != nil {
 		return zero, err
 	}
-	rec, err := k.record(tenant, id, spec, false, now)
+	_, err = tx.Exec(ctx, `INSERT INTO inbox.channel_accounts (id, tenant_id, channel, name, settings, created_at) VALUES ($1, $2, '`+k.channel+`', $3, $4, $5)`,
+		id, tenant, stored.accountName(), mustJSON(stored.settings()), now)
+	if err := k.wrote(ctx, tx, "create", err, tenant, id, stored, false); err != nil {
+		return zero, err
+	}
+	rec, err := k.record(tenant, id, stored, false, now)
 	if err != nil {
 		return zero, err
 	}
@@ -207,7 +253,12 @@ func (k accountKind[S, St, I]) update(ctx context.Context, s *Store, tx pgx.Tx, 
 	if err := fn(&spec); err != nil {
 		return zero, err
 	}
+	// Validated before sealing: the new secrets are checked in clear,
+	// those kept were when they were given.
 	if err := spec.Validate(); err != nil {
+		return zero, err
+	}
+	if spec, err = k.sealed(s, tenant, id, spec, &r.spec); err != nil {
 		return zero, err
 	}
 	_, err = tx.Exec(ctx, `UPDATE inbox.channel_accounts SET name = $2, settings = $3 WHERE id = $1`, id, spec.accountName(), mustJSON(spec.settings()))

@@ -105,6 +105,9 @@ type Announced struct {
 	// Automation counts waiting messages, tenants' automation settings and
 	// queues.
 	Automation int
+	// Sealed counts the secrets found in clear (written by a version
+	// that did not seal them) and sealed before anything was announced.
+	Sealed int
 }
 
 // AnnounceConfig publishes, through the outbox, the current state of every
@@ -114,29 +117,43 @@ type Announced struct {
 // The inbox does it at start, so that their views converge even when the
 // config topic lost entries (an embedded broker's data directory removed,
 // a topic recreated). Consumers treat entries as upserts, so the
-// repetition is harmless.
+// repetition is harmless. Secrets still in clear are sealed first, in the
+// same transaction: nothing is announced in clear.
 func (s *Store) AnnounceConfig(ctx context.Context, now time.Time) (Announced, error) {
 	var n Announced
 	err := s.InTx(ctx, func(tx pgx.Tx) error {
-		recs, err := chatChannelKind.announce(ctx, tx, now)
+		sealed, err := s.sealSecrets(ctx, tx, false)
 		if err != nil {
 			return err
 		}
-		mailboxes, err := mailboxKind.announce(ctx, tx, now)
-		if err != nil {
+		if n, err = s.announceConfig(ctx, tx, now); err != nil {
 			return err
 		}
-		sms, err := smsAccountKind.announce(ctx, tx, now)
-		if err != nil {
-			return err
-		}
-		automation, err := announceAutomation(ctx, tx, now)
-		if err != nil {
-			return err
-		}
-		n = Announced{ChatChannels: len(recs), Mailboxes: len(mailboxes), SMSAccounts: len(sms), Automation: len(automation)}
-		recs = append(append(append(recs, mailboxes...), sms...), automation...)
-		return s.outbox.Add(ctx, tx, recs...)
+		n.Sealed = sealed.Total()
+		return nil
 	})
 	return n, err
+}
+
+// announceConfig adds the records of AnnounceConfig to the outbox in tx.
+func (s *Store) announceConfig(ctx context.Context, tx pgx.Tx, now time.Time) (Announced, error) {
+	recs, err := chatChannelKind.announce(ctx, tx, now)
+	if err != nil {
+		return Announced{}, err
+	}
+	mailboxes, err := mailboxKind.announce(ctx, tx, now)
+	if err != nil {
+		return Announced{}, err
+	}
+	sms, err := smsAccountKind.announce(ctx, tx, now)
+	if err != nil {
+		return Announced{}, err
+	}
+	automation, err := announceAutomation(ctx, tx, now)
+	if err != nil {
+		return Announced{}, err
+	}
+	n := Announced{ChatChannels: len(recs), Mailboxes: len(mailboxes), SMSAccounts: len(sms), Automation: len(automation)}
+	recs = append(append(append(recs, mailboxes...), sms...), automation...)
+	return n, s.outbox.Add(ctx, tx, recs...)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
 )
 
@@ -19,9 +20,9 @@ import (
 // channel's webhook signed with the channel's inbound secret, and
 // receives agents' replies, bot commands and state changes at its
 // outbound endpoint, signed with the outbound secret. Both secrets are
-// stored as made, published with the channel (the chat connector signs
-// and verifies with them; docs/adr/0004), and shown once: by the answer
-// that made them.
+// stored and published sealed for the chat connector, which signs and
+// verifies with them (docs/adr/0022), and shown once: by the answer that
+// made them.
 
 // ChatOutboundSecretPrefix starts an outbound signing secret, as
 // ChatSecretPrefix starts an inbound one.
@@ -64,8 +65,8 @@ func (s ChatChannelSpec) withoutSecrets() ChatChannelSpec {
 	return ChatChannelSpec{Name: s.Name}
 }
 
-// event announces the channel, secrets included: the chat connector
-// verifies webhooks and signs deliveries with them.
+// event announces the channel, secrets included (sealed): the chat
+// connector verifies webhooks and signs deliveries with them.
 func (s ChatChannelSpec) event(tenant, id uuid.UUID, deleted bool) any {
 	c := events.ChatChannel{ID: id.String(), TenantID: tenant.String(), Name: s.Name, Secrets: orEmpty(s.Secrets), Deleted: deleted}
 	if s.Outbound != nil {
@@ -165,7 +166,18 @@ func (s ChatChannelSpec) Info(id uuid.UUID, createdAt time.Time) ChatChannelInfo
 
 // chatChannelKind is the chat channel's accounts.
 var chatChannelKind = accountKind[ChatChannelSpec, chatSettings, ChatChannelInfo]{channel: "chat", noun: "chat channel", plural: "chat channels",
-	configKind: "chat_channel", eventType: events.TypeChatChannel}
+	configKind: events.KindChatChannel, eventType: events.TypeChatChannel,
+	secrets: func(s *ChatChannelSpec) []seal.Field {
+		// Lists of its own: the caller's spec keeps its secrets in clear
+		// (CreateChatChannelFrom shows them).
+		s.Secrets = slices.Clone(s.Secrets)
+		if s.Outbound != nil {
+			o := *s.Outbound
+			o.Secrets = slices.Clone(o.Secrets)
+			s.Outbound = &o
+		}
+		return events.ChatSecretFields(s.Secrets, s.Outbound)
+	}}
 
 // NewChatSecret makes a secret: inbound (webhooks) or outbound
 // (deliveries).

@@ -20,7 +20,7 @@ import (
 // too, so that it is not looked up again.
 func TestAppliedCommandsArePruned(t *testing.T) {
 	ctx := context.Background()
-	s := store.New(testkit.Postgres(t))
+	s := store.New(testkit.Postgres(t), testkit.Keyring(t))
 	require.NoError(t, s.Migrate(ctx))
 	cmd := func(id string) store.Command {
 		c, err := store.NewCommand(id, "scheduler", events.InboxCommand{TenantID: uuid.NewString(), ConversationID: uuid.NewString(),
@@ -55,7 +55,7 @@ func TestAppliedCommandsArePruned(t *testing.T) {
 func TestAnnounceConfigAnnouncesAutomation(t *testing.T) {
 	ctx := context.Background()
 	pool := testkit.Postgres(t)
-	s := store.New(pool)
+	s := store.New(pool, testkit.Keyring(t))
 	require.NoError(t, s.Migrate(ctx))
 	now := time.Now()
 	four := 4.0

@@ -22,7 +22,7 @@ import (
 func TestIngestFollowsTheStateMachine(t *testing.T) {
 	ctx := context.Background()
 	pool := testkit.Postgres(t)
-	s := store.New(pool)
+	s := store.New(pool, testkit.Keyring(t))
 	require.NoError(t, s.Migrate(ctx))
 	var tenant store.Tenant
 	var channel store.ChatChannel
@@ -91,7 +91,7 @@ func TestIngestFollowsTheStateMachine(t *testing.T) {
 func TestBotMessagesAreTheBots(t *testing.T) {
 	ctx := context.Background()
 	pool := testkit.Postgres(t)
-	s := store.New(pool)
+	s := store.New(pool, testkit.Keyring(t))
 	require.NoError(t, s.Migrate(ctx))
 	var tenant store.Tenant
 	var channel store.ChatChannel

@@ -13,16 +13,17 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
 )
 
 // Mailboxes are channel accounts of the email channel: a tenant's shared
 // mailbox, read over IMAP and answered over SMTP by the email connector,
 // which hears of them on the config topic (events.Mailbox). Their
-// settings hold the servers' credentials; the connector needs them in
-// clear (see docs/adr/0004), so they are stored as given, published with
-// the mailbox, and never shown by the API, which says only whether they
-// are set.
+// settings hold the servers' credentials, sealed for the connector
+// (docs/adr/0022): stored and published sealed, opened by the connector
+// only, and never shown by the API, which says only whether they are
+// set.
 
 // Limits of a mailbox's fields.
 const (
@@ -183,8 +184,12 @@ func checkServer(prefix string, m events.MailServer) error {
 		return domain.Invalid(field("username"), "must be at most 320 bytes of text without control characters")
 	}
 	// Line breaks would end an IMAP or SMTP command early; the servers
-	// take nothing else from them.
+	// take nothing else from them. A sealed secret was checked when it
+	// was given.
 	for _, sf := range []struct{ name, value string }{{"password", m.Password}, {"oauth2_token", m.OAuth2Token}} {
+		if seal.IsSealed(sf.value) {
+			continue
+		}
 		if len(sf.value) > MaxSecretBytes || !utf8.ValidString(sf.value) || strings.ContainsAny(sf.value, "\r\n\x00") {
 			return domain.Invalid(field(sf.name), "must be at most 8192 bytes of valid UTF-8 without line breaks")
 		}
@@ -243,12 +248,15 @@ func hostnameOK(h string) bool {
 
 // mailboxKind is the email channel's accounts.
 var mailboxKind = accountKind[MailboxSpec, mailboxSettings, Mailbox]{channel: "email", noun: "mailbox", plural: "mailboxes",
-	configKind: "mailbox", eventType: events.TypeMailbox, taken: mailboxAddressTaken}
+	configKind: events.KindMailbox, eventType: events.TypeMailbox, taken: mailboxAddressTaken,
+	secrets: func(s *MailboxSpec) []seal.Field {
+		return append(s.IMAP.SecretFields("imap"), s.SMTP.SecretFields("smtp")...)
+	}}
 
 func (s MailboxSpec) accountName() string { return s.Name }
 
-// event announces the mailbox, secrets included: the email connector logs
-// in with them.
+// event announces the mailbox, secrets included (sealed): the email
+// connector logs in with them.
 func (s MailboxSpec) event(tenant, id uuid.UUID, deleted bool) any {
 	return events.Mailbox{ID: id.String(), TenantID: tenant.String(), Name: s.Name, Address: s.Address, DisplayName: s.DisplayName,
 		IMAP: s.IMAP, Folder: s.Folder, MarkSeen: s.MarkSeen, MoveTo: s.MoveTo, SMTP: s.SMTP, SentFolder: s.SentFolder,

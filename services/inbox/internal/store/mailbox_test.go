@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 	"github.com/switchboard-oss/switchboard/pkg/testkit"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/store"
 )
@@ -47,7 +48,8 @@ func TestMailboxSpecValidate(t *testing.T) {
 func TestAnnounceConfigAnnouncesMailboxes(t *testing.T) {
 	ctx := context.Background()
 	pool := testkit.Postgres(t)
-	s := store.New(pool)
+	keys := testkit.Keyring(t)
+	s := store.New(pool, keys)
 	require.NoError(t, s.Migrate(ctx))
 	now := time.Now()
 	var tenant store.Tenant
@@ -85,6 +87,9 @@ func TestAnnounceConfigAnnouncesMailboxes(t *testing.T) {
 	l := got["mailbox/"+live.ID.String()][0]
 	require.Equal(t, tenant.ID.String(), l.TenantID)
 	require.False(t, l.Deleted)
+	require.True(t, seal.IsSealed(l.IMAP.Password), "announced sealed: %q", l.IMAP.Password)
+	_, err = keys.OpenFields(l.SecretPlace(), l.SecretFields())
+	require.NoError(t, err)
 	require.Equal(t, "pw", l.IMAP.Password, "the connector logs in with the announced secrets")
 	g := got["mailbox/"+gone.ID.String()][0]
 	require.True(t, g.Deleted)

@@ -21,7 +21,7 @@ import (
 // conversations in one batch gets two, the third is stale.
 func TestOffersOfOneBatchCountEachOther(t *testing.T) {
 	ctx := context.Background()
-	s := store.New(testkit.Postgres(t))
+	s := store.New(testkit.Postgres(t), testkit.Keyring(t))
 	require.NoError(t, s.Migrate(ctx))
 	now := time.Now()
 	var (

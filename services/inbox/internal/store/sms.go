@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
 )
 
@@ -18,9 +19,8 @@ import (
 // account and the numbers and Messaging Services it receives on, which the
 // SMS connector hears of on the config topic (events.SMSAccount). Like a
 // mailbox's, their secrets (the auth token, an API key's secret) are
-// stored as given, published with the account for the connector needs
-// them in clear (docs/adr/0004), and never shown by the API, which says
-// only whether they are set.
+// stored and published sealed for the connector (docs/adr/0022), and
+// never shown by the API, which says only whether they are set.
 
 // Limits of an SMS account's lists.
 const (
@@ -123,13 +123,14 @@ func (s SMSAccountSpec) Validate() error {
 	}
 	// The auth token signs Twilio's webhooks: without it none could be
 	// verified, so it is required even when an API key makes the calls.
-	if !authTokenRe.MatchString(s.AuthToken) {
+	// A sealed secret was checked when it was given.
+	if !authTokenRe.MatchString(s.AuthToken) && !seal.IsSealed(s.AuthToken) {
 		return domain.Invalid("auth_token", "is required: the account's auth token, 32 lower-case hex digits as Twilio shows it")
 	}
 	switch {
 	case s.APIKeySID != "" && !apiKeySIDRe.MatchString(s.APIKeySID):
 		return domain.Invalid("api_key_sid", "must be a Twilio API key SID: SK and 32 lower-case hex digits")
-	case s.APIKeySecret != "" && !apiKeySecretRe.MatchString(s.APIKeySecret):
+	case s.APIKeySecret != "" && !apiKeySecretRe.MatchString(s.APIKeySecret) && !seal.IsSealed(s.APIKeySecret):
 		return domain.Invalid("api_key_secret", "must be the API key's secret: 32 letters and digits as Twilio shows it")
 	case s.APIKeySID != "" && s.APIKeySecret == "":
 		return domain.Invalid("api_key_secret", "is required with api_key_sid: an API key is its SID and its secret")
@@ -175,7 +176,10 @@ func (s SMSAccountSpec) withoutSecrets() SMSAccountSpec {
 // smsAccountKind is the sms channel's accounts. A number belongs to one
 // live account of a tenant: inbox.sms_numbers holds the claims.
 var smsAccountKind = accountKind[SMSAccountSpec, smsSettings, SMSAccount]{channel: "sms", noun: "SMS account", plural: "SMS accounts",
-	configKind: "sms_account", eventType: events.TypeSMSAccount,
+	configKind: events.KindSMSAccount, eventType: events.TypeSMSAccount,
+	secrets: func(s *SMSAccountSpec) []seal.Field {
+		return events.SMSSecretFields(&s.AuthToken, &s.APIKeySecret)
+	},
 	afterWrite: func(ctx context.Context, tx pgx.Tx, tenant, id uuid.UUID, spec SMSAccountSpec, deleted bool) error {
 		if deleted {
 			return claimNumbers(ctx, tx, tenant, id, nil)
@@ -185,8 +189,8 @@ var smsAccountKind = accountKind[SMSAccountSpec, smsSettings, SMSAccount]{channe
 
 func (s SMSAccountSpec) accountName() string { return s.Name }
 
-// event announces the account, secrets included: the connector verifies
-// webhooks and calls Twilio with them.
+// event announces the account, secrets included (sealed): the connector
+// verifies webhooks and calls Twilio with them.
 func (s SMSAccountSpec) event(tenant, id uuid.UUID, deleted bool) any {
 	return events.SMSAccount{ID: id.String(), TenantID: tenant.String(), Name: s.Name, AccountSID: s.AccountSID,
 		AuthToken: s.AuthToken, APIKeySID: s.APIKeySID, APIKeySecret: s.APIKeySecret, Numbers: s.Numbers,

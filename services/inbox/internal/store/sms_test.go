@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/switchboard-oss/switchboard/pkg/events"
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 	"github.com/switchboard-oss/switchboard/pkg/testkit"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/store"
@@ -80,7 +81,8 @@ func TestSMSAccountSpecValidate(t *testing.T) {
 func TestSMSAccountsAreConfiguration(t *testing.T) {
 	ctx := context.Background()
 	pool := testkit.Postgres(t)
-	s := store.New(pool)
+	keys := testkit.Keyring(t)
+	s := store.New(pool, keys)
 	require.NoError(t, s.Migrate(ctx))
 	now := time.Now()
 	var tenant, other store.Tenant
@@ -144,6 +146,9 @@ func TestSMSAccountsAreConfiguration(t *testing.T) {
 	evs := configEvents[events.SMSAccount](t, ctx, pool, "sms_account/")
 	require.Len(t, evs["sms_account/"+live.ID.String()], 3)
 	first := evs["sms_account/"+live.ID.String()][0]
+	require.True(t, seal.IsSealed(first.AuthToken) && seal.IsSealed(first.APIKeySecret), "announced sealed: %+v", first)
+	_, err = keys.OpenFields(first.SecretPlace(), first.SecretFields())
+	require.NoError(t, err)
 	require.Equal(t, events.SMSAccount{ID: live.ID.String(), TenantID: tenant.ID.String(), Name: "Support line", AccountSID: testAccountSID,
 		AuthToken: testAuthToken, APIKeySID: testKeySID, APIKeySecret: testKeySecret, Numbers: []string{"+14155550100"}}, first)
 	g := evs["sms_account/"+gone.ID.String()]
@@ -157,7 +162,10 @@ func TestSMSAccountsAreConfiguration(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 3, n.SMSAccounts)
 	evs = configEvents[events.SMSAccount](t, ctx, pool, "sms_account/")
-	require.Equal(t, testAuthToken, evs["sms_account/"+live.ID.String()][0].AuthToken, "the connector verifies webhooks with the announced token")
+	again := evs["sms_account/"+live.ID.String()][0]
+	_, err = keys.OpenFields(again.SecretPlace(), again.SecretFields())
+	require.NoError(t, err)
+	require.Equal(t, testAuthToken, again.AuthToken, "the connector verifies webhooks with the announced token")
 	require.True(t, evs["sms_account/"+gone.ID.String()][0].Deleted)
 
 	// Texts of the account are accepted, on the sms channel only.
@@ -186,7 +194,7 @@ func updateSMS(ctx context.Context, s *store.Store, tenant, id uuid.UUID, now ti
 func TestIngestRecordsSMSConsent(t *testing.T) {
 	ctx := context.Background()
 	pool := testkit.Postgres(t)
-	s := store.New(pool)
+	s := store.New(pool, testkit.Keyring(t))
 	require.NoError(t, s.Migrate(ctx))
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	var tenant store.Tenant

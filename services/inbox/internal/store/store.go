@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchboard-oss/switchboard/pkg/outbox"
 	"github.com/switchboard-oss/switchboard/pkg/pg"
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 )
 
 // Schema is the inbox's PostgreSQL schema.
@@ -38,11 +39,13 @@ var (
 type Store struct {
 	pool   *pgxpool.Pool
 	outbox *outbox.Outbox
+	// keys seal the secrets the store writes (docs/adr/0022).
+	keys *seal.Keyring
 }
 
-// New returns a store over pool.
-func New(pool *pgxpool.Pool) *Store {
-	return &Store{pool: pool, outbox: outbox.New(Schema)}
+// New returns a store over pool that seals secrets under keys.
+func New(pool *pgxpool.Pool, keys *seal.Keyring) *Store {
+	return &Store{pool: pool, outbox: outbox.New(Schema), keys: keys}
 }
 
 // Outbox is the inbox's outbox.

@@ -22,7 +22,7 @@ import (
 func BenchmarkIngest(b *testing.B) {
 	ctx := context.Background()
 	pool := testkit.Postgres(b)
-	s := store.New(pool)
+	s := store.New(pool, testkit.Keyring(b))
 	if err := s.Migrate(ctx); err != nil {
 		b.Fatal(err)
 	}

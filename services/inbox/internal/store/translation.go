@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/outbox"
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 	"github.com/switchboard-oss/switchboard/services/inbox/internal/domain"
 )
 
@@ -35,28 +36,38 @@ type TranslationSettings struct {
 // DefaultTranslationProvider is the provider of a tenant that never chose.
 const DefaultTranslationProvider = "libretranslate"
 
-// GetTranslationSettings returns tenant's translator; a tenant that never
-// set one has translation off.
+// GetTranslationSettings returns tenant's translator, its API key opened
+// (it is stored sealed); a tenant that never set one has translation off.
 func (s *Store) GetTranslationSettings(ctx context.Context, tenant uuid.UUID) (TranslationSettings, error) {
-	return translationSettings(ctx, s.pool, tenant)
-}
-
-func translationSettings(ctx context.Context, db rowReader, tenant uuid.UUID) (TranslationSettings, error) {
 	out := TranslationSettings{Provider: DefaultTranslationProvider}
-	err := db.QueryRow(ctx, `SELECT enabled, provider, url, api_key FROM inbox.translation_settings WHERE tenant_id = $1`, tenant).
+	err := s.pool.QueryRow(ctx, `SELECT enabled, provider, url, api_key FROM inbox.translation_settings WHERE tenant_id = $1`, tenant).
 		Scan(&out.Enabled, &out.Provider, &out.URL, &out.APIKey)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return TranslationSettings{}, fmt.Errorf("read translation settings: %w", err)
 	}
 	out.APIKeySet = out.APIKey != ""
+	if out.APIKey, err = s.openTranslationKey(tenant, out.APIKey); err != nil {
+		return TranslationSettings{}, err
+	}
 	return out, nil
 }
 
 // PutTranslationSettings replaces tenant's translator; apiKey nil keeps
-// the key stored, "" removes it. The caller checked the URL and provider.
+// the key stored, "" removes it, and another is stored sealed. The caller
+// checked the URL and provider.
 func (s *Store) PutTranslationSettings(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, set TranslationSettings, apiKey *string, now time.Time) (TranslationSettings, error) {
 	if set.Enabled && set.URL == "" {
 		return TranslationSettings{}, domain.Invalid("url", "is required to enable translation: the translator's https URL")
+	}
+	if apiKey != nil && *apiKey != "" {
+		if seal.IsSealed(*apiKey) {
+			return TranslationSettings{}, domain.Invalid("api_key", "must be the key itself, not a sealed value")
+		}
+		sealed, err := s.sealTranslationKey(tenant, *apiKey)
+		if err != nil {
+			return TranslationSettings{}, err
+		}
+		apiKey = &sealed
 	}
 	err := tx.QueryRow(ctx, `INSERT INTO inbox.translation_settings (tenant_id, enabled, provider, url, api_key, updated_at)
 			VALUES ($1, $2, $3, $4, coalesce($5::text, ''), $6)
@@ -312,7 +323,11 @@ type TranslationJob struct {
 	Attempts       int
 	Text           string
 	Source, Target string
-	Settings       TranslationSettings
+	// Settings are the tenant's translator, its API key opened.
+	Settings TranslationSettings
+	// KeyErr says why the API key could not be opened (a key missing
+	// from the keyring); the job is tried again later.
+	KeyErr error
 }
 
 // ClaimTranslations takes up to limit pending translations due at now,
@@ -336,7 +351,12 @@ func (s *Store) ClaimTranslations(ctx context.Context, now time.Time, lease time
 		var j TranslationJob
 		err := r.Scan(&j.MessageID, &j.Tenant, &j.ConversationID, &j.Generation, &j.Attempts, &j.Text, &j.Source, &j.Target,
 			&j.Settings.Enabled, &j.Settings.Provider, &j.Settings.URL, &j.Settings.APIKey)
-		return j, err
+		if err != nil {
+			return j, err
+		}
+		j.Settings.APIKeySet = j.Settings.APIKey != ""
+		j.Settings.APIKey, j.KeyErr = s.openTranslationKey(j.Tenant, j.Settings.APIKey)
+		return j, nil
 	})
 }
 

@@ -263,9 +263,19 @@ func (w *Worker) attempt(ctx context.Context, j store.TranslationJob) store.Tran
 	if err != nil {
 		return store.TranslationOutcome{Failed: true, Reason: err.Error()}
 	}
-	cctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
-	res, err := tr.Translate(cctx, j.Text, j.Source, j.Target)
-	cancel()
+	var res Result
+	if j.KeyErr != nil {
+		// The keyring lacks the key the API key is sealed under: tried
+		// again, like a translator's outage, until the operator adds it
+		// or the attempts run out. Agents see the reason; the log says
+		// which key.
+		w.log.Warn("cannot open the translator's API key", "tenant", j.Tenant, "error", j.KeyErr)
+		err = &Error{Reason: "the translator's API key cannot be opened: the operator's keys lack the one it was sealed under"}
+	} else {
+		cctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+		res, err = tr.Translate(cctx, j.Text, j.Source, j.Target)
+		cancel()
+	}
 	if err == nil {
 		return store.TranslationOutcome{Done: true, Text: res.Text, Source: res.Source}
 	}
