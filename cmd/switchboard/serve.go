@@ -357,17 +357,17 @@ func (a *app) initProducer(context.Context) (lifecycle.Service, error) {
 }
 
 func (a *app) initRedis(ctx context.Context) (lifecycle.Service, error) {
-	url := a.cfg.Redis.URL
+	cfg := a.cfg.Redis
 	var closeEmbedded func()
-	if url == "" {
+	if cfg.URL == "" {
 		r, err := embedded.StartRedis()
 		if err != nil {
 			return nil, err
 		}
-		url, closeEmbedded = r.URL(), r.Close
-		a.tel.Component("redis").Info("embedded Redis started; for production set REDIS_URL", "url", url)
+		cfg.URL, closeEmbedded = r.URL(), r.Close
+		a.tel.Component("redis").Info("embedded Redis started; for production set REDIS_URL", "url", cfg.URL)
 	}
-	rdb, err := redis.Connect(ctx, url)
+	rdb, err := redis.Connect(ctx, cfg)
 	if err != nil {
 		if closeEmbedded != nil {
 			closeEmbedded()
