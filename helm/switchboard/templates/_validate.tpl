@@ -12,6 +12,7 @@ Checks across values that the schema cannot express; each failure says what to s
 {{- if and (not $v.redis.url) (not $v.redis.existingSecret) }}
 {{- fail "redis: set redis.url (such as redis://valkey:6379/0), or redis.existingSecret" }}
 {{- end }}
+{{- include "switchboard.validateSecurity" . }}
 {{- $targets := include "switchboard.targets" . | fromJsonArray }}
 {{- if not $targets }}
 {{- fail "mode split: every target is disabled; enable at least one of inbox, router, scheduler, chat, email, sms" }}
