@@ -34,9 +34,9 @@ type TLS struct {
 // peer in the help texts, such as "the Kafka brokers".
 func (t *TLS) RegisterFlags(prefix, group, server string, f *flag.FlagSet) {
 	f.StringVar(&t.CAFile, prefix+group+".ca-file", "", "PEM file of the CA certificates that sign the certificates of "+server+" (a bundle may hold several). Empty: the system's CAs, which suit public services.")
-	f.StringVar(&t.CertFile, prefix+group+".cert-file", "", "PEM file of the client certificate presented to "+server+" that authenticate clients by certificate (mutual TLS), with -"+prefix+group+".key-file.")
+	f.StringVar(&t.CertFile, prefix+group+".cert-file", "", "PEM file of the client certificate presented to "+server+", for servers that authenticate clients by certificate (mutual TLS), with -"+prefix+group+".key-file.")
 	f.StringVar(&t.KeyFile, prefix+group+".key-file", "", "PEM file of the private key of -"+prefix+group+".cert-file.")
-	f.StringVar(&t.ServerName, prefix+group+".server-name", "", "Name the certificates of "+server+" must carry, when it differs from the host names in the addresses (brokers reached through an IP or a tunnel). Empty: the host name of each address.")
+	f.StringVar(&t.ServerName, prefix+group+".server-name", "", "Name the certificates of "+server+" must carry, when it differs from the host names in the addresses (servers reached by IP address or through a tunnel). Empty: the host name of each address.")
 }
 
 // Given reports whether any of the settings is set.

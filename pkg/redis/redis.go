@@ -48,7 +48,7 @@ type Config struct {
 // RegisterFlags declares the flags under prefix.
 func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	f.StringVar(&c.URL, prefix+"redis.url", "", "Redis URL such as redis://host:6379/0; rediss:// for TLS, redis://user:password@host:6379/0 for an ACL user. Also read from REDIS_URL. Empty with -target=all: an embedded Redis (miniredis) is started. Redis holds presence and assignment locks only; nothing durable lives there.")
-	c.TLS.RegisterFlags(prefix, "redis.tls", "Redis (with a rediss:// URL)", f)
+	c.TLS.RegisterFlags(prefix, "redis.tls", "Redis", f)
 }
 
 // Validate checks the settings. An empty URL is valid here: whether the
