@@ -17,6 +17,14 @@ FUZZTIME ?= 10s
 # The Go packages of the module in the current directory, without any
 # under node_modules (web/console's npm packages: some ship Go files).
 GOPKGS   := $(GO) list -e -f '{{.ImportPath}}' ./... | grep -v /node_modules/
+# The packages whose tests start a Kafka broker (testkit.Kafka), run a second
+# time against one that requires TLS with a client certificate and SASL SCRAM
+# (SB_TEST_KAFKA_SECURE=1), without the race detector. cmd/switchboard is left
+# out: most of its tests run the binary on its embedded broker, which stays
+# plaintext; SECURE_KAFKA_E2E names those that start testkit.Kafka (its
+# TestSecuredKafka* tests always use a secured broker, in the first pass).
+SECURE_KAFKA_PKGS := $(sort $(dir $(shell grep -rlE --include='*_test.go' 'testkit[.](Kafka|SecureKafka)[^A-Za-z]' pkg services connectors)))
+SECURE_KAFKA_E2E  := TestAdminReplayDeadLetters|TestChatDeliveriesSurviveSIGKILL|TestTimersSurviveKills|TestDrainUnderLoad|TestDrainWhileStarting|TestRoutingSurvivesChaos
 
 .PHONY: all build console console-test screenshots run test lint fuzz bench services docs clean image
 
@@ -51,14 +59,17 @@ run: console
 	scripts/services.sh postgres
 	./$(BIN) -target=all -log.format=text
 
-## test: lint, every module's tests against real PostgreSQL and Redis (Kafka through kfake), the
-## console's tests in a browser, brief fuzzing.
+## test: lint, every module's tests against real PostgreSQL and Redis (Kafka through kfake), again over TLS and SASL
+## for those that talk to Kafka, the console's tests in a browser, brief fuzzing.
 test: lint
 	scripts/services.sh postgres redis dovecot poppler
 	@set -e; for m in $(MODULES); do \
 		echo "== test $$m"; \
 		(cd $$m && $(GO) test -race -count=1 -timeout 15m $$($(GOPKGS))); \
 	done
+	@echo "== test, Kafka over TLS and SASL SCRAM"
+	SB_TEST_KAFKA_SECURE=1 $(GO) test -count=1 -timeout 15m $(addprefix ./,$(SECURE_KAFKA_PKGS))
+	cd cmd/switchboard && SB_TEST_KAFKA_SECURE=1 $(GO) test -count=1 -timeout 15m -run '^($(SECURE_KAFKA_E2E))$$' .
 	$(MAKE) console-test
 	$(MAKE) image
 	@set -e; for m in $(TOOL_MODULES); do \

@@ -499,8 +499,23 @@ func checkJob(t *testing.T, vals map[string]any, objs *objects, j *batchv1.Job) 
 		t.Errorf("%s: args %v, want %v", name, c.Args, want)
 	}
 	// Pre-install: the release's ConfigMaps and Secrets do not exist yet.
-	if len(c.EnvFrom) > 0 || len(c.Env) > 0 {
+	// Values and the operator's own Secrets (Kafka's TLS files and SASL
+	// password, mounted) are all it may read.
+	if len(c.EnvFrom) > 0 {
 		t.Errorf("%s: reads the environment from objects that do not exist yet at pre-install", name)
+	}
+	for _, e := range c.Env {
+		if e.ValueFrom != nil {
+			t.Errorf("%s: variable %s reads an object that may not exist yet at pre-install", name, e.Name)
+		}
+	}
+	for _, v := range pod.Spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == releaseName+"-switchboard" {
+			t.Errorf("%s: volume %s mounts the release's Secret, which does not exist yet at pre-install", name, v.Name)
+		}
+		if v.ConfigMap != nil {
+			t.Errorf("%s: volume %s mounts a ConfigMap, which does not exist yet at pre-install", name, v.Name)
+		}
 	}
 	checkResources(t, name, c.Resources)
 	checkContainerSecurity(t, name, c.SecurityContext)

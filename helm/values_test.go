@@ -74,6 +74,8 @@ func TestSchemaRefusesMisspeltValues(t *testing.T) {
 		{"toleration operator unknown", "tolerations: [{key: a, operator: Equals}]", []string{"/tolerations/0/operator"}},
 		{"digest malformed", "image: {digest: latest}", []string{"/image/digest"}},
 		{"active key not a key id", "secrets: {activeKey: 'a:b'}", []string{"/secrets/activeKey"}},
+		{"SASL mechanism unknown", "kafka: {sasl: {mechanism: gssapi}}", []string{"/kafka/sasl/mechanism"}},
+		{"TLS key misspelt", "kafka: {tls: {caFile: ca.pem}}", []string{"caFile"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := render(with(t, tc.overlay))
@@ -126,6 +128,21 @@ func TestTemplateChecks(t *testing.T) {
 			return with(t, "blob: {store: s3, s3: {endpoint: minio:9000, accessKey: a, secretKey: s}}")
 		}, "blob.s3.bucket"},
 		{"grace period within the drain", func(t *testing.T) map[string]any { return with(t, "terminationGracePeriodSeconds: 30") }, "terminationGracePeriodSeconds 30"},
+		{"Kafka TLS files without TLS", func(t *testing.T) map[string]any {
+			return with(t, "kafka: {tls: {caSecret: kafka-ca}}")
+		}, "set kafka.tls.enabled=true"},
+		{"SASL without user", func(t *testing.T) map[string]any {
+			return with(t, "kafka: {sasl: {mechanism: scram-sha-512, passwordSecret: kafka-user}}")
+		}, "set kafka.sasl.username and kafka.sasl.passwordSecret"},
+		{"SASL without password", func(t *testing.T) map[string]any {
+			return with(t, "kafka: {sasl: {mechanism: plain, username: sb}}")
+		}, "set kafka.sasl.username and kafka.sasl.passwordSecret"},
+		{"SASL user without mechanism", func(t *testing.T) map[string]any {
+			return with(t, "kafka: {sasl: {username: sb, passwordSecret: kafka-user}}")
+		}, "without kafka.sasl.mechanism"},
+		{"Redis TLS files with a redis:// URL", func(t *testing.T) map[string]any {
+			return with(t, "redis: {url: 'redis://valkey:6379/0', tls: {caSecret: valkey-ca}}")
+		}, "not a rediss:// URL"},
 		{"autoscaling maximum below minimum", func(t *testing.T) map[string]any {
 			return with(t, "all: {autoscaling: {enabled: true, minReplicas: 4, maxReplicas: 2}}\nblob: {store: s3, s3: {endpoint: minio:9000, bucket: b, accessKey: a, secretKey: s}}")
 		}, "maxReplicas 2 is below minReplicas 4"},
@@ -393,5 +410,105 @@ func TestLoaderFollowsSymlinks(t *testing.T) {
 	}
 	if !slices.Contains(names, "dashboards/a.json") {
 		t.Errorf("the loader did not follow the link: files %v", names)
+	}
+}
+
+// TestKafkaSecurityFromSecrets: the TLS files and the SASL password of
+// Kafka come from the operator's Secrets, mounted read-only in every
+// Deployment and in the topic-creating Job, with the SB_ variables naming
+// the files; no password is a plain variable.
+func TestKafkaSecurityFromSecrets(t *testing.T) {
+	objs := decodeAll(t, mustRender(t, with(t, `
+mode: split
+config: {smsPublicBaseUrl: 'https://sb.example.com'}
+blob: {store: s3, s3: {endpoint: minio:9000, bucket: b, accessKey: a, secretKey: s}}
+kafka:
+  brokers: ['kafka:9093']
+  tls: {enabled: true, caSecret: kafka-ca, certSecret: kafka-user, certKey: user.crt, keyKey: user.key, serverName: kafka.internal}
+  sasl: {mechanism: scram-sha-512, username: switchboard, passwordSecret: kafka-user}
+redis: {url: 'rediss://valkey:6380/0', tls: {caSecret: valkey-ca}}
+database: {tls: {caSecret: pg-ca}}`)).all())
+	type pod struct {
+		name string
+		spec corev1.PodSpec
+	}
+	var pods []pod
+	for _, d := range objs.deployments {
+		pods = append(pods, pod{"Deployment " + d.Name, d.Spec.Template.Spec})
+	}
+	for _, j := range objs.jobs {
+		pods = append(pods, pod{"Job " + j.Name, j.Spec.Template.Spec})
+	}
+	if len(pods) != len(splitTargets)+1 {
+		t.Fatalf("%d pods, want a Deployment per target and the Job", len(pods))
+	}
+	want := map[string]string{
+		"SB_KAFKA_TLS_ENABLED":        "true",
+		"SB_KAFKA_TLS_CA_FILE":        "/etc/switchboard/kafka/ca/ca.crt",
+		"SB_KAFKA_TLS_CERT_FILE":      "/etc/switchboard/kafka/client/tls.crt",
+		"SB_KAFKA_TLS_KEY_FILE":       "/etc/switchboard/kafka/client/tls.key",
+		"SB_KAFKA_TLS_SERVER_NAME":    "kafka.internal",
+		"SB_KAFKA_SASL_MECHANISM":     "scram-sha-512",
+		"SB_KAFKA_SASL_USERNAME":      "switchboard",
+		"SB_KAFKA_SASL_PASSWORD_FILE": "/etc/switchboard/kafka/sasl/password",
+	}
+	// The file each variable names, in the Secret and key it comes from.
+	files := map[string][2]string{
+		"/etc/switchboard/kafka/ca/ca.crt":      {"kafka-ca", "ca.crt"},
+		"/etc/switchboard/kafka/client/tls.crt": {"kafka-user", "user.crt"},
+		"/etc/switchboard/kafka/client/tls.key": {"kafka-user", "user.key"},
+		"/etc/switchboard/kafka/sasl/password":  {"kafka-user", "password"},
+	}
+	for _, p := range pods {
+		c := p.spec.Containers[0]
+		env := map[string]corev1.EnvVar{}
+		for _, e := range c.Env {
+			env[e.Name] = e
+		}
+		for k, v := range want {
+			if env[k].Value != v {
+				t.Errorf("%s: %s=%q, want %q", p.name, k, env[k].Value, v)
+			}
+		}
+		if _, ok := env["SB_KAFKA_SASL_PASSWORD"]; ok {
+			t.Errorf("%s: the SASL password is a variable", p.name)
+		}
+		isJob := strings.HasPrefix(p.name, "Job ")
+		if got := env["SB_REDIS_TLS_CA_FILE"].Value; (got == "/etc/switchboard/redis/ca/ca.crt") == isJob {
+			t.Errorf("%s: SB_REDIS_TLS_CA_FILE=%q (the Job does not use Redis)", p.name, got)
+		}
+		volumes := map[string]*corev1.SecretVolumeSource{}
+		for _, v := range p.spec.Volumes {
+			volumes[v.Name] = v.Secret
+		}
+		for path, src := range files {
+			found := false
+			for _, m := range c.VolumeMounts {
+				dir, file, _ := strings.Cut(strings.TrimPrefix(path, m.MountPath+"/"), "/")
+				if !strings.HasPrefix(path, m.MountPath+"/") || file != "" {
+					continue
+				}
+				sec := volumes[m.Name]
+				if sec == nil || !m.ReadOnly {
+					t.Errorf("%s: %s is not a read-only Secret", p.name, m.MountPath)
+					continue
+				}
+				for _, it := range sec.Items {
+					if sec.SecretName == src[0] && it.Key == src[1] && it.Path == dir {
+						found = true
+					}
+				}
+			}
+			if !found {
+				t.Errorf("%s: no read-only mount of key %s of Secret %s at %s", p.name, src[1], src[0], path)
+			}
+		}
+		hasPG := false
+		for _, m := range c.VolumeMounts {
+			hasPG = hasPG || m.MountPath == "/etc/switchboard/database/ca"
+		}
+		if hasPG == isJob {
+			t.Errorf("%s: PostgreSQL's CA mounted %v", p.name, hasPG)
+		}
 	}
 }

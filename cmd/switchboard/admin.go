@@ -234,7 +234,7 @@ func createTopics(ctx context.Context, args []string, env func(string) (string, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := bus.EnsureTopics(ctx, cfg.Brokers, events.Topics()); err != nil {
+	if err := bus.EnsureTopics(ctx, cfg, events.Topics()); err != nil {
 		fmt.Fprintf(stderr, "switchboard admin: %v\n", err)
 		return exitFailed
 	}

@@ -158,15 +158,15 @@ func TestAdminReplayDeadLetters(t *testing.T) {
 		{Key: bus.HeaderDLQTopic, Value: []byte(events.TopicInbound)}, {Key: bus.HeaderDLQHandler, Value: []byte("switchboard-inbox")},
 		{Key: bus.HeaderDLQReason, Value: []byte("permanent: unknown channel account")}}}))
 
-	code, out, errOut := admin(t, "replay-dead-letters", "-kafka.brokers", brokers[0], "-dry-run")
+	code, out, errOut := admin(t, append([]string{"replay-dead-letters", "-dry-run"}, testkit.KafkaFlags(brokers)...)...)
 	require.Equal(t, exitOK, code, errOut)
 	require.Contains(t, out, `"topic":"sb.inbound.v1"`)
 	require.Contains(t, out, `"replayed":false`)
 
-	code, out, errOut = admin(t, "replay-dead-letters", "-kafka.brokers", brokers[0], "-handler", "switchboard-inbox")
+	code, out, errOut = admin(t, append([]string{"replay-dead-letters", "-handler", "switchboard-inbox"}, testkit.KafkaFlags(brokers)...)...)
 	require.Equal(t, exitOK, code, errOut)
 	require.Contains(t, out, `"replayed":true`)
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: events.TopicInbound, GroupID: "replay-check", StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond})
+	r := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: brokers, Topic: events.TopicInbound, GroupID: "replay-check", StartOffset: kafka.FirstOffset, MaxWait: 50 * time.Millisecond})
 	defer r.Close()
 	m, err := r.ReadMessage(ctx)
 	require.NoError(t, err)

@@ -440,7 +440,7 @@ func TestChatDeliveriesSurviveSIGKILL(t *testing.T) {
 	if redisURL == "" {
 		redisURL = testkit.DefaultRedisURL
 	}
-	env := []string{"SB_KAFKA_BROKERS=" + strings.Join(brokers, ","), "SB_REDIS_URL=" + redisURL}
+	env := append(testkit.KafkaEnv(brokers), "SB_REDIS_URL="+redisURL)
 	b, err := testkit.CreateTenant(binary, dbURL, "Acme")
 	require.NoError(t, err)
 	ep := newChatEndpoint(t, func(string, int) int {

@@ -115,13 +115,13 @@ func groupLag(ctx context.Context, client *kafka.Client, group, topic string) (c
 
 // inboundBelow returns the external ids of the inbound messages at offsets
 // below upTo, per partition.
-func inboundBelow(ctx context.Context, brokers []string, upTo map[int]int64) (map[string]bool, error) {
+func inboundBelow(ctx context.Context, t *testing.T, brokers []string, upTo map[int]int64) (map[string]bool, error) {
 	ids := map[string]bool{}
 	for p, end := range upTo {
 		if end == 0 {
 			continue
 		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: events.TopicInbound, Partition: p, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond})
+		r := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: brokers, Topic: events.TopicInbound, Partition: p, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond})
 		err := func() error {
 			defer r.Close()
 			for {
@@ -217,7 +217,7 @@ func TestDrainUnderLoad(t *testing.T) {
 	brokers := testkit.Kafka(t)
 	// A Redis database of its own; keys are per tenant, so none is flushed.
 	redisURL := "redis://127.0.0.1:6379/12"
-	env := []string{"SB_KAFKA_BROKERS=" + strings.Join(brokers, ","), "SB_REDIS_URL=" + redisURL}
+	env := append(testkit.KafkaEnv(brokers), "SB_REDIS_URL="+redisURL)
 	b, err := testkit.CreateTenant(binary, dbURL, "Acme")
 	require.NoError(t, err)
 	dataDir := t.TempDir()
@@ -367,12 +367,12 @@ func TestDrainUnderLoad(t *testing.T) {
 	}
 	inboxCheck := func() {
 		// Nothing handled is left uncommitted, nothing committed is missing.
-		kc := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+		kc := testkit.KafkaClient(t, brokers)
 		committed, _, err := groupLag(ctx, kc, inbox.ConsumerGroup, events.TopicInbound)
 		require.NoError(t, err)
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		below, err := inboundBelow(rctx, brokers, committed)
+		below, err := inboundBelow(rctx, t, brokers, committed)
 		require.NoError(t, err)
 		rows, err := db.Query(ctx, `SELECT external_id FROM inbox.messages WHERE direction = 'inbound'`)
 		require.NoError(t, err)
@@ -493,7 +493,7 @@ func TestDrainUnderLoad(t *testing.T) {
 		return convs == total/perConv && once == convs
 	}, "not every conversation was acknowledged once")
 	// Nothing left behind: the outbox relayed, no consumer group lags.
-	kc := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	kc := testkit.KafkaClient(t, brokers)
 	groups := []struct{ group, topic string }{
 		{inbox.ConsumerGroup, events.TopicInbound},
 		{router.ConversationsGroup, events.TopicConversations},
@@ -554,7 +554,7 @@ func TestDrainWhileStarting(t *testing.T) {
 			cmd := exec.Command(binary, "-target="+targets, "-data-dir", t.TempDir(), "-http.addr", "127.0.0.1:0", "-log.level=info")
 			cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "SB_KAFKA_BROKERS=", "KAFKA_BROKERS=", "SB_REDIS_URL=", "REDIS_URL=")
 			if targets != "all" {
-				cmd.Env = append(cmd.Env, "SB_KAFKA_BROKERS="+strings.Join(brokers, ","), "SB_REDIS_URL=redis://127.0.0.1:6379/12")
+				cmd.Env = append(append(cmd.Env, testkit.KafkaEnv(brokers)...), "SB_REDIS_URL=redis://127.0.0.1:6379/12")
 			}
 			stderr, err := cmd.StderrPipe()
 			require.NoError(t, err)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -69,7 +68,7 @@ func TestRoutingSurvivesChaos(t *testing.T) {
 	t.Cleanup(func() { _ = rdb.Close() })
 	ctx := context.Background()
 	require.NoError(t, rdb.FlushDB(ctx).Err())
-	env := []string{"SB_KAFKA_BROKERS=" + strings.Join(brokers, ","), "SB_REDIS_URL=" + redisURL}
+	env := append(testkit.KafkaEnv(brokers), "SB_REDIS_URL="+redisURL)
 	b, err := testkit.CreateTenant(binary, dbURL, "Acme")
 	require.NoError(t, err)
 	dataDir := t.TempDir()

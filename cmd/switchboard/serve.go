@@ -137,6 +137,14 @@ func (c *Config) Validate() error {
 	if !c.allInOne() && len(c.Bus.Brokers) == 0 {
 		errs = append(errs, config.Invalid("kafka.brokers", "is empty, and the embedded broker only runs with -target=all", "set KAFKA_BROKERS to your Kafka cluster, such as kafka-0:9092,kafka-1:9092"))
 	}
+	if len(c.Bus.Brokers) == 0 && (c.Bus.TLS.Enabled || c.Bus.SASL.Mechanism != "") {
+		name := "kafka.tls.enabled"
+		if !c.Bus.TLS.Enabled {
+			name = "kafka.sasl.mechanism"
+		}
+		errs = append(errs, config.Invalid(name, "is set without -kafka.brokers, and the embedded broker speaks plaintext on the loopback only",
+			"set KAFKA_BROKERS to the secured cluster, or remove the -kafka.tls and -kafka.sasl settings"))
+	}
 	if !c.allInOne() && c.Redis.URL == "" {
 		errs = append(errs, config.Invalid("redis.url", "is empty, and the embedded Redis only runs with -target=all", "set REDIS_URL, such as redis://redis:6379/0"))
 	}
@@ -291,7 +299,7 @@ func (a *app) initDatabase(ctx context.Context) (lifecycle.Service, error) {
 func (a *app) initKafka(ctx context.Context) (lifecycle.Service, error) {
 	if len(a.cfg.Bus.Brokers) > 0 {
 		a.brokers = a.cfg.Bus.Brokers
-		return nil, nil
+		return nil, a.checkKafka(ctx)
 	}
 	dir := filepath.Join(a.cfg.DataDir, "kafka")
 	partitions := a.cfg.EmbeddedPartitions
@@ -323,6 +331,35 @@ func (a *app) initKafka(ctx context.Context) (lifecycle.Service, error) {
 	}), nil
 }
 
+// checkKafka connects to the brokers once, as every component will. A
+// setting that cannot work (an untrusted certificate, a refused password)
+// stops the start with an error naming it, rather than leaving every
+// consumer to retry it forever; brokers that do not answer yet only get a
+// warning, as the components wait for them.
+func (a *app) checkKafka(ctx context.Context) error {
+	log := a.tel.Component("kafka")
+	cfg := a.cfg.Bus
+	if strings.EqualFold(cfg.SASL.Mechanism, bus.MechanismPlain) && !cfg.TLS.Enabled {
+		log.Warn("SASL plain without TLS sends the Kafka password unencrypted; set -kafka.tls.enabled=true")
+	}
+	ctx, cancel := context.WithTimeout(ctx, kafkaCheckTimeout)
+	defer cancel()
+	err := cfg.Check(ctx)
+	var invalid *config.Error
+	switch {
+	case errors.As(err, &invalid):
+		return err
+	case err != nil:
+		log.Warn("Kafka does not answer yet; the components keep trying", "brokers", strings.Join(cfg.Brokers, ","), "error", err)
+	default:
+		log.Info("Kafka answered", "brokers", strings.Join(cfg.Brokers, ","), "tls", cfg.TLS.Enabled, "sasl", strings.ToLower(cfg.SASL.Mechanism))
+	}
+	return nil
+}
+
+// kafkaCheckTimeout bounds checkKafka.
+const kafkaCheckTimeout = 15 * time.Second
+
 func (a *app) initProducer(context.Context) (lifecycle.Service, error) {
 	cfg := a.cfg.Bus
 	cfg.Brokers = a.brokers
@@ -336,17 +373,17 @@ func (a *app) initProducer(context.Context) (lifecycle.Service, error) {
 }
 
 func (a *app) initRedis(ctx context.Context) (lifecycle.Service, error) {
-	url := a.cfg.Redis.URL
+	cfg := a.cfg.Redis
 	var closeEmbedded func()
-	if url == "" {
+	if cfg.URL == "" {
 		r, err := embedded.StartRedis()
 		if err != nil {
 			return nil, err
 		}
-		url, closeEmbedded = r.URL(), r.Close
-		a.tel.Component("redis").Info("embedded Redis started; for production set REDIS_URL", "url", url)
+		cfg.URL, closeEmbedded = r.URL(), r.Close
+		a.tel.Component("redis").Info("embedded Redis started; for production set REDIS_URL", "url", cfg.URL)
 	}
-	rdb, err := redis.Connect(ctx, url)
+	rdb, err := redis.Connect(ctx, cfg)
 	if err != nil {
 		if closeEmbedded != nil {
 			closeEmbedded()

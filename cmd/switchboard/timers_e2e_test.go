@@ -75,7 +75,7 @@ func TestTimersSurviveKills(t *testing.T) {
 	if redisURL == "" {
 		redisURL = testkit.DefaultRedisURL
 	}
-	env := []string{"SB_KAFKA_BROKERS=" + strings.Join(brokers, ","), "SB_REDIS_URL=" + redisURL}
+	env := append(testkit.KafkaEnv(brokers), "SB_REDIS_URL="+redisURL)
 	b, err := testkit.CreateTenant(binary, dbURL, "Acme")
 	require.NoError(t, err)
 	inboxAddr, err := testkit.FreeAddr()

@@ -231,7 +231,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 	if err := c.store.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("chat: migrate: %w", err)
 	}
-	c.table = bus.NewTable(d.Brokers, events.TopicConfig, c.applyConfig, d.Telemetry)
+	busCfg := d.Bus
+	busCfg.Brokers = d.Brokers
+	c.table = bus.NewTable(busCfg, events.TopicConfig, c.applyConfig, d.Telemetry)
 	m := d.Telemetry.Meter.Meter("switchboard/chat")
 	var err error
 	if c.accepted, err = m.Int64Counter("switchboard.chat.webhooks.accepted", metric.WithDescription("Chat messages accepted and handed to Kafka.")); err != nil {
@@ -261,8 +263,6 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 			return producer.Publish(ctx, events.TopicDelivery, []byte(dl.MessageID), ev)
 		},
 		Clock: d.Clock, Logger: c.log})
-	busCfg := d.Bus
-	busCfg.Brokers = d.Brokers
 	if c.sends, err = bus.NewConsumer(busCfg, bus.ConsumerOptions{Group: SendGroup, Topics: []string{events.TopicOutbound(events.ChannelChat)}, Clock: d.Clock},
 		bus.ByType(map[string]bus.Handler{events.TypeErase: bus.Each(func(ctx context.Context, e events.Erase) error {
 			return c.store.Forget(ctx, e, d.Clock.Now())

@@ -224,7 +224,7 @@ func (e outEnv) reply(t *testing.T, channel, conversation, session, messageID, t
 // deliveries reads sb.delivery.v1 until want statuses are read.
 func (e outEnv) deliveries(t *testing.T, want int) []events.Delivery {
 	t.Helper()
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, GroupID: testkit.RandomName("t"), GroupTopics: []string{events.TopicDelivery}, MaxWait: 50 * time.Millisecond})
+	r := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: e.brokers, GroupID: testkit.RandomName("t"), GroupTopics: []string{events.TopicDelivery}, MaxWait: 50 * time.Millisecond})
 	defer r.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

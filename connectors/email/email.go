@@ -209,7 +209,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 	c.blobs = d.Blobs
 	var err error
 	c.mailboxes = newMailboxes(c.log, d.Secrets, c.syncMailbox)
-	c.table = bus.NewTable(d.Brokers, events.TopicConfig, c.mailboxes.apply, d.Telemetry)
+	busCfg := d.Bus
+	busCfg.Brokers = d.Brokers
+	c.table = bus.NewTable(busCfg, events.TopicConfig, c.mailboxes.apply, d.Telemetry)
 
 	policy := retry.Default()
 	policy.MaxAttempts = cfg.SendAttempts
@@ -247,8 +249,6 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	busCfg := d.Bus
-	busCfg.Brokers = d.Brokers
 	c.consumer, err = bus.NewConsumer(busCfg, bus.ConsumerOptions{Group: SendGroup, Topics: []string{events.TopicOutbound(events.ChannelEmail)}, Clock: d.Clock},
 		bus.ByType(map[string]bus.Handler{
 			events.TypeErase:    bus.Each(c.forget, ErrInvalidErase),

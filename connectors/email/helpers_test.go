@@ -182,7 +182,7 @@ type topicLog struct {
 
 func follow(t *testing.T, brokers []string, topic string) *topicLog {
 	t.Helper()
-	conn, err := kafka.Dial("tcp", brokers[0])
+	conn, err := testkit.KafkaDialer(t, brokers).Dial("tcp", brokers[0])
 	require.NoError(t, err)
 	parts, err := conn.ReadPartitions(topic)
 	conn.Close()
@@ -192,7 +192,7 @@ func follow(t *testing.T, brokers []string, topic string) *topicLog {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	l := &topicLog{}
 	for _, p := range parts {
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p.ID, MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 100 * time.Millisecond})
+		r := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p.ID, MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 100 * time.Millisecond})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -270,7 +270,7 @@ func (e env) postMessage(t *testing.T, form url.Values) (*http.Response, string)
 // read returns the next want records of topic.
 func (e env) read(t *testing.T, topic string, want int) []kafka.Message {
 	t.Helper()
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, GroupID: testkit.RandomName("t"), GroupTopics: []string{topic}, MaxWait: 50 * time.Millisecond})
+	r := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: e.brokers, GroupID: testkit.RandomName("t"), GroupTopics: []string{topic}, MaxWait: 50 * time.Millisecond})
 	defer r.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -168,7 +168,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 	if err := c.consent.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("sms: migrate: %w", err)
 	}
-	c.table = bus.NewTable(d.Brokers, events.TopicConfig, c.applyConfig, d.Telemetry)
+	busCfg := d.Bus
+	busCfg.Brokers = d.Brokers
+	c.table = bus.NewTable(busCfg, events.TopicConfig, c.applyConfig, d.Telemetry)
 	var err error
 	c.inbound, err = inbound.New(inbound.Options{
 		PublicBaseURL: cfg.PublicBaseURL,
@@ -231,8 +233,6 @@ func New(ctx context.Context, cfg Config, d Deps) (*Connector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sms: %w", err)
 	}
-	busCfg := d.Bus
-	busCfg.Brokers = d.Brokers
 	c.sends, err = bus.NewConsumer(busCfg, bus.ConsumerOptions{Group: SendGroup, Topics: []string{events.TopicOutbound(events.ChannelSMS)}, Clock: d.Clock},
 		bus.ByType(map[string]bus.Handler{events.TypeErase: bus.Each(c.forget, ErrInvalidErase)},
 			bus.Each(c.sender.Handle, outbound.ErrInvalidCommand)), d.Producer, d.Telemetry)

@@ -292,7 +292,7 @@ func headers(m kafka.Message) map[string]string {
 // passes.
 func readDLQ(t *testing.T, e env, want int, wait time.Duration) []kafka.Message {
 	t.Helper()
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.cfg.Brokers, Topic: events.TopicDLQ, Partition: 0, MaxWait: 50 * time.Millisecond})
+	r := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: e.cfg.Brokers, Topic: events.TopicDLQ, Partition: 0, MaxWait: 50 * time.Millisecond})
 	defer r.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()

@@ -151,6 +151,11 @@ func NewConsumer(cfg Config, opts ConsumerOptions, handler Handler, dlq *Produce
 	if opts.Clock == nil {
 		opts.Clock = retry.SystemClock{}
 	}
+	// The TLS files and the password file are read now: a bad one fails
+	// the start rather than the consumer loop.
+	if _, err := cfg.Dialer(); err != nil {
+		return nil, fmt.Errorf("consumer: %w", err)
+	}
 	c := &Consumer{
 		cfg: cfg, opts: opts, handler: handler, dlq: dlq,
 		log:    tel.Component("bus").With("group", opts.Group),
@@ -226,8 +231,7 @@ func (c *Consumer) Ready(context.Context) error {
 // Run consumes until ctx is cancelled, then finishes the batches in hand,
 // commits them and leaves the group.
 func (c *Consumer) Run(ctx context.Context) error {
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:               c.cfg.Brokers,
+	r, err := c.cfg.NewReader(kafka.ReaderConfig{
 		GroupID:               c.opts.Group,
 		GroupTopics:           c.opts.Topics,
 		StartOffset:           kafka.FirstOffset,
@@ -244,8 +248,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 		ReadBackoffMin:        50 * time.Millisecond,
 		ReadBackoffMax:        time.Second,
 		Logger:                nil,
-		ErrorLogger:           kafka.LoggerFunc(func(format string, args ...any) { c.log.Warn("kafka reader: " + fmt.Sprintf(format, args...)) }),
-	})
+	}, c.log)
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", c.opts.Group, err)
+	}
 	c.running.Store(true)
 	defer c.running.Store(false)
 	c.log.Info("consuming", "topics", c.opts.Topics)
@@ -271,7 +277,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if ctx.Err() != nil || errors.Is(err, io.EOF) {
 				break
 			}
-			c.log.Warn("fetch failed; retrying", "error", err)
+			c.log.Warn("fetch failed; retrying", "error", c.cfg.Explain(err))
 			select {
 			case <-ctx.Done():
 			case <-c.clock.After(time.Second):

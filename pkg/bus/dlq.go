@@ -57,9 +57,13 @@ func ReplayDeadLetters(ctx context.Context, cfg Config, f ReplayFilter, seen fun
 	if len(cfg.Brokers) == 0 {
 		return 0, errors.New("replay dead letters: no brokers")
 	}
-	conn, err := kafka.DialLeader(ctx, "tcp", cfg.Brokers[0], events.TopicDLQ, 0)
+	dialer, err := cfg.Dialer()
 	if err != nil {
-		return 0, fmt.Errorf("replay dead letters: connect to %s: %w", events.TopicDLQ, err)
+		return 0, fmt.Errorf("replay dead letters: %w", err)
+	}
+	conn, err := dialer.DialLeader(ctx, "tcp", cfg.Brokers[0], events.TopicDLQ, 0)
+	if err != nil {
+		return 0, cfg.Explain(fmt.Errorf("replay dead letters: connect to %s: %w", events.TopicDLQ, err))
 	}
 	first, last, err := conn.ReadOffsets()
 	conn.Close()
@@ -81,7 +85,10 @@ func ReplayDeadLetters(ctx context.Context, cfg Config, f ReplayFilter, seen fun
 		}
 		defer producer.Close()
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: events.TopicDLQ, Partition: 0, MaxWait: 100 * time.Millisecond})
+	r, err := cfg.NewReader(kafka.ReaderConfig{Topic: events.TopicDLQ, Partition: 0, MaxWait: 100 * time.Millisecond}, nil)
+	if err != nil {
+		return 0, fmt.Errorf("replay dead letters: %w", err)
+	}
 	defer r.Close()
 	if err := r.SetOffset(from); err != nil {
 		return 0, fmt.Errorf("replay dead letters: seek to %d: %w", from, err)

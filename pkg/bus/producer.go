@@ -58,6 +58,10 @@ type Config struct {
 	// heartbeat before Kafka gives its partitions to the others; 0 means
 	// 30 seconds.
 	SessionTimeout time.Duration
+	// TLS and SASL secure the connections to the brokers (see Dialer and
+	// Transport, which every connection comes from).
+	TLS  TLS
+	SASL SASL
 }
 
 // RegisterFlags declares the flags under prefix.
@@ -72,6 +76,7 @@ func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
 	f.IntVar(&c.MaxAttempts, prefix+"kafka.consumer.max-attempts", 8, "Attempts at a failing message before it goes to the dead-letter topic sb.dlq.v1. Failures because a dependency is down (the database) are retried without limit instead.")
 	f.DurationVar(&c.DrainTimeout, prefix+"kafka.consumer.drain-timeout", 15*time.Second, "At shutdown, longest wait for the batches in hand to be handled and committed.")
 	f.DurationVar(&c.SessionTimeout, prefix+"kafka.consumer.session-timeout", 30*time.Second, "How long a consumer that stopped without leaving its group (killed, frozen, cut off) keeps its partitions before Kafka hands them to the other replicas: the longest pause of a partition's consumption after such a crash. Shorter fails over sooner, but a replica paused that long (a long GC, a slow node) loses its partitions and the group rebalances. Kafka brokers accept 6s to 30m by default (group.min/max.session.timeout.ms); heartbeats go every second.")
+	c.registerSecurityFlags(prefix, f)
 }
 
 // Validate checks the settings; brokers are checked by the caller, which
@@ -92,12 +97,15 @@ func (c *Config) Validate(prefix string) error {
 	ck.Positive("kafka.consumer.drain-timeout", c.DrainTimeout)
 	ck.Check(c.SessionTimeout == 0 || c.SessionTimeout >= 3*time.Second, "kafka.consumer.session-timeout",
 		fmt.Sprintf("%s is shorter than three heartbeats (one a second)", c.SessionTimeout), "set at least 6s, Kafka's default minimum")
+	c.checkSecurity(ck)
 	return ck.Err()
 }
 
 // Producer publishes events and raw records.
 type Producer struct {
 	w      *kafka.Writer
+	cfg    Config
+	t      *kafka.Transport
 	tracer trace.Tracer
 	sent   metric.Int64Counter
 	errs   metric.Int64Counter
@@ -107,6 +115,10 @@ type Producer struct {
 func NewProducer(cfg Config, tel *telemetry.Telemetry) (*Producer, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("producer: no Kafka brokers configured")
+	}
+	t, err := cfg.Transport()
+	if err != nil {
+		return nil, fmt.Errorf("producer: %w", err)
 	}
 	w := &kafka.Writer{
 		Addr: kafka.TCP(cfg.Brokers...),
@@ -121,7 +133,7 @@ func NewProducer(cfg Config, tel *telemetry.Telemetry) (*Producer, error) {
 		MaxAttempts:     5,
 		WriteBackoffMin: 50 * time.Millisecond,
 		WriteBackoffMax: time.Second,
-		Transport:       &kafka.Transport{ClientID: "switchboard", DialTimeout: 5 * time.Second, IdleTimeout: time.Minute},
+		Transport:       t,
 		// Tells the send spans where their messages landed.
 		Completion: completed,
 	}
@@ -134,7 +146,7 @@ func NewProducer(cfg Config, tel *telemetry.Telemetry) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Producer{w: w, tracer: tel.Tracer.Tracer(tracerName), sent: sent, errs: errs}, nil
+	return &Producer{w: w, cfg: cfg, t: t, tracer: tel.Tracer.Tracer(tracerName), sent: sent, errs: errs}, nil
 }
 
 // Publish sends the events to topic under key and returns once Kafka
@@ -251,7 +263,7 @@ func (p *Producer) finish(span trace.Span, state *sendState, n int, err error) {
 func (p *Producer) write(ctx context.Context, msgs []kafka.Message) error {
 	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
 		p.errs.Add(ctx, 1)
-		return fmt.Errorf("publish %d message(s) to %s: %w", len(msgs), msgs[0].Topic, err)
+		return p.cfg.Explain(fmt.Errorf("publish %d message(s) to %s: %w", len(msgs), msgs[0].Topic, err))
 	}
 	byTopic := map[string]int64{}
 	for _, m := range msgs {
@@ -265,7 +277,9 @@ func (p *Producer) write(ctx context.Context, msgs []kafka.Message) error {
 
 // Close flushes pending writes and closes the connections.
 func (p *Producer) Close() error {
-	if err := p.w.Close(); err != nil {
+	err := p.w.Close()
+	p.t.CloseIdleConnections()
+	if err != nil {
 		return fmt.Errorf("close producer: %w", err)
 	}
 	return nil
@@ -274,8 +288,12 @@ func (p *Producer) Close() error {
 // EnsureTopics creates the topics that do not exist yet, for the embedded
 // broker and for development clusters; production clusters get them from
 // deploy/topics.
-func EnsureTopics(ctx context.Context, brokers []string, specs []events.TopicSpec) error {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+func EnsureTopics(ctx context.Context, cfg Config, specs []events.TopicSpec) error {
+	client, done, err := cfg.Client(10 * time.Second)
+	if err != nil {
+		return fmt.Errorf("create topics: %w", err)
+	}
+	defer done()
 	var topics []kafka.TopicConfig
 	for _, s := range specs {
 		tc := kafka.TopicConfig{Topic: s.Name, NumPartitions: s.Partitions, ReplicationFactor: -1}
@@ -286,7 +304,7 @@ func EnsureTopics(ctx context.Context, brokers []string, specs []events.TopicSpe
 	}
 	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: topics})
 	if err != nil {
-		return fmt.Errorf("create topics: %w", err)
+		return cfg.Explain(fmt.Errorf("create topics: %w", err))
 	}
 	for name, terr := range resp.Errors {
 		if terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {

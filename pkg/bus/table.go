@@ -22,18 +22,19 @@ import (
 // view of the compacted sb.config.v1. It is ready once it has read up to
 // the end offsets it found at start.
 type Table struct {
-	brokers []string
-	topic   string
-	apply   func(ctx context.Context, ev events.Event) error
-	log     *slog.Logger
-	ready   atomic.Bool
+	cfg   Config
+	topic string
+	apply func(ctx context.Context, ev events.Event) error
+	log   *slog.Logger
+	ready atomic.Bool
 }
 
-// NewTable builds a table reader; apply is called for every event in
-// order per partition. An apply error is logged and the event skipped: a
-// bad entry must not stop a service from seeing the good ones.
-func NewTable(brokers []string, topic string, apply func(ctx context.Context, ev events.Event) error, tel *telemetry.Telemetry) *Table {
-	return &Table{brokers: brokers, topic: topic, apply: apply, log: tel.Component("bus").With("table", topic)}
+// NewTable builds a table reader of the brokers of cfg; apply is called for
+// every event in order per partition. An apply error is logged and the
+// event skipped: a bad entry must not stop a service from seeing the good
+// ones.
+func NewTable(cfg Config, topic string, apply func(ctx context.Context, ev events.Event) error, tel *telemetry.Telemetry) *Table {
+	return &Table{cfg: cfg, topic: topic, apply: apply, log: tel.Component("bus").With("table", topic)}
 }
 
 // Ready reports whether the table caught up with the topic as it was at
@@ -55,7 +56,7 @@ func (t *Table) Run(ctx context.Context) error {
 		if ends, err = t.endOffsets(ctx); err == nil {
 			break
 		}
-		t.log.Warn("cannot read the topic's end offsets yet; retrying", "attempt", n, "error", err)
+		t.log.Warn("cannot read the topic's end offsets yet; retrying", "attempt", n, "error", t.cfg.Explain(err))
 		if policy.Sleep(ctx, retry.SystemClock{}, n) != nil {
 			return nil
 		}
@@ -92,16 +93,17 @@ func (t *Table) markReady() {
 }
 
 func (t *Table) follow(ctx context.Context, partition int, end int64, pending *atomic.Int64) error {
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:     t.brokers,
+	r, err := t.cfg.NewReader(kafka.ReaderConfig{
 		Topic:       t.topic,
 		Partition:   partition,
 		StartOffset: kafka.FirstOffset,
 		MinBytes:    1,
 		MaxBytes:    16 << 20,
 		MaxWait:     250 * time.Millisecond,
-		ErrorLogger: kafka.LoggerFunc(func(format string, args ...any) { t.log.Warn("kafka reader: " + fmt.Sprintf(format, args...)) }),
-	})
+	}, t.log)
+	if err != nil {
+		return fmt.Errorf("read %s[%d]: %w", t.topic, partition, err)
+	}
 	defer r.Close()
 	caught := end == 0
 	for {
@@ -131,7 +133,11 @@ func (t *Table) follow(ctx context.Context, partition int, end int64, pending *a
 
 // endOffsets returns the end offset of every partition of the topic.
 func (t *Table) endOffsets(ctx context.Context) (map[int]int64, error) {
-	client := &kafka.Client{Addr: kafka.TCP(t.brokers...), Timeout: 10 * time.Second}
+	client, done, err := t.cfg.Client(10 * time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{t.topic}})
 	if err != nil {
 		return nil, fmt.Errorf("metadata of %s: %w", t.topic, err)

@@ -93,8 +93,8 @@ func readTopic(t *testing.T, brokers []string, want int) []kafka.Message {
 	defer cancel()
 	var out []kafka.Message
 	for p := 0; p < 3 && len(out) < want; p++ {
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxWait: 50 * time.Millisecond})
-		conn, err := kafka.DialLeader(ctx, "tcp", brokers[0], topic, p)
+		r := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxWait: 50 * time.Millisecond})
+		conn, err := testkit.KafkaDialer(t, brokers).DialLeader(ctx, "tcp", brokers[0], topic, p)
 		require.NoError(t, err)
 		last, err := conn.ReadLastOffset()
 		require.NoError(t, err)

@@ -88,7 +88,7 @@ func (e env) read(t *testing.T, want int, wait time.Duration) (byKey map[string]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, Topic: topic, Partition: p, MaxWait: 50 * time.Millisecond})
+			r := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: e.brokers, Topic: topic, Partition: p, MaxWait: 50 * time.Millisecond})
 			defer r.Close()
 			for {
 				m, err := r.ReadMessage(ctx)

@@ -68,7 +68,7 @@ func firstCreationContext(t *testing.T, brokers []string, p int) trace.SpanConte
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxWait: 50 * time.Millisecond})
+	rd := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MaxWait: 50 * time.Millisecond})
 	defer rd.Close()
 	m, err := rd.ReadMessage(ctx)
 	if err != nil {

@@ -7,6 +7,7 @@ package pg
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -43,7 +44,7 @@ type Config struct {
 
 // RegisterFlags declares the flags under prefix.
 func (c *Config) RegisterFlags(prefix string, f *flag.FlagSet) {
-	f.StringVar(&c.URL, prefix+"database.url", DefaultURL, "PostgreSQL connection URL. Also read from DATABASE_URL. Each service keeps its tables in its own schema of this database.")
+	f.StringVar(&c.URL, prefix+"database.url", DefaultURL, "PostgreSQL connection URL. Also read from DATABASE_URL. Each service keeps its tables in its own schema of this database. TLS is set in the URL: sslmode=require encrypts, sslmode=verify-full also checks the server's certificate against sslrootcert=/path/ca.pem and its name; sslcert= and sslkey= give a client certificate.")
 	f.IntVar(&c.MaxConns, prefix+"database.max-conns", 16, "Largest number of connections the process keeps open to PostgreSQL.")
 	f.BoolVar(&c.CreateDatabase, prefix+"database.create", true, "Create the database named in the URL when it does not exist (needs the CREATEDB privilege).")
 	f.DurationVar(&c.ConnectTimeout, prefix+"database.connect-timeout", 10*time.Second, "Longest wait for PostgreSQL at start before giving up with an error.")
@@ -107,8 +108,16 @@ func isMissingDatabase(err error) bool {
 
 // explain turns a connection failure into a message that says what to do.
 func explain(err error, where string) error {
-	var pgErr *pgconn.PgError
+	var (
+		pgErr     *pgconn.PgError
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+	)
 	switch {
+	case errors.As(err, &unknownCA) || errors.As(err, &hostname):
+		return fmt.Errorf("PostgreSQL at %s: its certificate does not pass the check sslmode asks for: %v. Set sslrootcert in DATABASE_URL (flag -database.url) to the CA that signed it, and with sslmode=verify-full connect by a name the certificate carries", where, err)
+	case strings.Contains(err.Error(), "server refused TLS connection"):
+		return fmt.Errorf("PostgreSQL at %s does not accept TLS, and sslmode in DATABASE_URL (flag -database.url) requires it: %v. Turn ssl on in the server, or set sslmode=disable on a trusted network", where, err)
 	case errors.Is(err, syscall.ECONNREFUSED) || isNetError(err) || errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%w at %s: %v. Start PostgreSQL there, or point Switchboard at yours with DATABASE_URL (flag -database.url), for example postgres://user:password@db.example:5432/switchboard", ErrUnreachable, where, err)
 	case errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000"):

@@ -42,23 +42,23 @@ func TestConnect(t *testing.T) {
 	ctx := testkit.Context(t)
 
 	mr := miniredis.RunT(t)
-	rdb, err := redis.Connect(ctx, "redis://"+mr.Addr()+"/0")
+	rdb, err := redis.Connect(ctx, redis.Config{URL: "redis://" + mr.Addr() + "/0"})
 	require.NoError(t, err)
 	require.NoError(t, rdb.Ping(ctx).Err())
 	require.NoError(t, rdb.Close())
 
 	mr.RequireAuth("right")
-	_, err = redis.Connect(ctx, "redis://:wrong@"+mr.Addr()+"/0")
+	_, err = redis.Connect(ctx, redis.Config{URL: "redis://:wrong@" + mr.Addr() + "/0"})
 	require.ErrorContains(t, err, "Redis at "+mr.Addr()+" rejected the connection")
 	require.NotContains(t, err.Error(), "unreachable")
 
 	// Nothing listens on port 1; the deadline keeps go-redis's retries short.
 	short, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	_, err = redis.Connect(short, "redis://127.0.0.1:1/0")
+	_, err = redis.Connect(short, redis.Config{URL: "redis://127.0.0.1:1/0"})
 	require.ErrorContains(t, err, "Redis at 127.0.0.1:1 is unreachable")
 	require.ErrorContains(t, err, "start it or set REDIS_URL (flag -redis.url)")
 
-	_, err = redis.Connect(ctx, "mysql://x")
+	_, err = redis.Connect(ctx, redis.Config{URL: "mysql://x"})
 	require.ErrorContains(t, err, "parse Redis URL")
 }

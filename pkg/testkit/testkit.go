@@ -135,26 +135,45 @@ func Redis(t testing.TB) (*redis.Client, string) {
 }
 
 // Kafka starts an in-process broker with Switchboard's topics plus extra
-// ones, stopped when the test ends, and returns its address.
+// ones, stopped when the test ends, and returns its address. With
+// SB_TEST_KAFKA_SECURE=1 it is SecureKafka's broker, which requires TLS
+// and SASL.
 func Kafka(t testing.TB, extra ...events.TopicSpec) []string {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(1))
+	if KafkaSecure() {
+		return SecureKafka(t, extra...)
+	}
+	brokers := startKafka(t)
+	createTopics(t, brokers, extra)
+	return brokers
+}
+
+// startKafka starts kfake with opts, stopped when the test ends, and
+// returns its address.
+func startKafka(t testing.TB, opts ...kfake.Opt) []string {
+	t.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.DefaultNumPartitions(1)}, opts...)...)
 	if err != nil {
 		t.Fatalf("testkit: start kfake: %v", err)
 	}
 	t.Cleanup(c.Close)
-	brokers := c.ListenAddrs()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := bus.EnsureTopics(ctx, brokers, append(events.Topics(), extra...)); err != nil {
-		t.Fatalf("testkit: %v", err)
-	}
-	return brokers
+	return c.ListenAddrs()
 }
 
-// BusConfig is a bus configuration for brokers with test-friendly timings.
+// createTopics creates Switchboard's topics plus extra ones on brokers.
+func createTopics(t testing.TB, brokers []string, extra []events.TopicSpec) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := bus.EnsureTopics(ctx, BusConfig(brokers), append(events.Topics(), extra...)); err != nil {
+		t.Fatalf("testkit: %v", err)
+	}
+}
+
+// BusConfig is a bus configuration for brokers with test-friendly timings,
+// and the TLS and SASL settings of the broker when SecureKafka started it.
 func BusConfig(brokers []string) bus.Config {
-	return bus.Config{
+	return withSecurity(brokers, bus.Config{
 		Brokers:      brokers,
 		BatchTimeout: time.Millisecond,
 		BatchSize:    100,
@@ -164,7 +183,7 @@ func BusConfig(brokers []string) bus.Config {
 		RetryMax:     50 * time.Millisecond,
 		MaxAttempts:  3,
 		DrainTimeout: 10 * time.Second,
-	}
+	})
 }
 
 // Eventually polls cond every 20 ms until it returns true or timeout passes,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/seal"
+	"github.com/switchboard-oss/switchboard/pkg/testkit"
 )
 
 // answerLog calls the API as one token and keeps every answer's body, so
@@ -71,7 +72,7 @@ func openSecrets(t *testing.T, e env, place seal.Place, fields []seal.Field) {
 // of other keys are passed over.
 func readConfig(t *testing.T, e env, want map[string][]string, summary func(key string, ev events.Event) string) map[string][]string {
 	t.Helper()
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, Topic: events.TopicConfig, MaxWait: 50 * time.Millisecond})
+	r := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: e.brokers, Topic: events.TopicConfig, MaxWait: 50 * time.Millisecond})
 	defer r.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -77,7 +77,7 @@ func TestAnAgentsDay(t *testing.T) {
 	require.Equal(t, "agent", c.LastWriter)
 
 	// The reply became a send command for the chat connector.
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, GroupID: "t", GroupTopics: []string{events.TopicOutbound("chat")}, MaxWait: 50 * time.Millisecond})
+	r := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: e.brokers, GroupID: "t", GroupTopics: []string{events.TopicOutbound("chat")}, MaxWait: 50 * time.Millisecond})
 	defer r.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

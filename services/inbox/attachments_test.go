@@ -160,7 +160,7 @@ func TestReplyWithAttachments(t *testing.T) {
 	require.Equal(t, http.StatusOK, e.do(t, admin, http.MethodPost, path+"/reply",
 		fmt.Sprintf(`{"text":"Here it is.","attachments":[%q,%q],"reply_to":"agent"}`, up.ID, notesID), nil))
 
-	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, GroupID: testkit.RandomName("t-"), GroupTopics: []string{events.TopicOutbound(events.ChannelEmail)}, MaxWait: 50 * time.Millisecond})
+	rd := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: e.brokers, GroupID: testkit.RandomName("t-"), GroupTopics: []string{events.TopicOutbound(events.ChannelEmail)}, MaxWait: 50 * time.Millisecond})
 	defer rd.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -238,7 +238,7 @@ func (e env) chatConversation(t *testing.T, b inbox.Bootstrap, token string, q i
 // topicReader reads topic from its start.
 func topicReader(t *testing.T, e env, topic string) *kafka.Reader {
 	t.Helper()
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, GroupID: testkit.RandomName("t-"), GroupTopics: []string{topic}, MaxWait: 50 * time.Millisecond})
+	r := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: e.brokers, GroupID: testkit.RandomName("t-"), GroupTopics: []string{topic}, MaxWait: 50 * time.Millisecond})
 	t.Cleanup(func() { _ = r.Close() })
 	return r
 }

@@ -354,7 +354,7 @@ func TestAutomaticMessageRules(t *testing.T) {
 	})
 	t.Run("the send command carries Auto-Submitted for email", func(t *testing.T) {
 		c := email(t, "Is it shipped?", false)
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: fx.e.brokers, GroupID: testkit.RandomName("outbound-"), GroupTopics: []string{events.TopicOutbound(events.ChannelEmail)},
+		r := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: fx.e.brokers, GroupID: testkit.RandomName("outbound-"), GroupTopics: []string{events.TopicOutbound(events.ChannelEmail)},
 			StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
 		defer r.Close()
 		outcome, _ := run(t, c, ack)
@@ -575,7 +575,7 @@ func TestUnreadableCommandsAreDeadLettered(t *testing.T) {
 	outcome, _ := fx.outcome(t, "after-bad")
 	require.Equal(t, "applied", outcome, "a bad command held up the partition")
 
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: fx.e.brokers, Topic: events.TopicDLQ, Partition: 0, MaxWait: 100 * time.Millisecond})
+	r := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: fx.e.brokers, Topic: events.TopicDLQ, Partition: 0, MaxWait: 100 * time.Millisecond})
 	defer r.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -225,7 +225,7 @@ func TestHelpRequests(t *testing.T) {
 		require.NotNil(t, r[0].ReplyMessageID)
 
 		// Announced as two changes, in order, then nothing else.
-		reader := kafka.NewReader(kafka.ReaderConfig{Brokers: fx.e.brokers, GroupID: testkit.RandomName("help-"), GroupTopics: []string{events.TopicConversations},
+		reader := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: fx.e.brokers, GroupID: testkit.RandomName("help-"), GroupTopics: []string{events.TopicConversations},
 			StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
 		defer reader.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -283,7 +283,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	hub, err := stream.New(d.Brokers, cfg.Stream, d.Telemetry, d.Clock)
+	hubKafka := d.Bus
+	hubKafka.Brokers = d.Brokers
+	hub, err := stream.New(hubKafka, cfg.Stream, d.Telemetry, d.Clock)
 	if err != nil {
 		return nil, err
 	}

@@ -271,7 +271,7 @@ func TestConversationEventsArePublished(t *testing.T) {
 	e.send(t, b, "ev-2", "m-2", "s-1", "u-1", "again")
 	e.send(t, b, "ev-2", "m-2", "s-1", "u-1", "again") // a duplicate announces nothing
 
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, GroupID: "t", GroupTopics: []string{events.TopicConversations}, MaxWait: 50 * time.Millisecond})
+	r := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: e.brokers, GroupID: "t", GroupTopics: []string{events.TopicConversations}, MaxWait: 50 * time.Millisecond})
 	defer r.Close()
 	var got []events.Event
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -329,7 +329,7 @@ func TestInvalidEventsAreDeadLetteredAndTheNextIsStored(t *testing.T) {
 	testkit.Eventually(t, 20*time.Second, func() bool { return len(e.conversations(t, b.APIToken.Token)) == 1 }, "the good message was not stored")
 	require.Empty(t, e.conversations(t, other.APIToken.Token))
 
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, Topic: events.TopicDLQ, MaxWait: 50 * time.Millisecond})
+	r := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: e.brokers, Topic: events.TopicDLQ, MaxWait: 50 * time.Millisecond})
 	defer r.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

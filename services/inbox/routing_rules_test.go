@@ -434,7 +434,7 @@ func TestNewConversationsAreRouted(t *testing.T) {
 	// creation (qualify detects it behind).
 
 	// The created events carry what routing set.
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, GroupID: "routing-test", GroupTopics: []string{events.TopicConversations}, MaxWait: 50 * time.Millisecond})
+	r := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: e.brokers, GroupID: "routing-test", GroupTopics: []string{events.TopicConversations}, MaxWait: 50 * time.Millisecond})
 	defer r.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

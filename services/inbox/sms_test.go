@@ -254,7 +254,7 @@ func TestSMSConsent(t *testing.T) {
 	require.Equal(t, http.StatusOK, e.do(t, admin, http.MethodPost, path+"/reply", `{"text":"Welcome back: it left the warehouse."}`, nil))
 
 	// The refused reply was never sent: the first command is the second reply.
-	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, GroupID: testkit.RandomName("t-"), GroupTopics: []string{events.TopicOutbound(events.ChannelSMS)}, MaxWait: 50 * time.Millisecond})
+	rd := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: e.brokers, GroupID: testkit.RandomName("t-"), GroupTopics: []string{events.TopicOutbound(events.ChannelSMS)}, MaxWait: 50 * time.Millisecond})
 	defer rd.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

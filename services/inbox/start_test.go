@@ -67,7 +67,7 @@ func startPost(t *testing.T, e env, token, key, body string) (azResp, startConv)
 // startCommand waits for the send command of conversation conv on channel.
 func startCommand(t *testing.T, e env, channel, conv string) events.SendMessage {
 	t.Helper()
-	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, GroupID: testkit.RandomName("t-"), GroupTopics: []string{events.TopicOutbound(channel)}, MaxWait: 50 * time.Millisecond})
+	rd := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: e.brokers, GroupID: testkit.RandomName("t-"), GroupTopics: []string{events.TopicOutbound(channel)}, MaxWait: 50 * time.Millisecond})
 	defer rd.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

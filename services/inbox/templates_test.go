@@ -231,7 +231,7 @@ func TestTemplatesOnEmail(t *testing.T) {
 		fmt.Sprintf(`{"template_id":%q,"attachments":[%s]}`, tpl, quoted(uploads[2:]...))), http.StatusBadRequest, "4 files with the template's")
 	require.Equal(t, []string{"attachments"}, p.fields())
 
-	rdr := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, GroupID: testkit.RandomName("t-"), GroupTopics: []string{events.TopicOutbound(events.ChannelEmail)}, MaxWait: 50 * time.Millisecond})
+	rdr := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: e.brokers, GroupID: testkit.RandomName("t-"), GroupTopics: []string{events.TopicOutbound(events.ChannelEmail)}, MaxWait: 50 * time.Millisecond})
 	defer rdr.Close()
 	require.Equal(t, http.StatusOK, e.do(t, admin, http.MethodPost, path+"/reply",
 		fmt.Sprintf(`{"template_id":%q,"attachments":[%s]}`, tpl, quoted(uploads[2])), nil), "3 files: the template's 2 and 1")

@@ -89,7 +89,7 @@ func start(t *testing.T) *env {
 	e.start()
 
 	// Read sb.inbox.commands.v1 as the inbox would, in the background.
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, GroupID: "test-inbox", GroupTopics: []string{events.TopicCommands},
+	r := testkit.KafkaReader(t, kafka.ReaderConfig{Brokers: brokers, GroupID: "test-inbox", GroupTopics: []string{events.TopicCommands},
 		StartOffset: kafka.FirstOffset, MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 50 * time.Millisecond,
 		HeartbeatInterval: 100 * time.Millisecond, JoinGroupBackoff: 100 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -170,7 +170,8 @@ seccompProfile:
 {{- end }}
 
 {{/*
-Environment of a target's container: the secrets, the blob store, GOMEMLIMIT, then extraEnv and
+Environment of a target's container: the secrets, the files of switchboard.secretFiles, the blob
+store, GOMEMLIMIT, then extraEnv and
 the target's env; a later entry replaces an earlier one of the same name, in its place.
 dict: root, target.
 */}}
@@ -182,6 +183,8 @@ dict: root, target.
 {{- $env = append $env (dict "name" "SB_DATABASE_URL" "valueFrom" (dict "secretKeyRef" $db)) }}
 {{- $redis := dict "name" (default $secret $v.redis.existingSecret) "key" (ternary $v.redis.existingSecretKey "SB_REDIS_URL" (ne $v.redis.existingSecret "")) }}
 {{- $env = append $env (dict "name" "SB_REDIS_URL" "valueFrom" (dict "secretKeyRef" $redis)) }}
+{{- $files := include "switchboard.secretFiles" (dict "root" .root "services" (list "kafka" "redis" "database")) | fromJson }}
+{{- $env = concat $env $files.env }}
 {{- if include "switchboard.usesBlobs" .target }}
 {{- if eq $v.blob.store "s3" }}
 {{- $s3 := $v.blob.s3 }}

@@ -15,6 +15,7 @@ Checks across values that the schema cannot express; each failure says what to s
 {{- if not $v.secrets.existingSecret }}
 {{- fail "secrets.existingSecret is empty: create a Secret holding the keys that seal the channels' secrets, such as kubectl create secret generic switchboard-keys --from-literal=secrets.keys=\"$(switchboard admin secrets new-key)\", and name it here" }}
 {{- end }}
+{{- include "switchboard.validateSecurity" . }}
 {{- $targets := include "switchboard.targets" . | fromJsonArray }}
 {{- if not $targets }}
 {{- fail "mode split: every target is disabled; enable at least one of inbox, router, scheduler, chat, email, sms" }}

@@ -116,7 +116,7 @@ var errStopped = errors.New("the stream hub has stopped")
 // Hub reads sb.conversations.v1 and serves GET /v1/stream.
 type Hub struct {
 	cfg     Config
-	brokers []string
+	kafka   bus.Config
 	topic   string
 	log     *slog.Logger
 	clock   retry.Clock
@@ -152,15 +152,15 @@ type Hub struct {
 	servers map[*http.Server]chan struct{}
 }
 
-// New builds a hub reading from brokers; Run starts it. clock drives the
-// keepalives and the retries; nil means the system clock.
-func New(brokers []string, cfg Config, tel *telemetry.Telemetry, clock retry.Clock) (*Hub, error) {
+// New builds a hub reading from the brokers of kafkaCfg; Run starts it.
+// clock drives the keepalives and the retries; nil means the system clock.
+func New(kafkaCfg bus.Config, cfg Config, tel *telemetry.Telemetry, clock retry.Clock) (*Hub, error) {
 	if clock == nil {
 		clock = retry.SystemClock{}
 	}
 	cfg = cfg.withDefaults()
 	h := &Hub{
-		cfg: cfg, brokers: brokers, topic: events.TopicConversations,
+		cfg: cfg, kafka: kafkaCfg, topic: events.TopicConversations,
 		log: tel.Component("stream"), clock: clock,
 		tp: tel.Tracer, tracer: tel.Tracer.Tracer("switchboard/inbox/stream"),
 		started: make(chan struct{}), done: make(chan struct{}),
@@ -214,7 +214,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		if ends, err = h.endOffsets(ctx); err == nil {
 			break
 		}
-		h.log.Warn("cannot read the topic's end offsets yet; retrying", "topic", h.topic, "attempt", n, "error", err)
+		h.log.Warn("cannot read the topic's end offsets yet; retrying", "topic", h.topic, "attempt", n, "error", h.kafka.Explain(err))
 		if policy.Sleep(ctx, h.clock, n) != nil {
 			return nil
 		}
@@ -255,30 +255,32 @@ func (h *Hub) begin(ends map[int]int64) {
 func (h *Hub) follow(ctx context.Context, partition int, next int64) {
 	policy := retry.Policy{Initial: 200 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2}
 	for failures := 0; ; {
-		r := kafka.NewReader(kafka.ReaderConfig{
-			Brokers:     h.brokers,
-			Topic:       h.topic,
-			Partition:   partition,
-			MinBytes:    1,
-			MaxBytes:    16 << 20,
-			MaxWait:     250 * time.Millisecond,
-			ErrorLogger: kafka.LoggerFunc(func(format string, args ...any) { h.log.Warn("kafka reader: " + fmt.Sprintf(format, args...)) }),
-		})
-		err := r.SetOffset(next)
-		for err == nil {
-			var m kafka.Message
-			if m, err = r.ReadMessage(ctx); err == nil {
-				failures = 0
-				h.deliver(ctx, partition, m)
-				next = m.Offset + 1
+		r, err := h.kafka.NewReader(kafka.ReaderConfig{
+			Topic:     h.topic,
+			Partition: partition,
+			MinBytes:  1,
+			MaxBytes:  16 << 20,
+			MaxWait:   250 * time.Millisecond,
+		}, h.log)
+		// An error here is a TLS or password file gone since the start (a
+		// Secret being replaced): it may come back.
+		if err == nil {
+			err = r.SetOffset(next)
+			for err == nil {
+				var m kafka.Message
+				if m, err = r.ReadMessage(ctx); err == nil {
+					failures = 0
+					h.deliver(ctx, partition, m)
+					next = m.Offset + 1
+				}
 			}
+			_ = r.Close()
 		}
-		_ = r.Close()
 		if ctx.Err() != nil {
 			return
 		}
 		failures++
-		h.log.Warn("reading a partition failed; retrying", "topic", h.topic, "partition", partition, "offset", next, "attempt", failures, "error", err)
+		h.log.Warn("reading a partition failed; retrying", "topic", h.topic, "partition", partition, "offset", next, "attempt", failures, "error", h.kafka.Explain(err))
 		if policy.Sleep(ctx, h.clock, failures) != nil {
 			return
 		}
@@ -287,7 +289,11 @@ func (h *Hub) follow(ctx context.Context, partition int, next int64) {
 
 // endOffsets returns the end offset of every partition of the topic.
 func (h *Hub) endOffsets(ctx context.Context) (map[int]int64, error) {
-	client := &kafka.Client{Addr: kafka.TCP(h.brokers...), Timeout: 10 * time.Second}
+	client, done, err := h.kafka.Client(10 * time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{h.topic}})
 	if err != nil {
 		return nil, fmt.Errorf("metadata of %s: %w", h.topic, err)

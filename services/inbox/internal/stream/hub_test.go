@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/switchboard-oss/switchboard/pkg/bus"
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/telemetry"
 	"github.com/switchboard-oss/switchboard/pkg/testkit"
@@ -80,7 +81,7 @@ var principals = map[string]domain.Principal{
 func newRig(t *testing.T, cfg Config, started bool) *rig {
 	t.Helper()
 	clock := &fakeClock{}
-	h, err := New(nil, cfg, telemetry.Discard(), clock)
+	h, err := New(bus.Config{}, cfg, telemetry.Discard(), clock)
 	require.NoError(t, err)
 	r := &rig{hub: h, clock: clock, principals: principals, next: map[int]int64{0: 0, 1: 0}}
 	if started {
