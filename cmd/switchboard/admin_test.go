@@ -76,7 +76,8 @@ func TestAdminBootstrap(t *testing.T) {
 func TestAdminCreateTenantWithAdmin(t *testing.T) {
 	db := testkit.DatabaseURL(t)
 	code, out, errOut := admin(t, "create-tenant", "-database.url", db, "-name", "Acme",
-		"-admin-email", "ada@example.com", "-admin-password", "correct horse battery", "-console-url", "https://support.example.com")
+		"-admin-email", "ada@example.com", "-admin-password", "correct horse battery", "-console-url", "https://support.example.com",
+		"-secrets.keys", testKeys(t))
 	require.Equal(t, exitOK, code, errOut)
 	var b struct {
 		testkit.Bootstrap
@@ -98,7 +99,7 @@ func TestAdminCreateTenantWithAdmin(t *testing.T) {
 	require.NotContains(t, out, "correct horse battery")
 
 	// Without an admin: the console's address all the same, and no user.
-	code, out, errOut = admin(t, "create-tenant", "-database.url", db, "-name", "Bravo")
+	code, out, errOut = admin(t, "create-tenant", "-database.url", db, "-name", "Bravo", "-secrets.keys", testKeys(t))
 	require.Equal(t, exitOK, code, errOut)
 	require.Contains(t, out, `"console_url": "http://localhost:8080/?tenant=`)
 	require.NotContains(t, out, "admin_user")
@@ -116,7 +117,7 @@ func TestAdminCreateTenantWithAdmin(t *testing.T) {
 		{[]string{"-console-url", "ftp://example.com"}, "-console-url"},
 		{[]string{"-console-url", "http://example.com/?tenant=x"}, "-console-url"},
 	} {
-		args := append([]string{"create-tenant", "-database.url", db, "-name", "Refused"}, c.args...)
+		args := append([]string{"create-tenant", "-database.url", db, "-name", "Refused", "-secrets.keys", testKeys(t)}, c.args...)
 		code, out, errOut := admin(t, args...)
 		require.Equal(t, exitUsage, code, "%v: %s", c.args, errOut)
 		require.Contains(t, errOut, c.want, "%v", c.args)

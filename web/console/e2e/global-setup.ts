@@ -14,6 +14,7 @@ declare module 'vitest' {
     base: string
     databaseURL: string
     binary: string
+    dataDir: string
   }
 }
 
@@ -52,8 +53,13 @@ export default async function setup(project: TestProject) {
     binary,
     ['-target=all', '-data-dir', dataDir, '-http.addr', `127.0.0.1:${port}`, '-log.level', 'warn'],
     {
-      // Embedded Kafka and Redis whatever the environment says.
-      env: { ...process.env, DATABASE_URL: databaseURL, SB_KAFKA_BROKERS: '', KAFKA_BROKERS: '', SB_REDIS_URL: '', REDIS_URL: '' },
+      // Embedded Kafka and Redis whatever the environment says. The setup
+      // calls the API as one admin token far faster than a person: the
+      // API's request rates are off (services/inbox tests them).
+      env: {
+        ...process.env, DATABASE_URL: databaseURL, SB_KAFKA_BROKERS: '', KAFKA_BROKERS: '', SB_REDIS_URL: '', REDIS_URL: '',
+        SB_INBOX_API_TOKEN_RATE: '0', SB_INBOX_API_TENANT_RATE: '0',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   )
@@ -105,6 +111,7 @@ export default async function setup(project: TestProject) {
   project.provide('base', base)
   project.provide('databaseURL', databaseURL)
   project.provide('binary', binary)
+  project.provide('dataDir', dataDir)
   return async () => {
     if (process.env.SB_E2E_LOGS) console.log(logs.join(''))
     await cleanup()

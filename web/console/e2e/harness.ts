@@ -27,7 +27,8 @@ export function createTenant(name: string): Tenant {
   const adminEmail = `admin-${randomBytes(3).toString('hex')}@acme.test`
   const out = execFileSync(
     inject('binary'),
-    ['admin', 'create-tenant', '-name', name, '-admin-email', adminEmail, '-admin-name', 'Adèle Admin', '-console-url', base + '/'],
+    // The -target=all process's data directory holds the key that seals the channel's secret.
+    ['admin', 'create-tenant', '-data-dir', inject('dataDir'), '-name', name, '-admin-email', adminEmail, '-admin-name', 'Adèle Admin', '-console-url', base + '/'],
     { env: { ...process.env, DATABASE_URL: inject('databaseURL'), SB_ADMIN_PASSWORD: password }, timeout: 30_000 },
   )
   const b = JSON.parse(out.toString()) as {
