@@ -342,7 +342,7 @@ func TestTimersSurviveKills(t *testing.T) {
 		}
 		return true
 	}
-	for deadline := time.Now().Add(3 * time.Minute); !complete(); time.Sleep(time.Second) {
+	for deadline := time.Now().Add(5 * time.Minute); !complete(); time.Sleep(time.Second) {
 		if time.Now().After(deadline) {
 			once, more := actions()
 			var pending, overdue, views, stored, outbox int

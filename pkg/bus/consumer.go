@@ -32,6 +32,15 @@ const (
 	HeaderDLQTime      = "dlq_time"
 )
 
+// FetchMaxWait is every reader's deadline for a fetch's answer. The client
+// asks the broker to wait for data at most this less one second (kafka-go
+// keeps a second for the round trip), and the broker answers as soon as a
+// record comes, so it costs no latency: it is how late an answer may be.
+// With 250 ms a broker slowed down (a loaded node, a long GC) answered
+// after the deadline every time; the reader reconnected and asked again,
+// and the partition stopped moving.
+const FetchMaxWait = 1500 * time.Millisecond
+
 // Message is one event handed to a Handler, with where it came from.
 type Message struct {
 	// Event is the decoded CloudEvent.
@@ -238,7 +247,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		CommitInterval:        0, // commit synchronously, after handling
 		MinBytes:              1,
 		MaxBytes:              16 << 20,
-		MaxWait:               250 * time.Millisecond,
+		MaxWait:               FetchMaxWait,
 		QueueCapacity:         2 * c.cfg.MaxBatch,
 		WatchPartitionChanges: true,
 		HeartbeatInterval:     time.Second,

@@ -85,7 +85,7 @@ func ReplayDeadLetters(ctx context.Context, cfg Config, f ReplayFilter, seen fun
 		}
 		defer producer.Close()
 	}
-	r, err := cfg.NewReader(kafka.ReaderConfig{Topic: events.TopicDLQ, Partition: 0, MaxWait: 100 * time.Millisecond}, nil)
+	r, err := cfg.NewReader(kafka.ReaderConfig{Topic: events.TopicDLQ, Partition: 0, MaxWait: FetchMaxWait}, nil)
 	if err != nil {
 		return 0, fmt.Errorf("replay dead letters: %w", err)
 	}

@@ -99,7 +99,7 @@ func (t *Table) follow(ctx context.Context, partition int, end int64, pending *a
 		StartOffset: kafka.FirstOffset,
 		MinBytes:    1,
 		MaxBytes:    16 << 20,
-		MaxWait:     250 * time.Millisecond,
+		MaxWait:     FetchMaxWait,
 	}, t.log)
 	if err != nil {
 		return fmt.Errorf("read %s[%d]: %w", t.topic, partition, err)

@@ -260,7 +260,7 @@ func (h *Hub) follow(ctx context.Context, partition int, next int64) {
 			Partition: partition,
 			MinBytes:  1,
 			MaxBytes:  16 << 20,
-			MaxWait:   250 * time.Millisecond,
+			MaxWait:   bus.FetchMaxWait,
 		}, h.log)
 		// An error here is a TLS or password file gone since the start (a
 		// Secret being replaced): it may come back.
