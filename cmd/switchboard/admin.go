@@ -18,6 +18,7 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/config"
 	"github.com/switchboard-oss/switchboard/pkg/events"
 	"github.com/switchboard-oss/switchboard/pkg/pg"
+	"github.com/switchboard-oss/switchboard/pkg/seal"
 	"github.com/switchboard-oss/switchboard/services/inbox"
 )
 
@@ -116,17 +117,12 @@ func runAdmin(ctx context.Context, args []string, env func(string) (string, bool
 		return usageError(stderr, err)
 	}
 
-	pool, err := pg.Connect(ctx, db)
+	adm, closeAdmin, err := openAdmin(ctx, db, keys)
 	if err != nil {
 		fmt.Fprintf(stderr, "switchboard admin: %v\n", err)
 		return exitFailed
 	}
-	defer pool.Close()
-	adm, err := inbox.NewAdmin(ctx, pool, keys, time.Now)
-	if err != nil {
-		fmt.Fprintf(stderr, "switchboard admin: %v\n", err)
-		return exitFailed
-	}
+	defer closeAdmin()
 
 	var out any
 	switch cmd {
@@ -291,4 +287,18 @@ func replayDeadLetters(ctx context.Context, args []string, env func(string) (str
 	}
 	fmt.Fprintf(stderr, "switchboard admin: %d dead letters replayed\n", n)
 	return exitOK
+}
+
+// openAdmin connects to the database and opens the inbox's administration
+// with the sealing keys; close releases the connections.
+func openAdmin(ctx context.Context, db pg.Config, keys *seal.Keyring) (adm *inbox.Admin, close func(), err error) {
+	pool, err := pg.Connect(ctx, db)
+	if err != nil {
+		return nil, nil, err
+	}
+	if adm, err = inbox.NewAdmin(ctx, pool, keys, time.Now); err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return adm, pool.Close, nil
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/switchboard-oss/switchboard/pkg/config"
 	"github.com/switchboard-oss/switchboard/pkg/pg"
 	"github.com/switchboard-oss/switchboard/pkg/seal"
-	"github.com/switchboard-oss/switchboard/services/inbox"
 )
 
 // The keys that seal the channels' secrets (docs/adr/0022). The inbox
@@ -178,17 +177,12 @@ func reseal(ctx context.Context, args []string, env func(string) (string, bool),
 	if err != nil {
 		return usageError(stderr, err)
 	}
-	pool, err := pg.Connect(ctx, db)
+	adm, closeAdmin, err := openAdmin(ctx, db, keys)
 	if err != nil {
 		fmt.Fprintf(stderr, "switchboard admin: %v\n", err)
 		return exitFailed
 	}
-	defer pool.Close()
-	adm, err := inbox.NewAdmin(ctx, pool, keys, time.Now)
-	if err != nil {
-		fmt.Fprintf(stderr, "switchboard admin: %v\n", err)
-		return exitFailed
-	}
+	defer closeAdmin()
 	r, n, err := adm.ResealSecrets(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "switchboard admin: %v\n", err)
