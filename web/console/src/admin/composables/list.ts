@@ -49,6 +49,16 @@ export function useList<T extends { id: string }>(load: (cursor?: string) => Pro
   }
 }
 
+/** What a list's page frame (AdminPage) reads and calls. */
+export interface ListState {
+  items: Ref<readonly { id: string }[]>
+  loading: Ref<boolean>
+  error: Ref<string>
+  next: Ref<string | undefined>
+  reload: () => Promise<void>
+  more: () => Promise<void>
+}
+
 /** Every page of a list, for the choices of a form (queues, skills); small lists. */
 export async function loadAll<T>(load: (cursor?: string) => Promise<Page<T>>, max = 10): Promise<T[]> {
   const out: T[] = []
