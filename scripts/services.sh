@@ -89,9 +89,11 @@ poppler() {
 }
 
 # chromium: the console's browser tests (web/console/e2e) drive Debian's
-# Chromium; Playwright's own browser download is not used.
+# Chromium at /usr/bin/chromium (SB_CHROMIUM for another); Playwright's own
+# browser download is not used. (Not `command -v chromium`: that finds this
+# function.)
 chromium() {
-  if command -v chromium >/dev/null 2>&1; then return 0; fi
+  if [ -x "${SB_CHROMIUM:-/usr/bin/chromium}" ]; then return 0; fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "services: installing Chromium for the console's browser tests"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null ||
