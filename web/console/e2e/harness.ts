@@ -181,6 +181,16 @@ interface AxeViolation {
 export async function axeCheck(page: Page, screen: string) {
   const loaded = await page.evaluate(() => 'axe' in window)
   if (!loaded) await page.evaluate(axeSource)
+  // A panel still fading in (the offer's pop) has colours half-way: axe
+  // would measure those. Let the finite animations end first.
+  await page.evaluate(() =>
+    Promise.all(
+      document
+        .getAnimations()
+        .filter((a) => a.effect?.getComputedTiming().endTime !== Infinity)
+        .map((a) => a.finished.catch(() => undefined)),
+    ),
+  )
   const violations = await page.evaluate(async () => {
     const axe = (window as unknown as { axe: { run: (c: unknown, o: unknown) => Promise<{ violations: AxeViolation[] }> } }).axe
     const r = await axe.run(document, { resultTypes: ['violations'] })
