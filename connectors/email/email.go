@@ -365,8 +365,15 @@ func (c *Connector) whileOwned(ctx context.Context, mailboxID string, log *slog.
 					conn.Release()
 				}()
 				rctx, cancel := context.WithCancelCause(ctx)
-				defer cancel(nil)
+				checked := make(chan struct{})
+				defer func() {
+					// The check is done with the connection before the
+					// deferred unlock above uses it.
+					cancel(nil)
+					<-checked
+				}()
 				go func() {
+					defer close(checked)
 					for {
 						select {
 						case <-rctx.Done():
