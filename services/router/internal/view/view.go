@@ -296,9 +296,10 @@ type Change struct {
 	KeepBypass bool
 }
 
-// applySQL folds one change; it returns no row when the view already holds
-// a newer version.
-const applySQL = `INSERT INTO router.conversations AS c (` + conversationColumns + `)
+// applySQL folds one change and returns the conversation as the view now
+// holds it: changed, or as it was when the view already held this version
+// or a newer one.
+const applySQL = `WITH up AS (INSERT INTO router.conversations AS c (` + conversationColumns + `)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, CASE WHEN $15::uuid IS NULL THEN '{}'::uuid[] ELSE ARRAY[$15::uuid] END)
 	ON CONFLICT (id) DO UPDATE SET key = EXCLUDED.key, channel = EXCLUDED.channel, queue_id = EXCLUDED.queue_id, state = EXCLUDED.state,
 		version = EXCLUDED.version, state_version = EXCLUDED.state_version, state_since = EXCLUDED.state_since,
@@ -310,11 +311,16 @@ const applySQL = `INSERT INTO router.conversations AS c (` + conversationColumns
 			WHEN $15::uuid IS NULL OR $15::uuid = ANY(c.excluded) THEN c.excluded
 			ELSE c.excluded || $15::uuid END
 	WHERE c.version < EXCLUDED.version
-	RETURNING ` + conversationColumns
+	RETURNING ` + conversationColumns + `)
+	SELECT ` + conversationColumns + ` FROM up
+	UNION ALL
+	SELECT ` + conversationColumns + ` FROM router.conversations WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM up)`
 
 // ApplyAll folds changes, in order, in one round trip, and returns the
-// conversations as they now are, leaving out those whose change the view
-// already held (delivered again).
+// conversations as they now are, one per change. A change the view
+// already held (delivered again) returns the conversation too: the
+// process that folded it may have died before the Redis state heard of
+// it, and the state's scripts ignore what they already hold.
 //
 // Excluded agents are kept while the conversation goes from new to offered
 // and back, and forgotten when someone takes it or it leaves its queue.
@@ -341,9 +347,6 @@ func (s *Store) ApplyAll(ctx context.Context, changes []Change) ([]Conversation,
 			return nil, fmt.Errorf("store conversation %s: %w", ch.ID, err)
 		}
 		c, err := pgx.CollectExactlyOneRow(rows, scanConversation)
-		if errors.Is(err, pgx.ErrNoRows) {
-			continue
-		}
 		if err != nil {
 			return nil, fmt.Errorf("store conversation %s: %w", ch.ID, err)
 		}
