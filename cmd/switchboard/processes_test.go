@@ -2,6 +2,9 @@ package main_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -45,4 +48,26 @@ func (p *processes) start(t *testing.T, o testkit.NodeOptions) *testkit.Node {
 	p.nodes = append(p.nodes, n)
 	p.mu.Unlock()
 	return n
+}
+
+// logMetrics logs the lines of a process's /metrics that contain one of
+// the names (histograms' buckets left out), for a failing test to show
+// where the process stood.
+func logMetrics(t *testing.T, what, base string, names ...string) {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Logf("%s metrics: %v", what, err)
+		return
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(raw), "\n") {
+		for _, n := range names {
+			if strings.Contains(l, n) && !strings.HasPrefix(l, "#") && !strings.Contains(l, "_bucket{") {
+				t.Logf("%s metric: %s", what, l)
+				break
+			}
+		}
+	}
 }

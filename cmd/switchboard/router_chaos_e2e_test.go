@@ -82,7 +82,7 @@ func TestRoutingSurvivesChaos(t *testing.T) {
 	}
 	inboxNode := start("inbox,chat,scheduler")
 	routerA := start("router")
-	start("router")
+	routerB := start("router")
 	base := inboxNode.Base()
 	admin := b.APIToken.Token
 	client := &http.Client{Timeout: 10 * time.Second}
@@ -216,11 +216,27 @@ func TestRoutingSurvivesChaos(t *testing.T) {
 	})
 	chaos.Wait()
 
-	testkit.Eventually(t, 5*time.Minute, func() bool {
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		var done int
 		require.NoError(t, db.QueryRow(ctx, `SELECT count(*) FROM inbox.conversations WHERE tenant_id = $1 AND state = 'done'`, b.Tenant.ID).Scan(&done))
-		return done == nConvs
-	}, "not every conversation was offered, accepted and finished")
+		if done == nConvs {
+			break
+		}
+		if time.Now().After(deadline) {
+			// What was left, and where the surviving router stands.
+			rows, err := db.Query(ctx, `SELECT state, count(*) FROM inbox.conversations WHERE tenant_id = $1 GROUP BY 1`, b.Tenant.ID)
+			require.NoError(t, err)
+			for rows.Next() {
+				var state string
+				var n int
+				require.NoError(t, rows.Scan(&state, &n))
+				t.Logf("%d conversations %s", n, state)
+			}
+			require.NoError(t, rows.Err())
+			logMetrics(t, "router B", routerB.Base(), "switchboard_bus_lag", "consumed_messages_total", "handler_failures", "switchboard_router_")
+			t.Fatalf("after 5m: %d of %d conversations done: not every conversation was offered, accepted and finished (%d accept calls succeeded)", done, nConvs, accepted.Load())
+		}
+	}
 	stop()
 	wg.Wait()
 

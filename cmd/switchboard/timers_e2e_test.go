@@ -3,10 +3,8 @@ package main_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -358,15 +356,7 @@ func TestTimersSurviveKills(t *testing.T) {
 				}
 				rows.Close()
 			}
-			if resp, err := http.Get("http://" + schedAddr + "/metrics"); err == nil {
-				raw, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				for _, l := range strings.Split(string(raw), "\n") {
-					if strings.Contains(l, "switchboard_bus_lag") || strings.Contains(l, "consumed_messages_total") || strings.Contains(l, "handler_failures") {
-						t.Logf("scheduler metric: %s", l)
-					}
-				}
-			}
+			logMetrics(t, "scheduler", "http://"+schedAddr, "switchboard_bus_lag", "consumed_messages_total", "handler_failures")
 			t.Fatalf("not every timer's effect happened: once %v, more than once %v; the inbox has %d conversations and %d events in its outbox; "+
 				"the scheduler knows %d conversations, has %d timers pending, %d of them overdue", once, more, stored, outbox, views, pending, overdue)
 		}
