@@ -8,8 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/switchboard-oss/switchboard/pkg/testkit"
 )
 
 // Scenario "ratelimit": two tenants on one all-in-one binary. Tenant B's
@@ -77,7 +75,7 @@ func rateLimitRun(ctx context.Context, o options) (rateLimitResult, error) {
 	}
 	defer env.close()
 	a := env.boot
-	b, err := testkit.CreateTenant(o.binary, env.dbURL, "Bravo")
+	b, err := env.createTenant(o, "Bravo")
 	if err != nil {
 		return res, err
 	}

@@ -45,11 +45,17 @@ func newRunEnv(ctx context.Context, o options, prefix string) (*runEnv, error) {
 		e.close()
 		return nil, err
 	}
-	if e.boot, err = testkit.CreateTenant(o.binary, dbURL, "Bench", "SB_SECRETS_KEYS_FILE="+keys); err != nil {
+	if e.boot, err = e.createTenant(o, "Bench"); err != nil {
 		e.close()
 		return nil, err
 	}
 	return e, nil
+}
+
+// createTenant creates a tenant with the admin command, sealing its
+// secrets under the key of e's data directory.
+func (e *runEnv) createTenant(o options, name string) (testkit.Bootstrap, error) {
+	return testkit.CreateTenant(o.binary, e.dbURL, name, "SB_SECRETS_KEYS_FILE="+filepath.Join(e.dataDir, seal.KeyFileName))
 }
 
 func (e *runEnv) close() {
